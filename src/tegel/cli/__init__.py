@@ -1,0 +1,53 @@
+"""`tegel` command line: one argparse tree, one module per command group.
+
+Each command module exposes ``register(subparsers)``, which adds its parser(s) and sets
+``func`` (``args -> exit code``). Modules are imported lazily by name so ``tegel --help``
+stays fast and a command group never pulls in the heavy dependencies of another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tegel.errors import TegelError
+
+# Command modules in pipeline order; each registers its sub-commands.
+COMMAND_MODULES: tuple[str, ...] = (
+    "tegel.cli.inspect_cmd",
+    "tegel.cli.hw_cmd",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole `tegel` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="tegel",
+        description="An executable model of AI inference hardware: inspect models, describe "
+        "machines, run and compare workloads.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tegel` console script; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args))
+    except TegelError as err:
+        print(f"tegel: error: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
