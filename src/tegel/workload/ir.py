@@ -1,0 +1,302 @@
+"""The workload IR: immutable tensors, ops with typed attributes, and graphs of them.
+
+One op kind enum lists every kind; each kind has one attribute dataclass. Semantics of each
+kind (shape inference, FLOPs, minimal bytes, NumPy reference) are registered per kind in
+`tegel.workload.ops` — the IR itself holds data only.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from tegel.workload.dtypes import DType
+
+
+class Role(enum.Enum):
+    """What a tensor is to the running program; decides where a mapping may keep it."""
+
+    INPUT = "input"  # fed per call: token ids, positions
+    WEIGHT = "weight"  # parameters, fixed across calls
+    ACTIVATION = "activation"  # produced and consumed within one call
+    KV_CACHE = "kv_cache"  # state carried between calls
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A named, typed array value. Shapes are row-major; sizes are element counts."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType
+    role: Role = Role.ACTIVATION
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> float:
+        """Bytes of memory the tensor occupies in its dtype (block scales included)."""
+        return self.dtype.nbytes(self.numel)
+
+
+class OpKind(enum.Enum):
+    MATMUL = "matmul"
+    ATTENTION = "attention"
+    UNARY = "unary"
+    BINARY = "binary"
+    RMSNORM = "rmsnorm"
+    LAYERNORM = "layernorm"
+    SOFTMAX = "softmax"
+    EMBEDDING = "embedding"
+    ROPE = "rope"
+    MOE_ROUTER = "moe_router"
+    MOE_EXPERTS = "moe_experts"
+    KV_CACHE_WRITE = "kv_cache_write"
+    CONV2D = "conv2d"
+    SLICE = "slice"
+
+
+GEMM_KINDS = frozenset({OpKind.MATMUL, OpKind.MOE_EXPERTS, OpKind.CONV2D})
+ELEMENTWISE_KINDS = frozenset(
+    {OpKind.UNARY, OpKind.BINARY, OpKind.RMSNORM, OpKind.LAYERNORM, OpKind.SOFTMAX, OpKind.ROPE}
+)
+DATA_MOVEMENT_KINDS = frozenset({OpKind.EMBEDDING, OpKind.KV_CACHE_WRITE, OpKind.SLICE})
+
+
+class UnaryFn(enum.Enum):
+    SILU = "silu"
+    GELU = "gelu"  # exact, erf-based
+    GELU_TANH = "gelu_tanh"  # tanh approximation (GPT-2 "gelu_new")
+    RELU = "relu"
+    NEG = "neg"
+
+
+class BinaryFn(enum.Enum):
+    ADD = "add"
+    SUB = "sub"
+    MUL = "mul"
+
+
+# ---- per-kind attributes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MatMul:
+    """out[..., M, N] = a[..., M, K] @ b[..., K, N] (+ bias[N]); a 2-D `b` broadcasts.
+
+    With `transpose_b`, `b` is stored [..., N, K] (the layout of a `torch.nn.Linear` weight).
+    """
+
+    transpose_a: bool = False
+    transpose_b: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    """Scaled dot-product attention of q [B, Lq, Hq*D] over k, v [B, Lk, Hkv*D].
+
+    Queries are the last Lq positions of the Lk keys: query i sits at position Lk - Lq + i
+    and, when `causal`, sees keys at positions <= its own (and within `window` of it). Prefill
+    has Lq = Lk; a decode step has Lq = 1 over the whole cache. Hq must be a multiple of Hkv
+    (multi-head: equal; grouped-query: a divisor; multi-query: Hkv = 1).
+    """
+
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    scale: float
+    causal: bool = True
+    window: int | None = None  # sliding window in positions (Mistral); None: unbounded
+
+
+@dataclass(frozen=True, slots=True)
+class Unary:
+    fn: UnaryFn
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    """Elementwise a (op) b with NumPy broadcasting."""
+
+    fn: BinaryFn
+
+
+@dataclass(frozen=True, slots=True)
+class RMSNorm:
+    """x / sqrt(mean(x^2) + eps) * weight, over the last axis, computed in fp32."""
+
+    eps: float
+
+
+@dataclass(frozen=True, slots=True)
+class LayerNorm:
+    """(x - mean) / sqrt(var + eps) * weight + bias, over the last axis."""
+
+    eps: float
+
+
+@dataclass(frozen=True, slots=True)
+class Softmax:
+    axis: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Embedding:
+    """Rows of a table [V, H] gathered by integer ids [...] -> [..., H]."""
+
+
+@dataclass(frozen=True, slots=True)
+class RopeScaling:
+    """Llama-3 style frequency-dependent scaling of rotary frequencies."""
+
+    factor: float
+    low_freq_factor: float
+    high_freq_factor: float
+    original_max_position_embeddings: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rope:
+    """Rotary position embedding of x [B, L, H*D] at integer positions [B, L].
+
+    The first `rotary_dim` of each head's D channels rotate. `interleaved` pairs channels
+    (0,1), (2,3), ... (GPT-J); otherwise channel i pairs with i + rotary_dim/2 (Llama/NeoX).
+    """
+
+    num_heads: int
+    head_dim: int
+    rotary_dim: int
+    theta: float
+    interleaved: bool = False
+    scaling: RopeScaling | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MoERouter:
+    """Top-k expert choice from router logits [..., E] -> (weights [..., k], indices [..., k]).
+
+    Weights are softmax(logits) at the chosen experts, renormalised over the k when
+    `normalize` (Mixtral).
+    """
+
+    num_experts: int
+    top_k: int
+    normalize: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MoEExperts:
+    """Gated-MLP experts applied to the tokens routed to them, weighted and summed.
+
+    Inputs: x [..., H], routing weights [..., k], indices [..., k], w_gate [E, F, H],
+    w_up [E, F, H], w_down [E, H, F]. For each token t and choice j with e = idx[t, j]:
+    out[t] += w[t, j] * (act(x[t] W_gate[e]^T) * (x[t] W_up[e]^T)) W_down[e]^T.
+    `expert_token_counts` (tokens routed to each expert) is the routing the cost models use;
+    None means the expectation under uniform routing.
+    """
+
+    num_experts: int
+    top_k: int
+    activation: UnaryFn = UnaryFn.SILU
+    expert_token_counts: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KVCacheWrite:
+    """Append new keys or values [B, L, Hkv*D] to a cache [B, K, Hkv*D] -> [B, K+L, Hkv*D].
+
+    With no past input (K = 0) the cache is just the new entries. The append is in place in
+    memory: only the new entries are written.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Conv2d:
+    """NCHW convolution of x [N, C, H, W] by w [O, C/groups, kh, kw] (+ bias [O])."""
+
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    groups: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """x[..., start:stop, ...] along `axis` (e.g. the last position's hidden state)."""
+
+    axis: int
+    start: int
+    stop: int
+
+
+Attrs = (
+    MatMul
+    | Attention
+    | Unary
+    | Binary
+    | RMSNorm
+    | LayerNorm
+    | Softmax
+    | Embedding
+    | Rope
+    | MoERouter
+    | MoEExperts
+    | KVCacheWrite
+    | Conv2d
+    | Slice
+)
+
+ATTRS_OF_KIND: dict[OpKind, type] = {
+    OpKind.MATMUL: MatMul,
+    OpKind.ATTENTION: Attention,
+    OpKind.UNARY: Unary,
+    OpKind.BINARY: Binary,
+    OpKind.RMSNORM: RMSNorm,
+    OpKind.LAYERNORM: LayerNorm,
+    OpKind.SOFTMAX: Softmax,
+    OpKind.EMBEDDING: Embedding,
+    OpKind.ROPE: Rope,
+    OpKind.MOE_ROUTER: MoERouter,
+    OpKind.MOE_EXPERTS: MoEExperts,
+    OpKind.KV_CACHE_WRITE: KVCacheWrite,
+    OpKind.CONV2D: Conv2d,
+    OpKind.SLICE: Slice,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operation: a kind, its typed attributes, the tensors it reads and writes.
+
+    `layer` is the model block the op belongs to (-1 for embedding/head ops); mapping
+    policies use it to partition graphs into pipeline stages.
+    """
+
+    name: str
+    kind: OpKind
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+    attrs: Attrs
+    layer: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Graph:
+    """A flat, topologically ordered program: runtime inputs, weights, ops, outputs."""
+
+    name: str
+    inputs: tuple[Tensor, ...]
+    weights: tuple[Tensor, ...]
+    ops: tuple[Op, ...]
+    outputs: tuple[Tensor, ...]
+
+    @property
+    def parameter_count(self) -> int:
+        """Elements of all (unique) weight tensors."""
+        return sum(w.numel for w in self.weights)
+
+    def producers(self) -> dict[str, Op]:
+        """Tensor name -> the op that writes it."""
+        return {t.name: op for op in self.ops for t in op.outputs}

@@ -1,0 +1,217 @@
+"""The graph of one LLM inference phase — prefill of L tokens or one decode step at KV length K.
+
+Tensor names are tegel's canonical weight names (`layers.3.attn.q.weight`); the Hugging Face
+loader (`tegel.workload.weights`) maps checkpoints onto them. Activation layout is
+[batch, tokens, channels]; KV caches are [batch, positions, kv_heads * head_dim].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tegel.errors import TegelError
+from tegel.workload.dtypes import DType
+from tegel.workload.graph import GraphBuilder
+from tegel.workload.ir import (
+    Attention,
+    Binary,
+    BinaryFn,
+    Embedding,
+    Graph,
+    KVCacheWrite,
+    LayerNorm,
+    MatMul,
+    MoEExperts,
+    MoERouter,
+    OpKind,
+    RMSNorm,
+    Role,
+    Rope,
+    Slice,
+    Tensor,
+    Unary,
+)
+from tegel.workload.model_config import ModelConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Precision:
+    """Number formats of weights, activations and the KV cache."""
+
+    weights: DType = DType.BF16
+    activations: DType = DType.BF16
+    kv_cache: DType = DType.BF16
+
+    @classmethod
+    def uniform(cls, dtype: DType) -> Precision:
+        return cls(dtype, dtype, dtype)
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """One forward call: `new_tokens` per sequence on top of `past_tokens` already cached.
+
+    Prefill of L tokens is Phase(batch, L, 0); a decode step at KV length K is
+    Phase(batch, 1, K).
+    """
+
+    batch: int
+    new_tokens: int
+    past_tokens: int = 0
+
+    @classmethod
+    def prefill(cls, batch: int, tokens: int) -> Phase:
+        return cls(batch, tokens, 0)
+
+    @classmethod
+    def decode(cls, batch: int, kv_length: int) -> Phase:
+        return cls(batch, 1, kv_length)
+
+    @property
+    def kind(self) -> str:
+        return "decode" if self.new_tokens == 1 and self.past_tokens > 0 else "prefill"
+
+
+class _Blocks:
+    """Emits the blocks of one model into a GraphBuilder (one instance per graph)."""
+
+    def __init__(self, cfg: ModelConfig, phase: Phase, precision: Precision) -> None:
+        self.cfg, self.phase, self.p = cfg, phase, precision
+        self.g = GraphBuilder(f"{cfg.name}-{phase.kind}", precision.activations)
+
+    def w(self, name: str, *shape: int) -> Tensor:
+        return self.g.weight(name, shape, self.p.weights)
+
+    def small(self, name: str, *shape: int) -> Tensor:
+        """Norm scales and biases: kept in the activation format (they are tiny)."""
+        return self.g.weight(name, shape, self.p.activations)
+
+    def linear(self, x: Tensor, prefix: str, n_in: int, n_out: int, bias: bool) -> Tensor:
+        ins = (x, self.w(f"{prefix}.weight", n_out, n_in))
+        if bias:
+            ins += (self.small(f"{prefix}.bias", n_out),)
+        return self.g.op1(OpKind.MATMUL, MatMul(transpose_b=True), ins, prefix)
+
+    def norm(self, x: Tensor, prefix: str) -> Tensor:
+        h, c = self.cfg.hidden_size, self.cfg
+        if c.norm == "rms":
+            ins = (x, self.small(f"{prefix}.weight", h))
+            return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps), ins, prefix)
+        ins = (x, self.small(f"{prefix}.weight", h), self.small(f"{prefix}.bias", h))
+        return self.g.op1(OpKind.LAYERNORM, LayerNorm(c.norm_eps), ins, prefix)
+
+    def add(self, a: Tensor, b: Tensor, name: str) -> Tensor:
+        return self.g.op1(OpKind.BINARY, Binary(BinaryFn.ADD), (a, b), name)
+
+    def attention(self, x: Tensor, i: int, positions: Tensor) -> Tensor:
+        c, ph, g = self.cfg, self.phase, self.g
+        pre = f"layers.{i}.attn"
+        q_ch, kv_ch = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
+        q = self.linear(x, f"{pre}.q", c.hidden_size, q_ch, c.qkv_bias)
+        k = self.linear(x, f"{pre}.k", c.hidden_size, kv_ch, c.qkv_bias)
+        v = self.linear(x, f"{pre}.v", c.hidden_size, kv_ch, c.qkv_bias)
+        if not c.learned_positions:
+            q = self._rope(q, c.num_heads, positions, f"{pre}.q_rope")
+            k = self._rope(k, c.num_kv_heads, positions, f"{pre}.k_rope")
+        caches = []
+        for kind, new in (("k", k), ("v", v)):
+            ins: tuple[Tensor, ...] = (new,)
+            if ph.past_tokens:
+                past = g.input(f"past.{i}.{kind}", (ph.batch, ph.past_tokens, kv_ch),
+                               self.p.kv_cache, Role.KV_CACHE)
+                ins = (past, new)
+            (cache,) = g.op(OpKind.KV_CACHE_WRITE, KVCacheWrite(), ins, f"present.{i}.{kind}",
+                            dtype=self.p.kv_cache, role=Role.KV_CACHE)
+            caches.append(cache)
+        attrs = Attention(c.num_heads, c.num_kv_heads, c.head_dim, 1.0 / math.sqrt(c.head_dim),
+                          causal=True, window=c.sliding_window)
+        a = g.op1(OpKind.ATTENTION, attrs, (q, caches[0], caches[1]), f"{pre}.sdpa")
+        return self.linear(a, f"{pre}.o", q_ch, c.hidden_size, c.o_bias)
+
+    def _rope(self, x: Tensor, heads: int, positions: Tensor, name: str) -> Tensor:
+        c = self.cfg
+        attrs = Rope(heads, c.head_dim, c.rotary_dim, c.rope_theta, c.rope_interleaved,
+                     c.rope_scaling)
+        return self.g.op1(OpKind.ROPE, attrs, (x, positions), name)
+
+    def mlp(self, x: Tensor, i: int) -> Tensor:
+        c, g = self.cfg, self.g
+        pre = f"layers.{i}.mlp"
+        h, f = c.hidden_size, c.intermediate_size
+        if c.is_moe:
+            logits = self.linear(x, f"layers.{i}.moe.router", h, c.num_experts, False)
+            weights, idx = g.op(OpKind.MOE_ROUTER,
+                                MoERouter(c.num_experts, c.experts_per_token, normalize=True),
+                                (logits,), f"layers.{i}.moe.route")
+            e = c.num_experts
+            experts = (self.w(f"layers.{i}.moe.w_gate", e, f, h),
+                       self.w(f"layers.{i}.moe.w_up", e, f, h),
+                       self.w(f"layers.{i}.moe.w_down", e, h, f))
+            attrs = MoEExperts(e, c.experts_per_token, c.activation)
+            return g.op1(OpKind.MOE_EXPERTS, attrs, (x, weights, idx, *experts),
+                         f"layers.{i}.moe.experts")
+        up = self.linear(x, f"{pre}.up", h, f, c.mlp_bias)
+        if c.gated_mlp:
+            gate = self.linear(x, f"{pre}.gate", h, f, c.mlp_bias)
+            act = g.op1(OpKind.UNARY, Unary(c.activation), (gate,), f"{pre}.act")
+            up = g.op1(OpKind.BINARY, Binary(BinaryFn.MUL), (act, up), f"{pre}.gated")
+        else:
+            up = g.op1(OpKind.UNARY, Unary(c.activation), (up,), f"{pre}.act")
+        return self.linear(up, f"{pre}.down", f, h, c.mlp_bias)
+
+    def build(self, logits: str) -> Graph:
+        c, ph, g = self.cfg, self.phase, self.g
+        shape = (ph.batch, ph.new_tokens)
+        ids = g.input("input_ids", shape, DType.INT32)
+        positions = g.input("position_ids", shape, DType.INT32)
+        table = self.w("embed.weight", c.vocab_size, c.hidden_size)
+        h = g.op1(OpKind.EMBEDDING, Embedding(), (ids, table), "embed")
+        if c.learned_positions:
+            pos_table = self.w("pos_embed.weight", c.max_position_embeddings, c.hidden_size)
+            pos = g.op1(OpKind.EMBEDDING, Embedding(), (positions, pos_table), "pos_embed")
+            h = self.add(h, pos, "embed_sum")
+        for i in range(c.num_layers):
+            g.layer = i
+            x = self.norm(h, f"layers.{i}.attn_norm")
+            attn = self.attention(x, i, positions)
+            if c.parallel_block:
+                h = self.add(self.add(h, attn, f"layers.{i}.attn_residual"),
+                             self.mlp(x, i), f"layers.{i}.mlp_residual")
+                continue
+            h = self.add(h, attn, f"layers.{i}.attn_residual")
+            h = self.add(h, self.mlp(self.norm(h, f"layers.{i}.mlp_norm"), i),
+                         f"layers.{i}.mlp_residual")
+        g.layer = -1
+        h = self.norm(h, "final_norm")
+        if logits == "last" and ph.new_tokens > 1:
+            h = g.op1(OpKind.SLICE, Slice(1, ph.new_tokens - 1, ph.new_tokens), (h,), "last_token")
+        head = table if c.tie_word_embeddings else self.w("lm_head.weight", c.vocab_size,
+                                                         c.hidden_size)
+        ins = (h, head) + ((self.small("lm_head.bias", c.vocab_size),) if c.lm_head_bias else ())
+        out = g.op1(OpKind.MATMUL, MatMul(transpose_b=True), ins, "logits")
+        presents = tuple(t for op in g.ops for t in op.outputs if t.role is Role.KV_CACHE)
+        return g.build((out, *presents))
+
+
+def build_llm_graph(
+    cfg: ModelConfig,
+    phase: Phase,
+    precision: Precision | None = None,
+    logits: str = "last",
+) -> Graph:
+    """The graph of one forward call of `cfg` for `phase`.
+
+    Outputs: `logits` [B, 1, V] (or [B, L, V] with logits="all"), then the updated KV caches
+    `present.{layer}.{k|v}` [B, K+L, Hkv*D]. Inputs: `input_ids`, `position_ids` [B, L] and,
+    when K > 0, `past.{layer}.{k|v}` [B, K, Hkv*D].
+    """
+    if logits not in ("last", "all"):
+        raise TegelError(f"logits must be 'last' or 'all', got {logits!r}")
+    if phase.batch < 1 or phase.new_tokens < 1 or phase.past_tokens < 0:
+        raise TegelError(f"invalid phase {phase}: need batch >= 1, tokens >= 1, past >= 0")
+    total = phase.past_tokens + phase.new_tokens
+    if cfg.learned_positions and total > cfg.max_position_embeddings:
+        raise TegelError(f"{cfg.name}: {total} positions exceed max_position_embeddings "
+                         f"{cfg.max_position_embeddings}")
+    return _Blocks(cfg, phase, precision or Precision()).build(logits)

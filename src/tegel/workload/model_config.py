@@ -1,0 +1,267 @@
+"""Model configuration: a Hugging Face `config.json`, read into one typed, family-neutral record.
+
+Each supported `model_type` has a reader that maps its field names onto `ModelConfig`; a
+missing or ill-typed field is a TegelError naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from tegel.errors import TegelError
+from tegel.workload.ir import RopeScaling, UnaryFn
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """A decoder-only transformer, in the terms the graph builder needs."""
+
+    name: str
+    model_type: str
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    max_position_embeddings: int
+    norm: str  # "rms" | "layer"
+    norm_eps: float
+    activation: UnaryFn
+    gated_mlp: bool  # SwiGLU-style gate * up (Llama) vs up -> act -> down (GPT-2)
+    qkv_bias: bool
+    o_bias: bool
+    mlp_bias: bool
+    parallel_block: bool  # attention and MLP read the same normed input (GPT-J)
+    learned_positions: bool  # absolute position embedding table (GPT-2) instead of rotary
+    rotary_dim: int
+    rope_theta: float
+    rope_interleaved: bool
+    rope_scaling: RopeScaling | None
+    tie_word_embeddings: bool
+    lm_head_bias: bool
+    num_experts: int  # 0: dense MLP
+    experts_per_token: int
+    sliding_window: int | None
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    def kv_cache_elements_per_token(self) -> int:
+        """Keys and values of one token across all layers."""
+        return 2 * self.num_layers * self.num_kv_heads * self.head_dim
+
+
+class _Fields:
+    """Typed access to a config dict; errors name the file and the field."""
+
+    def __init__(self, raw: Mapping[str, Any], source: str) -> None:
+        self.raw, self.source = raw, source
+
+    def _fail(self, key: str, expected: str) -> TegelError:
+        got = self.raw.get(key, "<missing>")
+        return TegelError(f"{self.source}: field '{key}': expected {expected}, got {got!r}")
+
+    def int(self, key: str, default: int | None = None) -> int:
+        value = self.raw.get(key, default)
+        if value is None and default is not None:
+            value = default
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self._fail(key, "a positive integer")
+        return value
+
+    def opt_int(self, key: str) -> int | None:
+        return None if self.raw.get(key) is None else self.int(key)
+
+    def float(self, key: str, default: float | None = None) -> float:
+        value = self.raw.get(key)
+        value = default if value is None else value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self._fail(key, "a positive number")
+        return float(value)
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.raw.get(key, default)
+        if not isinstance(value, bool):
+            raise self._fail(key, "true or false")
+        return value
+
+    def activation(self, key: str, default: str) -> UnaryFn:
+        name = self.raw.get(key, default)
+        if name not in _ACTIVATIONS:
+            raise self._fail(key, "one of " + ", ".join(sorted(_ACTIVATIONS)))
+        return _ACTIVATIONS[name]
+
+    def rope(self) -> tuple[float, RopeScaling | None]:
+        """(theta, scaling) from `rope_theta` + `rope_scaling`, or transformers 5's
+        `rope_parameters` (which holds both)."""
+        key = "rope_parameters" if self.raw.get("rope_parameters") is not None else "rope_scaling"
+        scaling = self.raw.get(key)
+        theta_source = _Fields(scaling, f"{self.source}: {key}") if key == "rope_parameters" else self
+        theta = theta_source.float("rope_theta", 10000.0)
+        if scaling is None:
+            return theta, None
+        kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else None
+        if kind == "default":
+            return theta, None
+        if kind != "llama3":
+            raise self._fail(key, "null or a rope_type of 'default' or 'llama3'")
+        sub = _Fields(scaling, f"{self.source}: {key}")
+        return theta, RopeScaling(
+            factor=sub.float("factor"),
+            low_freq_factor=sub.float("low_freq_factor"),
+            high_freq_factor=sub.float("high_freq_factor"),
+            original_max_position_embeddings=sub.int("original_max_position_embeddings"),
+        )
+
+
+_ACTIVATIONS = {
+    "silu": UnaryFn.SILU,
+    "swish": UnaryFn.SILU,
+    "gelu": UnaryFn.GELU,
+    "gelu_new": UnaryFn.GELU_TANH,
+    "gelu_pytorch_tanh": UnaryFn.GELU_TANH,
+    "relu": UnaryFn.RELU,
+}
+
+
+def _llama_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
+    """Llama, Mistral, Qwen2 and Mixtral share one layout; they differ in a few flags."""
+    heads = f.int("num_attention_heads")
+    hidden = f.int("hidden_size")
+    head_dim = f.int("head_dim", hidden // heads)
+    qwen = model_type == "qwen2"
+    window = None
+    if model_type in ("mistral", "mixtral") or (qwen and f.bool("use_sliding_window", False)):
+        window = f.opt_int("sliding_window")
+    bias = f.bool("attention_bias", False) if model_type == "llama" else False
+    moe = model_type == "mixtral"
+    theta, scaling = f.rope()
+    return ModelConfig(
+        name=name,
+        model_type=model_type,
+        vocab_size=f.int("vocab_size"),
+        hidden_size=hidden,
+        num_layers=f.int("num_hidden_layers"),
+        num_heads=heads,
+        num_kv_heads=f.int("num_key_value_heads", heads),
+        head_dim=head_dim,
+        intermediate_size=f.int("intermediate_size"),
+        max_position_embeddings=f.int("max_position_embeddings", 2048),
+        norm="rms",
+        norm_eps=f.float("rms_norm_eps", 1e-6),
+        activation=f.activation("hidden_act", "silu"),
+        gated_mlp=True,
+        qkv_bias=qwen or bias,
+        o_bias=bias,
+        mlp_bias=f.bool("mlp_bias", False) if model_type == "llama" else False,
+        parallel_block=False,
+        learned_positions=False,
+        rotary_dim=head_dim,
+        rope_theta=theta,
+        rope_interleaved=False,
+        rope_scaling=scaling,
+        tie_word_embeddings=f.bool("tie_word_embeddings", False),
+        lm_head_bias=False,
+        num_experts=f.int("num_local_experts") if moe else 0,
+        experts_per_token=f.int("num_experts_per_tok") if moe else 0,
+        sliding_window=window,
+    )
+
+
+def _gpt2_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
+    """GPT-2 (learned positions, sequential block) and GPT-J (rotary, parallel block)."""
+    gptj = model_type == "gptj"
+    hidden, heads = f.int("n_embd"), f.int("n_head")
+    head_dim = hidden // heads
+    return ModelConfig(
+        name=name,
+        model_type=model_type,
+        vocab_size=f.int("vocab_size"),
+        hidden_size=hidden,
+        num_layers=f.int("n_layer"),
+        num_heads=heads,
+        num_kv_heads=heads,
+        head_dim=head_dim,
+        intermediate_size=f.int("n_inner", 4 * hidden),
+        max_position_embeddings=f.int("n_positions"),
+        norm="layer",
+        norm_eps=f.float("layer_norm_epsilon", 1e-5),
+        activation=f.activation("activation_function", "gelu_new"),
+        gated_mlp=False,
+        qkv_bias=not gptj,
+        o_bias=not gptj,
+        mlp_bias=True,
+        parallel_block=gptj,
+        learned_positions=not gptj,
+        rotary_dim=f.int("rotary_dim", head_dim) if gptj else 0,
+        rope_theta=10000.0,
+        rope_interleaved=True,
+        rope_scaling=None,
+        tie_word_embeddings=f.bool("tie_word_embeddings", not gptj),
+        lm_head_bias=gptj,
+        num_experts=0,
+        experts_per_token=0,
+        sliding_window=None,
+    )
+
+
+READERS: dict[str, Callable[[_Fields, str, str], ModelConfig]] = {
+    "llama": _llama_like,
+    "mistral": _llama_like,
+    "qwen2": _llama_like,
+    "mixtral": _llama_like,
+    "gpt2": _gpt2_like,
+    "gptj": _gpt2_like,
+}
+
+
+def shipped_models() -> list[str]:
+    """Names of the model configurations shipped with tegel."""
+    folder = resources.files("tegel.workload") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def parse_config(raw: Mapping[str, Any], name: str, source: str) -> ModelConfig:
+    """A ModelConfig from a parsed config.json; `source` names the file in errors."""
+    if not isinstance(raw, Mapping):
+        raise TegelError(f"{source}: expected a JSON object at the top level")
+    model_type = raw.get("model_type")
+    if model_type not in READERS:
+        raise TegelError(
+            f"{source}: field 'model_type': unsupported {model_type!r}; "
+            f"supported: {', '.join(sorted(READERS))}"
+        )
+    config = READERS[model_type](_Fields(raw, source), name, model_type)
+    if config.num_heads % config.num_kv_heads:
+        raise TegelError(f"{source}: num_attention_heads must be a multiple of num_key_value_heads")
+    return config
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """A shipped model by name (`llama-3.1-70b`), a config.json path, or a model folder."""
+    text_name = str(name_or_path)
+    if text_name in shipped_models():
+        resource = resources.files("tegel.workload") / "configs" / f"{text_name}.json"
+        return parse_config(json.loads(resource.read_text()), text_name, f"{text_name}.json")
+    path = Path(name_or_path)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise TegelError(
+            f"model {text_name!r}: not a shipped model ({', '.join(shipped_models())}) "
+            f"and no config.json at {path}"
+        )
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise TegelError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    name = path.parent.name if path.name == "config.json" else path.stem
+    return parse_config(raw, name, str(path))

@@ -1,0 +1,371 @@
+"""Per-kind rules of the IR: output shapes, FLOPs and minimal bytes moved.
+
+Conventions (docs/design.md): a multiply-add is 2 FLOPs; elementwise functions count the
+FLOPs in `UNARY_FLOPS`; minimal bytes are what any implementation must read and write at
+least once — each input read once, each output written once — except where an op touches
+only part of an input (embedding rows, routed experts, a slice, a sliding window) or updates
+memory in place (KV-cache append).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tegel.workload.dtypes import DType
+from tegel.workload.ir import (
+    Attention,
+    Binary,
+    Conv2d,
+    Embedding,
+    KVCacheWrite,
+    LayerNorm,
+    MatMul,
+    MoEExperts,
+    MoERouter,
+    Op,
+    OpKind,
+    RMSNorm,
+    Rope,
+    Slice,
+    Softmax,
+    Tensor,
+    Unary,
+    UnaryFn,
+)
+
+Shape = tuple[int, ...]
+# An output's shape and dtype; a dtype of None takes the activation dtype the builder chose.
+OutSpec = tuple[Shape, DType | None]
+
+UNARY_FLOPS: dict[UnaryFn, int] = {
+    UnaryFn.SILU: 4,  # exp, add, divide, multiply
+    UnaryFn.GELU: 8,
+    UnaryFn.GELU_TANH: 8,
+    UnaryFn.RELU: 1,
+    UnaryFn.NEG: 1,
+}
+
+
+class ShapeError(ValueError):
+    """Inputs that an op cannot accept."""
+
+
+@dataclass(frozen=True, slots=True)
+class OpWork:
+    """What an op must do at least: FLOPs, bytes read per input, bytes written per output."""
+
+    flops: float
+    read_bytes: tuple[float, ...]
+    write_bytes: tuple[float, ...]
+
+    @property
+    def bytes_read(self) -> float:
+        return sum(self.read_bytes)
+
+    @property
+    def bytes_written(self) -> float:
+        return sum(self.write_bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    infer: Callable[[tuple[Tensor, ...], object], tuple[OutSpec, ...]]
+    work: Callable[[Op], OpWork]
+
+
+RULES: dict[OpKind, Rule] = {}
+
+
+def _rule(kind: OpKind, infer: Callable, work: Callable) -> None:
+    RULES[kind] = Rule(infer, work)
+
+
+def infer(kind: OpKind, inputs: tuple[Tensor, ...], attrs: object) -> tuple[OutSpec, ...]:
+    """Output shapes (and fixed dtypes) of an op of `kind` on `inputs`; raises ShapeError."""
+    return RULES[kind].infer(inputs, attrs)
+
+
+def work(op: Op) -> OpWork:
+    """FLOPs and minimal bytes of one op."""
+    return RULES[op.kind].work(op)
+
+
+def _need(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ShapeError(msg)
+
+
+def _plain(op: Op, flops: float) -> OpWork:
+    return OpWork(flops, tuple(t.nbytes for t in op.inputs), tuple(t.nbytes for t in op.outputs))
+
+
+def broadcast_shapes(a: Shape, b: Shape) -> Shape:
+    out: list[int] = []
+    for i in range(1, max(len(a), len(b)) + 1):
+        x = a[-i] if i <= len(a) else 1
+        y = b[-i] if i <= len(b) else 1
+        _need(x == y or x == 1 or y == 1, f"shapes {a} and {b} do not broadcast")
+        out.append(max(x, y))
+    return tuple(reversed(out))
+
+
+# ---- matmul ----------------------------------------------------------------------------------
+
+
+def matmul_dims(a: Shape, b: Shape, attrs: MatMul) -> tuple[Shape, int, int, int]:
+    """(batch shape, M, N, K) of a matmul."""
+    _need(len(a) >= 2 and len(b) >= 2, f"matmul needs operands of rank >= 2, got {a} and {b}")
+    m, k = (a[-1], a[-2]) if attrs.transpose_a else (a[-2], a[-1])
+    kb, n = (b[-1], b[-2]) if attrs.transpose_b else (b[-2], b[-1])
+    _need(k == kb, f"matmul contraction mismatch: {a} x {b} (K {k} vs {kb})")
+    return broadcast_shapes(a[:-2], b[:-2]), m, n, k
+
+
+def _matmul_infer(ins: tuple[Tensor, ...], attrs: MatMul) -> tuple[OutSpec, ...]:
+    _need(len(ins) in (2, 3), "matmul takes (a, b) or (a, b, bias)")
+    batch, m, n, _ = matmul_dims(ins[0].shape, ins[1].shape, attrs)
+    if len(ins) == 3:
+        _need(ins[2].shape == (n,), f"matmul bias must be [{n}], got {ins[2].shape}")
+    return (((*batch, m, n), None),)
+
+
+def _matmul_work(op: Op) -> OpWork:
+    batch, m, n, k = matmul_dims(op.inputs[0].shape, op.inputs[1].shape, op.attrs)  # type: ignore[arg-type]
+    outer = math.prod(batch) * m * n
+    return _plain(op, 2.0 * outer * k + (outer if len(op.inputs) == 3 else 0))
+
+
+_rule(OpKind.MATMUL, _matmul_infer, _matmul_work)
+
+
+# ---- attention -------------------------------------------------------------------------------
+
+
+def attended_pairs(lq: int, lk: int, causal: bool, window: int | None) -> int:
+    """Number of (query, key) pairs that attention scores, per batch row and head."""
+    if not causal:
+        return lq * (min(lk, window) if window else lk)
+    first, last = lk - lq + 1, lk  # visible keys of the first and last query, unwindowed
+    if window is None or window >= last:
+        return (first + last) * lq // 2
+    # queries seeing fewer than `window` keys, then the rest seeing exactly `window`
+    short_last = min(window - 1, last)
+    short = max(0, short_last - first + 1)
+    short_sum = (first + short_last) * short // 2 if short else 0
+    return short_sum + (lq - short) * window
+
+
+def _attention_infer(ins: tuple[Tensor, ...], a: Attention) -> tuple[OutSpec, ...]:
+    _need(len(ins) == 3, "attention takes (q, k, v)")
+    q, k, v = (t.shape for t in ins)
+    _need(len(q) == 3 and len(k) == 3 and k == v, f"attention shapes q{q} k{k} v{v}")
+    _need(a.num_heads % a.num_kv_heads == 0, "num_heads must be a multiple of num_kv_heads")
+    _need(q[2] == a.num_heads * a.head_dim, f"q has {q[2]} channels, heads x head_dim differ")
+    _need(k[2] == a.num_kv_heads * a.head_dim, f"k has {k[2]} channels, kv heads differ")
+    _need(q[0] == k[0] and q[1] <= k[1], f"q{q} must share batch with k{k} and Lq <= Lk")
+    return ((q, None),)
+
+
+def _attention_work(op: Op) -> OpWork:
+    a: Attention = op.attrs  # type: ignore[assignment]
+    q, k, v = op.inputs
+    b, lq, _ = q.shape
+    lk = k.shape[1]
+    pairs = attended_pairs(lq, lk, a.causal, a.window) * b * a.num_heads
+    flops = 4.0 * a.head_dim * pairs + 5.0 * pairs  # QK^T and PV, plus softmax
+    kv_rows = min(lk, lq + a.window - 1) if a.window else lk
+    kv_frac = kv_rows / lk if lk else 0.0
+    return OpWork(flops, (q.nbytes, k.nbytes * kv_frac, v.nbytes * kv_frac), (op.outputs[0].nbytes,))
+
+
+_rule(OpKind.ATTENTION, _attention_infer, _attention_work)
+
+
+# ---- elementwise, norms, softmax -------------------------------------------------------------
+
+
+def _same_as_first(ins: tuple[Tensor, ...], _: object) -> tuple[OutSpec, ...]:
+    return ((ins[0].shape, None),)
+
+
+def _unary_work(op: Op) -> OpWork:
+    fn = op.attrs.fn  # type: ignore[union-attr]
+    return _plain(op, float(UNARY_FLOPS[fn] * op.outputs[0].numel))  # type: ignore[index]
+
+
+def _binary_infer(ins: tuple[Tensor, ...], _: Binary) -> tuple[OutSpec, ...]:
+    _need(len(ins) == 2, "binary ops take two inputs")
+    return ((broadcast_shapes(ins[0].shape, ins[1].shape), None),)
+
+
+def _norm_infer(ins: tuple[Tensor, ...], attrs: RMSNorm | LayerNorm) -> tuple[OutSpec, ...]:
+    want = 2 if isinstance(attrs, RMSNorm) else 3
+    _need(len(ins) == want, f"{type(attrs).__name__} takes {want} inputs")
+    hidden = ins[0].shape[-1]
+    for p in ins[1:]:
+        _need(p.shape == (hidden,), f"norm parameter {p.name} must be [{hidden}], got {p.shape}")
+    return ((ins[0].shape, None),)
+
+
+def _per_element(flops_per_element: int) -> Callable[[Op], OpWork]:
+    return lambda op: _plain(op, float(flops_per_element * op.outputs[0].numel))
+
+
+_rule(OpKind.UNARY, lambda ins, _: _same_as_first(ins, _), _unary_work)
+_rule(OpKind.BINARY, _binary_infer, _per_element(1))
+_rule(OpKind.RMSNORM, _norm_infer, _per_element(4))
+_rule(OpKind.LAYERNORM, _norm_infer, _per_element(7))
+_rule(OpKind.SOFTMAX, lambda ins, a: _same_as_first(ins, a), _per_element(5))
+
+
+# ---- embedding, rope, slice, kv cache --------------------------------------------------------
+
+
+def _embedding_infer(ins: tuple[Tensor, ...], _: Embedding) -> tuple[OutSpec, ...]:
+    _need(len(ins) == 2 and len(ins[1].shape) == 2, "embedding takes (ids, table [V, H])")
+    _need(not ins[0].dtype.info.is_float, f"embedding ids must be integers, got {ins[0].dtype}")
+    return (((*ins[0].shape, ins[1].shape[1]), None),)
+
+
+def _embedding_work(op: Op) -> OpWork:
+    ids, table = op.inputs
+    rows = ids.numel * table.shape[1]
+    return OpWork(0.0, (ids.nbytes, table.dtype.nbytes(rows)), (op.outputs[0].nbytes,))
+
+
+def _rope_infer(ins: tuple[Tensor, ...], a: Rope) -> tuple[OutSpec, ...]:
+    _need(len(ins) == 2, "rope takes (x, position_ids)")
+    x, pos = ins
+    _need(len(x.shape) == 3 and x.shape[2] == a.num_heads * a.head_dim, f"rope x {x.shape}")
+    _need(pos.shape == x.shape[:2], f"rope positions {pos.shape} must be {x.shape[:2]}")
+    _need(a.rotary_dim % 2 == 0 and a.rotary_dim <= a.head_dim, "rotary_dim must be even, <= D")
+    return ((x.shape, None),)
+
+
+def _rope_work(op: Op) -> OpWork:
+    a: Rope = op.attrs  # type: ignore[assignment]
+    b, seq, _ = op.inputs[0].shape
+    return _plain(op, 3.0 * b * seq * a.num_heads * a.rotary_dim)
+
+
+def _slice_infer(ins: tuple[Tensor, ...], a: Slice) -> tuple[OutSpec, ...]:
+    shape = list(ins[0].shape)
+    axis = a.axis % len(shape)
+    _need(0 <= a.start < a.stop <= shape[axis], f"slice {a.start}:{a.stop} of axis size {shape[axis]}")
+    shape[axis] = a.stop - a.start
+    return ((tuple(shape), None),)
+
+
+def _slice_work(op: Op) -> OpWork:
+    out = op.outputs[0]
+    return OpWork(0.0, (op.inputs[0].dtype.nbytes(out.numel),), (out.nbytes,))
+
+
+def _kv_infer(ins: tuple[Tensor, ...], _: KVCacheWrite) -> tuple[OutSpec, ...]:
+    _need(len(ins) in (1, 2), "kv_cache_write takes (new,) or (past, new)")
+    new = ins[-1].shape
+    _need(len(new) == 3, f"kv_cache_write entries must be [B, L, C], got {new}")
+    if len(ins) == 1:
+        return ((new, None),)
+    past = ins[0].shape
+    _need(past[0] == new[0] and past[2] == new[2], f"cache {past} and entries {new} differ")
+    return (((new[0], past[1] + new[1], new[2]), ins[0].dtype),)
+
+
+def _kv_work(op: Op) -> OpWork:
+    new, out = op.inputs[-1], op.outputs[0]
+    reads = (0.0, new.nbytes) if len(op.inputs) == 2 else (new.nbytes,)
+    return OpWork(0.0, reads, (out.dtype.nbytes(new.numel),))
+
+
+_rule(OpKind.EMBEDDING, _embedding_infer, _embedding_work)
+_rule(OpKind.ROPE, _rope_infer, _rope_work)
+_rule(OpKind.SLICE, _slice_infer, _slice_work)
+_rule(OpKind.KV_CACHE_WRITE, _kv_infer, _kv_work)
+
+
+# ---- mixture of experts ----------------------------------------------------------------------
+
+
+def _router_infer(ins: tuple[Tensor, ...], a: MoERouter) -> tuple[OutSpec, ...]:
+    _need(len(ins) == 1 and ins[0].shape[-1] == a.num_experts, "router takes logits [..., E]")
+    _need(0 < a.top_k <= a.num_experts, f"top_k {a.top_k} out of range")
+    out = (*ins[0].shape[:-1], a.top_k)
+    return ((out, None), (out, DType.INT32))
+
+
+def _router_work(op: Op) -> OpWork:
+    a: MoERouter = op.attrs  # type: ignore[assignment]
+    tokens = op.inputs[0].numel // a.num_experts
+    return _plain(op, float(tokens * (5 * a.num_experts + 2 * a.top_k)))
+
+
+def expert_token_counts(a: MoEExperts, tokens: int) -> tuple[float, ...]:
+    """Tokens per expert: the op's recorded routing, or the uniform expectation."""
+    if a.expert_token_counts is not None:
+        return tuple(float(c) for c in a.expert_token_counts)
+    return (tokens * a.top_k / a.num_experts,) * a.num_experts
+
+
+def experts_touched(a: MoEExperts, tokens: int) -> float:
+    """Experts that receive at least one token (expected value under uniform routing)."""
+    if a.expert_token_counts is not None:
+        return float(sum(1 for c in a.expert_token_counts if c > 0))
+    return a.num_experts * (1.0 - (1.0 - a.top_k / a.num_experts) ** tokens)
+
+
+def _experts_infer(ins: tuple[Tensor, ...], a: MoEExperts) -> tuple[OutSpec, ...]:
+    _need(len(ins) == 6, "moe_experts takes (x, weights, indices, w_gate, w_up, w_down)")
+    x, w, idx, wg, wu, wd = (t.shape for t in ins)
+    e, f, h = wg
+    _need(e == a.num_experts and x[-1] == h, f"expert gate {wg} does not fit x {x}")
+    _need(wu == wg and wd == (e, h, f), f"expert up {wu} / down {wd} do not match gate {wg}")
+    _need(w == idx == (*x[:-1], a.top_k), f"routing {w}/{idx} must be {(*x[:-1], a.top_k)}")
+    if a.expert_token_counts is not None:
+        _need(len(a.expert_token_counts) == e, "expert_token_counts needs one count per expert")
+    return ((x, None),)
+
+
+def _experts_work(op: Op) -> OpWork:
+    a: MoEExperts = op.attrs  # type: ignore[assignment]
+    x = op.inputs[0]
+    _, f, h = op.inputs[3].shape
+    tokens = x.numel // h
+    routed = sum(expert_token_counts(a, tokens))
+    flops = routed * (6.0 * h * f + (UNARY_FLOPS[a.activation] + 1) * f + 2.0 * h)
+    frac = experts_touched(a, tokens) / a.num_experts
+    reads = tuple(t.nbytes for t in op.inputs[:3]) + tuple(t.nbytes * frac for t in op.inputs[3:])
+    return OpWork(flops, reads, (op.outputs[0].nbytes,))
+
+
+_rule(OpKind.MOE_ROUTER, _router_infer, _router_work)
+_rule(OpKind.MOE_EXPERTS, _experts_infer, _experts_work)
+
+
+# ---- convolution -----------------------------------------------------------------------------
+
+
+def _conv_infer(ins: tuple[Tensor, ...], a: Conv2d) -> tuple[OutSpec, ...]:
+    _need(len(ins) in (2, 3), "conv2d takes (x, w) or (x, w, bias)")
+    x, w = ins[0].shape, ins[1].shape
+    _need(len(x) == 4 and len(w) == 4, f"conv2d needs NCHW x and OIHW w, got {x}, {w}")
+    _need(x[1] == w[1] * a.groups and w[0] % a.groups == 0, f"conv2d channels {x} vs {w}")
+    oh = (x[2] + 2 * a.padding[0] - w[2]) // a.stride[0] + 1
+    ow = (x[3] + 2 * a.padding[1] - w[3]) // a.stride[1] + 1
+    _need(oh > 0 and ow > 0, f"conv2d kernel {w[2:]} larger than padded input {x[2:]}")
+    if len(ins) == 3:
+        _need(ins[2].shape == (w[0],), f"conv2d bias must be [{w[0]}]")
+    return (((x[0], w[0], oh, ow), None),)
+
+
+def _conv_work(op: Op) -> OpWork:
+    w = op.inputs[1].shape
+    out = op.outputs[0].numel
+    return _plain(op, 2.0 * out * w[1] * w[2] * w[3] + (out if len(op.inputs) == 3 else 0))
+
+
+_rule(OpKind.CONV2D, _conv_infer, _conv_work)
+
+assert set(RULES) == set(OpKind), "every op kind needs a rule"

@@ -1,0 +1,285 @@
+"""The NumPy reference interpreter: the semantics every compiled plan must reproduce.
+
+Each op kind has one reference function `(op, arrays) -> arrays`. Arithmetic is float32
+(float64 accumulation where a reduction is long), whatever dtype the tensors declare:
+number-format emulation is the functional executor's job; this is the exact-math baseline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from tegel.errors import TegelError
+from tegel.workload.ir import (
+    Attention,
+    BinaryFn,
+    Conv2d,
+    Graph,
+    LayerNorm,
+    MatMul,
+    MoEExperts,
+    MoERouter,
+    Op,
+    OpKind,
+    RMSNorm,
+    Rope,
+    Slice,
+    Softmax,
+    UnaryFn,
+)
+
+Array = np.ndarray
+Reference = Callable[[Op, list[Array]], list[Array]]
+REFERENCES: dict[OpKind, Reference] = {}
+
+
+def _ref(kind: OpKind) -> Callable[[Reference], Reference]:
+    def register(fn: Reference) -> Reference:
+        REFERENCES[kind] = fn
+        return fn
+
+    return register
+
+
+def _f32(x: Array) -> Array:
+    return np.asarray(x, dtype=np.float32)
+
+
+def unary(fn: UnaryFn, x: Array) -> Array:
+    """Elementwise activation functions, matching PyTorch's definitions."""
+    x = _f32(x)
+    if fn is UnaryFn.SILU:
+        return x / (1.0 + np.exp(-x))
+    if fn is UnaryFn.GELU:
+        erf = np.vectorize(math.erf, otypes=[np.float64])
+        return (0.5 * x * (1.0 + erf(x.astype(np.float64) / math.sqrt(2.0)))).astype(np.float32)
+    if fn is UnaryFn.GELU_TANH:
+        inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
+        return 0.5 * x * (1.0 + np.tanh(inner))
+    if fn is UnaryFn.RELU:
+        return np.maximum(x, 0.0)
+    if fn is UnaryFn.NEG:
+        return -x
+    raise NotImplementedError(fn)
+
+
+@_ref(OpKind.MATMUL)
+def _matmul(op: Op, xs: list[Array]) -> list[Array]:
+    a_attrs: MatMul = op.attrs  # type: ignore[assignment]
+    a, b = _f32(xs[0]), _f32(xs[1])
+    if a_attrs.transpose_a:
+        a = np.swapaxes(a, -1, -2)
+    if a_attrs.transpose_b:
+        b = np.swapaxes(b, -1, -2)
+    out = np.matmul(a, b)
+    if len(xs) == 3:
+        out = out + _f32(xs[2])
+    return [out]
+
+
+def softmax(x: Array, axis: int = -1) -> Array:
+    x = _f32(x)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@_ref(OpKind.ATTENTION)
+def _attention(op: Op, xs: list[Array]) -> list[Array]:
+    a: Attention = op.attrs  # type: ignore[assignment]
+    q, k, v = (_f32(x) for x in xs)
+    b, lq, _ = q.shape
+    lk = k.shape[1]
+    d, group = a.head_dim, a.num_heads // a.num_kv_heads
+    qh = q.reshape(b, lq, a.num_heads, d).transpose(0, 2, 1, 3)
+    kh = np.repeat(k.reshape(b, lk, a.num_kv_heads, d).transpose(0, 2, 1, 3), group, axis=1)
+    vh = np.repeat(v.reshape(b, lk, a.num_kv_heads, d).transpose(0, 2, 1, 3), group, axis=1)
+    scores = np.matmul(qh, kh.transpose(0, 1, 3, 2)) * np.float32(a.scale)
+    q_pos = np.arange(lk - lq, lk)[:, None]
+    k_pos = np.arange(lk)[None, :]
+    visible = np.ones((lq, lk), dtype=bool)
+    if a.causal:
+        visible &= k_pos <= q_pos
+    if a.window is not None:
+        visible &= k_pos > q_pos - a.window
+    scores = np.where(visible, scores, -np.inf)
+    out = np.matmul(softmax(scores), vh)
+    return [out.transpose(0, 2, 1, 3).reshape(b, lq, a.num_heads * d)]
+
+
+@_ref(OpKind.UNARY)
+def _unary(op: Op, xs: list[Array]) -> list[Array]:
+    return [unary(op.attrs.fn, xs[0])]  # type: ignore[union-attr, arg-type]
+
+
+_BINARY = {BinaryFn.ADD: np.add, BinaryFn.SUB: np.subtract, BinaryFn.MUL: np.multiply}
+
+
+@_ref(OpKind.BINARY)
+def _binary(op: Op, xs: list[Array]) -> list[Array]:
+    return [_BINARY[op.attrs.fn](_f32(xs[0]), _f32(xs[1]))]  # type: ignore[union-attr, index]
+
+
+@_ref(OpKind.RMSNORM)
+def _rmsnorm(op: Op, xs: list[Array]) -> list[Array]:
+    a: RMSNorm = op.attrs  # type: ignore[assignment]
+    x = _f32(xs[0])
+    var = np.mean(x * x, axis=-1, keepdims=True)
+    return [x / np.sqrt(var + np.float32(a.eps)) * _f32(xs[1])]
+
+
+@_ref(OpKind.LAYERNORM)
+def _layernorm(op: Op, xs: list[Array]) -> list[Array]:
+    a: LayerNorm = op.attrs  # type: ignore[assignment]
+    x = _f32(xs[0])
+    mean = np.mean(x, axis=-1, keepdims=True)
+    var = np.mean((x - mean) ** 2, axis=-1, keepdims=True)
+    return [(x - mean) / np.sqrt(var + np.float32(a.eps)) * _f32(xs[1]) + _f32(xs[2])]
+
+
+@_ref(OpKind.SOFTMAX)
+def _softmax(op: Op, xs: list[Array]) -> list[Array]:
+    a: Softmax = op.attrs  # type: ignore[assignment]
+    return [softmax(xs[0], a.axis)]
+
+
+@_ref(OpKind.EMBEDDING)
+def _embedding(op: Op, xs: list[Array]) -> list[Array]:
+    ids, table = xs
+    if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
+        raise TegelError(f"{op.name}: token id out of range 0..{table.shape[0] - 1}")
+    return [_f32(table)[ids.astype(np.int64)]]
+
+
+def rope_inv_freq(a: Rope) -> Array:
+    """Inverse frequencies of the rotary pairs (rotary_dim / 2), with Llama-3 scaling."""
+    inv = 1.0 / (a.theta ** (np.arange(0, a.rotary_dim, 2, dtype=np.float64) / a.rotary_dim))
+    s = a.scaling
+    if s is None:
+        return inv
+    low_wavelen = s.original_max_position_embeddings / s.low_freq_factor
+    high_wavelen = s.original_max_position_embeddings / s.high_freq_factor
+    wavelen = 2 * math.pi / inv
+    smooth = (s.original_max_position_embeddings / wavelen - s.low_freq_factor) / (
+        s.high_freq_factor - s.low_freq_factor
+    )
+    mid = (1 - smooth) * inv / s.factor + smooth * inv
+    return np.where(wavelen > low_wavelen, inv / s.factor, np.where(wavelen < high_wavelen, inv, mid))
+
+
+@_ref(OpKind.ROPE)
+def _rope(op: Op, xs: list[Array]) -> list[Array]:
+    a: Rope = op.attrs  # type: ignore[assignment]
+    x, pos = _f32(xs[0]), xs[1]
+    b, seq, _ = x.shape
+    xh = x.reshape(b, seq, a.num_heads, a.head_dim)
+    angles = pos.astype(np.float64)[..., None] * rope_inv_freq(a)[None, None, :]
+    cos = np.cos(angles).astype(np.float32)[:, :, None, :]
+    sin = np.sin(angles).astype(np.float32)[:, :, None, :]
+    rot, rest = xh[..., : a.rotary_dim], xh[..., a.rotary_dim :]
+    if a.interleaved:
+        even, odd = rot[..., 0::2], rot[..., 1::2]
+        out = np.empty_like(rot)
+        out[..., 0::2] = even * cos - odd * sin
+        out[..., 1::2] = odd * cos + even * sin
+    else:
+        half = a.rotary_dim // 2
+        first, second = rot[..., :half], rot[..., half:]
+        out = np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
+    return [np.concatenate([out, rest], axis=-1).reshape(b, seq, a.num_heads * a.head_dim)]
+
+
+@_ref(OpKind.SLICE)
+def _slice(op: Op, xs: list[Array]) -> list[Array]:
+    a: Slice = op.attrs  # type: ignore[assignment]
+    index = [slice(None)] * xs[0].ndim
+    index[a.axis] = slice(a.start, a.stop)
+    return [xs[0][tuple(index)]]
+
+
+@_ref(OpKind.KV_CACHE_WRITE)
+def _kv_write(op: Op, xs: list[Array]) -> list[Array]:
+    return [np.concatenate(xs, axis=1) if len(xs) == 2 else xs[0]]
+
+
+@_ref(OpKind.MOE_ROUTER)
+def _router(op: Op, xs: list[Array]) -> list[Array]:
+    a: MoERouter = op.attrs  # type: ignore[assignment]
+    probs = softmax(xs[0])
+    # stable descending order: ties go to the lower expert index, as torch.topk does on CPU
+    idx = np.argsort(-probs, axis=-1, kind="stable")[..., : a.top_k]
+    weights = np.take_along_axis(probs, idx, axis=-1)
+    if a.normalize:
+        weights = weights / np.sum(weights, axis=-1, keepdims=True)
+    return [weights, idx.astype(np.int32)]
+
+
+@_ref(OpKind.MOE_EXPERTS)
+def _experts(op: Op, xs: list[Array]) -> list[Array]:
+    a: MoEExperts = op.attrs  # type: ignore[assignment]
+    x, w, idx = _f32(xs[0]), _f32(xs[1]), xs[2]
+    wg, wu, wd = (_f32(t) for t in xs[3:])
+    h = x.shape[-1]
+    flat_x, flat_w, flat_i = x.reshape(-1, h), w.reshape(-1, a.top_k), idx.reshape(-1, a.top_k)
+    out = np.zeros_like(flat_x)
+    for e in range(a.num_experts):
+        tok, slot = np.nonzero(flat_i == e)
+        if tok.size == 0:
+            continue
+        xe = flat_x[tok]
+        hidden = unary(a.activation, xe @ wg[e].T) * (xe @ wu[e].T)
+        np.add.at(out, tok, (hidden @ wd[e].T) * flat_w[tok, slot][:, None])
+    return [out.reshape(x.shape)]
+
+
+@_ref(OpKind.CONV2D)
+def _conv2d(op: Op, xs: list[Array]) -> list[Array]:
+    a: Conv2d = op.attrs  # type: ignore[assignment]
+    x, w = _f32(xs[0]), _f32(xs[1])
+    (ph, pw), (sh, sw), g = a.padding, a.stride, a.groups
+    x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    n, c, hh, ww = x.shape
+    o, cg, kh, kw = w.shape
+    oh, ow = (hh - kh) // sh + 1, (ww - kw) // sw + 1
+    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw][:, :, :oh, :ow]  # [N, C, OH, OW, kh, kw]
+    og = o // g
+    outs = []
+    for gi in range(g):
+        xg = windows[:, gi * cg : (gi + 1) * cg]
+        wg = w[gi * og : (gi + 1) * og]
+        outs.append(np.einsum("nchwij,ocij->nohw", xg, wg, optimize=True))
+    out = np.concatenate(outs, axis=1)
+    if len(xs) == 3:
+        out = out + _f32(xs[2])[None, :, None, None]
+    return [out.astype(np.float32)]
+
+
+assert set(REFERENCES) == set(OpKind), "every op kind needs a reference implementation"
+
+
+def run_op(op: Op, arrays: list[Array]) -> list[Array]:
+    """Execute one op on NumPy arrays with its reference semantics."""
+    return REFERENCES[op.kind](op, arrays)
+
+
+def interpret(graph: Graph, feeds: Mapping[str, Array]) -> dict[str, Array]:
+    """Run `graph` on `feeds` (runtime inputs and weights by tensor name).
+
+    Returns every graph output by name. Missing feeds or wrong shapes are a TegelError.
+    """
+    env: dict[str, Array] = {}
+    for t in (*graph.inputs, *graph.weights):
+        if t.name not in feeds:
+            raise TegelError(f"graph {graph.name}: no value for tensor {t.name!r}")
+        value = np.asarray(feeds[t.name])
+        if value.shape != t.shape:
+            raise TegelError(f"tensor {t.name!r}: expected shape {t.shape}, got {value.shape}")
+        env[t.name] = value
+    for op in graph.ops:
+        results = run_op(op, [env[t.name] for t in op.inputs])
+        for tensor, value in zip(op.outputs, results, strict=True):
+            env[tensor.name] = value
+    return {t.name: env[t.name] for t in graph.outputs}

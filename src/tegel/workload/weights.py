@@ -1,0 +1,152 @@
+"""Weights from Hugging Face checkpoints, renamed and reshaped to tegel's canonical tensors.
+
+`load_hf_folder(path)` reads `config.json` and every `*.safetensors` file of a folder;
+`to_canonical(cfg, state)` maps a Hugging Face state dict (from a checkpoint, or from a live
+`transformers` model) onto the weight names `build_llm_graph` uses. GPT-2's fused `c_attn`
+(a Conv1D, [in, out]) is split and transposed; Mixtral experts are stacked, from either the
+per-expert checkpoint layout (`w1/w2/w3`) or the fused `gate_up_proj` layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from tegel.errors import TegelError
+from tegel.workload.model_config import ModelConfig, load_model_config
+
+Array = np.ndarray
+
+
+class _State:
+    """A state dict with errors that name the missing checkpoint tensor."""
+
+    def __init__(self, state: Mapping[str, Array], source: str) -> None:
+        self.state, self.source = state, source
+
+    def __call__(self, key: str) -> Array:
+        if key not in self.state:
+            raise TegelError(f"{self.source}: checkpoint has no tensor {key!r}")
+        return np.asarray(self.state[key], dtype=np.float32)
+
+    def has(self, key: str) -> bool:
+        return key in self.state
+
+
+def _llama_like(cfg: ModelConfig, s: _State) -> dict[str, Array]:
+    out = {"embed.weight": s("model.embed_tokens.weight"), "final_norm.weight": s("model.norm.weight")}
+    if not cfg.tie_word_embeddings:
+        out["lm_head.weight"] = s("lm_head.weight")
+    for i in range(cfg.num_layers):
+        hf, tg = f"model.layers.{i}", f"layers.{i}"
+        out[f"{tg}.attn_norm.weight"] = s(f"{hf}.input_layernorm.weight")
+        out[f"{tg}.mlp_norm.weight"] = s(f"{hf}.post_attention_layernorm.weight")
+        for p in ("q", "k", "v", "o"):
+            out[f"{tg}.attn.{p}.weight"] = s(f"{hf}.self_attn.{p}_proj.weight")
+            bias = cfg.o_bias if p == "o" else cfg.qkv_bias
+            if bias:
+                out[f"{tg}.attn.{p}.bias"] = s(f"{hf}.self_attn.{p}_proj.bias")
+        if cfg.is_moe:
+            out.update(_experts(cfg, s, hf, tg))
+            continue
+        for p in ("gate", "up", "down"):
+            out[f"{tg}.mlp.{p}.weight"] = s(f"{hf}.mlp.{p}_proj.weight")
+            if cfg.mlp_bias:
+                out[f"{tg}.mlp.{p}.bias"] = s(f"{hf}.mlp.{p}_proj.bias")
+    return out
+
+
+def _experts(cfg: ModelConfig, s: _State, hf: str, tg: str) -> dict[str, Array]:
+    f = cfg.intermediate_size
+    if s.has(f"{hf}.mlp.experts.gate_up_proj"):  # transformers >= 5 module layout
+        gate_up = s(f"{hf}.mlp.experts.gate_up_proj")
+        return {
+            f"{tg}.moe.router.weight": s(f"{hf}.mlp.gate.weight"),
+            f"{tg}.moe.w_gate": gate_up[:, :f],
+            f"{tg}.moe.w_up": gate_up[:, f:],
+            f"{tg}.moe.w_down": s(f"{hf}.mlp.experts.down_proj"),
+        }
+    moe = f"{hf}.block_sparse_moe"  # checkpoint layout: one Linear per expert
+
+    def stack(w: str) -> Array:
+        return np.stack([s(f"{moe}.experts.{e}.{w}.weight") for e in range(cfg.num_experts)])
+
+    return {
+        f"{tg}.moe.router.weight": s(f"{moe}.gate.weight"),
+        f"{tg}.moe.w_gate": stack("w1"),
+        f"{tg}.moe.w_up": stack("w3"),
+        f"{tg}.moe.w_down": stack("w2"),
+    }
+
+
+def _gpt2(cfg: ModelConfig, s: _State) -> dict[str, Array]:
+    h = cfg.hidden_size
+    out = {
+        "embed.weight": s("transformer.wte.weight"),
+        "pos_embed.weight": s("transformer.wpe.weight"),
+        "final_norm.weight": s("transformer.ln_f.weight"),
+        "final_norm.bias": s("transformer.ln_f.bias"),
+    }
+    for i in range(cfg.num_layers):
+        hf, tg = f"transformer.h.{i}", f"layers.{i}"
+        for src, dst in (("ln_1", "attn_norm"), ("ln_2", "mlp_norm")):
+            out[f"{tg}.{dst}.weight"] = s(f"{hf}.{src}.weight")
+            out[f"{tg}.{dst}.bias"] = s(f"{hf}.{src}.bias")
+        qkv_w, qkv_b = s(f"{hf}.attn.c_attn.weight"), s(f"{hf}.attn.c_attn.bias")
+        for j, p in enumerate(("q", "k", "v")):
+            out[f"{tg}.attn.{p}.weight"] = qkv_w[:, j * h : (j + 1) * h].T.copy()
+            out[f"{tg}.attn.{p}.bias"] = qkv_b[j * h : (j + 1) * h]
+        # Conv1D stores [in, out]; tegel's linear weights are [out, in]
+        for src, dst in (("attn.c_proj", "attn.o"), ("mlp.c_fc", "mlp.up"), ("mlp.c_proj", "mlp.down")):
+            out[f"{tg}.{dst}.weight"] = s(f"{hf}.{src}.weight").T.copy()
+            out[f"{tg}.{dst}.bias"] = s(f"{hf}.{src}.bias")
+    return out
+
+
+def _gptj(cfg: ModelConfig, s: _State) -> dict[str, Array]:
+    out = {
+        "embed.weight": s("transformer.wte.weight"),
+        "final_norm.weight": s("transformer.ln_f.weight"),
+        "final_norm.bias": s("transformer.ln_f.bias"),
+        "lm_head.weight": s("lm_head.weight"),
+        "lm_head.bias": s("lm_head.bias"),
+    }
+    for i in range(cfg.num_layers):
+        hf, tg = f"transformer.h.{i}", f"layers.{i}"
+        out[f"{tg}.attn_norm.weight"] = s(f"{hf}.ln_1.weight")
+        out[f"{tg}.attn_norm.bias"] = s(f"{hf}.ln_1.bias")
+        for src, dst in (("q_proj", "q"), ("k_proj", "k"), ("v_proj", "v"), ("out_proj", "o")):
+            out[f"{tg}.attn.{dst}.weight"] = s(f"{hf}.attn.{src}.weight")
+        for src, dst in (("fc_in", "up"), ("fc_out", "down")):
+            out[f"{tg}.mlp.{dst}.weight"] = s(f"{hf}.mlp.{src}.weight")
+            out[f"{tg}.mlp.{dst}.bias"] = s(f"{hf}.mlp.{src}.bias")
+    return out
+
+
+_MAPPERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like,
+            "mixtral": _llama_like, "gpt2": _gpt2, "gptj": _gptj}
+
+
+def to_canonical(cfg: ModelConfig, state: Mapping[str, Array], source: str = "state dict") -> dict[str, Array]:
+    """Map a Hugging Face state dict onto tegel's weight names (float32 arrays)."""
+    return _MAPPERS[cfg.model_type](cfg, _State(state, source))
+
+
+def load_hf_folder(folder: str | Path) -> tuple[ModelConfig, dict[str, Array]]:
+    """Config and canonical weights of a Hugging Face-format folder (config.json + *.safetensors)."""
+    from safetensors.numpy import load_file
+
+    path = Path(folder)
+    cfg = load_model_config(path)
+    files = sorted(path.glob("*.safetensors"))
+    if not files:
+        raise TegelError(f"{path}: no *.safetensors weight files")
+    state: dict[str, Array] = {}
+    for file in files:
+        try:
+            state.update(load_file(str(file)))
+        except Exception as err:  # safetensors raises several types for corrupt files
+            raise TegelError(f"{file}: cannot read safetensors file ({err})") from None
+    return cfg, to_canonical(cfg, state, str(path))

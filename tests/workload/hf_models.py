@@ -1,0 +1,50 @@
+"""Tiny random-weight `transformers` models of every supported family, for equivalence tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import transformers as T
+
+from tegel.workload import ModelConfig
+from tegel.workload.model_config import parse_config
+
+COMMON = dict(vocab_size=97, max_position_embeddings=64)
+LLAMA = dict(hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=6,
+             num_key_value_heads=2, rms_norm_eps=1e-5, **COMMON)
+
+TINY: dict[str, T.PretrainedConfig] = {
+    "llama": T.LlamaConfig(**LLAMA, rope_theta=500000.0, tie_word_embeddings=False,
+                           rope_scaling={"rope_type": "llama3", "factor": 8.0,
+                                         "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                         "original_max_position_embeddings": 16}),
+    "llama-tied-bias": T.LlamaConfig(**LLAMA, attention_bias=True, mlp_bias=True,
+                                     tie_word_embeddings=True),
+    "mistral": T.MistralConfig(**LLAMA, sliding_window=5),
+    "qwen2": T.Qwen2Config(**LLAMA, tie_word_embeddings=True, rope_theta=1e6),
+    "mixtral": T.MixtralConfig(**LLAMA, num_local_experts=4, num_experts_per_tok=2,
+                               sliding_window=None),
+    "gpt2": T.GPT2Config(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4),
+    "gptj": T.GPTJConfig(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4,
+                         rotary_dim=8, tie_word_embeddings=False),
+}
+
+
+def tiny_model(family: str, seed: int = 0) -> tuple[torch.nn.Module, ModelConfig]:
+    """A transformers model with O(1) random weights (so every path matters) and tegel's config."""
+    hf_config = TINY[family]
+    hf_config._attn_implementation = "eager"
+    torch.manual_seed(seed)
+    model = T.AutoModelForCausalLM.from_config(hf_config, attn_implementation="eager").eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or "ln_" in name:
+                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+            else:
+                p.copy_(0.2 * torch.randn_like(p))
+    cfg = parse_config(hf_config.to_dict(), f"tiny-{family}", f"tiny-{family} config")
+    return model, cfg
+
+
+def state_numpy(model: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}

@@ -1,0 +1,72 @@
+"""tegel's reference execution of an LLM graph equals Hugging Face `transformers` in fp32.
+
+For each family: prefill of L tokens (logits at every position and the KV caches), then one
+decode step on top of those caches. Weights are random, made in the test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from workload.hf_models import TINY, state_numpy, tiny_model
+from tegel.workload import Phase, Precision, build_llm_graph, interpret
+from tegel.workload.dtypes import DType
+from tegel.workload.weights import to_canonical
+
+FP32 = Precision.uniform(DType.FP32)
+BATCH, PROMPT = 2, 7
+TOL = 1e-4
+
+
+def _hf_cache(past, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keys and values of one layer as [B, K, Hkv*D] (transformers keeps [B, Hkv, K, D])."""
+    entry = past.layers[layer]
+    keys, values = entry.keys, entry.values
+    b, h, k, d = keys.shape
+    return tuple(t.permute(0, 2, 1, 3).reshape(b, k, h * d).numpy() for t in (keys, values))
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_prefill_and_decode_match_transformers(family: str) -> None:
+    model, cfg = tiny_model(family)
+    weights = to_canonical(cfg, state_numpy(model))
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, cfg.vocab_size, size=(BATCH, PROMPT))
+    positions = np.broadcast_to(np.arange(PROMPT), ids.shape)
+
+    with torch.no_grad():
+        hf = model(torch.tensor(ids), use_cache=True)
+    prefill = build_llm_graph(cfg, Phase.prefill(BATCH, PROMPT), FP32, logits="all")
+    got = interpret(prefill, {"input_ids": ids, "position_ids": positions, **weights})
+    np.testing.assert_allclose(got["logits"], hf.logits.numpy(), atol=TOL, rtol=0)
+    assert np.abs(hf.logits.numpy()).max() > 0.5, "logits too small for the check to mean much"
+    for layer in range(cfg.num_layers):
+        hf_k, hf_v = _hf_cache(hf.past_key_values, layer)
+        # a sliding-window cache in transformers keeps only the newest window - 1 positions
+        kept = hf_k.shape[1]
+        assert kept == PROMPT or (cfg.sliding_window and kept == cfg.sliding_window - 1)
+        np.testing.assert_allclose(got[f"present.{layer}.k"][:, -kept:], hf_k, atol=TOL, rtol=0)
+        np.testing.assert_allclose(got[f"present.{layer}.v"][:, -kept:], hf_v, atol=TOL, rtol=0)
+
+    next_ids = rng.integers(0, cfg.vocab_size, size=(BATCH, 1))
+    with torch.no_grad():
+        hf_step = model(torch.tensor(next_ids), past_key_values=hf.past_key_values, use_cache=True)
+    decode = build_llm_graph(cfg, Phase.decode(BATCH, PROMPT), FP32)
+    feeds = {"input_ids": next_ids, "position_ids": np.full((BATCH, 1), PROMPT), **weights}
+    for layer in range(cfg.num_layers):
+        feeds[f"past.{layer}.k"] = got[f"present.{layer}.k"]
+        feeds[f"past.{layer}.v"] = got[f"present.{layer}.v"]
+    step = interpret(decode, feeds)
+    np.testing.assert_allclose(step["logits"], hf_step.logits.numpy(), atol=TOL, rtol=0)
+
+
+def test_last_token_logits_equal_the_last_row_of_all_logits() -> None:
+    model, cfg = tiny_model("llama")
+    weights = to_canonical(cfg, state_numpy(model))
+    ids = np.arange(10).reshape(2, 5) % cfg.vocab_size
+    feeds = {"input_ids": ids, "position_ids": np.broadcast_to(np.arange(5), ids.shape), **weights}
+    every = interpret(build_llm_graph(cfg, Phase.prefill(2, 5), FP32, "all"), feeds)["logits"]
+    last = interpret(build_llm_graph(cfg, Phase.prefill(2, 5), FP32, "last"), feeds)["logits"]
+    np.testing.assert_allclose(last, every[:, -1:], atol=1e-5, rtol=0)
