@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from workload.hf_models import TINY, state_numpy, tiny_model
 from tegel.workload import Phase, Precision, build_llm_graph, interpret
 from tegel.workload.dtypes import DType
 from tegel.workload.weights import to_canonical
+from workload.hf_models import TINY, state_numpy, tiny_model
 
 FP32 = Precision.uniform(DType.FP32)
 BATCH, PROMPT = 2, 7

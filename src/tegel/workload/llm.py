@@ -88,7 +88,7 @@ class _Blocks:
         return self.g.weight(name, shape, self.p.activations)
 
     def linear(self, x: Tensor, prefix: str, n_in: int, n_out: int, bias: bool) -> Tensor:
-        ins = (x, self.w(f"{prefix}.weight", n_out, n_in))
+        ins: tuple[Tensor, ...] = (x, self.w(f"{prefix}.weight", n_out, n_in))
         if bias:
             ins += (self.small(f"{prefix}.bias", n_out),)
         return self.g.op1(OpKind.MATMUL, MatMul(transpose_b=True), ins, prefix)
@@ -96,8 +96,8 @@ class _Blocks:
     def norm(self, x: Tensor, prefix: str) -> Tensor:
         h, c = self.cfg.hidden_size, self.cfg
         if c.norm == "rms":
-            ins = (x, self.small(f"{prefix}.weight", h))
-            return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps), ins, prefix)
+            return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps),
+                              (x, self.small(f"{prefix}.weight", h)), prefix)
         ins = (x, self.small(f"{prefix}.weight", h), self.small(f"{prefix}.bias", h))
         return self.g.op1(OpKind.LAYERNORM, LayerNorm(c.norm_eps), ins, prefix)
 

@@ -69,7 +69,7 @@ class _Fields:
         got = self.raw.get(key, "<missing>")
         return TegelError(f"{self.source}: field '{key}': expected {expected}, got {got!r}")
 
-    def int(self, key: str, default: int | None = None) -> int:
+    def integer(self, key: str, default: int | None = None) -> int:
         value = self.raw.get(key, default)
         if value is None and default is not None:
             value = default
@@ -78,16 +78,16 @@ class _Fields:
         return value
 
     def opt_int(self, key: str) -> int | None:
-        return None if self.raw.get(key) is None else self.int(key)
+        return None if self.raw.get(key) is None else self.integer(key)
 
-    def float(self, key: str, default: float | None = None) -> float:
+    def number(self, key: str, default: float | None = None) -> float:
         value = self.raw.get(key)
         value = default if value is None else value
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
             raise self._fail(key, "a positive number")
         return float(value)
 
-    def bool(self, key: str, default: bool) -> bool:
+    def boolean(self, key: str, default: bool) -> bool:
         value = self.raw.get(key, default)
         if not isinstance(value, bool):
             raise self._fail(key, "true or false")
@@ -104,8 +104,9 @@ class _Fields:
         `rope_parameters` (which holds both)."""
         key = "rope_parameters" if self.raw.get("rope_parameters") is not None else "rope_scaling"
         scaling = self.raw.get(key)
-        theta_source = _Fields(scaling, f"{self.source}: {key}") if key == "rope_parameters" else self
-        theta = theta_source.float("rope_theta", 10000.0)
+        params = self.raw.get("rope_parameters")
+        theta_source = _Fields(params, f"{self.source}: {key}") if isinstance(params, dict) else self
+        theta = theta_source.number("rope_theta", 10000.0)
         if scaling is None:
             return theta, None
         kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else None
@@ -115,10 +116,10 @@ class _Fields:
             raise self._fail(key, "null or a rope_type of 'default' or 'llama3'")
         sub = _Fields(scaling, f"{self.source}: {key}")
         return theta, RopeScaling(
-            factor=sub.float("factor"),
-            low_freq_factor=sub.float("low_freq_factor"),
-            high_freq_factor=sub.float("high_freq_factor"),
-            original_max_position_embeddings=sub.int("original_max_position_embeddings"),
+            factor=sub.number("factor"),
+            low_freq_factor=sub.number("low_freq_factor"),
+            high_freq_factor=sub.number("high_freq_factor"),
+            original_max_position_embeddings=sub.integer("original_max_position_embeddings"),
         )
 
 
@@ -134,44 +135,44 @@ _ACTIVATIONS = {
 
 def _llama_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
     """Llama, Mistral, Qwen2 and Mixtral share one layout; they differ in a few flags."""
-    heads = f.int("num_attention_heads")
-    hidden = f.int("hidden_size")
-    head_dim = f.int("head_dim", hidden // heads)
+    heads = f.integer("num_attention_heads")
+    hidden = f.integer("hidden_size")
+    head_dim = f.integer("head_dim", hidden // heads)
     qwen = model_type == "qwen2"
     window = None
-    if model_type in ("mistral", "mixtral") or (qwen and f.bool("use_sliding_window", False)):
+    if model_type in ("mistral", "mixtral") or (qwen and f.boolean("use_sliding_window", False)):
         window = f.opt_int("sliding_window")
-    bias = f.bool("attention_bias", False) if model_type == "llama" else False
+    bias = f.boolean("attention_bias", False) if model_type == "llama" else False
     moe = model_type == "mixtral"
     theta, scaling = f.rope()
     return ModelConfig(
         name=name,
         model_type=model_type,
-        vocab_size=f.int("vocab_size"),
+        vocab_size=f.integer("vocab_size"),
         hidden_size=hidden,
-        num_layers=f.int("num_hidden_layers"),
+        num_layers=f.integer("num_hidden_layers"),
         num_heads=heads,
-        num_kv_heads=f.int("num_key_value_heads", heads),
+        num_kv_heads=f.integer("num_key_value_heads", heads),
         head_dim=head_dim,
-        intermediate_size=f.int("intermediate_size"),
-        max_position_embeddings=f.int("max_position_embeddings", 2048),
+        intermediate_size=f.integer("intermediate_size"),
+        max_position_embeddings=f.integer("max_position_embeddings", 2048),
         norm="rms",
-        norm_eps=f.float("rms_norm_eps", 1e-6),
+        norm_eps=f.number("rms_norm_eps", 1e-6),
         activation=f.activation("hidden_act", "silu"),
         gated_mlp=True,
         qkv_bias=qwen or bias,
         o_bias=bias,
-        mlp_bias=f.bool("mlp_bias", False) if model_type == "llama" else False,
+        mlp_bias=f.boolean("mlp_bias", False) if model_type == "llama" else False,
         parallel_block=False,
         learned_positions=False,
         rotary_dim=head_dim,
         rope_theta=theta,
         rope_interleaved=False,
         rope_scaling=scaling,
-        tie_word_embeddings=f.bool("tie_word_embeddings", False),
+        tie_word_embeddings=f.boolean("tie_word_embeddings", False),
         lm_head_bias=False,
-        num_experts=f.int("num_local_experts") if moe else 0,
-        experts_per_token=f.int("num_experts_per_tok") if moe else 0,
+        num_experts=f.integer("num_local_experts") if moe else 0,
+        experts_per_token=f.integer("num_experts_per_tok") if moe else 0,
         sliding_window=window,
     )
 
@@ -179,21 +180,21 @@ def _llama_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
 def _gpt2_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
     """GPT-2 (learned positions, sequential block) and GPT-J (rotary, parallel block)."""
     gptj = model_type == "gptj"
-    hidden, heads = f.int("n_embd"), f.int("n_head")
+    hidden, heads = f.integer("n_embd"), f.integer("n_head")
     head_dim = hidden // heads
     return ModelConfig(
         name=name,
         model_type=model_type,
-        vocab_size=f.int("vocab_size"),
+        vocab_size=f.integer("vocab_size"),
         hidden_size=hidden,
-        num_layers=f.int("n_layer"),
+        num_layers=f.integer("n_layer"),
         num_heads=heads,
         num_kv_heads=heads,
         head_dim=head_dim,
-        intermediate_size=f.int("n_inner", 4 * hidden),
-        max_position_embeddings=f.int("n_positions"),
+        intermediate_size=f.integer("n_inner", 4 * hidden),
+        max_position_embeddings=f.integer("n_positions"),
         norm="layer",
-        norm_eps=f.float("layer_norm_epsilon", 1e-5),
+        norm_eps=f.number("layer_norm_epsilon", 1e-5),
         activation=f.activation("activation_function", "gelu_new"),
         gated_mlp=False,
         qkv_bias=not gptj,
@@ -201,11 +202,11 @@ def _gpt2_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
         mlp_bias=True,
         parallel_block=gptj,
         learned_positions=not gptj,
-        rotary_dim=f.int("rotary_dim", head_dim) if gptj else 0,
+        rotary_dim=f.integer("rotary_dim", head_dim) if gptj else 0,
         rope_theta=10000.0,
         rope_interleaved=True,
         rope_scaling=None,
-        tie_word_embeddings=f.bool("tie_word_embeddings", not gptj),
+        tie_word_embeddings=f.boolean("tie_word_embeddings", not gptj),
         lm_head_bias=gptj,
         num_experts=0,
         experts_per_token=0,

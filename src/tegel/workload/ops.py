@@ -29,9 +29,7 @@ from tegel.workload.ir import (
     RMSNorm,
     Rope,
     Slice,
-    Softmax,
     Tensor,
-    Unary,
     UnaryFn,
 )
 

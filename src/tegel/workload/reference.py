@@ -240,7 +240,7 @@ def _conv2d(op: Op, xs: list[Array]) -> list[Array]:
     x, w = _f32(xs[0]), _f32(xs[1])
     (ph, pw), (sh, sw), g = a.padding, a.stride, a.groups
     x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    n, c, hh, ww = x.shape
+    hh, ww = x.shape[2:]
     o, cg, kh, kw = w.shape
     oh, ow = (hh - kh) // sh + 1, (ww - kw) // sw + 1
     windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))

@@ -9,9 +9,12 @@ per-expert checkpoint layout (`w1/w2/w3`) or the fused `gate_up_proj` layout.
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 
 from tegel.errors import TegelError
@@ -129,15 +132,50 @@ _MAPPERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like,
             "mixtral": _llama_like, "gpt2": _gpt2, "gptj": _gptj}
 
 
-def to_canonical(cfg: ModelConfig, state: Mapping[str, Array], source: str = "state dict") -> dict[str, Array]:
+def to_canonical(
+    cfg: ModelConfig, state: Mapping[str, Array], source: str = "state dict"
+) -> dict[str, Array]:
     """Map a Hugging Face state dict onto tegel's weight names (float32 arrays)."""
     return _MAPPERS[cfg.model_type](cfg, _State(state, source))
 
 
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16,
+    "F8_E4M3": ml_dtypes.float8_e4m3fn, "F8_E5M2": ml_dtypes.float8_e5m2,
+    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
+    "BOOL": np.bool_,
+}
+
+
+def read_safetensors(path: Path) -> dict[str, Array]:
+    """Every tensor of a .safetensors file, memory-mapped (bf16 and fp8 via ml_dtypes).
+
+    Format: 8-byte little-endian header length, a JSON header of name -> {dtype, shape,
+    data_offsets}, then the raw little-endian data.
+    """
+    data = np.memmap(path, dtype=np.uint8, mode="r")
+    if data.size < 8:
+        raise TegelError(f"{path}: not a safetensors file (too short)")
+    (length,) = struct.unpack("<Q", bytes(data[:8]))
+    try:
+        header = json.loads(bytes(data[8 : 8 + length]))
+    except (ValueError, UnicodeDecodeError):
+        raise TegelError(f"{path}: not a safetensors file (bad header)") from None
+    body = data[8 + length :]
+    out: dict[str, Array] = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if entry.get("dtype") not in _SAFETENSORS_DTYPES:
+            raise TegelError(f"{path}: tensor {name!r}: unsupported dtype {entry.get('dtype')!r}")
+        start, stop = entry["data_offsets"]
+        raw = body[start:stop]
+        out[name] = raw.view(_SAFETENSORS_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+    return out
+
+
 def load_hf_folder(folder: str | Path) -> tuple[ModelConfig, dict[str, Array]]:
     """Config and canonical weights of a Hugging Face-format folder (config.json + *.safetensors)."""
-    from safetensors.numpy import load_file
-
     path = Path(folder)
     cfg = load_model_config(path)
     files = sorted(path.glob("*.safetensors"))
@@ -145,8 +183,5 @@ def load_hf_folder(folder: str | Path) -> tuple[ModelConfig, dict[str, Array]]:
         raise TegelError(f"{path}: no *.safetensors weight files")
     state: dict[str, Array] = {}
     for file in files:
-        try:
-            state.update(load_file(str(file)))
-        except Exception as err:  # safetensors raises several types for corrupt files
-            raise TegelError(f"{file}: cannot read safetensors file ({err})") from None
+        state.update(read_safetensors(file))
     return cfg, to_canonical(cfg, state, str(path))

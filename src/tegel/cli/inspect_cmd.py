@@ -1,0 +1,64 @@
+"""`tegel inspect MODEL`: what a model costs before any hardware."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from tegel.report.text import si, table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="parameters, bytes and FLOPs of a model",
+                       description="Parameters, weight and KV-cache bytes, FLOPs and minimal "
+                       "bytes per token of a shipped model or a Hugging Face config.json.")
+    p.add_argument("model", help="shipped model name (see `tegel inspect --list`) or config.json path")
+    p.add_argument("--input", type=int, default=2048, metavar="L", help="prefill tokens (2048)")
+    p.add_argument("--kv", type=int, default=4096, metavar="K", help="decode KV length (4096)")
+    p.add_argument("--batch", type=int, default=1, metavar="B", help="batch (1)")
+    p.add_argument("--precision", default="bf16", help="weights, activations and KV format (bf16)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tegel.errors import TegelError
+    from tegel.workload import DType, Precision, load_model_config
+    from tegel.workload.summary import summarize
+
+    for flag, value in (("--input", args.input), ("--batch", args.batch)):
+        if value < 1:
+            raise TegelError(f"{flag}: expected a positive integer, got {value}")
+    if args.kv < 0:
+        raise TegelError(f"--kv: expected a non-negative integer, got {args.kv}")
+    try:
+        dtype = DType.parse(args.precision)
+    except ValueError as err:
+        raise TegelError(f"--precision: {err}") from None
+    cfg = load_model_config(args.model)
+    card = summarize(cfg, args.input, args.kv, args.batch, Precision.uniform(dtype))
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return 0
+    print(_render(card))
+    return 0
+
+
+def _render(c: dict) -> str:
+    moe = f", {c['experts']} experts, top-{c['experts_per_token']}" if c["experts"] else ""
+    head = (f"{c['model']} ({c['model_type']}): {si(c['parameters'])} parameters, "
+            f"{si(c['active_parameters'])} active per token{moe}\n"
+            f"{c['layers']} layers, hidden {c['hidden_size']}, {c['attention_heads']} heads / "
+            f"{c['kv_heads']} KV heads x {c['head_dim']}, vocab {c['vocab_size']}")
+    weights = table(["weights", "bytes"], [[k, si(v, "B")] for k, v in c["weight_bytes"].items()])
+    kv = table(["KV cache", "bytes/token"],
+               [[k, si(v, "B")] for k, v in c["kv_cache_bytes_per_token_by_format"].items()])
+    rows = []
+    for name in ("prefill", "decode"):
+        p = c[name]
+        rows.append([f"{name} B={p['batch']} L={p['new_tokens']} K={p['kv_length']}",
+                     si(p["flops_per_token"], "FLOP"), si(p["graph_bytes_per_token"], "B"),
+                     f"{p['arithmetic_intensity_flops_per_byte']:.3g}"])
+    phases = table(["phase (" + c["precision"]["weights"] + ")", "FLOPs/token",
+                    "min bytes/token", "FLOP/B"], rows)
+    return "\n\n".join([head, weights, kv, phases])

@@ -1,0 +1,1 @@
+"""Presentation: terminal tables and number formatting (HTML, plots and traces come later)."""
