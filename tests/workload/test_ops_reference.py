@@ -1,0 +1,502 @@
+"""The NumPy reference of every op kind equals an independent implementation in torch (fp32).
+
+Each test builds a one-op graph with GraphBuilder (so shapes go through the op rules and
+`verify`), runs it with `interpret`, and compares to torch code written from the op's
+definition. A closing property runs a small random multi-op graph the same two ways.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import transformers as T
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+from tegel.errors import TegelError
+from tegel.workload import GraphBuilder, interpret
+from tegel.workload.dtypes import DType
+from tegel.workload.ir import (
+    Attention,
+    Binary,
+    BinaryFn,
+    Conv2d,
+    Embedding,
+    KVCacheWrite,
+    LayerNorm,
+    MatMul,
+    MoEExperts,
+    MoERouter,
+    OpKind,
+    RMSNorm,
+    Rope,
+    RopeScaling,
+    Slice,
+    Softmax,
+    Unary,
+    UnaryFn,
+)
+from tegel.workload.reference import rope_inv_freq
+
+ATOL = 1e-5
+
+
+def run_one(kind: OpKind, attrs: object, *arrays: np.ndarray) -> list[np.ndarray]:
+    """Run one op of `kind` on `arrays` (floats as fp32, integers as int32) via interpret."""
+    g = GraphBuilder("one")
+    tensors = []
+    for i, arr in enumerate(arrays):
+        dtype = DType.FP32 if np.issubdtype(arr.dtype, np.floating) else DType.INT32
+        tensors.append(g.input(f"in{i}", arr.shape, dtype))
+    outs = g.op(kind, attrs, tuple(tensors), "out")  # type: ignore[arg-type]
+    graph = g.build(outs)
+    got = interpret(graph, {f"in{i}": a for i, a in enumerate(arrays)})
+    return [got[t.name] for t in outs]
+
+
+def rand(rng: np.random.Generator, *shape: int) -> np.ndarray:
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def close(got: np.ndarray, want: torch.Tensor, atol: float = ATOL) -> None:
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_allclose(got, want.detach().numpy(), atol=atol, rtol=1e-5)
+
+
+# ---- matmul ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_matmul_transposes(transpose_a: bool, transpose_b: bool) -> None:
+    rng = np.random.default_rng(0)
+    m, n, k = 3, 5, 4
+    a = rand(rng, 2, k, m) if transpose_a else rand(rng, 2, m, k)
+    b = rand(rng, 2, n, k) if transpose_b else rand(rng, 2, k, n)
+    (got,) = run_one(OpKind.MATMUL, MatMul(transpose_a, transpose_b), a, b)
+    ta, tb = torch.tensor(a), torch.tensor(b)
+    want = (ta.mT if transpose_a else ta) @ (tb.mT if transpose_b else tb)
+    close(got, want)
+
+
+def test_matmul_linear_weight_broadcasts_with_bias() -> None:
+    rng = np.random.default_rng(1)
+    x, w, bias = rand(rng, 2, 3, 8), rand(rng, 6, 8), rand(rng, 6)
+    (got,) = run_one(OpKind.MATMUL, MatMul(transpose_b=True), x, w, bias)
+    close(got, F.linear(torch.tensor(x), torch.tensor(w), torch.tensor(bias)))
+
+
+def test_matmul_broadcasts_batch_dims() -> None:
+    rng = np.random.default_rng(2)
+    a, b = rand(rng, 2, 1, 3, 4), rand(rng, 5, 4, 6)
+    (got,) = run_one(OpKind.MATMUL, MatMul(), a, b)
+    assert got.shape == (2, 5, 3, 6)
+    close(got, torch.matmul(torch.tensor(a), torch.tensor(b)))
+
+
+# ---- attention -------------------------------------------------------------------------------
+
+
+def torch_attention(
+    q: np.ndarray, k: np.ndarray, v: np.ndarray, a: Attention
+) -> torch.Tensor:
+    """SDPA with the IR's alignment: queries are the last Lq of Lk positions."""
+    b, lq, _ = q.shape
+    lk = k.shape[1]
+    d, group = a.head_dim, a.num_heads // a.num_kv_heads
+    qh = torch.tensor(q).view(b, lq, a.num_heads, d).transpose(1, 2)
+    kh = torch.tensor(k).view(b, lk, a.num_kv_heads, d).transpose(1, 2)
+    vh = torch.tensor(v).view(b, lk, a.num_kv_heads, d).transpose(1, 2)
+    kh, vh = kh.repeat_interleave(group, dim=1), vh.repeat_interleave(group, dim=1)
+    mask = torch.ones(lq, lk, dtype=torch.bool)
+    if a.causal:
+        mask = mask.tril(diagonal=lk - lq)
+    if a.window is not None:
+        mask = mask.triu(diagonal=lk - lq - a.window + 1)
+    out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask, scale=a.scale)
+    return out.transpose(1, 2).reshape(b, lq, a.num_heads * d)
+
+
+ATTENTION_CASES = {
+    # name: (heads, kv_heads, lq, lk, causal, window)
+    "mha-prefill": (4, 4, 6, 6, True, None),
+    "gqa-prefill": (6, 2, 7, 7, True, None),
+    "mqa-prefill": (4, 1, 5, 5, True, None),
+    "gqa-decode": (6, 2, 1, 9, True, None),
+    "mqa-decode": (4, 1, 1, 9, True, None),
+    "gqa-chunked": (6, 3, 4, 11, True, None),
+    "window-prefill": (4, 2, 9, 9, True, 3),
+    "window-decode": (4, 2, 1, 12, True, 5),
+    "window-chunked": (4, 2, 3, 10, True, 4),
+    "bidirectional": (4, 2, 5, 5, False, None),
+    "cross-lq-lt-lk": (4, 4, 3, 8, False, None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ATTENTION_CASES))
+def test_attention_matches_sdpa(case: str) -> None:
+    heads, kv_heads, lq, lk, causal, window = ATTENTION_CASES[case]
+    d, b = 8, 2
+    rng = np.random.default_rng(3)
+    q, k, v = rand(rng, b, lq, heads * d), rand(rng, b, lk, kv_heads * d), rand(rng, b, lk, kv_heads * d)
+    attrs = Attention(heads, kv_heads, d, 1 / math.sqrt(d), causal, window)
+    (got,) = run_one(OpKind.ATTENTION, attrs, q, k, v)
+    close(got, torch_attention(q, k, v, attrs))
+
+
+def test_attention_decode_equals_last_row_of_prefill() -> None:
+    """Causal alignment: one query over Lk keys is the last query of a full prefill."""
+    rng = np.random.default_rng(4)
+    d, lk = 4, 7
+    q, k, v = rand(rng, 1, lk, 2 * d), rand(rng, 1, lk, d), rand(rng, 1, lk, d)
+    attrs = Attention(2, 1, d, 0.5, causal=True)
+    (full,) = run_one(OpKind.ATTENTION, attrs, q, k, v)
+    (step,) = run_one(OpKind.ATTENTION, attrs, q[:, -1:], k, v)
+    np.testing.assert_allclose(step, full[:, -1:], atol=ATOL)
+
+
+# ---- elementwise, norms, softmax -------------------------------------------------------------
+
+TORCH_UNARY = {
+    UnaryFn.SILU: F.silu,
+    UnaryFn.GELU: lambda t: F.gelu(t, approximate="none"),
+    UnaryFn.GELU_TANH: lambda t: F.gelu(t, approximate="tanh"),
+    UnaryFn.RELU: F.relu,
+    UnaryFn.NEG: torch.neg,
+}
+
+
+@pytest.mark.parametrize("fn", list(UnaryFn))
+def test_unary_matches_torch(fn: UnaryFn) -> None:
+    x = np.linspace(-6, 6, 97, dtype=np.float32).reshape(1, 97)
+    (got,) = run_one(OpKind.UNARY, Unary(fn), x)
+    close(got, TORCH_UNARY[fn](torch.tensor(x)))
+
+
+def test_gelu_exact_and_tanh_differ() -> None:
+    """Guards against one being silently computed as the other."""
+    x = np.array([[1.5, -2.5]], dtype=np.float32)
+    (exact,) = run_one(OpKind.UNARY, Unary(UnaryFn.GELU), x)
+    (approx,) = run_one(OpKind.UNARY, Unary(UnaryFn.GELU_TANH), x)
+    assert np.abs(exact - approx).max() > 1e-5
+
+
+@pytest.mark.parametrize(
+    ("fn", "op"), [(BinaryFn.ADD, torch.add), (BinaryFn.SUB, torch.sub), (BinaryFn.MUL, torch.mul)]
+)
+def test_binary_broadcasts_like_torch(fn: BinaryFn, op) -> None:
+    rng = np.random.default_rng(5)
+    a, b = rand(rng, 2, 1, 4), rand(rng, 3, 1)
+    (got,) = run_one(OpKind.BINARY, Binary(fn), a, b)
+    close(got, op(torch.tensor(a), torch.tensor(b)))
+
+
+def test_rmsnorm_matches_torch() -> None:
+    rng = np.random.default_rng(6)
+    x, w = rand(rng, 2, 3, 16) * 3, rand(rng, 16)
+    (got,) = run_one(OpKind.RMSNORM, RMSNorm(1e-6), x, w)
+    close(got, F.rms_norm(torch.tensor(x), (16,), torch.tensor(w), eps=1e-6))
+
+
+def test_layernorm_matches_torch() -> None:
+    rng = np.random.default_rng(7)
+    x, w, bias = rand(rng, 2, 3, 16) * 3 + 1, rand(rng, 16), rand(rng, 16)
+    (got,) = run_one(OpKind.LAYERNORM, LayerNorm(1e-5), x, w, bias)
+    want = F.layer_norm(torch.tensor(x), (16,), torch.tensor(w), torch.tensor(bias), eps=1e-5)
+    close(got, want)
+
+
+@pytest.mark.parametrize("axis", [-1, 1, 0])
+def test_softmax_matches_torch(axis: int) -> None:
+    rng = np.random.default_rng(8)
+    x = rand(rng, 3, 4, 5) * 10
+    (got,) = run_one(OpKind.SOFTMAX, Softmax(axis), x)
+    close(got, torch.softmax(torch.tensor(x), dim=axis))
+
+
+# ---- embedding, slice, kv cache --------------------------------------------------------------
+
+
+def test_embedding_gathers_rows() -> None:
+    rng = np.random.default_rng(9)
+    table = rand(rng, 11, 6)
+    ids = np.array([[0, 10, 3], [3, 3, 7]], dtype=np.int32)
+    (got,) = run_one(OpKind.EMBEDDING, Embedding(), ids, table)
+    close(got, F.embedding(torch.tensor(ids, dtype=torch.long), torch.tensor(table)))
+
+
+@pytest.mark.parametrize("bad_id", [11, -1])
+def test_embedding_out_of_range_id_raises(bad_id: int) -> None:
+    table = np.zeros((11, 6), dtype=np.float32)
+    ids = np.array([[0, bad_id]], dtype=np.int32)
+    with pytest.raises(TegelError, match="out of range"):
+        run_one(OpKind.EMBEDDING, Embedding(), ids, table)
+
+
+@pytest.mark.parametrize(("axis", "start", "stop"), [(1, 4, 5), (-1, 2, 6), (0, 0, 1)])
+def test_slice_matches_narrow(axis: int, start: int, stop: int) -> None:
+    x = np.random.default_rng(10).standard_normal((2, 5, 7)).astype(np.float32)
+    (got,) = run_one(OpKind.SLICE, Slice(axis, start, stop), x)
+    close(got, torch.tensor(x).narrow(axis, start, stop - start), atol=0)
+
+
+def test_kv_cache_write_appends_along_positions() -> None:
+    rng = np.random.default_rng(11)
+    past, new = rand(rng, 2, 5, 8), rand(rng, 2, 3, 8)
+    (got,) = run_one(OpKind.KV_CACHE_WRITE, KVCacheWrite(), past, new)
+    close(got, torch.cat([torch.tensor(past), torch.tensor(new)], dim=1), atol=0)
+
+
+def test_kv_cache_write_without_past_is_the_new_entries() -> None:
+    new = np.random.default_rng(12).standard_normal((2, 4, 8)).astype(np.float32)
+    (got,) = run_one(OpKind.KV_CACHE_WRITE, KVCacheWrite(), new)
+    np.testing.assert_array_equal(got, new)
+
+
+# ---- rope ------------------------------------------------------------------------------------
+
+
+def rope_rotate_half(x: torch.Tensor, pos: torch.Tensor, inv_freq: torch.Tensor,
+                     heads: int, rotary_dim: int) -> torch.Tensor:
+    """Llama/NeoX rotary embedding, written as transformers does (rotate_half)."""
+    b, seq, _ = x.shape
+    xh = x.view(b, seq, heads, -1)
+    freqs = pos[..., None].double() * inv_freq.double()[None, None, :]
+    emb = torch.cat([freqs, freqs], dim=-1)
+    cos, sin = emb.cos().float()[:, :, None, :], emb.sin().float()[:, :, None, :]
+    rot, rest = xh[..., :rotary_dim], xh[..., rotary_dim:]
+    x1, x2 = rot[..., : rotary_dim // 2], rot[..., rotary_dim // 2 :]
+    rotated = torch.cat([-x2, x1], dim=-1)
+    return torch.cat([rot * cos + rotated * sin, rest], dim=-1).reshape(b, seq, -1)
+
+
+def rope_rotate_every_two(x: torch.Tensor, pos: torch.Tensor, inv_freq: torch.Tensor,
+                          heads: int, rotary_dim: int) -> torch.Tensor:
+    """GPT-J rotary embedding (rotate_every_two with interleaved sin/cos)."""
+    b, seq, _ = x.shape
+    xh = x.view(b, seq, heads, -1)
+    freqs = pos[..., None].double() * inv_freq.double()[None, None, :]
+    cos = freqs.cos().float().repeat_interleave(2, dim=-1)[:, :, None, :]
+    sin = freqs.sin().float().repeat_interleave(2, dim=-1)[:, :, None, :]
+    rot, rest = xh[..., :rotary_dim], xh[..., rotary_dim:]
+    rotated = torch.stack([-rot[..., 1::2], rot[..., 0::2]], dim=-1).flatten(-2)
+    return torch.cat([rot * cos + rotated * sin, rest], dim=-1).reshape(b, seq, -1)
+
+
+def plain_inv_freq(theta: float, rotary_dim: int) -> torch.Tensor:
+    return 1.0 / theta ** (torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim)
+
+
+@pytest.mark.parametrize("interleaved", [False, True])
+@pytest.mark.parametrize("rotary_dim", [16, 8, 2])
+def test_rope_matches_torch(interleaved: bool, rotary_dim: int) -> None:
+    heads, d, theta = 3, 16, 10000.0
+    rng = np.random.default_rng(13)
+    x = rand(rng, 2, 5, heads * d)
+    pos = rng.integers(0, 200, size=(2, 5)).astype(np.int32)  # arbitrary, per batch row
+    attrs = Rope(heads, d, rotary_dim, theta, interleaved)
+    (got,) = run_one(OpKind.ROPE, attrs, x, pos)
+    impl = rope_rotate_every_two if interleaved else rope_rotate_half
+    want = impl(torch.tensor(x), torch.tensor(pos), plain_inv_freq(theta, rotary_dim), heads,
+                rotary_dim)
+    close(got, want, atol=2e-5)
+    if rotary_dim < d:  # the channels past rotary_dim pass through untouched
+        tail = x.reshape(2, 5, heads, d)[..., rotary_dim:]
+        np.testing.assert_array_equal(got.reshape(2, 5, heads, d)[..., rotary_dim:], tail)
+
+
+def test_rope_at_position_zero_is_identity() -> None:
+    x = np.random.default_rng(14).standard_normal((1, 3, 8)).astype(np.float32)
+    (got,) = run_one(OpKind.ROPE, Rope(2, 4, 4, 10000.0), x, np.zeros((1, 3), np.int32))
+    np.testing.assert_allclose(got, x, atol=1e-7)
+
+
+LLAMA3 = RopeScaling(factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                     original_max_position_embeddings=64)
+
+
+def hf_llama3_inv_freq(theta: float, head_dim: int, s: RopeScaling) -> torch.Tensor:
+    config = T.LlamaConfig(
+        hidden_size=2 * head_dim, num_attention_heads=2, head_dim=head_dim,
+        rope_parameters={"rope_type": "llama3", "rope_theta": theta, "factor": s.factor,
+                         "low_freq_factor": s.low_freq_factor,
+                         "high_freq_factor": s.high_freq_factor,
+                         "original_max_position_embeddings": s.original_max_position_embeddings},
+    )
+    inv_freq, attention_factor = ROPE_INIT_FUNCTIONS["llama3"](config, None)
+    assert attention_factor == 1.0
+    return inv_freq
+
+
+def test_llama3_inv_freq_matches_transformers() -> None:
+    theta, d = 500000.0, 32
+    attrs = Rope(2, d, d, theta, scaling=LLAMA3)
+    got = rope_inv_freq(attrs)
+    want = hf_llama3_inv_freq(theta, d, LLAMA3).double().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # the case exercises all three regimes: kept, divided by factor, and smoothed in between
+    plain = plain_inv_freq(theta, d).numpy()
+    ratio = got / plain
+    assert np.isclose(ratio, 1.0).any()
+    assert np.isclose(ratio, 1 / LLAMA3.factor).any()
+    assert ((ratio > 1 / LLAMA3.factor + 1e-3) & (ratio < 1 - 1e-3)).any()
+
+
+def test_llama3_rope_output_matches_transformers_frequencies() -> None:
+    heads, d, theta = 2, 32, 500000.0
+    rng = np.random.default_rng(15)
+    x = rand(rng, 1, 6, heads * d)
+    # modest positions: transformers' inv_freq is fp32, so angle error grows with position
+    pos = np.array([[0, 1, 17, 40, 63, 90]], dtype=np.int32)
+    (got,) = run_one(OpKind.ROPE, Rope(heads, d, d, theta, scaling=LLAMA3), x, pos)
+    want = rope_rotate_half(torch.tensor(x), torch.tensor(pos),
+                            hf_llama3_inv_freq(theta, d, LLAMA3), heads, d)
+    close(got, want, atol=2e-5)
+
+
+# ---- mixture of experts ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_moe_router_softmax_topk(normalize: bool) -> None:
+    rng = np.random.default_rng(16)
+    logits = rand(rng, 2, 5, 8) * 2
+    weights, idx = run_one(OpKind.MOE_ROUTER, MoERouter(8, 3, normalize), logits)
+    probs = torch.softmax(torch.tensor(logits), dim=-1)
+    want_w, want_i = torch.topk(probs, 3, dim=-1)
+    if normalize:
+        want_w = want_w / want_w.sum(-1, keepdim=True)
+    assert idx.dtype == np.int32
+    np.testing.assert_array_equal(idx, want_i.numpy())
+    close(weights, want_w)
+
+
+def torch_moe(x, w, idx, wg, wu, wd, act) -> torch.Tensor:
+    """Per-token, per-choice loop straight from the MoEExperts docstring."""
+    flat_x = torch.tensor(x).reshape(-1, x.shape[-1])
+    flat_w = torch.tensor(w).reshape(flat_x.shape[0], -1)
+    flat_i = torch.tensor(idx).reshape(flat_x.shape[0], -1)
+    wg, wu, wd = torch.tensor(wg), torch.tensor(wu), torch.tensor(wd)
+    out = torch.zeros_like(flat_x)
+    for t in range(flat_x.shape[0]):
+        for j in range(flat_i.shape[1]):
+            e = int(flat_i[t, j])
+            hidden = act(flat_x[t] @ wg[e].T) * (flat_x[t] @ wu[e].T)
+            out[t] += flat_w[t, j] * (hidden @ wd[e].T)
+    return out.reshape(x.shape)
+
+
+@pytest.mark.parametrize("activation", [UnaryFn.SILU, UnaryFn.GELU])
+def test_moe_experts_match_token_loop(activation: UnaryFn) -> None:
+    rng = np.random.default_rng(17)
+    e, k, h, f = 5, 2, 8, 12
+    x = rand(rng, 2, 3, h)
+    idx = np.stack([rng.choice(e - 1, size=k, replace=False) for _ in range(6)]).reshape(2, 3, k)
+    idx = idx.astype(np.int32)  # expert e-1 receives no token
+    w = rng.random((2, 3, k)).astype(np.float32)
+    wg, wu, wd = rand(rng, e, f, h), rand(rng, e, f, h), rand(rng, e, h, f)
+    (got,) = run_one(OpKind.MOE_EXPERTS, MoEExperts(e, k, activation), x, w, idx, wg, wu, wd)
+    close(got, torch_moe(x, w, idx, wg, wu, wd, TORCH_UNARY[activation]), atol=1e-4)
+
+
+def test_router_then_experts_equals_torch() -> None:
+    rng = np.random.default_rng(18)
+    e, k, h, f = 4, 2, 6, 10
+    g = GraphBuilder("moe")
+    x = g.input("x", (2, 3, h), DType.FP32)
+    wr, wg, wu, wd = (g.weight(n, s, DType.FP32) for n, s in
+                      [("wr", (e, h)), ("wg", (e, f, h)), ("wu", (e, f, h)), ("wd", (e, h, f))])
+    logits = g.op1(OpKind.MATMUL, MatMul(transpose_b=True), (x, wr), "logits")
+    weights, idx = g.op(OpKind.MOE_ROUTER, MoERouter(e, k), (logits,), "route")
+    out = g.op1(OpKind.MOE_EXPERTS, MoEExperts(e, k), (x, weights, idx, wg, wu, wd), "moe")
+    feeds = {"x": rand(rng, 2, 3, h), "wr": rand(rng, e, h), "wg": rand(rng, e, f, h),
+             "wu": rand(rng, e, f, h), "wd": rand(rng, e, h, f)}
+    got = interpret(g.build((out,)), feeds)["moe"]
+
+    probs = torch.softmax(torch.tensor(feeds["x"]) @ torch.tensor(feeds["wr"]).T, dim=-1)
+    tw, ti = torch.topk(probs, k, dim=-1)
+    tw = tw / tw.sum(-1, keepdim=True)
+    want = torch_moe(feeds["x"], tw.numpy(), ti.numpy(), feeds["wg"], feeds["wu"], feeds["wd"],
+                     F.silu)
+    close(got, want, atol=1e-4)
+
+
+# ---- convolution -----------------------------------------------------------------------------
+
+CONV_CASES = [
+    # (x shape, w shape, stride, padding, groups, bias)
+    ((1, 3, 8, 8), (4, 3, 3, 3), (1, 1), (0, 0), 1, False),
+    ((2, 4, 9, 7), (6, 4, 3, 2), (2, 1), (1, 0), 1, True),
+    ((1, 4, 10, 10), (8, 2, 3, 3), (2, 2), (1, 1), 2, True),
+    ((2, 6, 7, 7), (6, 1, 5, 5), (1, 3), (2, 2), 6, False),  # depthwise
+    ((1, 3, 16, 16), (5, 3, 4, 4), (4, 4), (0, 0), 1, True),  # patchify
+]
+
+
+@pytest.mark.parametrize(("xs", "ws", "stride", "padding", "groups", "bias"), CONV_CASES)
+def test_conv2d_matches_torch(xs, ws, stride, padding, groups, bias) -> None:
+    rng = np.random.default_rng(19)
+    x, w = rand(rng, *xs), rand(rng, *ws)
+    arrays = (x, w, rand(rng, ws[0])) if bias else (x, w)
+    (got,) = run_one(OpKind.CONV2D, Conv2d(stride, padding, groups), *arrays)
+    want = F.conv2d(torch.tensor(x), torch.tensor(w),
+                    torch.tensor(arrays[2]) if bias else None, stride, padding, groups=groups)
+    close(got, want, atol=1e-4)
+
+
+# ---- interpreter -----------------------------------------------------------------------------
+
+
+def test_interpret_rejects_missing_feed_and_wrong_shape() -> None:
+    g = GraphBuilder("g")
+    x = g.input("x", (2, 3), DType.FP32)
+    y = g.op1(OpKind.UNARY, Unary(UnaryFn.RELU), (x,), "y")
+    graph = g.build((y,))
+    with pytest.raises(TegelError, match="'x'"):
+        interpret(graph, {})
+    with pytest.raises(TegelError, match=r"expected shape \(2, 3\)"):
+        interpret(graph, {"x": np.zeros((3, 2), np.float32)})
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    batch=st.integers(1, 3),
+    seq=st.integers(1, 4),
+    hidden=st.integers(1, 12),
+    ffn=st.integers(1, 16),
+    fn=st.sampled_from([UnaryFn.SILU, UnaryFn.GELU, UnaryFn.GELU_TANH, UnaryFn.RELU]),
+    bias=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_random_mlp_graph_matches_torch(batch, seq, hidden, ffn, fn, bias, seed) -> None:
+    """x -> rmsnorm -> (act(x Wg^T [+b]) * x Wu^T) -> Wd^T -> + x, as a graph and in torch."""
+    g = GraphBuilder("mlp")
+    x = g.input("x", (batch, seq, hidden), DType.FP32)
+    shapes = {"norm": (hidden,), "wg": (ffn, hidden), "wu": (ffn, hidden), "wd": (hidden, ffn)}
+    if bias:
+        shapes["bg"] = (ffn,)
+    w = {n: g.weight(n, s, DType.FP32) for n, s in shapes.items()}
+    lin = MatMul(transpose_b=True)
+    h = g.op1(OpKind.RMSNORM, RMSNorm(1e-5), (x, w["norm"]), "h")
+    gate_in = (h, w["wg"], w["bg"]) if bias else (h, w["wg"])
+    gate = g.op1(OpKind.UNARY, Unary(fn), (g.op1(OpKind.MATMUL, lin, gate_in, "g"),), "act")
+    up = g.op1(OpKind.MATMUL, lin, (h, w["wu"]), "up")
+    prod = g.op1(OpKind.BINARY, Binary(BinaryFn.MUL), (gate, up), "prod")
+    down = g.op1(OpKind.MATMUL, lin, (prod, w["wd"]), "down")
+    out = g.op1(OpKind.BINARY, Binary(BinaryFn.ADD), (x, down), "out")
+    graph = g.build((out,))
+
+    rng = np.random.default_rng(seed)
+    feeds = {"x": rand(rng, batch, seq, hidden)} | {n: rand(rng, *s) for n, s in shapes.items()}
+    got = interpret(graph, feeds)["out"]
+
+    t = {n: torch.tensor(a) for n, a in feeds.items()}
+    th = F.rms_norm(t["x"], (hidden,), t["norm"], eps=1e-5)
+    tg = TORCH_UNARY[fn](F.linear(th, t["wg"], t.get("bg")))
+    want = t["x"] + F.linear(tg * F.linear(th, t["wu"]), t["wd"])
+    close(got, want, atol=1e-4)
