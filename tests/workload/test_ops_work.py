@@ -124,9 +124,6 @@ def test_attended_pairs_counts_full_mask(lens: tuple[int, int]) -> None:
     assert attended_pairs(lq, lk, False, None) == lq * lk == brute_pairs(lq, lk, False, None)
 
 
-@pytest.mark.xfail(strict=True, reason="non-causal windowed attention: attended_pairs counts "
-                   "lq*min(lk, window) but the reference masks only keys older than the window, "
-                   "so earlier queries see more keys")
 def test_attended_pairs_counts_non_causal_window_mask() -> None:
     assert attended_pairs(3, 4, False, 2) == brute_pairs(3, 4, False, 2)
 
@@ -194,8 +191,6 @@ def test_embedding_reads_only_gathered_rows() -> None:
     assert w.write_bytes == (10 * h * 2,)
 
 
-@pytest.mark.xfail(strict=True, reason="embedding reads ids.numel rows even when there are more "
-                   "ids than table rows; the minimal read is at most the whole table")
 def test_embedding_read_is_at_most_the_table() -> None:
     op = make_op(OpKind.EMBEDDING, Embedding(), ((4, 8), I32), ((10, 16), BF16))
     assert work(op).read_bytes[1] <= op.inputs[1].nbytes
@@ -315,8 +310,7 @@ def random_op(draw: st.DrawFn) -> Op:
     if kind is OpKind.LAYERNORM:
         return make_op(kind, LayerNorm(1e-5), ((b, n, h), dt), ((h,), F32), ((h,), F32))
     if kind is OpKind.EMBEDDING:
-        # at most one id per table row: beyond that see the xfail test above
-        vocab = draw(st.integers(b * n, 40))
+        vocab = draw(st.integers(1, 40))
         return make_op(kind, Embedding(), ((b, n), I32), ((vocab, h), dt))
     if kind is OpKind.ROPE:
         heads, d = draw(st.integers(1, 3)), h

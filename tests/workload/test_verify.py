@@ -174,8 +174,6 @@ def test_wrong_fixed_output_dtype_is_rejected() -> None:
         verify(broken)
 
 
-@pytest.mark.xfail(strict=True, reason="verify's message for a wrong output dtype reports only "
-                   "shapes (identical here), so it does not say what is wrong")
 def test_wrong_fixed_output_dtype_message_names_the_dtype() -> None:
     graph = router_graph()
     op = graph.ops[0]

@@ -59,8 +59,11 @@ def verify(graph: Graph) -> Graph:
         if len(specs) != len(op.outputs):
             raise GraphError(f"op {op.name}: {len(op.outputs)} outputs, rule gives {len(specs)}")
         for t, (shape, dtype) in zip(op.outputs, specs, strict=True):
-            if t.shape != shape or (dtype is not None and t.dtype != dtype):
+            if t.shape != shape:
                 raise GraphError(f"op {op.name}: output {t.name} is {t.shape}, rule gives {shape}")
+            if dtype is not None and t.dtype != dtype:
+                raise GraphError(f"op {op.name}: output {t.name} is {t.dtype.value}, "
+                                 f"rule gives {dtype.value}")
             define(t, f"output of {op.name}")
     for t in graph.outputs:
         if defined.get(t.name) != t:

@@ -143,8 +143,12 @@ _rule(OpKind.MATMUL, _matmul_infer, _matmul_work)
 
 def attended_pairs(lq: int, lk: int, causal: bool, window: int | None) -> int:
     """Number of (query, key) pairs that attention scores, per batch row and head."""
-    if not causal:
-        return lq * (min(lk, window) if window else lk)
+    if not causal:  # the window still hides keys more than `window` behind the query
+        if window is None:
+            return lq * lk
+        lo, hi = max(lk - lq, window - 1), lk - 1
+        hidden = (lo - window + 1 + hi - window + 1) * (hi - lo + 1) // 2 if lo <= hi else 0
+        return lq * lk - hidden
     first, last = lk - lq + 1, lk  # visible keys of the first and last query, unwindowed
     if window is None or window >= last:
         return (first + last) * lq // 2
@@ -229,7 +233,7 @@ def _embedding_infer(ins: tuple[Tensor, ...], _: Embedding) -> tuple[OutSpec, ..
 
 def _embedding_work(op: Op) -> OpWork:
     ids, table = op.inputs
-    rows = ids.numel * table.shape[1]
+    rows = min(ids.numel, table.shape[0]) * table.shape[1]  # each distinct row read once
     return OpWork(0.0, (ids.nbytes, table.dtype.nbytes(rows)), (op.outputs[0].nbytes,))
 
 
