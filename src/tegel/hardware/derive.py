@@ -1,0 +1,138 @@
+"""Fill in what a chip description leaves out from its technology node, and say so in `cite`.
+
+Rules (each filled value's cite reads `derived: technology <node>: <rule>`):
+- compute: pJ per op of each dtype class = technology MAC energy / 2.
+- tile storage: SRAM read energy of a macro of `macro_bytes` (default: min(capacity, 8 KiB) for
+  registers, min(capacity, 32 KiB) otherwise); write = read x write factor.
+- chip storage: SRAM read energy of a min(capacity, 1 MiB) macro plus wire energy over half the
+  die edge (the mean distance from a tile to a chip-level bank).
+- leakage of a level: technology SRAM leakage per MiB x capacity.
+- NoC: hop length = tile pitch (sqrt(compute area / tiles)) on a mesh/torus/ring, half the die edge
+  on a crossbar/hierarchical network; pJ/bit/hop = wire pJ/bit/mm x hop length + router pJ/bit.
+- off-chip memory: pJ/bit of its DRAM kind; chip-to-chip links: pJ/bit of their link kind.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tegel.hardware.schema import Chip, StorageLevel
+from tegel.hardware.system import ChipLink, System
+from tegel.hardware.technology import Technology
+
+_KIB = 1024.0
+_MIB = 1024.0 * 1024.0
+
+
+def complete_chip(chip: Chip, tech: Technology) -> Chip:
+    """`chip` with every energy, leakage and NoC figure it left out derived from `tech`."""
+    tag = f"derived: technology {tech.node}"
+    compute = chip.tiles.compute
+    pj = dict(compute.pj_per_op)
+    cite = dict(compute.cite)
+    for dtype in compute.dtypes:
+        if dtype not in pj:
+            pj[dtype] = tech.pj_per_op(dtype)  # type: ignore[index]
+            cite[f"pj_per_op.{dtype}"] = (
+                f"{tag}: MAC energy / 2 ({tech.rules.get('mac_pj.' + dtype, '')})"
+            )
+    compute = compute.model_copy(update={"pj_per_op": pj, "cite": cite})
+    tile_levels = tuple(_complete_level(lv, tech, None) for lv in chip.tiles.storage)
+    wire_mm = chip.die_edge_mm() / 2.0
+    chip_levels = tuple(_complete_level(lv, tech, wire_mm) for lv in chip.global_storage)
+    tiles = chip.tiles.model_copy(update={"compute": compute, "storage": tile_levels})
+    update: dict[str, object] = {
+        "tiles": tiles,
+        "global_storage": chip_levels,
+        "noc": _complete_noc(chip, tech),
+    }
+    mem = chip.offchip
+    if mem is not None and mem.pj_per_bit is None:
+        update["offchip"] = mem.model_copy(
+            update={
+                "pj_per_bit": tech.dram(mem.kind),
+                "cite": {**mem.cite, "pj_per_bit": f"{tag}: DRAM energy of {mem.kind}"},
+            }
+        )
+    return chip.model_copy(update=update)
+
+
+def _complete_level(lv: StorageLevel, tech: Technology, wire_mm: float | None) -> StorageLevel:
+    tag = f"derived: technology {tech.node}"
+    cite = dict(lv.cite)
+    update: dict[str, object] = {}
+    if wire_mm is None:
+        default_macro = 8 * _KIB if lv.kind == "registers" else 32 * _KIB
+        macro = lv.macro_bytes or min(lv.capacity_bytes, default_macro)
+        wire_pj = 0.0
+        how = f"SRAM macro of {macro:.0f} B"
+    else:
+        macro = lv.macro_bytes or min(lv.capacity_bytes, _MIB)
+        wire_pj = tech.wire_pj_per_bit_per_mm * wire_mm
+        how = f"SRAM macro of {macro:.0f} B + wire over {wire_mm:.1f} mm"
+    if lv.read_pj_per_bit is None:
+        update["read_pj_per_bit"] = tech.sram_read_pj_per_bit(macro) + wire_pj
+        cite["read_pj_per_bit"] = f"{tag}: {how}"
+    if lv.write_pj_per_bit is None:
+        update["write_pj_per_bit"] = tech.sram_write_pj_per_bit(macro) + wire_pj
+        cite["write_pj_per_bit"] = f"{tag}: {how}, write factor {tech.sram_write_factor:g}"
+    if lv.leakage_w is None:
+        update["leakage_w"] = tech.sram_leakage_w_per_mib * lv.capacity_bytes / _MIB
+        cite["leakage_w"] = f"{tag}: {tech.sram_leakage_w_per_mib:g} W/MiB"
+    if not update:
+        return lv
+    return lv.model_copy(update={**update, "cite": cite})
+
+
+def _complete_noc(chip: Chip, tech: Technology) -> object:
+    noc = chip.noc
+    tag = f"derived: technology {tech.node}"
+    cite = dict(noc.cite)
+    hop_mm = noc.hop_length_mm
+    if hop_mm is None:
+        if noc.topology in ("crossbar", "hierarchical"):
+            hop_mm = chip.die_edge_mm() / 2.0
+            cite["hop_length_mm"] = "derived: half the die edge (tile to chip-level bank)"
+        else:
+            hop_mm = math.sqrt(chip.die_area_mm2 * chip.package.compute_dies / chip.tile_count)
+            cite["hop_length_mm"] = "derived: tile pitch, sqrt(compute die area / tiles)"
+    per_mm = noc.pj_per_bit_per_mm
+    if per_mm is None:
+        per_mm = tech.wire_pj_per_bit_per_mm
+        cite["pj_per_bit_per_mm"] = f"{tag}: {tech.rules['wire_pj_per_bit_per_mm']}"
+    per_hop = noc.pj_per_bit_per_hop
+    if per_hop is None:
+        per_hop = per_mm * hop_mm + tech.router_pj_per_bit
+        cite["pj_per_bit_per_hop"] = (
+            f"{tag}: wire x hop length + router {tech.router_pj_per_bit:.3g} pJ/bit"
+        )
+    return noc.model_copy(
+        update={
+            "hop_length_mm": hop_mm,
+            "pj_per_bit_per_mm": per_mm,
+            "pj_per_bit_per_hop": per_hop,
+            "cite": cite,
+        }
+    )
+
+
+def complete_link(link: ChipLink | None, tech: Technology) -> ChipLink | None:
+    """A chip-to-chip link with its pJ/bit filled from the technology library's link table."""
+    if link is None or link.pj_per_bit is not None:
+        return link
+    return link.model_copy(
+        update={
+            "pj_per_bit": tech.link(link.kind),
+            "cite": {**link.cite, "pj_per_bit": f"derived: technology link energy of {link.kind}"},
+        }
+    )
+
+
+def complete_system(system: System, tech: Technology) -> System:
+    """`system` with link energies filled in (its chip is completed when loaded)."""
+    return system.model_copy(
+        update={
+            "scale_up": complete_link(system.scale_up, tech),
+            "scale_out": complete_link(system.scale_out, tech),
+        }
+    )

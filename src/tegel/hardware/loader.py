@@ -1,0 +1,173 @@
+"""Load chips and systems by preset name or file; every error names file, line, field, expectation.
+
+A document's top-level `kind` is `chip`, `chip_template` or `system`. Presets live in
+`data/presets/NAME.yaml` (the file name is the preset name) and must cite every figure; user files
+are checked the same way except that uncited figures are allowed (`tegel hw validate --strict`
+reports them). Loading a chip fills the figures it leaves out from its node's technology
+(`derive.complete_chip`); loading a template expands it (`template.expand`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from tegel.errors import TegelError
+from tegel.hardware.cite import check_citations, require_cited
+from tegel.hardware.derive import complete_chip, complete_system
+from tegel.hardware.schema import Chip
+from tegel.hardware.system import System
+from tegel.hardware.technology import DATA_DIR, load_technology
+from tegel.hardware.template import ChipTemplate, expand
+from tegel.hardware.yamlio import LineDict, format_validation_error, locate, read_yaml
+
+PRESET_DIR = DATA_DIR / "presets"
+KINDS = ("chip", "chip_template", "system")
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class PresetInfo:
+    """One shipped preset: its name, whether it is a chip or a system, and a line about it."""
+
+    name: str
+    kind: str  # "chip" (chips and chip templates) or "system"
+    description: str
+    path: Path
+
+
+def list_presets() -> list[PresetInfo]:
+    """Every shipped preset, chips first, then systems, each sorted by name."""
+    out = []
+    for path in sorted(PRESET_DIR.glob("*.yaml")):
+        raw = read_yaml(path)
+        kind = "system" if raw.get("kind") == "system" else "chip"
+        out.append(PresetInfo(path.stem, kind, str(raw.get("description", "")).strip(), path))
+    return sorted(out, key=lambda p: (p.kind != "chip", p.name))
+
+
+def resolve_path(name_or_path: str, relative_to: Path | None = None) -> Path:
+    """The file a preset name or path refers to; TegelError lists close preset names."""
+    candidate = Path(name_or_path)
+    if relative_to is not None and not candidate.is_absolute():
+        nearby = relative_to / candidate
+        if nearby.is_file():
+            return nearby
+    if candidate.is_file():
+        return candidate
+    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        raise TegelError(f"{name_or_path}: no such file")
+    preset = PRESET_DIR / f"{name_or_path}.yaml"
+    if preset.is_file():
+        return preset
+    names = [p.stem for p in PRESET_DIR.glob("*.yaml")]
+    close = difflib.get_close_matches(name_or_path, names, n=3)
+    hint = (
+        f"; did you mean {', '.join(close)}?" if close else f"; presets: {', '.join(sorted(names))}"
+    )
+    raise TegelError(f"no preset or file named {name_or_path!r}{hint}")
+
+
+def _validate(cls: type[M], raw: Any, source: str, prefix: tuple[int | str, ...] = ()) -> M:
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as err:
+        raise TegelError(format_validation_error(err, raw, source, cls, prefix)) from None
+
+
+def _kind(raw: LineDict, source: str) -> str:
+    kind = raw.get("kind")
+    if kind not in KINDS:
+        line = raw.key_lines.get("kind", raw.line)
+        raise TegelError(f"{source}:{line}: kind: expected one of {', '.join(KINDS)}, got {kind!r}")
+    return str(kind)
+
+
+def _read(path: Path) -> tuple[LineDict, str]:
+    raw = read_yaml(path)
+    source = str(path)
+    kind = _kind(raw, source)
+    if path.parent.resolve() == PRESET_DIR.resolve():
+        require_cited(raw, source)
+        if raw.get("name") != path.stem:
+            line = raw.key_lines.get("name", 1)
+            raise TegelError(
+                f"{source}:{line}: name: expected {path.stem!r} (the file name), "
+                f"got {raw.get('name')!r}"
+            )
+    return raw, kind
+
+
+def _technology_for(
+    node: str, raw: LineDict, source: str, prefix: tuple[int | str, ...] = ()
+) -> Any:
+    try:
+        return load_technology(node)
+    except TegelError as err:
+        raise TegelError(f"{source}:{locate(raw, (*prefix, 'node'))}: node: {err}") from None
+
+
+def _chip_from(raw: LineDict, kind: str, source: str, prefix: tuple[int | str, ...] = ()) -> Chip:
+    """A completed chip from a raw chip or chip_template mapping."""
+    if kind == "chip_template":
+        template = _validate(ChipTemplate, raw, source, prefix)
+        check_citations(template, raw, source, template.sources)
+        return expand(template, _technology_for(template.node, raw, source, prefix))
+    chip = _validate(Chip, raw, source, prefix)
+    check_citations(chip, raw, source, chip.sources)
+    return complete_chip(chip, _technology_for(chip.node, raw, source, prefix))
+
+
+@functools.cache
+def _load_path(path: Path) -> Chip | System:
+    raw, kind = _read(path)
+    source = str(path)
+    if kind != "system":
+        return _chip_from(raw, kind, source)
+    data = dict(raw)
+    chip_raw = raw.get("chip")
+    line = raw.key_lines.get("chip", raw.line)
+    if isinstance(chip_raw, str):
+        data["chip"] = load_chip(str(resolve_path(chip_raw, path.parent)))
+    elif isinstance(chip_raw, LineDict):
+        data["chip"] = _chip_from(chip_raw, _kind(chip_raw, f"{source} (chip)"), source)
+    else:
+        raise TegelError(
+            f"{source}:{line}: chip: expected a preset name, a file or a chip mapping, "
+            f"got {chip_raw!r}"
+        )
+    system = _validate(System, data, source)
+    check_citations(system, raw, source, system.sources, skip=frozenset({"chip"}))
+    return complete_system(system, load_technology(system.chip.node))
+
+
+def load_chip(name_or_path: str) -> Chip:
+    """A chip by preset name or chip/template file, every figure resolved (SI units)."""
+    path = resolve_path(name_or_path).resolve()
+    doc = _load_path(path)
+    if isinstance(doc, System):
+        raise TegelError(
+            f"{name_or_path} is a system of {doc.chip_count} x {doc.chip.name}, not a chip; "
+            "use load_system"
+        )
+    return doc
+
+
+def load_system(name_or_path: str) -> System:
+    """A system by preset name or file; a chip name or chip file gives a one-chip system."""
+    doc = _load_path(resolve_path(name_or_path).resolve())
+    return doc if isinstance(doc, System) else System.single(doc)
+
+
+def validate_file(path: str, strict: bool = False) -> System:
+    """Load `path` as a user file would be; with `strict`, uncited figures are errors too."""
+    resolved = resolve_path(path)
+    if strict:
+        require_cited(read_yaml(resolved), str(resolved))
+    return load_system(str(resolved))
