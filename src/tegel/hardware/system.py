@@ -102,23 +102,29 @@ class System(Cited):
         return self.chip.sram_bytes_total * self.chip_count
 
     @property
+    def rack_share(self) -> float:
+        """Racks occupied, fractional (a node in a 4-node rack is 0.25), for overhead power."""
+        per_rack = self.host.nodes_per_rack
+        return self.node_count / per_rack if per_rack else 0.0
+
+    @property
     def tdp_w(self) -> float:
-        """Chips at TDP plus host and rack overheads, W (before facility PUE)."""
+        """Chips at TDP plus host and (pro-rated) rack overheads, W (before facility PUE)."""
         return (
             self.chip.tdp_w * self.chip_count
             + self.host.host_w_per_node * self.node_count
-            + self.host.rack_overhead_w * self.rack_count
+            + self.host.rack_overhead_w * self.rack_share
         )
 
     @property
     def idle_w(self) -> float:
-        """Chips idle plus hosts idle plus rack overheads, W."""
+        """Chips idle plus hosts idle plus (pro-rated) rack overheads, W."""
         host_idle = self.host.idle_host_w_per_node
         host = self.host.host_w_per_node if host_idle is None else host_idle
         return (
             self.chip.idle_w * self.chip_count
             + host * self.node_count
-            + self.host.rack_overhead_w * self.rack_count
+            + self.host.rack_overhead_w * self.rack_share
         )
 
     @property
