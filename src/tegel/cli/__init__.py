@@ -17,6 +17,7 @@ from tegel.errors import TegelError
 COMMAND_MODULES: tuple[str, ...] = (
     "tegel.cli.inspect_cmd",
     "tegel.cli.hw_cmd",
+    "tegel.cli.run_cmd",
 )
 
 

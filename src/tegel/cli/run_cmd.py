@@ -1,0 +1,158 @@
+"""`tegel run` and `tegel compare`: LLM inference of a model on one system or several."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from tegel.report.text import si, table
+
+
+def _scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`)")
+    p.add_argument("--batch", default="1", help="sequences served together, or 'auto': the "
+                   "largest batch that fits memory, for maximum throughput (1)")
+    p.add_argument("--input", type=int, default=1024, metavar="L", help="prompt tokens (1024)")
+    p.add_argument("--output", type=int, default=256, metavar="O", help="generated tokens (256)")
+    p.add_argument("--precision", default="auto", help="weights, activations and KV cache format: "
+                   "bf16, fp16, fp8, fp4, int8 (auto: bf16 where the chip has it)")
+    p.add_argument("--weights", help="weight format (overrides --precision)")
+    p.add_argument("--activations", help="activation format (overrides --precision)")
+    p.add_argument("--kv-cache", help="KV-cache format (overrides --precision)")
+    p.add_argument("--tp", type=int, help="tensor-parallel degree (default: chosen)")
+    p.add_argument("--pp", type=int, help="pipeline-parallel degree (default: chosen)")
+    p.add_argument("--ep", type=int, help="expert-parallel degree, divides tp (default 1)")
+    p.add_argument("--max-batch", type=int, default=2048, help="cap per replica for --batch auto")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="LLM inference of a model on a system",
+                       description="Time, energy and memory of prefill + decode of a model on a "
+                       "system: TTFT, TPOT, throughput, J/token, power.")
+    _scenario_args(p)
+    p.add_argument("--on", required=True, metavar="SYSTEM", help="system or chip preset, or YAML")
+    p.add_argument("--ops", action="store_true", help="also print the per-step table")
+    p.set_defaults(func=run_command)
+    c = sub.add_parser("compare", help="the same LLM workload on several systems",
+                       description="One workload on several systems, with ratios to a baseline.")
+    _scenario_args(c)
+    c.add_argument("--on", required=True, metavar="A,B,C", help="comma-separated systems")
+    c.add_argument("--baseline", help="system the ratios are relative to (default: the first)")
+    c.set_defaults(func=compare_command)
+
+
+def _positive(flag: str, value: int | None) -> None:
+    from tegel.errors import TegelError
+
+    if value is not None and value < 1:
+        raise TegelError(f"{flag}: expected a positive integer, got {value}")
+
+
+def _run(args: argparse.Namespace, system: str) -> Any:
+    from tegel.errors import TegelError
+    from tegel.hardware import load_system
+    from tegel.serving import run
+    from tegel.serving.run import _resolve_precision
+    from tegel.workload import DType, Precision
+
+    for flag in ("input", "output", "tp", "pp", "ep", "max_batch"):
+        _positive("--" + flag.replace("_", "-"), getattr(args, flag))
+    batch: int | str = args.batch
+    if batch != "auto":
+        try:
+            batch = int(batch)
+        except ValueError:
+            raise TegelError(f"--batch: expected a positive integer or 'auto', got {batch!r}") from None
+    sys_ = load_system(system)
+    base = _resolve_precision(sys_, args.precision)
+    parts = {}
+    for field in ("weights", "activations", "kv_cache"):
+        text = getattr(args, field)
+        try:
+            parts[field] = DType.parse(text) if text else getattr(base, field)
+        except ValueError as err:
+            raise TegelError(f"--{field.replace('_', '-')}: {err}") from None
+    return run(args.model, sys_, batch, args.input, args.output, Precision(**parts), args.tp,
+               args.pp, args.ep, max_batch_per_replica=args.max_batch)
+
+
+METRICS = (  # (key, label, unit, higher is better)
+    ("ttft_s", "TTFT", "s", False),
+    ("tpot_s", "TPOT", "s", False),
+    ("e2e_latency_s", "end-to-end latency", "s", False),
+    ("throughput_tokens_per_s", "throughput (system)", "tok/s", True),
+    ("tokens_per_s_per_user", "speed per user", "tok/s", True),
+    ("energy_j_per_token", "energy per token", "J", False),
+    ("power_w", "average power", "W", False),
+)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    result = _run(args, args.on)
+    d = result.to_dict()
+    if args.json:
+        if args.ops:
+            d["ops"] = result.op_rows()
+        print(json.dumps(d, indent=2))
+        return 0
+    par = d["parallelism"]
+    print(f"{d['model']} on {d['system']}: batch {d['batch']}, {d['input_tokens']} in / "
+          f"{d['output_tokens']} out, weights {d['precision']['weights']}, "
+          f"tp{par['tp']} pp{par['pp']} ep{par['ep']} dp{par['dp']}")
+    rows = [[label, si(d[key], unit)] for key, label, unit, _ in METRICS]
+    print(table(["metric", "value"], rows))
+    energy = d["energy_breakdown_j_per_token"]
+    print("\n" + table(["energy per token", "J", "share"],
+                       [[k, si(v, "J"), f"{v / d['energy_j_per_token']:.1%}"]
+                        for k, v in energy.items()]))
+    mem = d["memory_bytes"]
+    print("\n" + table(["memory per chip", "bytes"],
+                       [[k, si(mem[k], "B")] for k in ("weights", "kv_cache", "activations",
+                                                       "total", "capacity")]))
+    for note in d["plan_notes"]:
+        print(f"note: {note}")
+    if args.ops:
+        rows = [[r["phase"], r["step"][:40], r["kind"], r["repeat"], si(r["time_s"], "s"),
+                 si(r["energy_j"], "J"), r["bound"]] for r in result.op_rows()]
+        print("\n" + table(["phase", "step", "kind", "x", "time", "energy", "bound"], rows))
+    return 0
+
+
+def compare_command(args: argparse.Namespace) -> int:
+    from tegel.errors import TegelError
+
+    systems = [s.strip() for s in args.on.split(",") if s.strip()]
+    if not systems:
+        raise TegelError("--on: expected a comma-separated list of systems")
+    baseline = args.baseline or systems[0]
+    if baseline not in systems:
+        raise TegelError(f"--baseline {baseline!r} is not one of --on: {', '.join(systems)}")
+    results = {name: _run(args, name).to_dict() for name in systems}
+    base = results[baseline]
+    if args.json:
+        ratios = {name: {key: r[key] / base[key] for key, *_ in METRICS} for name, r in results.items()}
+        print(json.dumps({"baseline": baseline, "results": results, "ratios": ratios}, indent=2))
+        return 0
+    first = next(iter(results.values()))
+    print(f"{first['model']}: {first['input_tokens']} in / {first['output_tokens']} out, batch "
+          f"{args.batch}; ratios against {baseline} (x: better when > 1)")
+    headers = ["metric", *systems]
+    rows = []
+    for key, label, unit, higher in METRICS:
+        row = [label]
+        for name in systems:
+            value = results[name][key]
+            gain = value / base[key] if higher else base[key] / value
+            row.append(si(value, unit) + ("" if name == baseline else f" ({gain:.2f}x)"))
+        rows.append(row)
+    rows.append(["batch", *[str(results[n]["batch"]) for n in systems]])
+    rows.append(["parallelism", *[_par(results[n]["parallelism"]) for n in systems]])
+    rows.append(["weights format", *[results[n]["precision"]["weights"] for n in systems]])
+    print(table(headers, rows))
+    return 0
+
+
+def _par(p: dict) -> str:
+    return f"tp{p['tp']} pp{p['pp']} dp{p['dp']}"

@@ -1,0 +1,265 @@
+"""The GPU mapping policy: one kernel per (fused) op, tensors in HBM between kernels.
+
+Passes, in order (`plan_gpu` runs them):
+1. `fuse_kernels` — matmuls that share an input become one GEMM (fused QKV, fused gate/up);
+   elementwise ops, rotary embedding and the KV-cache append ride in the epilogue of the kernel
+   that produced their input; norms, attention, embedding and MoE are kernels of their own.
+2. tensor-parallel sharding (`sharding.shard_graph`) divides each op's work over the tp chips.
+3. each kernel becomes a `Step`: weights and KV cache stream from HBM; activations passed
+   between kernels stay in L2 when small enough, else go through HBM; GEMM operands are re-read
+   from L2 once per tile row/column (tile reuse); compute efficiency from tile and wave
+   quantization of the GEMM shape; a fixed launch overhead per kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+
+import yaml
+
+from tegel.hardware import Chip
+from tegel.mapping.plan import Parallelism, Plan, Step, compute_class
+from tegel.mapping.sharding import OpShard, shard_graph
+from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, Role
+from tegel.workload.llm import Phase
+from tegel.workload.ops import matmul_dims, work
+
+_EPILOGUE = frozenset({OpKind.UNARY, OpKind.BINARY, OpKind.ROPE, OpKind.KV_CACHE_WRITE})
+_KERNEL_KIND = {OpKind.MATMUL: "gemm", OpKind.MOE_EXPERTS: "moe", OpKind.CONV2D: "gemm",
+                OpKind.ATTENTION: "attention", OpKind.RMSNORM: "norm", OpKind.LAYERNORM: "norm",
+                OpKind.EMBEDDING: "embedding", OpKind.MOE_ROUTER: "elementwise"}
+
+
+@dataclass(frozen=True, slots=True)
+class GpuParams:
+    """Achieved-vs-peak parameters of a software generation (mapping/data/gpu.yaml)."""
+
+    software: str
+    gemm_peak_fraction: float
+    attention_peak_fraction: float
+    hbm_bandwidth_fraction: float
+    l2_bandwidth_fraction: float
+    tile_m: int
+    tile_n: int
+    small_tile_m: int
+    split_k_min_k: int
+    kernel_overhead_s: float
+    l2_resident_fraction: float
+    collective_overhead_s: float
+    memory_usable_fraction: float
+
+
+@cache
+def gpu_params() -> GpuParams:
+    """The GPU policy parameters shipped with tegel."""
+    text = (resources.files("tegel.mapping") / "data" / "gpu.yaml").read_text()
+    return GpuParams(**yaml.safe_load(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    """Ops executed as one GPU kernel; `ops[0]` is the main op."""
+
+    name: str
+    ops: tuple[Op, ...]
+
+    @property
+    def kind(self) -> str:
+        return _KERNEL_KIND.get(self.ops[0].kind, "elementwise")
+
+
+def fuse_kernels(graph: Graph) -> tuple[Kernel, ...]:
+    """Group the ops of `graph` into GPU kernels (horizontal GEMM fusion, epilogue fusion)."""
+    kernels: list[list[Op]] = []
+    home: dict[str, int] = {}  # tensor name -> kernel that produced it
+    gemm_by_input: dict[tuple[str, int], int] = {}
+    for op in graph.ops:
+        target = None
+        if op.kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT and "router" not in op.name:
+            key = (op.inputs[0].name, op.layer)
+            target = gemm_by_input.get(key)
+            if target is None:
+                gemm_by_input[key] = len(kernels)
+        elif op.kind in _EPILOGUE:
+            producers = [home[t.name] for t in op.inputs if t.name in home]
+            fusable = [k for k in producers if kernels[k][0].kind in GEMM_KINDS | {OpKind.ATTENTION}]
+            target = max(fusable) if fusable else None
+        if target is None:
+            kernels.append([op])
+            target = len(kernels) - 1
+        else:
+            kernels[target].append(op)
+        for t in op.outputs:
+            home[t.name] = target
+    return tuple(Kernel("+".join(o.name for o in ops) if len(ops) < 3 else
+                        f"{ops[0].name}+{len(ops) - 1}", tuple(ops)) for ops in kernels)
+
+
+def gemm_efficiency(m: int, n: int, k: int, batch: int, sms: int, p: GpuParams) -> float:
+    """Share of peak a GEMM reaches after tile and wave quantization (x the policy's best case).
+
+    Tiles of tile_m x tile_n (small_tile_m rows when M is small) are spread over the SMs in
+    waves; a GEMM with fewer tiles than SMs splits K to fill them, down to split_k_min_k.
+    """
+    tm = p.small_tile_m if m <= p.small_tile_m else p.tile_m
+    tiles_m, tiles_n = math.ceil(m / tm), math.ceil(n / p.tile_n)
+    tiles = tiles_m * tiles_n * batch
+    split = max(1, min(sms // tiles if tiles < sms else 1, k // p.split_k_min_k))
+    waves = math.ceil(tiles * split / sms)
+    wave_use = tiles * split / (waves * sms)
+    tile_use = (m * n) / (tiles_m * tm * tiles_n * p.tile_n)
+    return p.gemm_peak_fraction * wave_use * tile_use
+
+
+class _Levels:
+    """Indices of the GPU's storage levels the policy uses."""
+
+    def __init__(self, chip: Chip) -> None:
+        levels = chip.levels()
+        self.names = tuple(lv.name for lv in levels)
+        scopes = [lv.scope for lv in levels]
+        self.smem = max(i for i, s in enumerate(scopes) if s == "tile")
+        chip_levels = [i for i, s in enumerate(scopes) if s == "chip"]
+        self.l2 = chip_levels[-1] if chip_levels else None
+        self.l2_bytes = levels[self.l2].capacity_bytes if self.l2 is not None else 0.0
+        self.hbm = scopes.index("offchip")
+
+
+def _kernel_step(kernel: Kernel, shards: dict[str, OpShard], consumers: dict[str, set[int]],
+                 index: int, graph_outputs: set[str], lv: _Levels, chip: Chip, p: GpuParams,
+                 layers: int) -> Step:
+    reads = [0.0] * len(lv.names)
+    writes = [0.0] * len(lv.names)
+    inside = {t.name for op in kernel.ops for t in op.outputs}
+    flops = 0.0
+    resident = p.l2_resident_fraction * lv.l2_bytes
+
+    def place(nbytes: float, role: Role, into: list[float]) -> None:
+        if role is Role.ACTIVATION and lv.l2 is not None and nbytes <= resident:
+            into[lv.l2] += nbytes
+            return
+        into[lv.hbm] += nbytes
+        if lv.l2 is not None:  # everything to and from HBM passes through L2
+            into[lv.l2] += nbytes
+
+    for op in kernel.ops:
+        w, shard = work(op), shards[op.name]
+        flops += w.flops / shard.flops_div
+        for t, b, d in zip(op.inputs, w.read_bytes, shard.read_div, strict=True):
+            if t.name not in inside:
+                place(b / d, t.role, reads)
+        for t, b, d in zip(op.outputs, w.write_bytes, shard.write_div, strict=True):
+            if t.name in graph_outputs or consumers.get(t.name, set()) - {index}:
+                place(b / d, t.role, writes)
+    main = kernel.ops[0]
+    efficiency = 1.0
+    if kernel.kind in ("gemm", "moe"):
+        efficiency, smem = _gemm_traffic(kernel, shards, chip, p)
+        reads[lv.smem] += smem
+        writes[lv.smem] += smem
+        if lv.l2 is not None:
+            reads[lv.l2] += max(0.0, smem - reads[lv.l2])
+    elif kernel.kind == "attention":
+        efficiency = p.attention_peak_fraction
+    return Step(name=kernel.name, kind=kernel.kind, stage=-1 if main.layer >= 0 else 0,
+                repeat=layers if main.layer >= 0 else 1, flops=flops,
+                compute_class=compute_class(main), compute_efficiency=efficiency,
+                reads=tuple(reads), writes=tuple(writes), overhead_s=p.kernel_overhead_s,
+                ops=tuple(o.name for o in kernel.ops))
+
+
+def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
+                  p: GpuParams) -> tuple[float, float]:
+    """(compute efficiency, bytes staged through shared memory) of a (fused) GEMM kernel."""
+    gemms = [op for op in kernel.ops if op.kind in GEMM_KINDS]
+    main = gemms[0]
+    if main.kind is OpKind.MOE_EXPERTS:
+        a = main.attrs
+        tokens = main.inputs[0].numel // main.inputs[0].shape[-1]
+        _, f, h = main.inputs[3].shape
+        per_expert = max(1, round(tokens * a.top_k / a.num_experts))  # type: ignore[union-attr]
+        f_chip = max(1, f // int(shards[main.name].flops_div))
+        eff = gemm_efficiency(per_expert, 2 * f_chip, h, a.num_experts, chip.tile_count, p)  # type: ignore[union-attr]
+        staged = sum(work(main).read_bytes[3:]) / shards[main.name].flops_div
+        return eff, staged * math.ceil(per_expert / p.tile_m) + main.inputs[0].nbytes * 3
+    batch_shape, m, _, k = matmul_dims(main.inputs[0].shape, main.inputs[1].shape, main.attrs)  # type: ignore[arg-type]
+    n = 0.0
+    for g in gemms:
+        n += matmul_dims(g.inputs[0].shape, g.inputs[1].shape, g.attrs)[2] / shards[g.name].write_div[0]  # type: ignore[arg-type]
+    batch = math.prod(batch_shape) if batch_shape else 1
+    if len(main.inputs[0].shape) == 3 and main.inputs[1].role is Role.WEIGHT:
+        m, batch = m * batch, 1  # [B, L, K] x W: the batch folds into M
+    n_int = max(1, int(n))
+    eff = gemm_efficiency(m, n_int, k, batch, chip.tile_count, p)
+    tm = p.small_tile_m if m <= p.small_tile_m else p.tile_m
+    bytes_a = main.inputs[0].dtype.nbytes(batch * m * k) / shards[main.name].read_div[0]
+    bytes_b = sum(work(g).read_bytes[1] / shards[g.name].read_div[1] for g in gemms)
+    staged = bytes_a * math.ceil(n_int / p.tile_n) + bytes_b * math.ceil(m / tm)
+    return eff, staged
+
+
+def plan_gpu(graph: Graph, chip: Chip, system_name: str, phase: Phase, parallelism: Parallelism,
+             layers: int, num_kv_heads: int, link_latency_s: float, microbatches: int = 1,
+             link_topology: str = "switch") -> Plan:
+    """Kernel-by-kernel plan of a (layer-folded) graph on each chip of a replica.
+
+    `layers` is how many times the graph's one transformer layer repeats in the model;
+    with pipeline parallelism each of the pp stages runs layers / pp of them.
+    """
+    p = gpu_params()
+    par = parallelism
+    lv = _Levels(chip)
+    kernels = fuse_kernels(graph)
+    shards = shard_graph(graph, par.tp, num_kv_heads, par.ep)
+    consumers: dict[str, set[int]] = {}
+    for i, kern in enumerate(kernels):
+        for op in kern.ops:
+            for t in op.inputs:
+                consumers.setdefault(t.name, set()).add(i)
+    outputs = {t.name for t in graph.outputs}
+    per_stage = math.ceil(layers / par.pp)
+    steps: list[Step] = []
+    for i, kern in enumerate(kernels):
+        step = _kernel_step(kern, shards, consumers, i, outputs, lv, chip, p, per_stage)
+        if kern.ops[0].layer < 0 and kern.ops[0].name == "logits":
+            step = _with_stage(step, par.pp - 1)
+        steps.append(step)
+        for op in kern.ops:
+            shard = shards[op.name]
+            if shard.collective and par.tp > 1:
+                steps.append(_collective(op.name, shard, par.tp, step, lv, link_latency_s,
+                                         link_topology, p))
+    if par.pp > 1:
+        hidden = next(t for t in graph.ops if t.kind is OpKind.EMBEDDING).outputs[0]
+        steps.append(Step("stage_transfer", "transfer", -1, 1, 0.0, "bf16", 1.0,
+                          (0.0,) * len(lv.names), (0.0,) * len(lv.names),
+                          link_bytes=hidden.nbytes, link_latency_s=link_latency_s))
+    efficiencies = tuple(p.hbm_bandwidth_fraction if i == lv.hbm else
+                         p.l2_bandwidth_fraction if i == lv.l2 else 1.0
+                         for i in range(len(lv.names)))
+    return Plan(system_name, "gpu", phase, par, lv.names, efficiencies, par.pp, microbatches,
+                par.tp, tuple(steps), notes=(f"software: {p.software}",))
+
+
+def _with_stage(step: Step, stage: int) -> Step:
+    return replace(step, stage=stage)
+
+
+def _collective(name: str, shard: OpShard, tp: int, after: Step, lv: _Levels,
+                link_latency_s: float, topology: str, p: GpuParams) -> Step:
+    """All-reduce sends 2(n-1)/n of the tensor per chip, all-gather and all-to-all (n-1)/n.
+
+    Latency: through a switch, two link traversals (reduce-scatter, all-gather); on a ring,
+    one per step of the ring algorithm.
+    """
+    reduce = shard.collective == "all_reduce"
+    sent = (2.0 if reduce else 1.0) * (tp - 1) / tp * shard.collective_bytes
+    hops = (2 if reduce else 1) * (1 if topology in ("switch", "full") else tp - 1)
+    traffic = [0.0] * len(lv.names)
+    traffic[lv.l2 if lv.l2 is not None else lv.hbm] = sent
+    return Step(f"{name}.{shard.collective}", "collective", after.stage, after.repeat, 0.0, "bf16",
+                1.0, tuple(traffic), tuple(traffic), link_bytes=sent,
+                link_latency_s=hops * link_latency_s, overhead_s=p.collective_overhead_s)

@@ -1,0 +1,82 @@
+"""Tensor-parallel sharding of an LLM graph (Megatron style), propagated op by op.
+
+Column-parallel matmuls (q/k/v, gate/up, the LM head) split their output channels over the tp
+chips; the row-parallel matmul that consumes a split tensor (o, down, the experts) splits its
+contraction and leaves partial sums that an all-reduce combines. Attention splits by heads;
+keys and values by kv heads (replicated where tp exceeds them). Norms and residual adds run
+replicated on every chip. The result says, per op, by how much each chip's share of FLOPs and
+of each input and output is divided, and which collective follows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tegel.workload.ir import Graph, OpKind, Role
+
+
+@dataclass(frozen=True, slots=True)
+class OpShard:
+    """Per-chip division of one op's work, and the collective that follows it (if any)."""
+
+    flops_div: float
+    read_div: tuple[float, ...]
+    write_div: tuple[float, ...]
+    collective: str = ""  # "" | "all_reduce" | "all_gather" | "all_to_all"
+    collective_bytes: float = 0.0  # size of the full tensor the collective combines
+
+
+def _is_kv_projection(name: str) -> bool:
+    return name.endswith((".attn.k", ".attn.v"))
+
+
+def shard_graph(graph: Graph, tp: int, num_kv_heads: int, ep: int = 1) -> dict[str, OpShard]:
+    """How each op of `graph` divides over `tp` chips (ep > 1: experts by all-to-all)."""
+    kv_div = float(min(tp, num_kv_heads))
+    split: dict[str, float] = {}  # tensor name -> how many ways it is split
+    out: dict[str, OpShard] = {}
+    full = 1.0
+    for op in graph.ops:
+        ins = [split.get(t.name, full) for t in op.inputs]
+        kind = op.kind
+        collective, coll_bytes = "", 0.0
+        if tp == 1:
+            shard = OpShard(1.0, tuple(ins), (1.0,) * len(op.outputs))
+            out[op.name] = shard
+            continue
+        if kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT:
+            if "router" in op.name:
+                reads, writes, flops_div = [1.0] * len(ins), [1.0], 1.0
+            elif ins[0] > 1:  # row-parallel: partial sums, then all-reduce
+                reads = [ins[0], float(tp)] + [1.0] * (len(ins) - 2)
+                writes, flops_div = [1.0], float(tp)
+                collective, coll_bytes = "all_reduce", op.outputs[0].nbytes
+            else:  # column-parallel
+                div = kv_div if _is_kv_projection(op.name) else float(tp)
+                reads = [1.0, div] + [div] * (len(ins) - 2)
+                writes, flops_div = [div], div
+                if op.name == "logits":
+                    collective, coll_bytes = "all_gather", op.outputs[0].nbytes
+        elif kind is OpKind.ATTENTION:
+            reads, writes, flops_div = [float(tp), kv_div, kv_div], [float(tp)], float(tp)
+        elif kind is OpKind.KV_CACHE_WRITE:
+            reads, writes, flops_div = [kv_div] * len(ins), [kv_div], kv_div
+        elif kind is OpKind.MOE_EXPERTS:
+            reads = [1.0, 1.0, 1.0, float(tp), float(tp), float(tp)]
+            writes, flops_div = [1.0], float(tp)
+            collective = "all_to_all" if ep > 1 else "all_reduce"
+            coll_bytes = op.outputs[0].nbytes
+        elif kind in (OpKind.EMBEDDING, OpKind.MOE_ROUTER) or (
+            kind is OpKind.MATMUL and op.inputs[1].role is not Role.WEIGHT
+        ):
+            reads, writes, flops_div = [1.0] * len(ins), [1.0] * len(op.outputs), 1.0
+        else:  # elementwise, norms, rope, slice: follow the split of their activations
+            div = max((d for d, t in zip(ins, op.inputs, strict=True) if t.role is not Role.WEIGHT),
+                      default=1.0)
+            reads = [d if t.role is not Role.WEIGHT else 1.0 for d, t in
+                     zip(ins, op.inputs, strict=True)]
+            writes, flops_div = [div] * len(op.outputs), div
+        for t, d in zip(op.outputs, writes, strict=True):
+            split[t.name] = d
+        out[op.name] = OpShard(flops_div, tuple(reads), tuple(writes), collective, coll_bytes)
+    return out
