@@ -1,5 +1,23 @@
-"""tegel: an open, executable model of AI-native inference hardware and the toolkit to design it."""
+"""tegel: an open, executable model of AI-native inference hardware and the toolkit to design it.
+
+    import tegel
+    result = tegel.run("llama-3.1-70b", "dgx-h100", batch=8)
+    result.to_dict()["tpot_s"]
+
+Sub-packages import lazily, so `import tegel` stays fast.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["run"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "run":
+        from tegel.serving.run import run
+
+        return run
+    raise AttributeError(f"module 'tegel' has no attribute {name!r}")
