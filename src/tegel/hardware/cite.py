@@ -53,7 +53,7 @@ def check_citations(
     """Raise TegelError (file:line) for the first cite value naming no known source or label."""
     for loc, section in _cited_sections(model, (), skip):
         for key, text in section.cite.items():
-            problem = citation_problem(text, sources)
+            problem = section.cite_key_problem(key) or citation_problem(text, sources)
             if problem:
                 line = locate(raw, (*loc, "cite", key))
                 where = ".".join(str(p) for p in (*loc, "cite", key))

@@ -52,16 +52,13 @@ class Cited(Frozen):
 
     cite: dict[str, str] = Field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _cite_keys_are_fields(self) -> Cited:
+    def cite_key_problem(self, key: str) -> str | None:
+        """Why `key` cannot be a cite key here (None if it is `*` or names a field)."""
         fields = set(type(self).model_fields) - {"cite"}
-        for key in self.cite:
-            if key != "*" and key.split(".", 1)[0] not in fields:
-                raise ValueError(
-                    f"cite names {key!r}, which is not a field here; "
-                    f"expected '*' or one of: {', '.join(sorted(fields))}"
-                )
-        return self
+        if key == "*" or key.split(".", 1)[0] in fields:
+            return None
+        return (f"cite names {key!r}, which is not a field here; "
+                f"expected '*' or one of: {', '.join(sorted(fields))}")
 
     def basis(self, field: str) -> str:
         """`preset`, `technology` or `assumption`: how the value of `field` was obtained."""

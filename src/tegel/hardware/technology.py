@@ -179,13 +179,16 @@ def normalize_node(node: str) -> str:
     return text if text.endswith("nm") else f"{text}nm"
 
 
-@functools.cache
 def load_technology(node: str) -> Technology:
-    """All figures of one process node, resolved from the library's anchors and factors."""
+    """All figures of one process node (`5nm`, `N5`, `5`), resolved from anchors and factors."""
+    return _technology(normalize_node(node))
+
+
+@functools.cache
+def _technology(key: str) -> Technology:
     tech = technology_file()
-    key = normalize_node(node)
     if key not in tech.nodes:
-        raise TegelError(f"technology: no process node {node!r}; known: {', '.join(tech.nodes)}")
+        raise TegelError(f"technology: no process node {key!r}; known: {', '.join(tech.nodes)}")
     return _resolve(tech, key)
 
 

@@ -9,6 +9,7 @@ expects, not as the string YAML 1.1 makes of it.
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 import typing
@@ -87,9 +88,13 @@ def read_yaml(path: Path) -> LineDict:
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        line = mark.line + 1 if mark is not None else 0
-        raise TegelError(f"{path}:{line}: not valid YAML: {err.problem}") from None
+        problem = err.problem_mark.line + 1 if err.problem_mark is not None else 0
+        if err.context_mark is not None and err.context:
+            line = err.context_mark.line + 1
+            what = f"{err.context}: {err.problem} (line {problem})"
+        else:
+            line, what = problem, str(err.problem)
+        raise TegelError(f"{path}:{line}: not valid YAML: {what}") from None
     finally:
         loader.dispose()
     if not isinstance(data, LineDict):
@@ -195,8 +200,11 @@ def describe_error(err: dict[str, Any], model: type[BaseModel]) -> str:
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
         owner = _model_at(model, loc[:-1])
-        allowed = ", ".join(sorted(owner.model_fields)) if owner else "see the schema"
-        return f"{field}: unknown field {loc[-1]!r}; expected one of: {allowed}"
+        allowed = sorted(owner.model_fields) if owner else []
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return (f"{field}: unknown field {loc[-1]!r}; {hint}expected one of: "
+                f"{', '.join(allowed) or 'see the schema'}")
     if kind == "missing":
         return f"{field}: missing required field"
     if kind in ("float_type", "float_parsing", "int_type", "int_parsing", "int_from_float"):
@@ -213,6 +221,7 @@ def describe_error(err: dict[str, Any], model: type[BaseModel]) -> str:
             "less_than_equal": "<=",
         }[kind]
         bound = next(iter(ctx.values()), "?")
+        bound = f"{bound:g}" if isinstance(bound, int | float) else bound
         unit = unit_of(loc)
         return f"{field}: expected a value {sign} {bound}{' ' + unit if unit else ''}, got {got!r}"
     if kind == "literal_error":

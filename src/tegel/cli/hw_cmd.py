@@ -1,0 +1,149 @@
+"""`tegel hw list|show|validate`: the machines tegel knows, their resolved figures, file checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    hw = sub.add_parser(
+        "hw",
+        help="hardware presets: list, show, validate",
+        description="Chips and systems described as data: list the presets, show "
+        "the resolved figures of one, validate a YAML file.",
+    )
+    hw_sub = hw.add_subparsers(dest="hw_command", metavar="SUBCOMMAND")
+    p_list = hw_sub.add_parser("list", help="list chip and system presets")
+    p_list.add_argument("--json", action="store_true", help="print JSON")
+    p_list.set_defaults(func=run_list)
+    p_show = hw_sub.add_parser("show", help="resolved figures of a preset or file")
+    p_show.add_argument("target", metavar="NAME|FILE", help="preset name or chip/system YAML file")
+    p_show.add_argument("--json", action="store_true", help="print JSON (SI units)")
+    p_show.set_defaults(func=run_show)
+    p_val = hw_sub.add_parser("validate", help="check a chip, template or system YAML file")
+    p_val.add_argument("file", metavar="FILE")
+    p_val.add_argument(
+        "--strict",
+        action="store_true",
+        help="also require a citation for every figure, as presets do",
+    )
+    p_val.set_defaults(func=run_validate)
+    hw.set_defaults(func=lambda args: (hw.print_help(), 2)[1])
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from tegel.hardware import list_presets
+
+    presets = list_presets()
+    if args.json:
+        print(
+            json.dumps(
+                [{"name": p.name, "kind": p.kind, "description": p.description} for p in presets],
+                indent=2,
+            )
+        )
+        return 0
+    width = max(len(p.name) for p in presets)
+    for kind in ("chip", "system"):
+        print(f"{kind}s:")
+        for p in presets:
+            if p.kind == kind:
+                print(f"  {p.name:<{width}}  {p.description}")
+    return 0
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from tegel.hardware import load_system, summarize
+
+    figures = summarize(load_system(args.target))
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print(_text(figures))
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from tegel.hardware import validate_file
+
+    system = validate_file(args.file, strict=args.strict)
+    what = "chip" if system.chip_count == 1 and system.scale_up is None else "system"
+    print(f"{args.file}: ok ({what} {system.name}: {system.chip_count} x {system.chip.name})")
+    return 0
+
+
+def _si(value: float | None, unit: str) -> str:
+    """`3.35e12, 'B/s'` -> `3.35 TB/s` (decimal prefixes)."""
+    if value is None:
+        return "-"
+    for factor, prefix in (
+        (1e18, "E"),
+        (1e15, "P"),
+        (1e12, "T"),
+        (1e9, "G"),
+        (1e6, "M"),
+        (1e3, "k"),
+        (1.0, ""),
+        (1e-3, "m"),
+        (1e-6, "u"),
+        (1e-9, "n"),
+    ):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}{unit}"
+    return f"{value:.3g} {unit}" if value else f"0 {unit}"
+
+
+def _text(f: dict[str, Any]) -> str:
+    chip = f["chip"]
+    lines = [f"{f['name']}: {f['description']}"]
+    if f["chips"] > 1:
+        lines.append(
+            f"  {f['chips']} x {chip['name']} in {f['nodes']} node(s) of {f['chips_per_node']}"
+        )
+    lines.append(
+        f"  architecture {chip['architecture']}, node {chip['node']} ({chip['process']}), "
+        f"clock {_si(chip['clock_hz'], 'Hz')}"
+    )
+    lines.append(
+        "  peak (dense):  "
+        + ", ".join(f"{d} {_si(v, 'FLOP/s')}" for d, v in f["peak_flops_per_s"].items())
+    )
+    mem = chip["offchip"]
+    if mem:
+        lines.append(
+            f"  memory: {_si(f['offchip_bytes'], 'B')} {mem['kind']} at "
+            f"{_si(f['offchip_bytes_per_s'], 'B/s')} ({mem['pj_per_bit']:.3g} pJ/bit)"
+        )
+    else:
+        lines.append("  memory: none off-chip")
+    lines.append(f"  on-chip SRAM: {_si(f['sram_bytes_total'], 'B')}")
+    lines.append(f"  power: {_si(f['tdp_w'], 'W')} max, {_si(f['idle_w'], 'W')} idle")
+    lines.append(
+        f"  silicon: {chip['silicon_area_mm2']:.0f} mm^2 per chip "
+        f"({chip['package']['compute_dies']} compute die(s) of {chip['die_area_mm2']:.0f} mm^2)"
+    )
+    tiles = chip["tiles"]
+    noc = chip["noc"]
+    link_bw = _si(noc["link_bytes_per_s"], "B/s")
+    lines.append(
+        f"  tiles: {tiles['rows']} x {tiles['cols']}; NoC {noc['topology']}, "
+        f"{link_bw} per link, {noc['pj_per_bit_per_hop']:.3g} pJ/bit/hop"
+    )
+    lines.append("  storage (nearest first):")
+    for lv in chip["levels"]:
+        lines.append(
+            f"    {lv['name']:<15} {lv['scope']:<8} {_si(lv['total_bytes'], 'B'):>10}  "
+            f"{_si(lv['read_bytes_per_s'], 'B/s'):>11}  {lv['read_pj_per_bit']:.3g} pJ/bit "
+            f"({lv['energy_basis']})"
+        )
+    for name in ("scale_up", "scale_out"):
+        link = f[name]
+        if link:
+            bw, latency = _si(link["link_bytes_per_s"], "B/s"), _si(link["latency_s"], "s")
+            lines.append(
+                f"  {name}: {link['kind']} {link['topology']}, {bw} per chip per direction, "
+                f"{latency}, {link['pj_per_bit']:.3g} pJ/bit"
+            )
+    return "\n".join(lines)
