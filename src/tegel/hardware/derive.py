@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 
-from tegel.hardware.schema import Chip, StorageLevel
+from tegel.hardware.schema import Chip, Noc, StorageLevel
 from tegel.hardware.system import ChipLink, System
 from tegel.hardware.technology import Technology
 
@@ -84,7 +84,7 @@ def _complete_level(lv: StorageLevel, tech: Technology, wire_mm: float | None) -
     return lv.model_copy(update={**update, "cite": cite})
 
 
-def _complete_noc(chip: Chip, tech: Technology) -> object:
+def _complete_noc(chip: Chip, tech: Technology) -> Noc:
     noc = chip.noc
     tag = f"derived: technology {tech.node}"
     cite = dict(noc.cite)
