@@ -37,7 +37,9 @@ class PhaseCost:
     plan: Plan
     cost: Cost
     steps: tuple[StepCost, ...]
-    static_w: float
+    static_w: float  # chips idle plus their share of host power, whole replica
+    host_w: float  # the host part of static_w
+    power_capped: bool  # the chips' board power limit stretched the time
 
     @property
     def time_s(self) -> float:
@@ -62,6 +64,7 @@ class _Rates:
                               else _IDX[Category.ONCHIP_SRAM] for lv in levels)
         self.peak = {d: chip.peak_flops_per_s(d) for d in chip.dtypes}
         self.pj_per_flop = {d: chip.pj_per_flop(d) for d in chip.dtypes}
+        self.pj_per_flop.update(dict(plan.compute_pj_per_flop))
         self.chip_name = chip.name
         self.noc_byte_hops_per_s = chip.noc.link_bytes_per_s * _noc_links(system)
         self.noc_pj = chip.noc_pj_per_bit_per_hop
@@ -71,7 +74,9 @@ class _Rates:
         host = system.host
         host_idle = host.host_w_per_node if host.idle_host_w_per_node is None else host.idle_host_w_per_node
         # idle power covers leakage; hosts are shared by the chips of a node
-        self.static_w_per_chip = chip.idle_w + host_idle / system.chips_per_node
+        self.host_w_per_chip = host_idle / system.chips_per_node
+        self.idle_w_per_chip = chip.idle_w
+        self.dynamic_limit_w_per_chip = chip.tdp_w - chip.idle_w
 
 
 def _noc_links(system: System) -> float:
@@ -140,6 +145,13 @@ def evaluate(plan: Plan, system: System) -> PhaseCost:
     slowest = common + max(special.values(), default=0.0)
     time = plan.stages * common + sum(special.values()) + (plan.microbatches - 1) * slowest
     chips = plan.parallelism.chips_per_replica
-    static_w = rates.static_w_per_chip * chips
+    # the board power limit: chips cannot draw more than TDP, so work that would exceed it
+    # runs slower (the clocks throttle) and takes dynamic energy / available power
+    dynamic_j = sum(energy)
+    capped = dynamic_j > chips * rates.dynamic_limit_w_per_chip * time > 0
+    if capped:
+        time = dynamic_j / (chips * rates.dynamic_limit_w_per_chip)
+    static_w = (rates.idle_w_per_chip + rates.host_w_per_chip) * chips
     energy[_IDX[Category.STATIC]] = static_w * time
-    return PhaseCost(plan, Cost(time, tuple(energy)), step_costs, static_w)
+    return PhaseCost(plan, Cost(time, tuple(energy)), step_costs, static_w,
+                     rates.host_w_per_chip * chips, capped)

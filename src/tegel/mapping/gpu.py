@@ -14,12 +14,16 @@ Passes, in order (`plan_gpu` runs them):
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import yaml
 
+from tegel.errors import TegelError
 from tegel.hardware import Chip
 from tegel.mapping.plan import Parallelism, Plan, Step, compute_class
 from tegel.mapping.sharding import OpShard, shard_graph
@@ -50,13 +54,56 @@ class GpuParams:
     l2_resident_fraction: float
     collective_overhead_s: float
     memory_usable_fraction: float
+    compute_power_share: float
+    request_overhead_s: float
+    moe_gemm_efficiency: float
+
+
+def gpu_params_data() -> dict[str, Any]:
+    """The GPU policy parameters as data: the shipped file, or a calibration's override."""
+    if _OVERRIDE:
+        return dict(_OVERRIDE[-1])
+    folder = resources.files("tegel.mapping") / "data"
+    data = dict(yaml.safe_load((folder / "gpu.yaml").read_text()))
+    fitted = folder / "gpu_calibration.yaml"
+    if fitted.is_file():  # values fitted by `tegel validate --calibrate` replace the defaults
+        data.update(yaml.safe_load(fitted.read_text())["parameters"])
+    return data
+
+
+_OVERRIDE: list[dict[str, Any]] = []
+
+
+@contextmanager
+def gpu_params_override(values: dict[str, Any]) -> Iterator[None]:
+    """Evaluate with other GPU parameters (calibration); restores the shipped ones after."""
+    _OVERRIDE.append(values)
+    gpu_params.cache_clear()
+    try:
+        yield
+    finally:
+        _OVERRIDE.pop()
+        gpu_params.cache_clear()
 
 
 @cache
-def gpu_params() -> GpuParams:
-    """The GPU policy parameters shipped with tegel."""
-    text = (resources.files("tegel.mapping") / "data" / "gpu.yaml").read_text()
-    return GpuParams(**yaml.safe_load(text))
+def gpu_params(software: str | None = None) -> GpuParams:
+    """GPU policy parameters of a software generation (None: the current one).
+
+    Earlier generations (`generations` in gpu.yaml, keyed by year) scale the achieved shares of
+    peak compute and bandwidth by their `efficiency_scale`, fitted on that year's H100 results.
+    """
+    data = gpu_params_data()
+    generations = data.pop("generations", {}) or {}
+    if software is not None and software != data["software"]:
+        if software not in generations:
+            known = ", ".join([data["software"], *generations])
+            raise TegelError(f"unknown GPU software generation {software!r}; known: {known}")
+        scale = float(generations[software]["efficiency_scale"])
+        for key in ("gemm_peak_fraction", "attention_peak_fraction", "hbm_bandwidth_fraction"):
+            data[key] = data[key] * scale
+        data["software"] = software
+    return GpuParams(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +229,8 @@ def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
         _, f, h = main.inputs[3].shape
         per_expert = max(1, round(tokens * a.top_k / a.num_experts))  # type: ignore[union-attr]
         f_chip = max(1, f // int(shards[main.name].flops_div))
-        eff = gemm_efficiency(per_expert, 2 * f_chip, h, a.num_experts, chip.tile_count, p)  # type: ignore[union-attr]
+        eff = p.moe_gemm_efficiency * gemm_efficiency(per_expert, 2 * f_chip, h, a.num_experts,  # type: ignore[union-attr]
+                                                      chip.tile_count, p)
         staged = sum(work(main).read_bytes[3:]) / shards[main.name].flops_div
         return eff, staged * math.ceil(per_expert / p.tile_m) + main.inputs[0].nbytes * 3
     batch_shape, m, _, k = matmul_dims(main.inputs[0].shape, main.inputs[1].shape, main.attrs)  # type: ignore[arg-type]
@@ -203,13 +251,13 @@ def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
 
 def plan_gpu(graph: Graph, chip: Chip, system_name: str, phase: Phase, parallelism: Parallelism,
              layers: int, num_kv_heads: int, link_latency_s: float, microbatches: int = 1,
-             link_topology: str = "switch") -> Plan:
+             link_topology: str = "switch", software: str | None = None) -> Plan:
     """Kernel-by-kernel plan of a (layer-folded) graph on each chip of a replica.
 
     `layers` is how many times the graph's one transformer layer repeats in the model;
     with pipeline parallelism each of the pp stages runs layers / pp of them.
     """
-    p = gpu_params()
+    p = gpu_params(software)
     par = parallelism
     lv = _Levels(chip)
     kernels = fuse_kernels(graph)
@@ -241,7 +289,21 @@ def plan_gpu(graph: Graph, chip: Chip, system_name: str, phase: Phase, paralleli
                          p.l2_bandwidth_fraction if i == lv.l2 else 1.0
                          for i in range(len(lv.names)))
     return Plan(system_name, "gpu", phase, par, lv.names, efficiencies, par.pp, microbatches,
-                par.tp, tuple(steps), notes=(f"software: {p.software}",))
+                par.tp, tuple(steps), notes=(f"software: {p.software}",),
+                compute_pj_per_flop=gpu_pj_per_flop(chip, p))
+
+
+def gpu_pj_per_flop(chip: Chip, p: GpuParams) -> tuple[tuple[str, float], ...]:
+    """Energy per FLOP of a GPU from its own specification, per dtype class.
+
+    Rule: a GEMM running at the policy's achieved share of peak draws the board's dynamic power
+    (TDP - idle), of which `compute_power_share` goes to arithmetic and operand delivery
+    (register files, instruction issue) and the rest to the memory system, counted separately.
+    Bottom-up figures for a bare multiplier (technology library) leave out that SIMT overhead.
+    """
+    dynamic_w = (chip.tdp_w - chip.idle_w) * p.compute_power_share
+    return tuple((d, 1e12 * dynamic_w / (chip.peak_flops_per_s(d) * p.gemm_peak_fraction))
+                 for d in chip.dtypes)
 
 
 def _with_stage(step: Step, stage: int) -> Step:

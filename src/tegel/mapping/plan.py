@@ -78,6 +78,8 @@ class Plan:
     # is a region of one chip)
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = field(default=())
+    # energy per FLOP the policy knows better than the technology library (dtype class, pJ)
+    compute_pj_per_flop: tuple[tuple[str, float], ...] = ()
 
     def describe(self) -> str:
         """A readable listing: one line per step."""

@@ -62,13 +62,16 @@ def model_weight_bytes(cfg: ModelConfig, precision: Precision) -> float:
 
 
 def memory_per_chip(cfg: ModelConfig, system: System, par: Parallelism, batch_per_replica: int,
-                    context_tokens: int, input_tokens: int, precision: Precision) -> Memory:
-    """Weights, KV cache and transient activations on each chip of a replica."""
+                    context_tokens: int, input_tokens: int, precision: Precision,
+                    beams: int = 1) -> Memory:
+    """Weights, KV cache and transient activations on each chip of a replica (each of a
+    sequence's `beams` keeps its own cache)."""
     chip = system.chip
     shards = par.tp * par.pp
     weights = model_weight_bytes(cfg, precision) / shards
     kv_token = precision.kv_cache.nbytes(cfg.kv_cache_elements_per_token())
-    kv = batch_per_replica * context_tokens * kv_token / (min(par.tp, cfg.num_kv_heads) * par.pp)
+    kv = (batch_per_replica * beams * context_tokens * kv_token
+          / (min(par.tp, cfg.num_kv_heads) * par.pp))
     tokens = min(batch_per_replica * input_tokens, PREFILL_CHUNK_TOKENS)
     width = 4 * cfg.hidden_size + (3 * cfg.intermediate_size + cfg.vocab_size) / par.tp
     activations = precision.activations.nbytes(int(tokens * width))
@@ -81,15 +84,16 @@ def memory_per_chip(cfg: ModelConfig, system: System, par: Parallelism, batch_pe
 
 
 def max_batch(cfg: ModelConfig, system: System, par: Parallelism, context_tokens: int,
-              input_tokens: int, precision: Precision, limit: int) -> int:
+              input_tokens: int, precision: Precision, limit: int, beams: int = 1) -> int:
     """Largest batch per replica that fits memory (0 if not even one sequence fits)."""
-    one = memory_per_chip(cfg, system, par, 1, context_tokens, input_tokens, precision)
+    one = memory_per_chip(cfg, system, par, 1, context_tokens, input_tokens, precision, beams)
     if not one.fits:
         return 0
     per_seq = one.kv_cache_bytes
     spare = one.capacity_bytes - one.weights_bytes - one.activation_bytes - per_seq
     # activations are bounded by the prefill chunk, so they grow no further with batch
-    full_act = memory_per_chip(cfg, system, par, limit, context_tokens, input_tokens, precision)
+    full_act = memory_per_chip(cfg, system, par, limit, context_tokens, input_tokens, precision,
+                               beams)
     spare -= full_act.activation_bytes - one.activation_bytes
     return max(1, min(limit, 1 + int(spare // per_seq))) if per_seq > 0 else limit
 
@@ -105,6 +109,8 @@ class Scenario:
     output_tokens: int
     precision: Precision
     max_batch: int = 2048
+    beams: int = 1  # beam search: each sequence decodes `beams` hypotheses (MLPerf GPT-J: 4)
+    software: str | None = None  # GPU software generation (None: current)
 
 
 def _plans(s: Scenario, par: Parallelism, batch_per_replica: int, stages: int | None
@@ -114,15 +120,16 @@ def _plans(s: Scenario, par: Parallelism, batch_per_replica: int, stages: int | 
     plans = []
     for phase_kind in ("prefill", "decode"):
         n_stages = par.pp if chip.architecture == "gpu" else stages or par.pp
-        micro = min(batch_per_replica, n_stages)
-        b = math.ceil(batch_per_replica / micro)
+        sequences = batch_per_replica * (s.beams if phase_kind == "decode" else 1)
+        micro = min(sequences, n_stages)
+        b = math.ceil(sequences / micro)
         phase = (Phase.prefill(b, s.input_tokens) if phase_kind == "prefill"
                  else Phase.decode(b, s.input_tokens + s.output_tokens // 2))
         graph = folded_graph(cfg, phase, s.precision)
         if chip.architecture == "gpu":
             topology = system.scale_up.topology if system.scale_up else "switch"
             plans.append(plan_gpu(graph, chip, system.name, phase, par, cfg.num_layers,
-                                  cfg.num_kv_heads, link_latency, micro, topology))
+                                  cfg.num_kv_heads, link_latency, micro, topology, s.software))
         else:
             weights = model_weight_bytes(cfg, s.precision) / par.chips_per_replica
             plans.append(plan_dataflow(graph, chip, system.name, phase, par, cfg.num_layers,
@@ -140,10 +147,15 @@ class Evaluated:
     decode: PhaseCost
     memory: Memory
     output_tokens: int
+    request_overhead_s: float = 0.0  # host work before the first token (GPU serving stacks)
+
+    @property
+    def ttft_s(self) -> float:
+        return self.prefill.time_s + self.request_overhead_s
 
     @property
     def e2e_s(self) -> float:
-        return self.prefill.time_s + (self.output_tokens - 1) * self.decode.time_s
+        return self.ttft_s + (self.output_tokens - 1) * self.decode.time_s
 
     @property
     def throughput_tokens_per_s(self) -> float:
@@ -155,10 +167,11 @@ def evaluate_config(s: Scenario, par: Parallelism, batch_per_replica: int,
     """Plan and evaluate prefill and decode for one parallelism and batch."""
     context = s.input_tokens + s.output_tokens
     mem = memory_per_chip(s.model, s.system, par, batch_per_replica, context, s.input_tokens,
-                          s.precision)
+                          s.precision, s.beams)
     prefill_plan, decode_plan = _plans(s, par, batch_per_replica, stages)
+    overhead = gpu_params(s.software).request_overhead_s if s.system.chip.architecture == "gpu" else 0.0
     return Evaluated(par, batch_per_replica, evaluate(prefill_plan, s.system),
-                     evaluate(decode_plan, s.system), mem, s.output_tokens)
+                     evaluate(decode_plan, s.system), mem, s.output_tokens, overhead)
 
 
 def candidate_parallelisms(s: Scenario, tp: int | None, pp: int | None, ep: int | None

@@ -42,7 +42,7 @@ class RunResult:
 
     @property
     def ttft_s(self) -> float:
-        return self.chosen.prefill.time_s
+        return self.chosen.ttft_s
 
     @property
     def tpot_s(self) -> float:
@@ -77,6 +77,14 @@ class RunResult:
         return sum(self.energy_breakdown_j_per_token.values())
 
     @property
+    def accelerator_energy_j_per_token(self) -> float:
+        """Energy per token without the hosts' share (what GPU power counters measure)."""
+        c = self.chosen
+        host_j = (c.prefill.host_w * c.prefill.time_s
+                  + (self.output_tokens - 1) * c.decode.host_w * c.decode.time_s)
+        return self.energy_j_per_token - host_j / (c.batch_per_replica * self.output_tokens)
+
+    @property
     def power_w(self) -> float:
         """Average power of the replicas serving the batch over the run, W."""
         replicas = -(-self.batch // self.chosen.batch_per_replica)
@@ -104,6 +112,8 @@ class RunResult:
             "tokens_per_s_per_user": self.tokens_per_s_per_user,
             "energy_j_per_token": self.energy_j_per_token,
             "energy_breakdown_j_per_token": self.energy_breakdown_j_per_token,
+            "accelerator_energy_j_per_token": self.accelerator_energy_j_per_token,
+            "power_capped": self.chosen.prefill.power_capped or self.chosen.decode.power_capped,
             "power_w": self.power_w,
             "memory_bytes": {"weights": mem.weights_bytes, "kv_cache": mem.kv_cache_bytes,
                              "activations": mem.activation_bytes, "total": mem.total_bytes,
@@ -160,8 +170,8 @@ def _resolve_precision(system: System, precision: Precision | str | None) -> Pre
 def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
         input_tokens: int = 1024, output_tokens: int = 256,
         precision: Precision | str | None = None, tp: int | None = None, pp: int | None = None,
-        ep: int | None = None, stages: int | None = None, max_batch_per_replica: int = 2048
-        ) -> RunResult:
+        ep: int | None = None, stages: int | None = None, max_batch_per_replica: int = 2048,
+        beams: int = 1, software: str | None = None) -> RunResult:
     """Evaluate LLM inference of `model` on `system`.
 
     batch: sequences served together (whole system), or "auto" — the largest batch that fits
@@ -175,15 +185,18 @@ def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
     auto = batch == "auto"
     if not auto and (not isinstance(batch, int) or batch < 1):
         raise TegelError(f"batch: expected a positive integer or 'auto', got {batch!r}")
+    if beams < 1:
+        raise TegelError(f"beams: expected a positive integer, got {beams}")
     scenario = Scenario(cfg, sys_, None if auto else int(batch), input_tokens, output_tokens,
-                        _resolve_precision(sys_, precision), max_batch_per_replica)
+                        _resolve_precision(sys_, precision), max_batch_per_replica, beams,
+                        software)
     best: Evaluated | None = None
     shortfall: float | None = None
     context = input_tokens + output_tokens
     for par in candidate_parallelisms(scenario, tp, pp, ep):
         if auto:
             b = max_batch(cfg, sys_, par, context, input_tokens, scenario.precision,
-                          max_batch_per_replica)
+                          max_batch_per_replica, beams)
             if b == 0:
                 shortfall = _shortfall(scenario, par, 1, shortfall)
                 continue
@@ -218,7 +231,7 @@ def _shortfall(s: Scenario, par: Parallelism, batch: int, current: float | None)
     from tegel.serving.llm import memory_per_chip
 
     mem = memory_per_chip(s.model, s.system, par, batch, s.input_tokens + s.output_tokens,
-                          s.input_tokens, s.precision)
+                          s.input_tokens, s.precision, s.beams)
     short = mem.total_bytes - mem.capacity_bytes
     return short if current is None else min(current, short)
 

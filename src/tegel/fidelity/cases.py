@@ -1,0 +1,221 @@
+"""Published measurements -> tegel scenarios.
+
+Each entry of a measurement file (the format of the project's reference collection: id,
+system, workload, metric, value, unit, ...) becomes a `Case` — the scenario tegel runs and the
+figure it predicts — or an `Unmapped` with the reason. Rules (docs/fidelity.md):
+- fixed input/output lengths at maximum throughput (TensorRT-LLM tables): batch "auto";
+- static batches (older TensorRT-LLM tables): that batch, throughput per GPU;
+- batch-1 first-token latency: TTFT of a batch of one;
+- concurrency sweeps (NIM tables): a static batch of `concurrency` sequences (throughput,
+  inter-token latency); their TTFT above concurrency 1 includes queueing, which a static batch
+  does not model, so those entries are listed as unmapped;
+- MLPerf Offline: batch "auto" at the benchmark data set's mean input/output lengths; MLPerf
+  Server: the largest batch whose TPOT meets the benchmark's TPOT limit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tegel.errors import TegelError
+
+GROUPS = ("throughput", "ttft", "tpot", "energy")
+CURRENT_SOFTWARE_YEAR = 2025  # measurements from earlier years use that year's generation
+
+_MODELS = (  # (pattern on the workload's model text, shipped model, MLPerf data set)
+    (r"llama-?2-70b|llama\(2\) 70b|llama 2 70b", "llama-2-70b", "llama2-70b"),
+    (r"llama\(2\) 7b|llama-?2-7b", "llama-2-7b", None),
+    (r"llama-?3\.3-70b", "llama-3.3-70b", None),
+    (r"llama-?3\.1-405b", "llama-3.1-405b", "llama3.1-405b"),
+    (r"llama-?3\.1-8b", "llama-3.1-8b", "llama3.1-8b"),
+    (r"llama-?3-8b", "llama-3.1-8b", None),
+    (r"gpt-?j", "gpt-j-6b", "gptj"),
+    (r"mixtral-8x7b", "mixtral-8x7b", "mixtral-8x7b"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One measurement as a tegel scenario: what to run and which figure to compare."""
+
+    id: str
+    group: str  # throughput | ttft | tpot | energy
+    model: str
+    chips: int
+    tp: int | None
+    batch: int | str  # an integer, "auto" (max throughput) or "server" (TPOT-limited)
+    input_tokens: int
+    output_tokens: int
+    precision: str
+    measured: float  # SI: tokens/s, s, J/token
+    per_accelerator: bool  # compare throughput per chip rather than per system
+    tpot_limit_s: float | None
+    source: str
+    approximation: str
+    max_batch: int = 2048  # cap of an "auto" batch (a concurrency limit)
+    beams: int = 1
+    software: str | None = None  # GPU software generation (year) of the measurement
+    itl_from_e2e: bool = False  # inter-token latency as end-to-end latency / output tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Unmapped:
+    id: str
+    reason: str
+
+
+@cache
+def dataset_lengths() -> dict[str, dict[str, Any]]:
+    """Mean request lengths of the MLPerf / ML.ENERGY data sets (fidelity/data)."""
+    text = (resources.files("tegel.fidelity") / "data" / "mlperf_datasets.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def load_entries(paths: list[str | Path] | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(file name, entry) for every entry of the files (default: the shipped H100 set)."""
+    if not paths:
+        text = (resources.files("tegel.fidelity") / "data" / "h100_measurements.yaml").read_text()
+        return [("h100_measurements.yaml", e) for e in _parse(text, "h100_measurements.yaml")]
+    out = []
+    for path in paths:
+        p = Path(path)
+        if not p.is_file():
+            raise TegelError(f"{p}: no such measurement file")
+        out += [(str(p), e) for e in _parse(p.read_text(), str(p))]
+    return out
+
+
+def _parse(text: str, name: str) -> list[dict[str, Any]]:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}:" if mark else ""
+        raise TegelError(f"{name}:{line} not valid YAML") from None
+    if not isinstance(data, list):
+        raise TegelError(f"{name}: expected a list of measurement entries")
+    for i, e in enumerate(data):
+        missing = [k for k in ("id", "system", "workload", "metric", "value", "unit")
+                   if not isinstance(e, dict) or k not in e]
+        if missing:
+            raise TegelError(f"{name}: entry {i + 1}: missing field(s) {', '.join(missing)}")
+    return data
+
+
+def _model(text: str) -> tuple[str, str | None] | None:
+    low = text.lower()
+    for pattern, model, dataset in _MODELS:
+        if re.search(pattern, low):
+            return model, dataset
+    return None
+
+
+def _chips(system: str) -> int:
+    m = re.match(r"\s*(\d+)\s*x", system)
+    return int(m.group(1)) if m else 1
+
+
+def _tp(entry: dict[str, Any]) -> int | None:
+    w = entry["workload"]
+    if "tensor_parallel" in w:
+        return int(w["tensor_parallel"])
+    for text in (entry["system"], str(entry.get("notes", "")), str(w.get("software", ""))):
+        m = re.search(r"\bTP\s*=?\s*(\d+)", text)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+_UNIT = {"tokens/s": 1.0, "tokens/s/GPU": 1.0, "ms": 1e-3, "s": 1.0, "J/token": 1.0}
+_GROUP = {"output_throughput": "throughput", "output_throughput_per_gpu": "throughput",
+          "throughput_offline": "throughput", "throughput_server": "throughput",
+          "ttft_latency": "ttft", "itl_latency": "tpot", "tpot_latency": "tpot",
+          "energy_per_token": "energy"}
+
+
+def to_case(entry: dict[str, Any]) -> Case | Unmapped:
+    """The scenario of one measurement entry, or why there is none."""
+    eid, system, w = entry["id"], entry["system"], entry["workload"]
+    metric = entry["metric"]
+    if entry.get("kind", "measured") != "measured":
+        return Unmapped(eid, f"kind {entry.get('kind')!r}: only measurements are validated")
+    if "H100" not in system:
+        return Unmapped(eid, "not an H100 system (other GPUs are predicted, not validated here)")
+    if re.search(r"NVL|PCIe", system):
+        return Unmapped(eid, "H100 NVL / PCIe form factor: no preset (only h100-sxm)")
+    if metric not in _GROUP or entry["unit"] not in _UNIT:
+        return Unmapped(eid, f"metric {metric!r} in {entry['unit']!r} has no tegel counterpart")
+    found = _model(str(w.get("model", "")))
+    if found is None:
+        return Unmapped(eid, f"model {w.get('model')!r} has no shipped config")
+    model, dataset = found
+    precision = "fp8" if "fp8" in str(w.get("precision", "")).lower() else "bf16"
+    tp = _tp(entry)
+    chips = max(_chips(system), tp or 1)
+    value = float(entry["value"]) * _UNIT[entry["unit"]]
+    group = _GROUP[metric]
+    approx: list[str] = []
+    lengths = dataset_lengths()
+    if "input_len" in w:
+        lin, lout = int(w["input_len"]), int(w.get("output_len", 1))
+    elif dataset and dataset in lengths:
+        lin = round(lengths[dataset]["input_tokens_mean"])
+        lout = round(lengths[dataset]["output_tokens_mean"])
+        approx.append(f"{dataset} data set as its mean lengths {lin}/{lout}")
+    elif group == "energy":
+        d = lengths["mlenergy-llama3.1-8b"]
+        lin, lout = round(d["input_tokens_mean"]), round(d["output_tokens_mean"])
+        approx.append(f"ML.ENERGY request lengths as their means {lin}/{lout}")
+    elif group == "tpot":
+        lin, lout = 512, 256
+        approx.append("lengths not published; 512 in / 256 out assumed")
+    else:
+        return Unmapped(eid, "no input/output lengths and no known data set")
+    concurrency = w.get("concurrency")
+    batch: int | str
+    tpot_limit = None
+    cap, beams, itl_e2e = 2048, 1, False
+    if dataset and lengths.get(dataset, {}).get("beams", 1) > 1:
+        beams = int(lengths[dataset]["beams"])
+        approx.append(f"beam search with {beams} beams")
+    if metric == "throughput_server":
+        batch = "server"
+        m = re.search(r"TPOT\s*<=\s*(\d+)\s*ms", str(w.get("latency_constraint", "")))
+        tpot_limit = int(m.group(1)) * 1e-3 if m else None
+        if tpot_limit is None:
+            return Unmapped(eid, "MLPerf Server without a TPOT limit (end-to-end limit only)")
+        approx.append(f"largest static batch with TPOT <= {tpot_limit * 1e3:.0f} ms")
+    elif concurrency is not None:
+        if group == "ttft" and int(concurrency) > 1:
+            return Unmapped(eid, "TTFT under concurrency > 1 includes queueing, which a static "
+                            "batch does not model")
+        batch, cap = "auto", int(concurrency)
+        itl_e2e = group == "tpot"
+        approx.append(f"concurrency {cap} as a static batch of up to {cap} (what fits memory; "
+                      "the rest queue)" + ("; ITL as end-to-end latency / output tokens, which "
+                                           "spreads the prefills of arriving requests" if itl_e2e else ""))
+    elif "batch" in w:
+        batch = int(w["batch"])
+    elif group == "ttft":
+        batch = 1
+    elif group == "tpot":
+        batch = 1
+        approx.append("light load as batch 1")
+    else:
+        batch = "auto"
+        approx.append("maximum throughput as the largest batch that fits")
+    if group == "ttft":
+        lout = 1
+    year = int(entry.get("year", 0) or 0)
+    software = str(year) if year and year < CURRENT_SOFTWARE_YEAR else None
+    return Case(eid, group, model, chips, tp, batch, lin, lout, precision, value,
+                metric == "output_throughput_per_gpu", tpot_limit,
+                str(entry.get("source", {}).get("title", "")), "; ".join(approx), cap, beams,
+                software, itl_e2e)

@@ -1,0 +1,152 @@
+"""Predicted vs measured: run every case, report the error and the MAPE per metric group."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from tegel.errors import TegelError
+from tegel.fidelity.cases import GROUPS, Case, Unmapped, load_entries, to_case
+from tegel.hardware import System, load_system
+from tegel.serving.run import RunResult, run
+
+# The subset the issue sets a target on: TensorRT-LLM fixed-length tables and MLPerf Offline.
+TARGET_SET = {
+    "throughput": lambda c: c.id.startswith("trtllm-l") or (
+        c.id.startswith("mlp") and c.id.endswith("-off") and c.chips == 8),
+    "ttft": lambda c: c.batch == 1,
+    "tpot": lambda c: True,
+    "energy": lambda c: True,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One validated entry: the case, tegel's prediction and the relative error."""
+
+    case: Case
+    predicted: float
+    scenario: str
+
+    @property
+    def error(self) -> float:
+        """(predicted - measured) / measured."""
+        return (self.predicted - self.case.measured) / self.case.measured
+
+
+@lru_cache(maxsize=32)
+def h100_system(chips: int) -> System:
+    """An H100 SXM system of `chips` GPUs (DGX H100 nodes of 8; one GPU on its own)."""
+    if chips == 1:
+        return load_system("h100-sxm")
+    dgx = load_system("dgx-h100")
+    if chips == dgx.chip_count:
+        return dgx
+    return dgx.model_copy(update={"chip_count": chips, "name": f"{chips}x-h100-sxm"})
+
+
+def _server_batch(case: Case, system: System) -> RunResult:
+    """Largest batch whose decode step meets the TPOT limit (bisection over powers then steps)."""
+    limit = case.tpot_limit_s or math.inf
+    best = _run(case, system, 1)
+    top = _run(case, system, "auto")
+    lo, hi = 1, top.batch
+    if top.tpot_s <= limit:
+        return top
+    while hi - lo > max(1, lo // 32):
+        mid = (lo + hi) // 2
+        r = _run(case, system, mid)
+        if r.tpot_s <= limit:
+            lo, best = mid, r
+        else:
+            hi = mid
+    return best
+
+
+def _run(case: Case, system: System, batch: int | str) -> RunResult:
+    return run(case.model, system, batch, case.input_tokens, case.output_tokens, case.precision,
+               tp=case.tp, max_batch_per_replica=case.max_batch, beams=case.beams,
+               software=_known_generation(case.software))
+
+
+def _known_generation(year: str | None) -> str | None:
+    """The case's software generation if gpu.yaml has one for it, else the nearest later."""
+    from tegel.mapping.gpu import gpu_params_data
+
+    if year is None:
+        return None
+    known = sorted(gpu_params_data().get("generations") or {})
+    later = [g for g in known if g >= year]
+    return later[0] if later else None
+
+
+def predict(case: Case) -> Row:
+    """Run the case's scenario and read off the figure the measurement reports."""
+    system = h100_system(case.chips)
+    result = _server_batch(case, system) if case.batch == "server" else _run(case, system, case.batch)
+    d = result.to_dict()
+    if case.group == "throughput":
+        value = d["throughput_tokens_per_s"] / (case.chips if case.per_accelerator else 1)
+    elif case.group == "ttft":
+        value = d["ttft_s"]
+    elif case.group == "tpot":
+        value = d["e2e_latency_s"] / case.output_tokens if case.itl_from_e2e else d["tpot_s"]
+    else:  # energy: accelerator energy only, as NVML-based measurements count it
+        value = d["accelerator_energy_j_per_token"]
+    par = d["parallelism"]
+    scenario = (f"{case.model} on {system.name}, batch {d['batch']}, {case.input_tokens}/"
+                f"{case.output_tokens} tok, {case.precision}, tp{par['tp']} pp{par['pp']} "
+                f"dp{par['dp']}")
+    return Row(case, value, scenario)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    rows: tuple[Row, ...]
+    unmapped: tuple[Unmapped, ...]
+    failed: tuple[Unmapped, ...]
+
+    def mape(self, group: str, target_only: bool = False) -> float | None:
+        """Mean absolute percentage error of a group (None when it has no rows)."""
+        keep = [r for r in self.rows if r.case.group == group
+                and (not target_only or TARGET_SET[group](r.case))]
+        return 100.0 * sum(abs(r.error) for r in keep) / len(keep) if keep else None
+
+    def summary(self) -> dict[str, Any]:
+        return {g: {"mape_percent": self.mape(g), "target_set_mape_percent": self.mape(g, True),
+                    "entries": sum(1 for r in self.rows if r.case.group == g)} for g in GROUPS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": [{"id": r.case.id, "group": r.case.group, "scenario": r.scenario,
+                      "approximation": r.case.approximation, "measured": r.case.measured,
+                      "predicted": r.predicted, "error_percent": 100.0 * r.error,
+                      "in_target_set": TARGET_SET[r.case.group](r.case)} for r in self.rows],
+            "summary": self.summary(),
+            "unmapped": [{"id": u.id, "reason": u.reason} for u in self.unmapped],
+            "failed": [{"id": u.id, "reason": u.reason} for u in self.failed],
+        }
+
+
+def validate(entries: Iterable[tuple[str, dict[str, Any]]] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> Report:
+    """Validate measurement entries (default: the shipped H100 set)."""
+    items = list(entries) if entries is not None else load_entries()
+    rows: list[Row] = []
+    unmapped: list[Unmapped] = []
+    failed: list[Unmapped] = []
+    for i, (_, entry) in enumerate(items):
+        if progress:
+            progress(i, len(items))
+        case = to_case(entry)
+        if isinstance(case, Unmapped):
+            unmapped.append(case)
+            continue
+        try:
+            rows.append(predict(case))
+        except TegelError as err:
+            failed.append(Unmapped(case.id, f"tegel could not run it: {err}"))
+    return Report(tuple(rows), tuple(unmapped), tuple(failed))
