@@ -89,11 +89,6 @@ def test_op_table_is_a_dataframe_of_the_rows(gpu_result: RunResult) -> None:
     assert set(table["kind"]) >= {"gemm", "attention", "norm"}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "evaluate/analytical.py _step_cost keys storage times as f'level{i}', so a step bound by "
-    "memory reports bound='level3' instead of the level's name ('hbm3') that StepCost.bound "
-    "documents (compute | <storage level name> | noc | link | overhead); op tables and "
-    "`tegel run --ops` show the index"))
 def test_bound_names_a_resource_of_the_machine(gpu_result: RunResult) -> None:
     levels = gpu_result.chosen.decode.plan.levels
     bounds = {r["bound"] for r in gpu_result.op_rows()}

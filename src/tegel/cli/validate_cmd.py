@@ -62,7 +62,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     from tegel.fidelity.calibrate import calibrate, objective, write_calibration
 
-    values, before, after = calibrate(progress=lambda line: print(line, file=sys.stderr))
+    values, before, after = calibrate(args.files, progress=lambda line: print(line, file=sys.stderr))
     target = Path(args.write) if args.write else Path(
         str(resources.files("tegel.mapping") / "data" / "gpu_calibration.yaml"))
     write_calibration(values, before, after, target)

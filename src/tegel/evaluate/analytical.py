@@ -66,6 +66,7 @@ class _Rates:
         self.pj_per_flop = {d: chip.pj_per_flop(d) for d in chip.dtypes}
         self.pj_per_flop.update(dict(plan.compute_pj_per_flop))
         self.chip_name = chip.name
+        self.level_names = names
         self.noc_byte_hops_per_s = chip.noc.link_bytes_per_s * _noc_links(system)
         self.noc_pj = chip.noc_pj_per_bit_per_hop
         link = system.scale_up
@@ -103,7 +104,7 @@ def _step_cost(s: Step, r: _Rates) -> StepCost:
         energy[_IDX[Category.COMPUTE]] = s.flops * r.pj_per_flop[s.compute_class] * 1e-12
     for i, (rd, wr) in enumerate(zip(s.reads, s.writes, strict=True)):
         if rd or wr:
-            times[f"level{i}"] = (rd / r.read_bps[i] + wr / r.write_bps[i]) / share
+            times[r.level_names[i]] = (rd / r.read_bps[i] + wr / r.write_bps[i]) / share
             energy[r.category[i]] += 8e-12 * (rd * r.read_pj[i] + wr * r.write_pj[i])
     if s.noc_byte_hops:
         times["noc"] = s.noc_byte_hops / (r.noc_byte_hops_per_s * share) + s.noc_latency_s

@@ -38,8 +38,8 @@ _GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 def objective(report: Report) -> float:
-    """Mean of the groups' MAPEs (percent), each over all of its validated entries."""
-    values = [report.mape(g) for g in GROUPS]
+    """Mean of the groups' MAPEs (percent), each over its target-set entries (docs/fidelity.md)."""
+    values = [report.mape(g, target_only=True) for g in GROUPS]
     present = [v for v in values if v is not None]
     return sum(present) / len(present) if present else math.inf
 
@@ -62,10 +62,11 @@ def _get(values: dict[str, Any], key: str, default: float) -> float:
     return float(values[key])
 
 
-def calibrate(passes: int = 2, steps: int = 10,
+def calibrate(files: list[str] | None = None, passes: int = 2, steps: int = 10,
               progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Report, Report]:
-    """(fitted parameters, report before, report after)."""
-    entries = load_entries()
+    """(fitted parameters, report before, report after) on the shipped H100 entries, plus the
+    entries of `files` (e.g. written by benchmarks/gpu/measure.py on an H100)."""
+    entries = load_entries() + (load_entries(list(files)) if files else [])
     values = gpu_params_data()
     for key in BOUNDS:  # start earlier generations at the current software's efficiency
         if key.startswith("generations.") and _get(values, key, -1) < 0:

@@ -182,7 +182,7 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
     batch: int | str
     tpot_limit = None
     cap, beams, itl_e2e = 2048, 1, False
-    if dataset and lengths.get(dataset, {}).get("beams", 1) > 1:
+    if "input_len" not in w and dataset and lengths.get(dataset, {}).get("beams", 1) > 1:
         beams = int(lengths[dataset]["beams"])
         approx.append(f"beam search with {beams} beams")
     if metric == "throughput_server":
@@ -213,8 +213,10 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
         approx.append("maximum throughput as the largest batch that fits")
     if group == "ttft":
         lout = 1
+    # GPU software generations are TensorRT-LLM-class releases; energy entries come from other
+    # stacks (vLLM under ML.ENERGY) and are compared with the current generation
     year = int(entry.get("year", 0) or 0)
-    software = str(year) if year and year < CURRENT_SOFTWARE_YEAR else None
+    software = str(year) if year and year < CURRENT_SOFTWARE_YEAR and group != "energy" else None
     return Case(eid, group, model, chips, tp, batch, lin, lout, precision, value,
                 metric == "output_throughput_per_gpu", tpot_limit,
                 str(entry.get("source", {}).get("title", "")), "; ".join(approx), cap, beams,

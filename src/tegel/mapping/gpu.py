@@ -29,7 +29,7 @@ from tegel.mapping.plan import Parallelism, Plan, Step, compute_class
 from tegel.mapping.sharding import OpShard, shard_graph
 from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, Role
 from tegel.workload.llm import Phase
-from tegel.workload.ops import matmul_dims, work
+from tegel.workload.ops import experts_touched, matmul_dims, work
 
 _EPILOGUE = frozenset({OpKind.UNARY, OpKind.BINARY, OpKind.ROPE, OpKind.KV_CACHE_WRITE})
 _KERNEL_KIND = {OpKind.MATMUL: "gemm", OpKind.MOE_EXPERTS: "moe", OpKind.CONV2D: "gemm",
@@ -145,7 +145,7 @@ def fuse_kernels(graph: Graph) -> tuple[Kernel, ...]:
                         f"{ops[0].name}+{len(ops) - 1}", tuple(ops)) for ops in kernels)
 
 
-def gemm_efficiency(m: int, n: int, k: int, batch: int, sms: int, p: GpuParams) -> float:
+def gemm_efficiency(m: float, n: int, k: int, batch: int, sms: int, p: GpuParams) -> float:
     """Share of peak a GEMM reaches after tile and wave quantization (x the policy's best case).
 
     Tiles of tile_m x tile_n (small_tile_m rows when M is small) are spread over the SMs in
@@ -227,9 +227,11 @@ def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
         a = main.attrs
         tokens = main.inputs[0].numel // main.inputs[0].shape[-1]
         _, f, h = main.inputs[3].shape
-        per_expert = max(1, round(tokens * a.top_k / a.num_experts))  # type: ignore[union-attr]
+        # expected tokens per expert that receives any: the same (fractional) count the FLOPs use
+        touched = experts_touched(a, tokens)  # type: ignore[arg-type]
+        per_expert = tokens * a.top_k / touched  # type: ignore[union-attr]
         f_chip = max(1, f // int(shards[main.name].flops_div))
-        eff = p.moe_gemm_efficiency * gemm_efficiency(per_expert, 2 * f_chip, h, a.num_experts,  # type: ignore[union-attr]
+        eff = p.moe_gemm_efficiency * gemm_efficiency(per_expert, 2 * f_chip, h, math.ceil(touched),
                                                       chip.tile_count, p)
         staged = sum(work(main).read_bytes[3:]) / shards[main.name].flops_div
         return eff, staged * math.ceil(per_expert / p.tile_m) + main.inputs[0].nbytes * 3
