@@ -64,14 +64,14 @@ def model_weight_bytes(cfg: ModelConfig, precision: Precision) -> float:
 def memory_per_chip(cfg: ModelConfig, system: System, par: Parallelism, batch_per_replica: int,
                     context_tokens: int, input_tokens: int, precision: Precision,
                     beams: int = 1) -> Memory:
-    """Weights, KV cache and transient activations on each chip of a replica (each of a
-    sequence's `beams` keeps its own cache)."""
+    """Weights, KV cache and transient activations on each chip of a replica. With beam
+    search the beams of a sequence share the prompt's cache and keep their own generated part."""
     chip = system.chip
     shards = par.tp * par.pp
     weights = model_weight_bytes(cfg, precision) / shards
     kv_token = precision.kv_cache.nbytes(cfg.kv_cache_elements_per_token())
-    kv = (batch_per_replica * beams * context_tokens * kv_token
-          / (min(par.tp, cfg.num_kv_heads) * par.pp))
+    cached = input_tokens + beams * (context_tokens - input_tokens)
+    kv = batch_per_replica * cached * kv_token / (min(par.tp, cfg.num_kv_heads) * par.pp)
     tokens = min(batch_per_replica * input_tokens, PREFILL_CHUNK_TOKENS)
     width = 4 * cfg.hidden_size + (3 * cfg.intermediate_size + cfg.vocab_size) / par.tp
     activations = precision.activations.nbytes(int(tokens * width))
