@@ -1,0 +1,297 @@
+"""`tegel claim`, `tegel cost` and `tegel area`: check an efficiency claim between two systems,
+price a system, and model a chip's die area."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+from tegel.report.text import si, table
+
+# CLI flag -> economics.yaml name (SI: --rack-power-kw is converted to W)
+_NAMED = (("electricity_usd_per_kwh", "electricity price, USD/kWh"),
+          ("pue", "power usage effectiveness of the facility"),
+          ("years", "years of ownership"),
+          ("utilization", "share of time serving at the modelled throughput"),
+          ("facility_usd_per_w", "data-centre capital per W of nameplate IT power"),
+          ("gross_margin", "vendor margin on chips priced from cost"))
+
+
+def _economics_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("assumptions (defaults and sources: src/tegel/economics/data/economics.yaml)")
+    for name, text in _NAMED:
+        g.add_argument("--" + name.replace("_", "-"), type=float, metavar="X", help=text)
+    g.add_argument("--rack-power-kw", type=float, metavar="KW", help="power limit per rack, kW")
+    g.add_argument("--pricing", choices=("market", "cost"),
+                   help="chip price: a quoted market price where known (market, default), or "
+                   "manufacturing cost / (1 - margin) for every chip (cost)")
+    g.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                   help="override any assumption, e.g. --set memory_usd_per_gb.hbm3=10 (repeat)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    from tegel.economics.assumptions import parse_set_flags
+
+    out = parse_set_flags(args.set)
+    for name, _ in _NAMED:
+        value = getattr(args, name)
+        if value is not None:
+            out[name] = str(value)
+    if args.rack_power_kw is not None:
+        out["rack_power_limit_w"] = str(args.rack_power_kw * 1e3)
+    if args.pricing:
+        out["pricing"] = args.pricing
+    return out
+
+
+def _workload_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=int, default=1024, metavar="L", help="prompt tokens (1024)")
+    p.add_argument("--output", type=int, default=256, metavar="O", help="generated tokens (256)")
+    p.add_argument("--precision", default="auto", help="weights, activations and KV-cache format "
+                   "(auto: bf16 where the chip has it)")
+    p.add_argument("--min-tokens-per-s-per-user", type=float, metavar="S",
+                   help="speed each user must see; the batch is the largest that keeps it (50)")
+    p.add_argument("--target-tokens-per-s", "--target", type=float, default=1e6, metavar="T",
+                   help="throughput the footprint is sized for, tokens/s (1e6)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("claim", help="check an energy / cost / footprint claim of A over B",
+                       description="Run one LLM workload on two systems at an interactive speed "
+                       "per user; report A's advantage over B in energy, cost per million tokens "
+                       "and footprint, how each ratio moves with each assumption, and each "
+                       "machine's distance to the energy floor.")
+    c.add_argument("model", help="shipped model name or config.json path")
+    c.add_argument("--on", required=True, metavar="A", help="the system making the claim")
+    c.add_argument("--vs", required=True, metavar="B", help="the system it is compared with")
+    _workload_args(c)
+    c.add_argument("--batch-on", type=int, help="fix A's batch instead of searching it")
+    c.add_argument("--batch-vs", type=int, help="fix B's batch instead of searching it")
+    c.add_argument("--swing", type=float, default=0.25, help="relative move of each assumption "
+                   "in the sensitivity table (0.25; 0 skips it)")
+    c.add_argument("--rows", type=int, default=12, help="sensitivity rows to print (12)")
+    _economics_args(c)
+    c.set_defaults(func=claim_command)
+    k = sub.add_parser("cost", help="capital cost of a system; with --model, TCO and footprint",
+                       description="Die, memory, packaging and board cost of a system's chip, "
+                       "its capital cost, and with --model its $/Mtoken and footprint.")
+    k.add_argument("system", help="system or chip preset, or YAML")
+    k.add_argument("--model", help="also run this model at the interactive batch")
+    _workload_args(k)
+    _economics_args(k)
+    k.set_defaults(func=cost_command)
+    a = sub.add_parser("area", help="modelled die area of a chip, by component",
+                       description="Die area from tiles, MACs, SRAM, network, memory PHYs and "
+                       "I/O at the chip's node, against the chip's stated area.")
+    a.add_argument("chip", help="chip or system preset, or YAML")
+    a.add_argument("--json", action="store_true", help="print JSON")
+    a.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                   help="override an area assumption, e.g. --set area.gpu_other_mm2=20")
+    a.set_defaults(func=area_command)
+
+
+def _precision(text: str) -> Any:
+    from tegel.errors import TegelError
+    from tegel.workload import DType, Precision
+
+    if text == "auto":
+        return None
+    try:
+        return Precision.uniform(DType.parse(text))
+    except ValueError as err:
+        raise TegelError(f"--precision: {err}") from None
+
+
+def _check(args: argparse.Namespace) -> None:
+    from tegel.errors import TegelError
+
+    for flag in ("input", "output", "batch_on", "batch_vs"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise TegelError(f"--{flag.replace('_', '-')}: expected a positive integer, got {value}")
+    speed = args.min_tokens_per_s_per_user
+    if speed is not None and (speed < 0 or math.isnan(speed)):
+        raise TegelError(f"--min-tokens-per-s-per-user: expected a number >= 0, got {speed:g}")
+    if not args.target_tokens_per_s > 0:
+        raise TegelError(f"--target-tokens-per-s: expected a positive number, got "
+                         f"{args.target_tokens_per_s:g}")
+    if getattr(args, "swing", 0.0) is not None and not 0 <= getattr(args, "swing", 0.0) < 1:
+        raise TegelError(f"--swing: expected a fraction in [0, 1), got {args.swing:g}")
+
+
+def claim_command(args: argparse.Namespace) -> int:
+    from tegel.economics.claim import claim
+
+    _check(args)
+    c = claim(args.model, args.on, args.vs, input_tokens=args.input, output_tokens=args.output,
+              precision=_precision(args.precision),
+              min_tokens_per_s_per_user=args.min_tokens_per_s_per_user,
+              target_tokens_per_s=args.target_tokens_per_s, overrides=_overrides(args),
+              batch_on=args.batch_on, batch_vs=args.batch_vs, swing=args.swing)
+    d = c.to_dict()
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(render_claim(d, args.rows))
+    return 0
+
+
+_SYSTEM_ROWS = (  # (label, key path, unit)
+    ("batch (largest at the speed per user)", ("batch",), ""),
+    ("speed per user", ("tokens_per_s_per_user",), "tok/s"),
+    ("throughput per system", ("throughput_tokens_per_s",), "tok/s"),
+    ("energy per token", ("energy_j_per_token",), "J"),
+    ("energy floor at its node and batch", ("energy_floor_j_per_token",), "J"),
+    ("x above the floor", ("floor_ratio",), "x"),
+    ("power while serving", ("power_w",), "W"),
+    ("chip price", ("chip_price_usd",), "$"),
+    ("system capital", ("tco", "capital_usd"), "$"),
+    ("TCO", ("tco", "total_usd"), "$"),
+    ("$ per million tokens (TCO)", ("usd_per_mtoken",), "$"),
+    ("$ per million tokens (capital)", ("capital_usd_per_mtoken",), "$"),
+    ("systems for the target", ("footprint", "systems"), ""),
+    ("chips", ("footprint", "chips"), ""),
+    ("racks", ("footprint", "racks"), ""),
+    ("facility kW (nameplate x PUE)", ("footprint", "facility_kw"), "kW"),
+    ("IT kW while serving", ("footprint", "serving_kw"), "kW"),
+    ("floor area", ("footprint", "floor_m2"), "m^2"),
+)
+
+
+def _get(d: dict, path: tuple[str, ...]) -> Any:
+    for key in path:
+        d = d[key]
+    return d
+
+
+def _fmt(value: Any, unit: str) -> str:
+    if unit == "x":
+        return f"{value:.3g}x"
+    if unit in ("", "$"):
+        if isinstance(value, int):
+            return str(value)
+        return f"${value:,.2f}" if unit == "$" and value < 100 else (
+            f"${value:,.0f}" if unit == "$" else f"{value:.3g}")
+    if unit in ("kW", "m^2"):
+        return f"{value:,.0f} {unit}" if value >= 10 else f"{value:.3g} {unit}"
+    return si(value, unit)
+
+
+def render_claim(d: dict, rows: int = 12) -> str:
+    """The text report of `tegel claim` from its JSON dict."""
+    w = d["workload"]
+    on, vs = d["on"], d["vs"]
+    sa, sb = d["systems"][on], d["systems"][vs]
+    out = [f"{d['model']}: {w['input_tokens']} in / {w['output_tokens']} out, at >= "
+           f"{w['min_tokens_per_s_per_user']:g} tokens/s per user; footprint for "
+           f"{w['target_tokens_per_s']:.3g} tokens/s",
+           f"claim: {on} (A) vs {vs} (B); ratios are A's advantage (> 1: A better)", ""]
+    body = [[label, _fmt(_get(sa, p), u), _fmt(_get(sb, p), u)] for label, p, u in _SYSTEM_ROWS]
+    body.append(["parallelism", _par(sa["parallelism"]), _par(sb["parallelism"])])
+    body.append(["chip price basis", sa["chip_price_basis"], sb["chip_price_basis"]])
+    out.append(table(["", f"A: {on}", f"B: {vs}"], body))
+    r = d["ratios"]
+    out += ["", table(["ratio (A's advantage)", "x"], [
+        ["energy (tokens/J)", f"{r['energy']:.3g}x"],
+        ["cost, TCO ($/Mtoken)", f"{r['cost']['tco']:.3g}x"],
+        ["cost, capital only ($/Mtoken)", f"{r['cost']['capital']:.3g}x"],
+        ["footprint, racks", f"{r['footprint']['racks']:.3g}x"],
+        ["footprint, facility kW (nameplate)", f"{r['footprint']['kw']:.3g}x"],
+        ["footprint, IT kW while serving", f"{r['footprint']['serving_kw']:.3g}x"]])]
+    out += ["", f"energy floor of the workload: {si(d['energy_floor_j_per_token'], 'J')} per token "
+            f"(arithmetic + one read of the weights per batch from SRAM, at the better node); "
+            f"A is {sa['floor_ratio']:.3g}x above its floor, B {sb['floor_ratio']:.3g}x"]
+    sens = d["sensitivity"]
+    if sens:
+        shown = sens[:rows]
+        body = [[s["assumption"], *(f"{s['low'][k]:.3g}..{s['high'][k]:.3g}"
+                                    for k in ("energy", "cost_tco", "racks", "kw")),
+                 _short(s["basis"])] for s in shown]
+        out += ["", "sensitivity: each assumption -/+ its swing, ratios at each end "
+                "(most influential first)",
+                table(["assumption", "energy", "cost TCO", "racks", "kW", "basis"], body,
+                      align="lrrrrl")]
+        if len(sens) > rows:
+            out.append(f"({len(sens) - rows} more rows in --json)")
+    notes = sa["footprint"]["notes"] + sb["footprint"]["notes"]
+    out += [f"note: {n}" for n in notes]
+    return "\n".join(out)
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _par(p: dict) -> str:
+    return f"tp{p['tp']} pp{p['pp']} dp{p['dp']}"
+
+
+def cost_command(args: argparse.Namespace) -> int:
+    from tegel.economics.assumptions import load_assumptions
+    from tegel.economics.claim import Workload, evaluate_system
+    from tegel.economics.cost import chip_cost, system_capital
+    from tegel.hardware import load_system
+    from tegel.workload.model_config import load_model_config
+
+    _check(args)
+    a = load_assumptions().with_overrides(_overrides(args))
+    system = load_system(args.system)
+    cc = chip_cost(system.chip, a)
+    cap = system_capital(system, a)
+    die = cc.compute_die
+    d: dict[str, Any] = {
+        "system": system.name, "chip": system.chip.name, "chips": system.chip_count,
+        "nodes": system.node_count, "pricing": a.pricing, "chip_price_usd": cc.price_usd,
+        "chip_price_basis": cc.basis, "chip_manufacturing_usd": cc.manufacturing_usd,
+        "chip_breakdown_usd": cc.breakdown_usd,
+        "compute_die": {"area_mm2": die.area_mm2, "dies_per_wafer": die.dies_per_wafer,
+                        "yield": die.yield_fraction, "wafer_usd": die.wafer_usd,
+                        "good_die_usd": die.good_die_usd},
+        "capital_usd": cap.total_usd,
+        "capital_breakdown_usd": {"chips": cap.chips_usd, "hosts": cap.hosts_usd}}
+    if args.model:
+        speed = (a.min_tokens_per_s_per_user if args.min_tokens_per_s_per_user is None
+                 else args.min_tokens_per_s_per_user)
+        w = Workload(load_model_config(args.model), args.input, args.output,
+                     _precision(args.precision), speed, args.target_tokens_per_s)
+        d["serving"] = evaluate_system(w, system, a).to_dict()
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"{system.name}: {system.chip_count} x {system.chip.name} in {system.node_count} "
+          f"node(s); chip priced at {cc.basis}")
+    print(table(["chip part", "USD"], [[k, f"${v:,.0f}"] for k, v in cc.breakdown_usd.items()]
+                + [["price", f"${cc.price_usd:,.0f}"]]))
+    print(f"\ncompute die: {die.area_mm2:.0f} mm^2, {die.dies_per_wafer:.1f} per wafer, yield "
+          f"{die.yield_fraction:.1%}, wafer ${die.wafer_usd:,.0f}, good die ${die.good_die_usd:,.0f}")
+    print(f"system capital: ${cap.total_usd:,.0f} (chips ${cap.chips_usd:,.0f}, hosts "
+          f"${cap.hosts_usd:,.0f})")
+    if args.model:
+        s = d["serving"]
+        print("\n" + table(["serving " + args.model, ""],
+                           [[label, _fmt(_get(s, p), u)] for label, p, u in _SYSTEM_ROWS]))
+        for note in s["footprint"]["notes"]:
+            print(f"note: {note}")
+    return 0
+
+
+def area_command(args: argparse.Namespace) -> int:
+    from tegel.economics.area import area_rows, chip_area
+    from tegel.economics.assumptions import load_assumptions, parse_set_flags
+    from tegel.hardware import load_system
+
+    a = load_assumptions().with_overrides(parse_set_flags(args.set))
+    system = load_system(args.chip)
+    area = chip_area(system.chip, system if system.chip_count > 1 else None, a)
+    if args.json:
+        print(json.dumps(area.to_dict(), indent=2))
+        return 0
+    print(f"{area.chip} at {area.node}: modelled {area.total_mm2:.0f} mm^2 of silicon vs "
+          f"{area.stated_silicon_mm2:.0f} mm^2 stated ({area.error:+.1%}); {area.tiles} tiles of "
+          f"{area.tile_mm2:.3g} mm^2")
+    print(table(["component", "mm^2", "share"],
+                [[k, f"{v:.1f}", f"{share:.1%}"] for k, v, share in area_rows(area)]))
+    return 0
