@@ -60,7 +60,7 @@ def test_parse_rejects_unknown_names_listing_valid_ones(text: str) -> None:
         (DType.FP8_E4M3, 8.0),
         (DType.FP8_E5M2, 8.0),
         (DType.FP4_E2M1, 4.25),  # 4-bit element + one 8-bit scale per 32
-        (DType.INT8, 8.0),
+        (DType.INT8, 8.5),  # 8 + 16/32: one fp16 scale per block of 32
         (DType.INT4, 4.5),  # 4-bit element + one fp16 scale per group of 32
         (DType.INT32, 32.0),
         (DType.INT64, 64.0),

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tegel.cli.run_cmd",
     "tegel.cli.claim_cmd",
     "tegel.cli.validate_cmd",
+    "tegel.cli.generate_cmd",
 )
 
 

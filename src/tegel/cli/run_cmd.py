@@ -54,7 +54,7 @@ def _run(args: argparse.Namespace, system: str) -> Any:
     from tegel.errors import TegelError
     from tegel.hardware import load_system
     from tegel.serving import run
-    from tegel.serving.run import _resolve_precision
+    from tegel.serving.run import resolve_precision
     from tegel.workload import DType, Precision
 
     for flag in ("input", "output", "tp", "pp", "ep", "max_batch"):
@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace, system: str) -> Any:
         except ValueError:
             raise TegelError(f"--batch: expected a positive integer or 'auto', got {batch!r}") from None
     sys_ = load_system(system)
-    base = _resolve_precision(sys_, args.precision)
+    base = resolve_precision(sys_, args.precision)
     parts = {}
     for field in ("weights", "activations", "kv_cache"):
         text = getattr(args, field)

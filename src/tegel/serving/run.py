@@ -152,7 +152,8 @@ def _rows(phase_name: str, phase: PhaseCost) -> list[dict[str, Any]]:
     return out
 
 
-def _resolve_precision(system: System, precision: Precision | str | None) -> Precision:
+def resolve_precision(system: System, precision: Precision | str | None) -> Precision:
+    """A Precision from a name ('fp8'), an object, or None/'auto' (bf16 where the chip has it)."""
     if isinstance(precision, Precision):
         return precision
     if precision is None or precision == "auto":
@@ -188,7 +189,7 @@ def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
     if beams < 1:
         raise TegelError(f"beams: expected a positive integer, got {beams}")
     scenario = Scenario(cfg, sys_, None if auto else int(batch), input_tokens, output_tokens,
-                        _resolve_precision(sys_, precision), max_batch_per_replica, beams,
+                        resolve_precision(sys_, precision), max_batch_per_replica, beams,
                         software)
     best: Evaluated | None = None
     shortfall: float | None = None

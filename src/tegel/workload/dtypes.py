@@ -75,7 +75,7 @@ _INFO: dict[DType, DTypeInfo] = {
     DType.FP8_E4M3: DTypeInfo(8, 0, 0, "fp8", True),
     DType.FP8_E5M2: DTypeInfo(8, 0, 0, "fp8", True),
     DType.FP4_E2M1: DTypeInfo(4, 32, 8, "fp4", True),
-    DType.INT8: DTypeInfo(8, 0, 0, "int8", False),
+    DType.INT8: DTypeInfo(8, 32, 16, "int8", False),  # symmetric, one fp16 scale per 32
     DType.INT4: DTypeInfo(4, 32, 16, "int4", False),
     DType.INT32: DTypeInfo(32, 0, 0, "int32", False),
     DType.INT64: DTypeInfo(64, 0, 0, "int64", False),

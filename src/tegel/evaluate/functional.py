@@ -1,0 +1,169 @@
+"""The functional executor: a plan run on real numbers, in the plan's number formats.
+
+Where the plan splits a GEMM, the executor splits it the same way: over the tensor-parallel
+chips (column blocks, or contraction blocks whose partial sums an all-reduce adds in chip
+order) and, inside a chip, over the tiles of the op's region (contraction blocks whose partial
+sums are reduced over the network-on-chip, in tile order, at the accumulation precision). Every
+tensor is stored in its format (weights, activations, KV cache), rounded with `numerics`. Its
+outputs are compared with the graph's reference execution (`workload.reference`) in tests.
+
+What is emulated: storage formats bit-exactly, GEMM accumulation precision and reduction
+order. What is not: the internal accumulation order of attention, norms and softmax, which run
+with the reference semantics in fp32 on stored inputs (as fused kernels keep them in fp32).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from tegel.errors import TegelError
+from tegel.evaluate.numerics import quantize
+from tegel.hardware import System
+from tegel.mapping.plan import Plan
+from tegel.mapping.sharding import shard_graph
+from tegel.workload.dtypes import DType
+from tegel.workload.ir import Graph, MatMul, Op, OpKind, Role
+from tegel.workload.llm import Precision
+from tegel.workload.reference import run_op
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """How one GEMM is divided: over `tp` chips (`mode`), then K over `k_tiles` tiles per chip."""
+
+    tp: int = 1
+    mode: str = "replicated"  # "column" | "row" | "replicated"
+    k_tiles: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ExecStats:
+    """What the executor did: GEMM blocks computed and partial sums reduced."""
+
+    gemm_blocks: int
+    partial_sums: int  # additions of partial results (NoC reductions and all-reduces)
+    allreduce_bytes: float
+
+
+def splits_for_plan(graph: Graph, plan: Plan, system: System, num_kv_heads: int) -> dict[str, Split]:
+    """The GEMM splits a plan implies for `graph` (the unfolded graph of the same phase).
+
+    GPU plans: tensor-parallel column/row splits of `shard_graph`, one block per chip.
+    Dataflow plans: no tensor parallelism; K split over the rows of the op's region of tiles
+    (the 2-D split of `mapping/dataflow.py`), capped at one element per tile.
+    """
+    out: dict[str, Split] = {}
+    if plan.policy == "gpu":
+        tp = plan.parallelism.tp
+        shards = shard_graph(graph, tp, num_kv_heads)
+        for op in graph.ops:
+            if op.kind is not OpKind.MATMUL or op.inputs[1].role is not Role.WEIGHT:
+                continue
+            sh = shards[op.name]
+            if sh.collective == "all_reduce":
+                out[op.name] = Split(tp, "row")
+            elif sh.write_div[0] > 1:
+                out[op.name] = Split(int(sh.write_div[0]), "column")
+        return out
+    chip = system.chip
+    region_tiles = chip.tile_count * plan.parallelism.pp / plan.stages
+    edge = max(1, int(math.sqrt(region_tiles)))
+    for op in graph.ops:
+        if op.kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT:
+            k = op.inputs[0].shape[-1]
+            out[op.name] = Split(1, "replicated", max(1, min(edge, k)))
+    return out
+
+
+class _Executor:
+    def __init__(self, precision: Precision, accumulate: DType, block_size: int) -> None:
+        self.p, self.acc, self.block = precision, accumulate, block_size
+        self.blocks = self.partials = 0
+        self.allreduce_bytes = 0.0
+
+    def round(self, x: np.ndarray, dtype: DType) -> np.ndarray:
+        return quantize(x, dtype, self.block) if dtype.info.is_float and x.dtype.kind == "f" else x
+
+    def reduce(self, parts: list[np.ndarray]) -> np.ndarray:
+        """Sum partial results in order, rounding each step to the accumulation format."""
+        total = parts[0]
+        for part in parts[1:]:
+            total = self.round(total + part, self.acc)
+            self.partials += 1
+        return total
+
+    def chip_gemm(self, a: np.ndarray, w: np.ndarray, k_tiles: int) -> np.ndarray:
+        """a [..., K] x w [N, K]^T on one chip: K over `k_tiles` tiles, partial sums reduced."""
+        bounds = np.linspace(0, a.shape[-1], k_tiles + 1).astype(int)
+        parts = []
+        for lo, hi in itertools.pairwise(bounds):
+            self.blocks += 1
+            parts.append(self.round(np.matmul(a[..., lo:hi], w[:, lo:hi].T), self.acc))
+        return self.reduce(parts)
+
+    def matmul(self, op: Op, xs: list[np.ndarray], split: Split) -> np.ndarray:
+        a, w = xs[0].astype(np.float32), xs[1].astype(np.float32)
+        if split.mode == "column":
+            cols = np.array_split(np.arange(w.shape[0]), split.tp)
+            out = np.concatenate([self.chip_gemm(a, w[c], split.k_tiles) for c in cols], axis=-1)
+        elif split.mode == "row":
+            ks = np.array_split(np.arange(w.shape[1]), split.tp)
+            parts = [self.chip_gemm(a[..., k], w[:, k], split.k_tiles) for k in ks]
+            self.allreduce_bytes += parts[0].nbytes * (split.tp - 1)
+            out = self.reduce(parts)  # the all-reduce, in chip order
+        else:
+            out = self.chip_gemm(a, w, split.k_tiles)
+        if len(xs) == 3:
+            out = out + xs[2].astype(np.float32)
+        return out
+
+    def run(self, graph: Graph, feeds: Mapping[str, np.ndarray], splits: Mapping[str, Split]
+            ) -> dict[str, np.ndarray]:
+        env: dict[str, np.ndarray] = {}
+        for t in (*graph.inputs, *graph.weights):
+            if t.name not in feeds:
+                raise TegelError(f"graph {graph.name}: no value for tensor {t.name!r}")
+            value = np.asarray(feeds[t.name])
+            if value.shape != t.shape:
+                raise TegelError(f"tensor {t.name!r}: expected shape {t.shape}, got {value.shape}")
+            env[t.name] = self.round(value.astype(np.float32), t.dtype) if t.dtype.info.is_float \
+                else value
+        for op in graph.ops:
+            xs = [env[t.name] for t in op.inputs]
+            if op.kind is OpKind.MATMUL and isinstance(op.attrs, MatMul) and op.attrs.transpose_b \
+                    and op.inputs[1].role is Role.WEIGHT:
+                results = [self.matmul(op, xs, splits.get(op.name, Split()))]
+            else:
+                results = run_op(op, xs)
+            for t, value in zip(op.outputs, results, strict=True):
+                env[t.name] = self.round(np.asarray(value), t.dtype) if t.dtype.info.is_float \
+                    else value
+        return {t.name: env[t.name] for t in graph.outputs}
+
+
+def execute(graph: Graph, feeds: Mapping[str, np.ndarray], splits: Mapping[str, Split],
+            precision: Precision, accumulate: DType = DType.FP32, block_size: int = 32
+            ) -> tuple[dict[str, np.ndarray], ExecStats]:
+    """Run `graph` on `feeds` (inputs and weights) following `splits`, in `precision`.
+
+    Weights are expected already in their storage format (`quantize_weights`); activations
+    and KV-cache entries are rounded to theirs as they are produced. GEMM partial sums are
+    accumulated in `accumulate`.
+    """
+    ex = _Executor(precision, accumulate, block_size)
+    outputs = ex.run(graph, feeds, splits)
+    return outputs, ExecStats(ex.blocks, ex.partials, ex.allreduce_bytes)
+
+
+def quantize_weights(weights: Mapping[str, np.ndarray], graph: Graph, block_size: int = 32
+                     ) -> dict[str, np.ndarray]:
+    """The quantization pass: every weight rounded to the format its graph tensor declares."""
+    formats = {t.name: t.dtype for t in graph.weights}
+    return {name: quantize(np.asarray(value, dtype=np.float32), formats[name], block_size)
+            if name in formats else np.asarray(value, dtype=np.float32)
+            for name, value in weights.items()}

@@ -1,0 +1,118 @@
+"""`tegel generate`: random-weight Hugging Face folders of every family, compiled for a GPU, the
+reference dataflow chip and multi-chip systems, give the tokens `transformers` gives in fp32."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tegel.cli import main
+from tegel.evaluate.numerics import quantize
+from tegel.serving.generate import accuracy, generate
+from tegel.workload import DType
+from tegel.workload.weights import load_hf_folder
+from workload.hf_models import TINY, tiny_model
+
+PROMPT = [5, 17, 3, 9, 22, 41]
+NEW = 6
+
+
+@pytest.fixture(scope="module", params=sorted(TINY))
+def folder(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    model, _ = tiny_model(request.param, seed=7)
+    path = tmp_path_factory.mktemp(request.param)
+    model.save_pretrained(path)
+    with torch.no_grad():
+        ids = model.generate(torch.tensor([PROMPT]), max_new_tokens=NEW, do_sample=False,
+                             min_new_tokens=NEW)[0, len(PROMPT):].tolist()
+    return path, ids
+
+
+@pytest.mark.parametrize(("system", "extra"), [("h100-sxm", []), ("ref-dataflow", []),
+                                               ("dgx-h100", ["--tp", "2"]),
+                                               ("craftwerk-station", [])])
+def test_generate_matches_transformers_in_fp32(folder, system: str, extra: list[str],
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path, expected = folder
+    argv = ["generate", str(path), "--on", system, "--prompt-ids", ",".join(map(str, PROMPT)),
+            "--max-new-tokens", str(NEW), "--precision", "fp32", "--json", *extra]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["token_ids"] == expected
+    assert len(out["last_logits"]) == json.loads((path / "config.json").read_text())["vocab_size"]
+    if system == "ref-dataflow":  # the plan splits K over tiles: partial sums are reduced
+        assert out["executor"]["partial_sums"] > 0
+    if extra:  # tensor parallel over two chips: row-parallel GEMMs all-reduce
+        assert out["executor"]["allreduce_bytes"] > 0
+
+
+def test_generate_reports_simulated_time_and_energy(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    model, _ = tiny_model("llama", seed=1)
+    model.save_pretrained(tmp_path)
+    assert main(["generate", str(tmp_path), "--on", "h100-sxm", "--prompt-ids", "1,2,3",
+                 "--max-new-tokens", "4", "--precision", "bf16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["simulated_time_s"] > 0 and out["simulated_energy_j"] > 0
+    assert out["simulation"]["precision"]["weights"] == "bf16"
+
+
+def test_low_precision_agrees_within_tolerance() -> None:
+    """bf16 keeps every greedy token on these models; fp8 and fp4 drift more, in that order."""
+    model, cfg = tiny_model("llama", seed=5)
+    _, weights = load_hf_folder(_saved(model))
+    results = {p: accuracy(cfg, weights, "h100-sxm", p, PROMPT, 8)
+               for p in ("bf16", "fp8", "fp4")}
+    assert results["bf16"].top1_agreement == 1.0
+    assert results["bf16"].max_logit_error < 0.25  # logits of these models span about ±10
+    assert results["bf16"].mean_logit_error < 0.05
+    assert results["bf16"].mean_logit_error < results["fp8"].mean_logit_error
+    assert results["fp8"].mean_logit_error < results["fp4"].mean_logit_error
+    assert results["fp8"].top1_agreement >= 0.75
+    ref = results["bf16"].reference_perplexity
+    assert abs(results["bf16"].perplexity - ref) / ref < 0.02
+
+
+def _saved(model: torch.nn.Module) -> Path:
+    import tempfile
+
+    path = Path(tempfile.mkdtemp())
+    model.save_pretrained(path)
+    return path
+
+
+def test_k_split_accumulation_precision_is_emulated() -> None:
+    """On the dataflow chip GEMMs reduce K-split partial sums; accumulating them in bf16
+    instead of fp32 changes the logits, which proves the reduction path runs."""
+    model, cfg = tiny_model("gpt2", seed=2)
+    _, weights = load_hf_folder(_saved(model))
+    fp32_acc = generate(cfg, weights, "ref-dataflow", PROMPT, 2, "bf16")
+    bf16_acc = generate(cfg, weights, "ref-dataflow", PROMPT, 2, "bf16", accumulate=DType.BF16)
+    assert fp32_acc.stats.partial_sums > 0
+    assert not np.array_equal(fp32_acc.last_logits, bf16_acc.last_logits)
+    assert np.abs(fp32_acc.last_logits - bf16_acc.last_logits).max() < 0.5
+
+
+def test_generate_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model, _ = tiny_model("qwen2", seed=1)
+    model.save_pretrained(tmp_path)
+    capsys.readouterr()  # drop transformers' progress output
+    for argv, message in (
+        (["--prompt-ids", "1,x"], "--prompt-ids: expected comma-separated integers"),
+        (["--prompt-ids", "1,999"], "token id 999 out of range"),
+        ([], "give the prompt as --prompt-ids"),
+        (["--prompt", "hello"], "--prompt needs"),
+    ):
+        assert main(["generate", str(tmp_path), "--on", "h100-sxm", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tegel: error:") and message in err and err.count("\n") == 1
+
+
+def test_weights_are_stored_in_their_format() -> None:
+    x = np.random.default_rng(0).normal(size=(4, 64)).astype(np.float32)
+    assert np.array_equal(quantize(x, DType.FP8_E4M3), quantize(quantize(x, DType.FP8_E4M3),
+                                                                 DType.FP8_E4M3))
