@@ -9,8 +9,9 @@ its speed per user at or above the target (`tco.interactive_run`), unless a batc
 Sensitivity: each key assumption — economic ones from `economics.yaml`, and the energy figures of
 each system's chip and host — is moved by -/+ `swing` (25%) with everything else fixed (batches
 too) and the ratios recomputed; rows sort by the largest |log| change of any ratio. Energy
-figures that do not move a system's result (a GPU's arithmetic energy is derived from its TDP by
-the GPU policy, not from pJ/op) are left out. Moving a chip's TDP moves its nameplate power (racks,
+figures and assumptions that move no ratio are left out (a GPU's arithmetic energy is derived from
+its TDP by the GPU policy, not from pJ/op; a chip bought at market price does not care what its
+memory costs). Moving a chip's TDP moves its nameplate power (racks,
 facility) and, on a GPU, its energy per FLOP.
 """
 
@@ -228,11 +229,10 @@ def sensitivity(w: Workload, on: SystemEconomics, vs: SystemEconomics, a: Assump
                         s.result.precision)
                 moved = _cost(w, moved_sys, r, a)
                 ends.append(ratios(moved, vs) if which == "A" else ratios(on, moved))
-            if len(ends) == 2 and any(abs(e[k] / base[k] - 1.0) > 1e-9 for e in ends
-                                      for k in RATIOS):
+            if len(ends) == 2:
                 rows.append(SensitivityRow(f"{s.system.name}: {label}", _physics_basis(s.system, key),
                                            float("nan"), ends[0], ends[1], base))
-    return sorted(rows, key=lambda r: -r.influence)
+    return sorted((r for r in rows if r.influence > 1e-12), key=lambda r: -r.influence)
 
 
 def _clamped(name: str, value: float) -> float:
