@@ -116,3 +116,24 @@ def test_weights_are_stored_in_their_format() -> None:
     x = np.random.default_rng(0).normal(size=(4, 64)).astype(np.float32)
     assert np.array_equal(quantize(x, DType.FP8_E4M3), quantize(quantize(x, DType.FP8_E4M3),
                                                                  DType.FP8_E4M3))
+
+
+def test_prompt_text_goes_through_the_folder_tokenizer(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    model, cfg = tiny_model("llama", seed=3)
+    model.save_pretrained(tmp_path)
+    vocab = {w: i for i, w in enumerate(["[UNK]", "the", "data", "moves", "far", "fast"])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.save(str(tmp_path / "tokenizer.json"))
+    capsys.readouterr()
+    assert main(["generate", str(tmp_path), "--on", "h100-sxm", "--prompt", "the data moves far",
+                 "--max-new-tokens", "3", "--precision", "fp32", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["prompt_ids"] == [1, 2, 3, 4]
+    with torch.no_grad():
+        expected = model.generate(torch.tensor([[1, 2, 3, 4]]), max_new_tokens=3, do_sample=False,
+                                  min_new_tokens=3)[0, 4:].tolist()
+    assert out["token_ids"] == expected
