@@ -8,7 +8,7 @@ import math
 import pytest
 
 from tegel.economics.assumptions import load_assumptions
-from tegel.economics.tco import footprint, interactive_run, tco
+from tegel.economics.tco import best_split, footprint, interactive_run, tco
 from tegel.errors import TegelError
 from tegel.hardware import load_system
 from tegel.serving.run import resolve_precision, run
@@ -28,8 +28,12 @@ def h100() -> tuple:  # type: ignore[type-arg]
 def test_interactive_batch_is_the_largest_meeting_the_speed(h100: tuple) -> None:  # type: ignore[type-arg]
     system, result = h100
     assert result.tokens_per_s_per_user >= 50.0
-    more = run(CFG, system, result.batch + 1, 512, 128, result.precision)
+    more = best_split(CFG, system, result.batch + 1, 512, 128, result.precision, 50.0)
     assert more.tokens_per_s_per_user < 50.0
+    # the split is searched: the default split of tegel.run (lowest latency) is no faster
+    default = run(CFG, system, result.batch, 512, 128, result.precision)
+    assert result.throughput_tokens_per_s >= default.throughput_tokens_per_s or \
+        default.tokens_per_s_per_user < 50.0
 
 
 def test_unreachable_speed_is_a_clear_error() -> None:

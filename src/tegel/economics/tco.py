@@ -1,9 +1,9 @@
 """Serving economics of one system on one workload: the batch it can serve at a speed per user,
 its total cost of ownership per million tokens, and its footprint at a target throughput.
 
-- interactive batch: the largest batch whose tokens/s per user (1 / TPOT) meets the target,
-  searched over powers of two up to the largest batch that fits memory, then bisected (speed per
-  user falls as the batch grows);
+- interactive batch: the largest batch whose tokens/s per user (1 / TPOT) meets the target at
+  some split of the system (tensor- or pipeline-parallel degree), searched over powers of two up
+  to the largest batch that fits memory, then bisected (speed per user falls as the batch grows);
 - TCO over `years`: capital (chips + hosts) + facility capital for the system's provisioned
   (nameplate) power, pro rata over the facility's life + energy: (utilisation x serving power +
   (1 - utilisation) x idle power) x PUE x hours x price; tokens = utilisation x throughput x
@@ -33,9 +33,15 @@ HOURS_PER_YEAR = 365.25 * 24.0
 
 def interactive_run(model: ModelConfig, system: System, min_tokens_per_s_per_user: float,
                     input_tokens: int, output_tokens: int, precision: Precision) -> RunResult:
-    """The run at the largest batch whose speed per user meets `min_tokens_per_s_per_user`."""
+    """The run at the largest batch whose speed per user meets `min_tokens_per_s_per_user`.
+
+    At each batch every split of the system is tried (tensor-parallel degree on a GPU, pipeline
+    degree on a dataflow machine), not only the one `tegel.run` picks for the lowest end-to-end
+    latency; the fastest split that meets the speed with the highest throughput is kept.
+    """
     def at(batch: int) -> RunResult:
-        return run(model, system, batch, input_tokens, output_tokens, precision)
+        return best_split(model, system, batch, input_tokens, output_tokens, precision,
+                           min_tokens_per_s_per_user)
 
     try:
         largest = run(model, system, "auto", input_tokens, output_tokens, precision).batch
@@ -64,6 +70,28 @@ def interactive_run(model: ModelConfig, system: System, min_tokens_per_s_per_use
         else:
             hi = mid
     return best
+
+
+def best_split(model: ModelConfig, system: System, batch: int, input_tokens: int,
+                output_tokens: int, precision: Precision, speed: float) -> RunResult:
+    """Among the system's splits at `batch`: the highest throughput meeting `speed`, else the
+    fastest per user."""
+    n = system.chip_count
+    powers = [2**i for i in range(int(math.log2(n)) + 1) if n % 2**i == 0]
+    gpu = system.chip.architecture == "gpu"
+    results = [run(model, system, batch, input_tokens, output_tokens, precision)]
+    for k in powers[1:]:
+        if gpu and k > system.chips_per_node:
+            continue
+        try:
+            results.append(run(model, system, batch, input_tokens, output_tokens, precision,
+                               tp=k if gpu else None, pp=None if gpu else k))
+        except TegelError:
+            continue
+    fast = [r for r in results if r.tokens_per_s_per_user >= speed]
+    if fast:
+        return max(fast, key=lambda r: r.throughput_tokens_per_s)
+    return max(results, key=lambda r: r.tokens_per_s_per_user)
 
 
 @dataclass(frozen=True, slots=True)
