@@ -58,6 +58,9 @@ def test_sensitivity_rows(claim_json: dict) -> None:  # type: ignore[type-arg]
         if ":" not in row["assumption"]:
             assert row["low"]["energy"] == pytest.approx(energy)
             assert row["high"]["energy"] == pytest.approx(energy)
+        elif "pJ" in row["assumption"]:  # energy figures: same batch and split, same racks
+            assert row["low"]["racks"] == pytest.approx(claim_json["ratios"]["footprint"]["racks"])
+            assert row["high"]["racks"] == pytest.approx(claim_json["ratios"]["footprint"]["racks"])
 
 
 def test_claim_text_report(capsys: pytest.CaptureFixture[str]) -> None:

@@ -225,8 +225,9 @@ def sensitivity(w: Workload, on: SystemEconomics, vs: SystemEconomics, a: Assump
                 moved_sys = _scaled_chip_energy(s.system, key, f)
                 if moved_sys is None:
                     break
+                par = s.result.parallelism
                 r = run(w.model, moved_sys, s.result.batch, w.input_tokens, w.output_tokens,
-                        s.result.precision)
+                        s.result.precision, tp=par.tp, pp=par.pp, ep=par.ep)
                 moved = _cost(w, moved_sys, r, a)
                 ends.append(ratios(moved, vs) if which == "A" else ratios(on, moved))
             if len(ends) == 2:
