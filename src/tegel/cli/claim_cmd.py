@@ -201,9 +201,10 @@ def render_claim(d: dict, rows: int = 12) -> str:
         ["footprint, racks", f"{r['footprint']['racks']:.3g}x"],
         ["footprint, facility kW (nameplate)", f"{r['footprint']['kw']:.3g}x"],
         ["footprint, IT kW while serving", f"{r['footprint']['serving_kw']:.3g}x"]])]
-    out += ["", f"energy floor of the workload: {si(d['energy_floor_j_per_token'], 'J')} per token "
-            f"(arithmetic + one read of the weights per batch from SRAM, at the better node); "
-            f"A is {sa['floor_ratio']:.3g}x above its floor, B {sb['floor_ratio']:.3g}x"]
+    out += ["", f"energy floor of the workload: {si(d['energy_floor_j_per_token'], 'J')} per token, "
+            "the lower of A's and B's (arithmetic + one read of the weights per batch from the "
+            "smallest SRAM macro, at each chip's node and batch)",
+            f"distance to the floor: A {sa['floor_ratio']:.3g}x, B {sb['floor_ratio']:.3g}x"]
     sens = d["sensitivity"]
     if sens:
         shown = sens[:rows]
