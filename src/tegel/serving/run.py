@@ -10,12 +10,14 @@ from tegel.evaluate.analytical import PhaseCost
 from tegel.evaluate.cost import CATEGORIES
 from tegel.hardware import System, load_system
 from tegel.mapping.plan import Parallelism
+from tegel.report.text import si
 from tegel.serving.llm import (
     Evaluated,
     Scenario,
     candidate_parallelisms,
     evaluate_config,
     max_batch,
+    memory_per_chip,
 )
 from tegel.workload.dtypes import DType
 from tegel.workload.llm import Precision
@@ -172,13 +174,16 @@ def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
         input_tokens: int = 1024, output_tokens: int = 256,
         precision: Precision | str | None = None, tp: int | None = None, pp: int | None = None,
         ep: int | None = None, stages: int | None = None, max_batch_per_replica: int = 2048,
-        beams: int = 1, software: str | None = None) -> RunResult:
+        beams: int = 1, software: str | None = None, sim: str = "analytical") -> RunResult:
     """Evaluate LLM inference of `model` on `system`.
 
     batch: sequences served together (whole system), or "auto" — the largest batch that fits
     memory, chosen for maximum throughput. Unset tp/pp/ep are chosen automatically: minimum
-    end-to-end latency at a fixed batch, maximum throughput with batch "auto".
+    end-to-end latency at a fixed batch, maximum throughput with batch "auto". sim="event":
+    the configuration so chosen is compiled onto the tiles and played in the event simulator.
     """
+    if sim not in ("analytical", "event"):
+        raise TegelError(f"sim: expected 'analytical' or 'event', got {sim!r}")
     cfg = model if isinstance(model, ModelConfig) else load_model_config(model)
     sys_ = system if isinstance(system, System) else load_system(system)
     if input_tokens < 1 or output_tokens < 1:
@@ -217,6 +222,9 @@ def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
                 best = ev
     if best is None:
         raise TegelError(_no_fit_message(scenario, shortfall))
+    if sim == "event":
+        best = evaluate_config(scenario, best.parallelism, best.batch_per_replica,
+                               best.decode.plan.stages, sim="event")
     total_batch = best.batch_per_replica * best.parallelism.dp if auto else int(batch)
     return RunResult(cfg.name, sys_.name, total_batch, input_tokens, output_tokens,
                      scenario.precision, best)
@@ -229,8 +237,6 @@ def _better(a: Evaluated, b: Evaluated, auto: bool) -> bool:
 
 
 def _shortfall(s: Scenario, par: Parallelism, batch: int, current: float | None) -> float:
-    from tegel.serving.llm import memory_per_chip
-
     mem = memory_per_chip(s.model, s.system, par, batch, s.input_tokens + s.output_tokens,
                           s.input_tokens, s.precision, s.beams)
     short = mem.total_bytes - mem.capacity_bytes
@@ -238,8 +244,6 @@ def _shortfall(s: Scenario, par: Parallelism, batch: int, current: float | None)
 
 
 def _no_fit_message(s: Scenario, shortfall: float | None) -> str:
-    from tegel.report.text import si
-
     what = f"batch {s.batch}" if s.batch else "even batch 1"
     short = f"; short by {si(shortfall, 'B')} per chip at best" if shortfall else ""
     return (f"{s.model.name} does not fit on {s.system.name} with {what}, "
