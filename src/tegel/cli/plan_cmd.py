@@ -1,0 +1,111 @@
+"""`tegel plan` (a model compiled onto the tiles of a dataflow system) and `tegel gemm` (cycles
+of one GEMM on a systolic array); also the `--trace` writer of `tegel run --sim event`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="compile a model onto the tiles of a dataflow system",
+                       description="The spatial compiler's plan for one phase of a model: pipeline "
+                       "stages on regions of tiles, each op's split, every tensor's home, every "
+                       "transfer's route. Parallelism and stages are the ones `tegel run` chooses "
+                       "unless given.")
+    p.add_argument("model", help="shipped model name or config.json path")
+    p.add_argument("--on", required=True, metavar="SYSTEM", help="dataflow chip or system preset, or YAML")
+    p.add_argument("--phase", choices=("prefill", "decode"), default="decode", help="(decode)")
+    p.add_argument("--batch", type=int, default=1, help="sequences served together (1)")
+    p.add_argument("--input", type=int, default=1024, metavar="L", help="prompt tokens (1024)")
+    p.add_argument("--output", type=int, default=256, metavar="O", help="generated tokens (256)")
+    p.add_argument("--precision", default="auto", help="bf16, fp16, fp8, ... (auto)")
+    p.add_argument("--stages", type=int, help="pipeline stages (default: chosen)")
+    p.add_argument("--pp", type=int, help="chips per replica (default: chosen)")
+    p.add_argument("--brief", action="store_true", help="leave out the per-op splits")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.set_defaults(func=plan_command)
+    g = sub.add_parser("gemm", help="cycles of a GEMM on a systolic array",
+                       description="Cycles and utilisation of out[M,N] = a[M,K] @ w[K,N] on one "
+                       "R x C systolic array (fill, compute, drain, folded over the array; batch 1, "
+                       "operands already on chip).")
+    g.add_argument("m", type=int, metavar="M")
+    g.add_argument("n", type=int, metavar="N")
+    g.add_argument("k", type=int, metavar="K")
+    g.add_argument("--array", required=True, metavar="RxC", help="array shape, e.g. 128x128")
+    g.add_argument("--dataflow", required=True, choices=("ws", "os", "is"),
+                   help="weight-, output- or input-stationary")
+    g.add_argument("--json", action="store_true", help="print JSON")
+    g.set_defaults(func=gemm_command)
+
+
+def _compile(model: str, system_name: str, phase: str, batch: int, input_tokens: int,
+             output_tokens: int, precision: str, stages: int | None, pp: int | None) -> Any:
+    from tegel.hardware import load_system
+    from tegel.mapping.compiler import compile_llm
+    from tegel.serving import run
+    from tegel.workload import load_model_config
+
+    cfg = load_model_config(model)
+    system = load_system(system_name)
+    result = run(cfg, system, batch, input_tokens, output_tokens, precision, pp=pp, stages=stages)
+    chosen = result.chosen.prefill if phase == "prefill" else result.chosen.decode
+    plan = chosen.plan
+    return compile_llm(cfg, system, plan.phase, result.precision, plan.parallelism, plan.stages,
+                       plan.microbatches)
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    from tegel.errors import TegelError
+    from tegel.mapping.compiled import describe, to_dict
+
+    for flag in ("batch", "input", "output", "stages", "pp"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise TegelError(f"--{flag}: expected a positive integer, got {value}")
+    compiled = _compile(args.model, args.on, args.phase, args.batch, args.input, args.output,
+                        args.precision, args.stages, args.pp)
+    print(json.dumps(to_dict(compiled), indent=2) if args.json else describe(compiled, not args.brief))
+    return 0
+
+
+def gemm_command(args: argparse.Namespace) -> int:
+    from tegel.errors import TegelError
+    from tegel.evaluate.systolic import gemm_cycles, parse_array
+
+    if min(args.m, args.n, args.k) < 1:
+        raise TegelError(f"M, N and K must be positive, got {args.m} {args.n} {args.k}")
+    rows, cols = parse_array(args.array)
+    result = gemm_cycles(args.m, args.n, args.k, rows, cols, args.dataflow)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"GEMM {args.m}x{args.n}x{args.k} on a {rows}x{cols} {result.dataflow.replace('_', '-')} "
+          f"array: {result.folds} fold(s) of {result.stream} streamed")
+    print(f"cycles       {result.cycles}")
+    print(f"utilisation  {result.utilisation:.1%}")
+    return 0
+
+
+def write_run_trace(path: str, model: str, system_name: str, result: Any) -> int:
+    """Simulate the prefill and the decode step `result` (a RunResult) chose, compiled as
+    `tegel run --sim event` compiles them, and write both timelines (decode after prefill) to
+    `path` as a Chrome trace; returns the number of spans."""
+    from tegel.evaluate.simulator import simulate
+    from tegel.evaluate.trace import TraceRecorder, write_chrome_trace
+    from tegel.hardware import load_system
+    from tegel.mapping.compiler import compile_llm
+    from tegel.workload import load_model_config
+
+    cfg = load_model_config(model)
+    system = load_system(system_name)
+    recorders, offset = [], 0.0
+    for label, cost in (("prefill", result.chosen.prefill), ("decode", result.chosen.decode)):
+        plan = cost.plan
+        compiled = compile_llm(cfg, system, plan.phase, result.precision, plan.parallelism,
+                               plan.stages, plan.microbatches)
+        rec = TraceRecorder(label, offset)
+        offset += simulate(compiled, system, tracer=rec).time_s
+        recorders.append(rec)
+    return write_chrome_trace(path, recorders)
