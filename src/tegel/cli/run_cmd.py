@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _scenario_args(p)
     p.add_argument("--on", required=True, metavar="SYSTEM", help="system or chip preset, or YAML")
     p.add_argument("--ops", action="store_true", help="also print the per-step table")
+    p.add_argument("--sim", choices=("analytical", "event"), default="analytical",
+                   help="evaluator: analytical formulas, or the spatial compiler and event "
+                   "simulator (dataflow chips) (analytical)")
+    p.add_argument("--trace", metavar="FILE", help="with --sim event: write the simulated "
+                   "timeline as Chrome trace JSON (open in Perfetto)")
     p.set_defaults(func=run_command)
     c = sub.add_parser("compare", help="the same LLM workload on several systems",
                        description="One workload on several systems, with ratios to a baseline.")
@@ -75,7 +80,8 @@ def _run(args: argparse.Namespace, system: str) -> Any:
         except ValueError as err:
             raise TegelError(f"--{field.replace('_', '-')}: {err}") from None
     return run(args.model, sys_, batch, args.input, args.output, Precision(**parts), args.tp,
-               args.pp, args.ep, max_batch_per_replica=args.max_batch)
+               args.pp, args.ep, max_batch_per_replica=args.max_batch,
+               sim=getattr(args, "sim", "analytical"))
 
 
 METRICS = (  # (key, label, unit, higher is better)
@@ -90,7 +96,15 @@ METRICS = (  # (key, label, unit, higher is better)
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from tegel.errors import TegelError
+
+    if args.trace and args.sim != "event":
+        raise TegelError("--trace needs --sim event")
     result = _run(args, args.on)
+    if args.trace:
+        from tegel.cli.plan_cmd import write_run_trace
+
+        write_run_trace(args.trace, args.model, args.on, result)
     d = result.to_dict()
     if args.json:
         if args.ops:

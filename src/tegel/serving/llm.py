@@ -163,12 +163,22 @@ class Evaluated:
 
 
 def evaluate_config(s: Scenario, par: Parallelism, batch_per_replica: int,
-                    stages: int | None = None) -> Evaluated:
-    """Plan and evaluate prefill and decode for one parallelism and batch."""
+                    stages: int | None = None, sim: str = "analytical") -> Evaluated:
+    """Plan and evaluate prefill and decode for one parallelism and batch. sim="event":
+    compile the same phases, stages and micro-batches with the spatial compiler and play them
+    in the event simulator (dataflow chips only)."""
     context = s.input_tokens + s.output_tokens
     mem = memory_per_chip(s.model, s.system, par, batch_per_replica, context, s.input_tokens,
                           s.precision, s.beams)
     prefill_plan, decode_plan = _plans(s, par, batch_per_replica, stages)
+    if sim == "event":
+        from tegel.evaluate.simulator import simulate
+        from tegel.mapping.compiler import compile_llm
+
+        pre, dec = (simulate(compile_llm(s.model, s.system, p.phase, s.precision, par, p.stages,
+                                         p.microbatches), s.system)
+                    for p in (prefill_plan, decode_plan))
+        return Evaluated(par, batch_per_replica, pre, dec, mem, s.output_tokens)
     overhead = gpu_params(s.software).request_overhead_s if s.system.chip.architecture == "gpu" else 0.0
     return Evaluated(par, batch_per_replica, evaluate(prefill_plan, s.system),
                      evaluate(decode_plan, s.system), mem, s.output_tokens, overhead)
