@@ -59,13 +59,13 @@ class Kernel:
 
     def run(self) -> float:
         """Process events until none are left; returns the final time."""
-        heap, pop, count = self._heap, heappop, 0
+        heap, pop = self._heap, heappop
+        first = self._seq - len(heap)  # every event pushed from here on is also popped
         while heap:
             time, _, fn, arg = pop(heap)
             self.now = time
             fn(arg)
-            count += 1
-        self.events += count
+        self.events += self._seq - first
         return self.now
 
 
@@ -76,13 +76,17 @@ class Resource:
     `acquire(fn, arg)` calls fn(arg) once granted and holds it until `release()`.
     """
 
-    __slots__ = ("_queue", "_seq", "_since", "busy", "busy_s", "kernel", "name", "track")
+    __slots__ = ("_arg", "_done_cb", "_fn", "_queue", "_seq", "_since", "busy", "busy_s",
+                 "kernel", "name", "track")
 
     def __init__(self, kernel: Kernel, name: str, track: tuple[str, str] = ("", "")) -> None:
         self.kernel, self.name, self.track = kernel, name, track
         self.busy = False
         self.busy_s = 0.0
         self._since = 0.0
+        self._fn: Callable[..., None] = _nothing
+        self._arg: Any = None
+        self._done_cb = self._done
         self._queue: list[tuple[int, int, float, Callable[..., None], Any]] = []
         self._seq = 0
 
@@ -90,38 +94,43 @@ class Resource:
         if self.busy:
             self._seq += 1
             heappush(self._queue, (priority, self._seq, seconds, fn, arg))
-        else:
-            self._grant(seconds, fn, arg)
+            return
+        k = self.kernel  # the hot path, inlined: grant now, finish `seconds` later
+        self.busy, self._since, self._fn, self._arg = True, k.now, fn, arg
+        k._seq += 1
+        heappush(k._heap, (k.now + seconds, k._seq, self._done_cb, None))
 
     def acquire(self, fn: Callable[[Any], None], arg: Any, priority: int = 0) -> None:
         if self.busy:
             self._seq += 1
             heappush(self._queue, (priority, self._seq, -1.0, fn, arg))
         else:
-            self._grant(-1.0, fn, arg)
+            self.busy, self._since = True, self.kernel.now
+            fn(arg)
 
     def release(self) -> None:
-        now = self.kernel.now
-        self.busy_s += now - self._since
-        if self._queue:
-            _, _, seconds, fn, arg = heappop(self._queue)
-            self._grant(seconds, fn, arg)
-        else:
-            self.busy = False
-
-    def _grant(self, seconds: float, fn: Callable[..., None], arg: Any) -> None:
         k = self.kernel
-        self.busy, self._since = True, k.now
+        self.busy_s += k.now - self._since
+        if not self._queue:
+            self.busy = False
+            return
+        _, _, seconds, fn, arg = heappop(self._queue)
+        self._since = k.now
         if seconds < 0:
             fn(arg)
         else:
+            self._fn, self._arg = fn, arg
             k._seq += 1
-            heappush(k._heap, (k.now + seconds, k._seq, self._done, (fn, arg, k.now)))
+            heappush(k._heap, (k.now + seconds, k._seq, self._done_cb, None))
 
-    def _done(self, payload: tuple[Callable[[Any, float], None], Any, float]) -> None:
-        fn, arg, start = payload
-        fn(arg, start)  # first, so that what it makes ready queues before the next is chosen
+    def _done(self, _: object) -> None:
+        # the callback first, so that what it makes ready queues before the next is chosen
+        self._fn(self._arg, self._since)
         self.release()
+
+
+def _nothing(*_: object) -> None:
+    return None
 
 
 class Tracer(Protocol):
