@@ -21,11 +21,12 @@ from importlib import resources
 import yaml
 
 from tegel.errors import TegelError
+from tegel.evaluate.systolic import gemm_cycles
 from tegel.hardware import Chip
 from tegel.mapping.plan import Parallelism, Plan, Step, compute_class
-from tegel.workload.ir import Graph, OpKind, Role
+from tegel.workload.ir import Graph, MoEExperts, Op, OpKind, Role
 from tegel.workload.llm import Phase
-from tegel.workload.ops import work
+from tegel.workload.ops import matmul_dims, work
 
 _KIND = {OpKind.MATMUL: "gemm", OpKind.MOE_EXPERTS: "moe", OpKind.ATTENTION: "attention",
          OpKind.RMSNORM: "norm", OpKind.LAYERNORM: "norm", OpKind.EMBEDDING: "embedding"}
@@ -70,6 +71,25 @@ def place(chip: Chip, weight_bytes_per_chip: float) -> Placement:
                      offchip if offchip is not None else sram, resident)
 
 
+def gemm_efficiency(op: Op, chip: Chip, split: int, default: float) -> float:
+    """Achievable share of peak of a weight GEMM cut `split` ways along N and K: on a systolic
+    chip the array's utilisation for one tile's share (fill, drain, folds; evaluate/systolic),
+    elsewhere `default`."""
+    arr = chip.tiles.compute.systolic
+    if arr is None or op.kind not in (OpKind.MATMUL, OpKind.MOE_EXPERTS):
+        return default
+    if op.kind is OpKind.MOE_EXPERTS:
+        a: MoEExperts = op.attrs  # type: ignore[assignment]
+        x = op.inputs[0]
+        _, n, k = op.inputs[3].shape
+        m = max(1, round(x.numel // x.shape[-1] * a.top_k / a.num_experts))
+    else:
+        batch, m, n, k = matmul_dims(op.inputs[0].shape, op.inputs[1].shape, op.attrs)  # type: ignore[arg-type]
+        m *= math.prod(batch)
+    return gemm_cycles(m, math.ceil(n / split), math.ceil(k / split), arr.rows, arr.cols,
+                       arr.dataflow, arr.count).utilisation
+
+
 def plan_dataflow(graph: Graph, chip: Chip, system_name: str, phase: Phase,
                   parallelism: Parallelism, layers: int, stages: int,
                   weight_bytes_per_chip: float, link_latency_s: float,
@@ -102,9 +122,11 @@ def plan_dataflow(graph: Graph, chip: Chip, system_name: str, phase: Phase,
                              if t.role is Role.ACTIVATION)
         out_bytes = w.bytes_written
         kind = _KIND.get(op.kind, "elementwise")
+        compute_eff = p.compute_peak_fraction
         if kind in ("gemm", "moe") and op.inputs[1].role is Role.WEIGHT:
             byte_hops = activations_in * edge + 2.0 * out_bytes * edge  # fp32 partial sums
             latency = 2.0 * edge * hop_s
+            compute_eff = gemm_efficiency(op, chip, max(1, int(edge)), compute_eff)
         else:
             byte_hops = out_bytes * (2.0 * edge / 3.0)
             latency = (2.0 * edge / 3.0) * hop_s
@@ -112,7 +134,7 @@ def plan_dataflow(graph: Graph, chip: Chip, system_name: str, phase: Phase,
         head = op.kind is not OpKind.EMBEDDING and op.name not in ("pos_embed", "embed_sum")
         stage = -1 if in_layer else (stages - 1 if head else 0)
         steps.append(Step(op.name, kind, stage, per_stage if in_layer else 1, w.flops,
-                          compute_class(op), p.compute_peak_fraction, tuple(reads), tuple(writes),
+                          compute_class(op), compute_eff, tuple(reads), tuple(writes),
                           noc_byte_hops=byte_hops, noc_latency_s=latency,
                           overhead_s=p.step_overhead_s, resource_share=share, ops=(op.name,)))
     if stages > 1:
