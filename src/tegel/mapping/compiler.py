@@ -1,21 +1,13 @@
 """The spatial compiler: a graph onto the tiles of a dataflow chip (or several) as a CompiledPlan.
 
-`compile_for` is the whole compiler; each pass is a pure function, run in this order:
-1. `partition_stages` — cut the graph into pipeline stages: whole layers of a layer-folded model
-   (the repeated layer is one Segment per stage), balanced runs of ops of any other graph;
-2. `choose_levels` — the storage level of weights, KV cache and activations: the nearest level
-   whose capacity takes every chip's share (tile SRAM, then chip SRAM, then stacked memory);
-3. `assign_regions` — a rectangle of tiles per stage, sized to its weights (to its work when it
-   has none) and never smaller than its resident bytes need, by guillotine cuts so consecutive
-   stages are neighbours; stages go to chips in contiguous blocks;
-4. `split_ops` — each op over its region: a GEMM m x n x k with input k-slices multicast along
-   one axis and partial sums reduced along the other; the axes alternate from GEMM to GEMM, so
-   one GEMM's output is laid out as the next one's input (no corner turn);
-5. `place_tensors` — a home for every tensor at every stage that touches it;
-6. `route_transfers` — what crosses stages, routed over the network and chip-to-chip links;
-then `verify`. `lower` turns a compiled plan into the Plan of steps the analytical evaluator
-reads; the event simulator plays the compiled plan itself. Weights are placed from phase-
-independent figures only, so the prefill and decode plans of a model keep them in one place.
+`compile_for` is the whole compiler; its passes are pure functions run in order —
+`partition_stages` (whole layers, or balanced runs of ops), `choose_levels` (where weights, KV
+cache and activations live), `assign_regions` (a rectangle of tiles per stage, by guillotine
+cuts), `split_ops` (each op m x n x k over its region), `place_tensors` (a home per tensor per
+stage), `route_transfers` (what crosses stages, routed) — then `verify`. `lower` gives the Plan
+of steps the analytical evaluator reads; the event simulator plays the compiled plan itself.
+Weights are placed from phase-independent figures only, so prefill and decode plans keep them
+in one place. Rules and formulas: docs/simulation.md.
 """
 
 from __future__ import annotations
@@ -110,8 +102,8 @@ def _fold(graph: Graph) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ..
     carried_out = {t.name for op in epi for t in op.inputs if t.name in made_mid}
     carry = ((carried_in.pop(), carried_out.pop())
              if len(carried_in) == 1 and len(carried_out) == 1 else None)
-    names = lambda seq: tuple(op.name for op in seq)  # noqa: E731
-    return names(pro), names(mid), names(epi), carry
+    pro_names, mid_names, epi_names = (tuple(op.name for op in part) for part in (pro, mid, epi))
+    return pro_names, mid_names, epi_names, carry
 
 
 def partition_stages(graph: Graph, stages: int, layers: int, chip: Chip) -> Blueprint:
