@@ -77,12 +77,16 @@ def compile_for(graph: Graph, system: System, stages: int = 1, layers: int = 1,
 
 def compile_llm(cfg: ModelConfig, system: System, phase: Phase, precision: Precision,
                 parallelism: Parallelism, stages: int, microbatches: int = 1) -> CompiledPlan:
-    """The compiled plan of one LLM phase: one layer built and folded `num_layers` times;
-    stages are capped at one layer and one tile each."""
+    """The compiled plan of one LLM phase (`phase.batch` sequences per micro-batch): one layer
+    built and folded `num_layers` times. Stages are capped at one layer and one tile each, and
+    micro-batches at one per stage (the sequences of merged micro-batches run together)."""
+    stages = min(stages, cfg.num_layers, parallelism.pp * system.chip.tile_count)
+    if microbatches > stages:
+        sequences = phase.batch * microbatches
+        microbatches = stages
+        phase = replace(phase, batch=math.ceil(sequences / stages))
     graph = build_llm_graph(replace(cfg, num_layers=1), phase, precision)
-    cap = min(cfg.num_layers, parallelism.pp * system.chip.tile_count)
-    return compile_for(graph, system, min(stages, cap), cfg.num_layers, microbatches,
-                       parallelism, phase)
+    return compile_for(graph, system, stages, cfg.num_layers, microbatches, parallelism, phase)
 
 
 # ---- 1. stages ------------------------------------------------------------------------------
