@@ -137,7 +137,7 @@ def measure_decode(torch: Any, gpu: str, power: PowerSampler) -> list[dict[str, 
             cache = model(ids, use_cache=True).past_key_values
             step = torch.randint(0, cfg.vocab_size, (batch, 1), device="cuda")
 
-            def decode(cache: Any = cache, step: Any = step) -> None:
+            def decode(cache: Any = cache, step: Any = step, kv: int = kv) -> None:
                 model(step, past_key_values=cache, use_cache=True)
                 cache.crop(kv)  # keep the KV length fixed across repeats
 

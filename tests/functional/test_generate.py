@@ -122,7 +122,7 @@ def test_prompt_text_goes_through_the_folder_tokenizer(tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers
 
-    model, cfg = tiny_model("llama", seed=3)
+    model, _ = tiny_model("llama", seed=3)
     model.save_pretrained(tmp_path)
     vocab = {w: i for i, w in enumerate(["[UNK]", "the", "data", "moves", "far", "fast"])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))

@@ -1,5 +1,5 @@
 """A register-level, cycle-by-cycle model of an R x C systolic array, to check the closed forms
-of `tegel.evaluate.systolic` against. Small sizes only: every register is a Python object and
+of `tegel.hardware.systolic` against. Small sizes only: every register is a Python object and
 every cycle a loop iteration.
 
 The controller's only decision is to start folds `interval` cycles apart. Operands move one PE

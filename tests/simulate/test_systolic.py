@@ -20,7 +20,7 @@ from simulate.systolic_reference import (
 )
 from tegel.cli import main
 from tegel.errors import TegelError
-from tegel.evaluate.systolic import gemm_cycles, parse_array
+from tegel.hardware.systolic import gemm_cycles, parse_array
 from tegel.mapping.compiler import compile_for
 from tegel.workload import DType, GraphBuilder
 from tegel.workload.ir import MatMul, OpKind

@@ -72,7 +72,7 @@ def plan_command(args: argparse.Namespace) -> int:
 
 def gemm_command(args: argparse.Namespace) -> int:
     from tegel.errors import TegelError
-    from tegel.evaluate.systolic import gemm_cycles, parse_array
+    from tegel.hardware.systolic import gemm_cycles, parse_array
 
     if min(args.m, args.n, args.k) < 1:
         raise TegelError(f"M, N and K must be positive, got {args.m} {args.n} {args.k}")

@@ -16,6 +16,7 @@ from tegel.errors import TegelError
 from tegel.evaluate.cost import CATEGORIES, Category, Cost
 from tegel.hardware import System
 from tegel.mapping.plan import Plan, Step
+from tegel.mapping.routing import noc_links
 
 _IDX = {c: i for i, c in enumerate(CATEGORIES)}
 
@@ -67,7 +68,7 @@ class _Rates:
         self.pj_per_flop.update(dict(plan.compute_pj_per_flop))
         self.chip_name = chip.name
         self.level_names = names
-        self.noc_byte_hops_per_s = chip.noc.link_bytes_per_s * _noc_links(system)
+        self.noc_byte_hops_per_s = chip.noc.link_bytes_per_s * noc_links(chip)
         self.noc_pj = chip.noc_pj_per_bit_per_hop
         link = system.scale_up
         self.link_bps = link.link_bytes_per_s if link else 0.0
@@ -78,18 +79,6 @@ class _Rates:
         self.host_w_per_chip = host_idle / system.chips_per_node
         self.idle_w_per_chip = chip.idle_w
         self.dynamic_limit_w_per_chip = chip.tdp_w - chip.idle_w
-
-
-def _noc_links(system: System) -> float:
-    """Directed links of the chip's NoC (mesh: 2 per neighbour pair each way)."""
-    chip = system.chip
-    rows, cols = chip.tiles.rows, chip.tiles.cols
-    topo = chip.noc.topology
-    if topo in ("mesh",):
-        return 2.0 * (rows * (cols - 1) + cols * (rows - 1))
-    if topo == "torus":
-        return 4.0 * rows * cols
-    return float(chip.tile_count)  # crossbar / ring / hierarchical: one port per tile
 
 
 def _step_cost(s: Step, r: _Rates) -> StepCost:

@@ -17,8 +17,8 @@ import math
 from dataclasses import dataclass, replace
 
 from tegel.errors import TegelError
-from tegel.evaluate.systolic import gemm_cycles
 from tegel.hardware import Chip, System
+from tegel.hardware.systolic import gemm_cycles
 from tegel.mapping.compiled import (
     CompiledPlan,
     Home,

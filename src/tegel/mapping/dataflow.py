@@ -21,8 +21,8 @@ from importlib import resources
 import yaml
 
 from tegel.errors import TegelError
-from tegel.evaluate.systolic import gemm_cycles
 from tegel.hardware import Chip
+from tegel.hardware.systolic import gemm_cycles
 from tegel.mapping.plan import Parallelism, Plan, Step, compute_class
 from tegel.workload.ir import Graph, MoEExperts, Op, OpKind, Role
 from tegel.workload.llm import Phase
@@ -73,7 +73,7 @@ def place(chip: Chip, weight_bytes_per_chip: float) -> Placement:
 
 def gemm_efficiency(op: Op, chip: Chip, split: int, default: float) -> float:
     """Achievable share of peak of a weight GEMM cut `split` ways along N and K: on a systolic
-    chip the array's utilisation for one tile's share (fill, drain, folds; evaluate/systolic),
+    chip the array's utilisation for one tile's share (fill, drain, folds; hardware/systolic),
     elsewhere `default`."""
     arr = chip.tiles.compute.systolic
     if arr is None or op.kind not in (OpKind.MATMUL, OpKind.MOE_EXPERTS):

@@ -23,8 +23,8 @@ from tegel.mapping.compiled import Link, Rect
 
 def noc_links(chip: Chip) -> float:
     """Directed links of a chip's network (mesh: both directions of every neighbour pair; torus:
-    4 per tile; crossbar, ring, hierarchical: one port per tile) — the analytical evaluator's
-    count, so that a region's share of them is the same in both evaluators."""
+    4 per tile; crossbar, ring, hierarchical: one port per tile). Both evaluators use this
+    count, so a region's share of the links is the same in each."""
     rows, cols = chip.tiles.rows, chip.tiles.cols
     topo = chip.noc.topology
     if topo == "mesh":
