@@ -24,6 +24,7 @@ import numpy as np
 from tegel.errors import TegelError
 from tegel.evaluate.numerics import quantize
 from tegel.hardware import System
+from tegel.mapping.compiled import CompiledPlan
 from tegel.mapping.plan import Plan
 from tegel.mapping.sharding import shard_graph
 from tegel.workload.dtypes import DType
@@ -77,6 +78,25 @@ def splits_for_plan(graph: Graph, plan: Plan, system: System, num_kv_heads: int)
         if op.kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT:
             k = op.inputs[0].shape[-1]
             out[op.name] = Split(1, "replicated", max(1, min(edge, k)))
+    return out
+
+
+def splits_for_compiled(graph: Graph, compiled: CompiledPlan) -> dict[str, Split]:
+    """The GEMM splits of a compiled dataflow plan, for the unfolded `graph` of its phase.
+
+    Each GEMM's contraction is cut into the plan's k slices (one per tile along the reduction
+    axis of its region); the m x n blocks are independent and computed together. The compiled
+    plan holds one transformer layer; every layer of `graph` takes its split.
+    """
+    by_name = {s.op: s for s in compiled.splits}
+    out: dict[str, Split] = {}
+    for op in graph.ops:
+        if op.kind is not OpKind.MATMUL or op.inputs[1].role is not Role.WEIGHT:
+            continue
+        folded = op.name if op.layer < 0 else op.name.replace(f"layers.{op.layer}.", "layers.0.", 1)
+        split = by_name.get(folded)
+        if split is not None:
+            out[op.name] = Split(1, "replicated", max(1, min(split.k, op.inputs[0].shape[-1])))
     return out
 
 

@@ -11,8 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from tegel.errors import TegelError
-from tegel.evaluate.functional import ExecStats, Split, execute, quantize_weights, splits_for_plan
+from tegel.evaluate.functional import (
+    ExecStats,
+    Split,
+    execute,
+    quantize_weights,
+    splits_for_compiled,
+    splits_for_plan,
+)
 from tegel.hardware import System, load_system
+from tegel.mapping.compiler import compile_llm
 from tegel.serving.run import RunResult, resolve_precision, run
 from tegel.workload.dtypes import DType
 from tegel.workload.llm import Phase, Precision, build_llm_graph
@@ -56,9 +64,18 @@ class _Session:
         prefill = build_llm_graph(cfg, Phase.prefill(1, prompt_len), self.precision)
         self.weights = quantize_weights(weights, prefill)
         chosen = structure.chosen
-        self.prefill_splits = splits_for_plan(prefill, chosen.prefill.plan, system, cfg.num_kv_heads)
         decode = build_llm_graph(cfg, Phase.decode(1, prompt_len), self.precision)
-        self.decode_splits = splits_for_plan(decode, chosen.decode.plan, system, cfg.num_kv_heads)
+        if system.chip.architecture == "dataflow":  # the spatial compiler's splits, per phase
+            self.prefill_splits, self.decode_splits = (
+                splits_for_compiled(graph, compile_llm(cfg, system, phase, self.precision,
+                                                       plan.parallelism, plan.stages))
+                for graph, phase, plan in ((prefill, Phase.prefill(1, prompt_len), chosen.prefill.plan),
+                                           (decode, Phase.decode(1, prompt_len), chosen.decode.plan)))
+        else:
+            self.prefill_splits = splits_for_plan(prefill, chosen.prefill.plan, system,
+                                                  cfg.num_kv_heads)
+            self.decode_splits = splits_for_plan(decode, chosen.decode.plan, system,
+                                                 cfg.num_kv_heads)
         self.blocks = self.partials = 0
         self.allreduce = 0.0
 
