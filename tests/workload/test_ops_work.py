@@ -422,3 +422,24 @@ def test_tensor_nbytes_by_dtype() -> None:
     assert Tensor("a", shape, FP8).nbytes == 256
     assert Tensor("a", shape, FP4).nbytes == 256 * 4.25 / 8
     assert Tensor("a", shape, I4).nbytes == 256 * 4.5 / 8
+
+
+def test_beams_read_their_shared_prompt_once() -> None:
+    """Beam search: 4 hypotheses share a 90-position prompt of a 100-position cache, so the
+    cache bytes read are 4 x 10 private + 1 x 90 shared rows instead of 4 x 100."""
+    from tegel.workload.graph import GraphBuilder
+    from tegel.workload.ir import Attention, OpKind
+    from tegel.workload.ops import work
+
+    def reads(group: int, shared: int) -> float:
+        g = GraphBuilder("beams", DType.BF16)
+        q = g.input("q", (4, 1, 64), DType.BF16)
+        k = g.input("k", (4, 100, 64), DType.BF16)
+        v = g.input("v", (4, 100, 64), DType.BF16)
+        g.op1(OpKind.ATTENTION, Attention(1, 1, 64, 0.125, kv_group=group, kv_shared=shared),
+              (q, k, v), "a")
+        return work(g.ops[0]).read_bytes[1]
+
+    row = 64 * 2
+    assert reads(1, 0) == 4 * 100 * row
+    assert reads(4, 90) == pytest.approx((4 * 10 + 90) * row)

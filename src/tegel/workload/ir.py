@@ -110,6 +110,10 @@ class Attention:
     scale: float
     causal: bool = True
     window: int | None = None  # sliding window in positions (Mistral); None: unbounded
+    # memory sharing, not semantics: groups of `kv_group` consecutive batch rows (the beams of
+    # one request) hold the same first `kv_shared` positions once, so they are read once
+    kv_group: int = 1
+    kv_shared: int = 0
 
 
 @dataclass(frozen=True, slots=True)

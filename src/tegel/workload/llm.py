@@ -53,12 +53,15 @@ class Phase:
     """One forward call: `new_tokens` per sequence on top of `past_tokens` already cached.
 
     Prefill of L tokens is Phase(batch, L, 0); a decode step at KV length K is
-    Phase(batch, 1, K).
+    Phase(batch, 1, K). With beam search, `beams` consecutive sequences are the hypotheses of
+    one request and share its first `shared_prefix` cached positions (the prompt).
     """
 
     batch: int
     new_tokens: int
     past_tokens: int = 0
+    beams: int = 1
+    shared_prefix: int = 0
 
     @classmethod
     def prefill(cls, batch: int, tokens: int) -> Phase:
@@ -125,7 +128,8 @@ class _Blocks:
                             dtype=self.p.kv_cache, role=Role.KV_CACHE)
             caches.append(cache)
         attrs = Attention(c.num_heads, c.num_kv_heads, c.head_dim, 1.0 / math.sqrt(c.head_dim),
-                          causal=True, window=c.sliding_window)
+                          causal=True, window=c.sliding_window, kv_group=ph.beams,
+                          kv_shared=ph.shared_prefix if ph.beams > 1 else 0)
         a = g.op1(OpKind.ATTENTION, attrs, (q, caches[0], caches[1]), f"{pre}.sdpa")
         return self.linear(a, f"{pre}.o", q_ch, c.hidden_size, c.o_bias)
 

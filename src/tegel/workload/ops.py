@@ -167,6 +167,7 @@ def _attention_infer(ins: tuple[Tensor, ...], a: Attention) -> tuple[OutSpec, ..
     _need(q[2] == a.num_heads * a.head_dim, f"q has {q[2]} channels, heads x head_dim differ")
     _need(k[2] == a.num_kv_heads * a.head_dim, f"k has {k[2]} channels, kv heads differ")
     _need(q[0] == k[0] and q[1] <= k[1], f"q{q} must share batch with k{k} and Lq <= Lk")
+    _need(a.kv_group >= 1 and a.kv_shared >= 0, "kv_group must be >= 1 and kv_shared >= 0")
     return ((q, None),)
 
 
@@ -179,6 +180,8 @@ def _attention_work(op: Op) -> OpWork:
     flops = 4.0 * a.head_dim * pairs + 5.0 * pairs  # QK^T and PV, plus softmax
     kv_rows = min(lk, lq + a.window - 1) if a.window else lk
     kv_frac = kv_rows / lk if lk else 0.0
+    if a.kv_group > 1 and lk:  # a shared prefix is read once per group of rows
+        kv_frac *= 1.0 - min(a.kv_shared, lk) / lk * (1.0 - 1.0 / a.kv_group)
     return OpWork(flops, (q.nbytes, k.nbytes * kv_frac, v.nbytes * kv_frac), (op.outputs[0].nbytes,))
 
 
