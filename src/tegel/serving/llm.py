@@ -124,7 +124,7 @@ def _plans(s: Scenario, par: Parallelism, batch_per_replica: int, stages: int | 
         micro = min(sequences, n_stages)
         b = math.ceil(sequences / micro)
         phase = (Phase.prefill(b, s.input_tokens) if phase_kind == "prefill"
-                 else Phase.decode(b, s.input_tokens + s.output_tokens // 2))
+                 else Phase(b, 1, s.input_tokens + s.output_tokens // 2, s.beams, s.input_tokens))
         graph = folded_graph(cfg, phase, s.precision)
         if chip.architecture == "gpu":
             topology = system.scale_up.topology if system.scale_up else "switch"
