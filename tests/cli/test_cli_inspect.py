@@ -69,3 +69,10 @@ def test_inspect_errors_are_one_line(argv: list[str], message: str,
     err = capsys.readouterr().err
     assert err.startswith("tegel: error: ") and message in err
     assert "Traceback" not in err and err.count("\n") == 1
+
+
+def test_inspect_list_names_the_shipped_models(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", "--list"]) == 0
+    assert capsys.readouterr().out.split() == shipped_models()
+    assert main(["inspect"]) == 2
+    assert "give a model" in capsys.readouterr().err

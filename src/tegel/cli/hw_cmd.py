@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from tegel.report.text import si
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     hw = sub.add_parser(
@@ -74,27 +76,6 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _si(value: float | None, unit: str) -> str:
-    """`3.35e12, 'B/s'` -> `3.35 TB/s` (decimal prefixes)."""
-    if value is None:
-        return "-"
-    for factor, prefix in (
-        (1e18, "E"),
-        (1e15, "P"),
-        (1e12, "T"),
-        (1e9, "G"),
-        (1e6, "M"),
-        (1e3, "k"),
-        (1.0, ""),
-        (1e-3, "m"),
-        (1e-6, "u"),
-        (1e-9, "n"),
-    ):
-        if abs(value) >= factor:
-            return f"{value / factor:.4g} {prefix}{unit}"
-    return f"{value:.3g} {unit}" if value else f"0 {unit}"
-
-
 def _text(f: dict[str, Any]) -> str:
     chip = f["chip"]
     lines = [f"{f['name']}: {f['description']}"]
@@ -104,29 +85,29 @@ def _text(f: dict[str, Any]) -> str:
         )
     lines.append(
         f"  architecture {chip['architecture']}, node {chip['node']} ({chip['process']}), "
-        f"clock {_si(chip['clock_hz'], 'Hz')}"
+        f"clock {si(chip['clock_hz'], 'Hz', 4)}"
     )
     lines.append(
         "  peak (dense):  "
-        + ", ".join(f"{d} {_si(v, 'FLOP/s')}" for d, v in f["peak_flops_per_s"].items())
+        + ", ".join(f"{d} {si(v, 'FLOP/s', 4)}" for d, v in f["peak_flops_per_s"].items())
     )
     mem = chip["offchip"]
     if mem:
         lines.append(
-            f"  memory: {_si(f['offchip_bytes'], 'B')} {mem['kind']} at "
-            f"{_si(f['offchip_bytes_per_s'], 'B/s')} ({mem['pj_per_bit']:.3g} pJ/bit)"
+            f"  memory: {si(f['offchip_bytes'], 'B', 4)} {mem['kind']} at "
+            f"{si(f['offchip_bytes_per_s'], 'B/s', 4)} ({mem['pj_per_bit']:.3g} pJ/bit)"
         )
     else:
         lines.append("  memory: none off-chip")
-    lines.append(f"  on-chip SRAM: {_si(f['sram_bytes_total'], 'B')}")
-    lines.append(f"  power: {_si(f['tdp_w'], 'W')} max, {_si(f['idle_w'], 'W')} idle")
+    lines.append(f"  on-chip SRAM: {si(f['sram_bytes_total'], 'B', 4)}")
+    lines.append(f"  power: {si(f['tdp_w'], 'W', 4)} max, {si(f['idle_w'], 'W', 4)} idle")
     lines.append(
         f"  silicon: {chip['silicon_area_mm2']:.0f} mm^2 per chip "
         f"({chip['package']['compute_dies']} compute die(s) of {chip['die_area_mm2']:.0f} mm^2)"
     )
     tiles = chip["tiles"]
     noc = chip["noc"]
-    link_bw = _si(noc["link_bytes_per_s"], "B/s")
+    link_bw = si(noc["link_bytes_per_s"], "B/s", 4)
     lines.append(
         f"  tiles: {tiles['rows']} x {tiles['cols']}; NoC {noc['topology']}, "
         f"{link_bw} per link, {noc['pj_per_bit_per_hop']:.3g} pJ/bit/hop"
@@ -134,14 +115,14 @@ def _text(f: dict[str, Any]) -> str:
     lines.append("  storage (nearest first):")
     for lv in chip["levels"]:
         lines.append(
-            f"    {lv['name']:<15} {lv['scope']:<8} {_si(lv['total_bytes'], 'B'):>10}  "
-            f"{_si(lv['read_bytes_per_s'], 'B/s'):>11}  {lv['read_pj_per_bit']:.3g} pJ/bit "
+            f"    {lv['name']:<15} {lv['scope']:<8} {si(lv['total_bytes'], 'B', 4):>10}  "
+            f"{si(lv['read_bytes_per_s'], 'B/s', 4):>11}  {lv['read_pj_per_bit']:.3g} pJ/bit "
             f"({lv['energy_basis']})"
         )
     for name in ("scale_up", "scale_out"):
         link = f[name]
         if link:
-            bw, latency = _si(link["link_bytes_per_s"], "B/s"), _si(link["latency_s"], "s")
+            bw, latency = si(link["link_bytes_per_s"], "B/s", 4), si(link["latency_s"], "s", 4)
             lines.append(
                 f"  {name}: {link['kind']} {link['topology']}, {bw} per chip per direction, "
                 f"{latency}, {link['pj_per_bit']:.3g} pJ/bit"

@@ -12,7 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="parameters, bytes and FLOPs of a model",
                        description="Parameters, weight and KV-cache bytes, FLOPs and minimal "
                        "bytes per token of a shipped model or a Hugging Face config.json.")
-    p.add_argument("model", help="shipped model name (see `tegel inspect --list`) or config.json path")
+    p.add_argument("model", nargs="?", help="shipped model name (see --list) or config.json path")
+    p.add_argument("--list", action="store_true", help="list the shipped models and exit")
     p.add_argument("--input", type=int, default=2048, metavar="L", help="prefill tokens (2048)")
     p.add_argument("--kv", type=int, default=4096, metavar="K", help="decode KV length (4096)")
     p.add_argument("--batch", type=int, default=1, metavar="B", help="batch (1)")
@@ -26,6 +27,13 @@ def run(args: argparse.Namespace) -> int:
     from tegel.workload import DType, Precision, load_model_config
     from tegel.workload.summary import summarize
 
+    if args.list:
+        from tegel.workload import shipped_models
+
+        print("\n".join(shipped_models()))
+        return 0
+    if args.model is None:
+        raise TegelError("give a model: a shipped name (tegel inspect --list) or a config.json path")
     for flag, value in (("--input", args.input), ("--batch", args.batch)):
         if value < 1:
             raise TegelError(f"{flag}: expected a positive integer, got {value}")
