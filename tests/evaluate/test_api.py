@@ -130,3 +130,17 @@ def test_bad_arguments_are_tegel_errors(kwargs: dict) -> None:
     args = {"batch": 1, "input_tokens": 16, "output_tokens": 4, **kwargs}
     with pytest.raises(TegelError):
         run("gpt2", "h100-sxm", **args)
+
+
+def test_groq_spreads_a_layer_over_chips_with_tensor_parallelism() -> None:
+    """Llama-3.1-8B (16 GB in fp16) needs more than its 32 layers' worth of 230 MB Groq chips:
+    the search finds tensor x pipeline splits, and the plan carries the all-reduces."""
+    from tegel.serving import run
+
+    r = run("llama-3.1-8b", "groq-576", batch=4)
+    par = r.parallelism
+    assert par.tp > 1 and par.tp * par.pp * par.dp == 576
+    assert r.chosen.memory.fits
+    kinds = {s.kind for s in r.chosen.decode.plan.steps}
+    assert "collective" in kinds
+    assert r.energy_breakdown_j_per_token["chip_to_chip"] > 0

@@ -54,12 +54,13 @@ class ExecStats:
 def splits_for_plan(graph: Graph, plan: Plan, system: System, num_kv_heads: int) -> dict[str, Split]:
     """The GEMM splits a plan implies for `graph` (the unfolded graph of the same phase).
 
-    GPU plans: tensor-parallel column/row splits of `shard_graph`, one block per chip.
-    Dataflow plans: no tensor parallelism; K split over the rows of the op's region of tiles
+    GPU plans (and dataflow plans with tp > 1): tensor-parallel column/row splits of
+    `shard_graph`, one block per chip.
+    Dataflow plans without tensor parallelism: K split over the rows of the op's region of tiles
     (the 2-D split of `mapping/dataflow.py`), capped at one element per tile.
     """
     out: dict[str, Split] = {}
-    if plan.policy == "gpu":
+    if plan.policy == "gpu" or plan.parallelism.tp > 1:
         tp = plan.parallelism.tp
         shards = shard_graph(graph, tp, num_kv_heads)
         for op in graph.ops:

@@ -24,6 +24,7 @@ from tegel.errors import TegelError
 from tegel.hardware import Chip
 from tegel.hardware.systolic import gemm_cycles
 from tegel.mapping.plan import Parallelism, Plan, Step, compute_class
+from tegel.mapping.sharding import collective_traffic, shard_graph
 from tegel.workload.ir import Graph, MoEExperts, Op, OpKind, Role
 from tegel.workload.llm import Phase
 from tegel.workload.ops import matmul_dims, work
@@ -93,10 +94,17 @@ def gemm_efficiency(op: Op, chip: Chip, split: int, default: float) -> float:
 def plan_dataflow(graph: Graph, chip: Chip, system_name: str, phase: Phase,
                   parallelism: Parallelism, layers: int, stages: int,
                   weight_bytes_per_chip: float, link_latency_s: float,
-                  microbatches: int = 1) -> Plan:
-    """Region-per-stage plan of a (layer-folded) graph; `stages` is a multiple of pp."""
+                  microbatches: int = 1, num_kv_heads: int = 1,
+                  link_topology: str = "switch") -> Plan:
+    """Region-per-stage plan of a (layer-folded) graph; `stages` is a multiple of pp.
+
+    With tensor parallelism (tp > 1) each stage spans tp chips that split every op as
+    `sharding.shard_graph` says (Groq-style: a layer too large for one chip), with the
+    collectives that implies on the chip-to-chip links.
+    """
     p = dataflow_params()
-    pp = parallelism.pp
+    pp, tp = parallelism.pp, parallelism.tp
+    shards = shard_graph(graph, tp, num_kv_heads, parallelism.ep)
     if stages % pp or stages < pp:
         raise TegelError(f"stages ({stages}) must be a positive multiple of pp ({pp})")
     where = place(chip, weight_bytes_per_chip)
@@ -109,18 +117,18 @@ def plan_dataflow(graph: Graph, chip: Chip, system_name: str, phase: Phase,
     per_stage = math.ceil(layers / stages)
     steps: list[Step] = []
     for op in graph.ops:
-        w = work(op)
+        w, shard = work(op), shards[op.name]
         reads = [0.0] * len(names)
         writes = [0.0] * len(names)
-        for t, b in zip(op.inputs, w.read_bytes, strict=True):
+        for t, b, d in zip(op.inputs, w.read_bytes, shard.read_div, strict=True):
             level = (where.weights if t.role is Role.WEIGHT else
                      where.kv_cache if t.role is Role.KV_CACHE else where.sram)
-            reads[level] += b
-        for t, b in zip(op.outputs, w.write_bytes, strict=True):
-            writes[where.kv_cache if t.role is Role.KV_CACHE else where.sram] += b
-        activations_in = sum(b for t, b in zip(op.inputs, w.read_bytes, strict=True)
-                             if t.role is Role.ACTIVATION)
-        out_bytes = w.bytes_written
+            reads[level] += b / d
+        for t, b, d in zip(op.outputs, w.write_bytes, shard.write_div, strict=True):
+            writes[where.kv_cache if t.role is Role.KV_CACHE else where.sram] += b / d
+        activations_in = sum(b / d for t, b, d in zip(op.inputs, w.read_bytes, shard.read_div,
+                                                      strict=True) if t.role is Role.ACTIVATION)
+        out_bytes = sum(b / d for b, d in zip(w.write_bytes, shard.write_div, strict=True))
         kind = _KIND.get(op.kind, "elementwise")
         compute_eff = p.compute_peak_fraction
         if kind in ("gemm", "moe") and op.inputs[1].role is Role.WEIGHT:
@@ -133,10 +141,16 @@ def plan_dataflow(graph: Graph, chip: Chip, system_name: str, phase: Phase,
         in_layer = op.layer >= 0
         head = op.kind is not OpKind.EMBEDDING and op.name not in ("pos_embed", "embed_sum")
         stage = -1 if in_layer else (stages - 1 if head else 0)
-        steps.append(Step(op.name, kind, stage, per_stage if in_layer else 1, w.flops,
-                          compute_class(op), compute_eff, tuple(reads), tuple(writes),
-                          noc_byte_hops=byte_hops, noc_latency_s=latency,
+        steps.append(Step(op.name, kind, stage, per_stage if in_layer else 1,
+                          w.flops / shard.flops_div, compute_class(op), compute_eff, tuple(reads),
+                          tuple(writes), noc_byte_hops=byte_hops, noc_latency_s=latency,
                           overhead_s=p.step_overhead_s, resource_share=share, ops=(op.name,)))
+        if shard.collective and tp > 1:
+            sent, hops = collective_traffic(shard, tp, link_topology)
+            steps.append(Step(f"{op.name}.{shard.collective}", "collective", stage,
+                              per_stage if in_layer else 1, 0.0, "bf16", 1.0,
+                              (0.0,) * len(names), (0.0,) * len(names), link_bytes=sent,
+                              link_latency_s=hops * link_latency_s, resource_share=share))
     if stages > 1:
         hidden = next(op for op in graph.ops if op.kind is OpKind.EMBEDDING).outputs[0].nbytes
         crossing = (pp - 1) / stages  # share of stage boundaries that cross chips
@@ -152,4 +166,4 @@ def plan_dataflow(graph: Graph, chip: Chip, system_name: str, phase: Phase,
     notes = (f"weights {residency}; KV cache in {names[where.kv_cache]}",
              f"{stages} stage(s), {regions_per_chip} region(s) per chip of {region_tiles:.0f} tiles")
     return Plan(system_name, "dataflow", phase, parallelism, names, efficiency, stages,
-                microbatches, 1, tuple(steps), notes)
+                microbatches, tp, tuple(steps), notes)

@@ -26,7 +26,7 @@ import yaml
 from tegel.errors import TegelError
 from tegel.hardware import Chip
 from tegel.mapping.plan import Parallelism, Plan, Step, compute_class
-from tegel.mapping.sharding import OpShard, shard_graph
+from tegel.mapping.sharding import OpShard, collective_traffic, shard_graph
 from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, Role
 from tegel.workload.llm import Phase
 from tegel.workload.ops import experts_touched, matmul_dims, work
@@ -314,14 +314,8 @@ def _with_stage(step: Step, stage: int) -> Step:
 
 def _collective(name: str, shard: OpShard, tp: int, after: Step, lv: _Levels,
                 link_latency_s: float, topology: str, p: GpuParams) -> Step:
-    """All-reduce sends 2(n-1)/n of the tensor per chip, all-gather and all-to-all (n-1)/n.
-
-    Latency: through a switch, two link traversals (reduce-scatter, all-gather); on a ring,
-    one per step of the ring algorithm.
-    """
-    reduce = shard.collective == "all_reduce"
-    sent = (2.0 if reduce else 1.0) * (tp - 1) / tp * shard.collective_bytes
-    hops = (2 if reduce else 1) * (1 if topology in ("switch", "full") else tp - 1)
+    """The collective after a tensor-parallel op, staged through L2 (else HBM)."""
+    sent, hops = collective_traffic(shard, tp, topology)
     traffic = [0.0] * len(lv.names)
     traffic[lv.l2 if lv.l2 is not None else lv.hbm] = sent
     return Step(f"{name}.{shard.collective}", "collective", after.stage, after.repeat, 0.0, "bf16",

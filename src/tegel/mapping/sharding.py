@@ -80,3 +80,16 @@ def shard_graph(graph: Graph, tp: int, num_kv_heads: int, ep: int = 1) -> dict[s
             split[t.name] = d
         out[op.name] = OpShard(flops_div, tuple(reads), tuple(writes), collective, coll_bytes)
     return out
+
+
+def collective_traffic(shard: OpShard, tp: int, topology: str) -> tuple[float, int]:
+    """(bytes each chip sends, sequential link traversals) of the collective after an op.
+
+    An all-reduce sends 2(n-1)/n of the tensor per chip, an all-gather or all-to-all (n-1)/n.
+    Through a switch or a full mesh the latency is two traversals (reduce-scatter, all-gather)
+    or one; on a ring, torus or mesh one per step of the ring algorithm.
+    """
+    reduce = shard.collective == "all_reduce"
+    sent = (2.0 if reduce else 1.0) * (tp - 1) / tp * shard.collective_bytes
+    hops = (2 if reduce else 1) * (1 if topology in ("switch", "full") else tp - 1)
+    return sent, hops

@@ -65,7 +65,8 @@ class _Session:
         self.weights = quantize_weights(weights, prefill)
         chosen = structure.chosen
         decode = build_llm_graph(cfg, Phase.decode(1, prompt_len), self.precision)
-        if system.chip.architecture == "dataflow":  # the spatial compiler's splits, per phase
+        dataflow = system.chip.architecture == "dataflow" and chosen.decode.plan.parallelism.tp == 1
+        if dataflow:  # the spatial compiler's splits, per phase
             self.prefill_splits, self.decode_splits = (
                 splits_for_compiled(graph, compile_llm(cfg, system, phase, self.precision,
                                                        plan.parallelism, plan.stages))

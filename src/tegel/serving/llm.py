@@ -132,8 +132,10 @@ def _plans(s: Scenario, par: Parallelism, batch_per_replica: int, stages: int | 
                                   cfg.num_kv_heads, link_latency, micro, topology, s.software))
         else:
             weights = model_weight_bytes(cfg, s.precision) / par.chips_per_replica
+            topology = system.scale_up.topology if system.scale_up else "switch"
             plans.append(plan_dataflow(graph, chip, system.name, phase, par, cfg.num_layers,
-                                       n_stages, weights, link_latency, micro))
+                                       n_stages, weights, link_latency, micro, cfg.num_kv_heads,
+                                       topology))
     return plans[0], plans[1]
 
 
@@ -186,16 +188,20 @@ def evaluate_config(s: Scenario, par: Parallelism, batch_per_replica: int,
 
 def candidate_parallelisms(s: Scenario, tp: int | None, pp: int | None, ep: int | None
                            ) -> list[Parallelism]:
-    """Parallelisms to consider: the flags where given, otherwise every power-of-two split of
-    the system (tensor parallel within a node on GPUs; pipeline parallel on dataflow chips)."""
+    """Parallelisms to consider: the flags where given, otherwise power-of-two tensor
+    parallelism (within a node on GPUs) times pipeline parallelism — powers of two on GPUs,
+    any divisor up to the layer count on dataflow chips (a 576-chip Groq system is 8 x 72)."""
     chips = s.system.chip_count
     gpu = s.system.chip.architecture == "gpu"
     powers = [2**i for i in range(int(math.log2(chips)) + 1) if chips % 2**i == 0]
     out = []
-    for t in [tp] if tp else (powers if gpu else [1]):
+    for t in [tp] if tp else powers:
         if t > s.system.chips_per_node and gpu and not tp:
             continue
-        for p_ in [pp] if pp else powers:
+        rest = chips // t if chips % t == 0 else 0
+        stages = powers if gpu else [d for d in range(1, min(rest, s.model.num_layers) + 1)
+                                     if rest % d == 0]
+        for p_ in [pp] if pp else stages:
             if chips % (t * p_):
                 continue
             e = ep or 1

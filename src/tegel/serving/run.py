@@ -208,6 +208,10 @@ def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
                 continue
         else:  # replicas beyond the batch stay idle and are not counted
             b = -(-scenario.batch // par.dp)  # type: ignore[operator]
+            if not memory_per_chip(cfg, sys_, par, b, context, input_tokens, scenario.precision,
+                                   beams).fits:
+                shortfall = _shortfall(scenario, par, b, shortfall)
+                continue
         stage_options: list[int | None] = [None]
         if sys_.chip.architecture != "gpu" and stages is None:
             stage_options = [par.pp * 2**j for j in range(12) if par.pp * 2**j <= cfg.num_layers]
