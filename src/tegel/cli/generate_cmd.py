@@ -52,8 +52,10 @@ def _prompt(args: argparse.Namespace, vocab: int) -> list[int]:
         tok = Path(args.model_dir) / "tokenizer.json"
         if not tok.is_file():
             raise TegelError(f"--prompt needs {tok}; give --prompt-ids instead")
-        from tokenizers import Tokenizer
-
+        try:
+            from tokenizers import Tokenizer
+        except ImportError:
+            raise TegelError("--prompt needs the `tokenizers` package: pip install tokenizers") from None
         return list(Tokenizer.from_file(str(tok)).encode(args.prompt).ids)
     raise TegelError("give the prompt as --prompt-ids 1,2,3 (or --prompt TEXT with a tokenizer)")
 
