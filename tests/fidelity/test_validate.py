@@ -112,3 +112,18 @@ def test_measure_script_skips_without_cuda() -> None:
     done = subprocess.run([sys.executable, str(script), "--out", "/dev/null"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and "skipped" in done.stderr
+
+
+def test_software_generations_scale_and_override() -> None:
+    from tegel.mapping.gpu import gpu_params, gpu_params_data, gpu_params_override
+
+    data = gpu_params_data()
+    data["generations"] = {"2023": {"efficiency_scale": 0.5, "collective_overhead_s": 1e-3}}
+    with gpu_params_override(data):
+        old, now = gpu_params("2023"), gpu_params()
+        assert old.gemm_peak_fraction == pytest.approx(0.5 * now.gemm_peak_fraction)
+        assert old.hbm_bandwidth_fraction == pytest.approx(0.5 * now.hbm_bandwidth_fraction)
+        assert old.collective_overhead_s == 1e-3
+        assert now.collective_overhead_s == data["collective_overhead_s"]
+        with pytest.raises(TegelError, match="unknown GPU software generation '1999'"):
+            gpu_params("1999")

@@ -21,7 +21,8 @@ from tegel.fidelity.cases import GROUPS, load_entries
 from tegel.fidelity.validate import Report, validate
 from tegel.mapping.gpu import gpu_params_data, gpu_params_override
 
-# parameter -> (low, high); "generations.YEAR" fits that year's efficiency scale
+# parameter -> (low, high); "generations.YEAR" fits that year's efficiency scale,
+# "generations.YEAR.FIELD" that year's own value of FIELD
 BOUNDS: dict[str, tuple[float, float]] = {
     "gemm_peak_fraction": (0.4, 0.95),
     "attention_peak_fraction": (0.2, 0.9),
@@ -33,6 +34,8 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "compute_power_share": (0.2, 1.0),
     "generations.2023": (0.2, 1.2),
     "generations.2024": (0.3, 1.2),
+    # collectives before TensorRT-LLM's custom all-reduce (2024) went through NCCL
+    "generations.2023.collective_overhead_s": (0.0, 1.0e-4),
 }
 _GOLDEN = (math.sqrt(5) - 1) / 2
 
@@ -44,11 +47,18 @@ def objective(report: Report) -> float:
     return sum(present) / len(present) if present else math.inf
 
 
+def _generation_key(key: str) -> tuple[str, str]:
+    """'generations.2023' -> ('2023', 'efficiency_scale'); 'generations.2023.x' -> ('2023', 'x')."""
+    parts = key.split(".")
+    return parts[1], parts[2] if len(parts) > 2 else "efficiency_scale"
+
+
 def _with(values: dict[str, Any], key: str, x: float) -> dict[str, Any]:
     out = dict(values)
     if key.startswith("generations."):
+        year, field = _generation_key(key)
         gens = {k: dict(v) for k, v in (out.get("generations") or {}).items()}
-        gens[key.split(".", 1)[1]] = {"efficiency_scale": x}
+        gens.setdefault(year, {})[field] = x
         out["generations"] = gens
     else:
         out[key] = x
@@ -57,8 +67,9 @@ def _with(values: dict[str, Any], key: str, x: float) -> dict[str, Any]:
 
 def _get(values: dict[str, Any], key: str, default: float) -> float:
     if key.startswith("generations."):
-        gen = (values.get("generations") or {}).get(key.split(".", 1)[1])
-        return float(gen["efficiency_scale"]) if gen else default
+        year, field = _generation_key(key)
+        gen = (values.get("generations") or {}).get(year) or {}
+        return float(gen[field]) if field in gen else default
     return float(values[key])
 
 
@@ -68,9 +79,10 @@ def calibrate(files: list[str] | None = None, passes: int = 2, steps: int = 10,
     entries of `files` (e.g. written by benchmarks/gpu/measure.py on an H100)."""
     entries = load_entries() + (load_entries(list(files)) if files else [])
     values = gpu_params_data()
-    for key in BOUNDS:  # start earlier generations at the current software's efficiency
+    for key in BOUNDS:  # start earlier generations at the current software's values
         if key.startswith("generations.") and _get(values, key, -1) < 0:
-            values = _with(values, key, 1.0)
+            field = _generation_key(key)[1]
+            values = _with(values, key, 1.0 if field == "efficiency_scale" else values[field])
 
     def score(v: dict[str, Any]) -> float:
         with gpu_params_override(v):

@@ -91,7 +91,8 @@ def gpu_params(software: str | None = None) -> GpuParams:
     """GPU policy parameters of a software generation (None: the current one).
 
     Earlier generations (`generations` in gpu.yaml, keyed by year) scale the achieved shares of
-    peak compute and bandwidth by their `efficiency_scale`, fitted on that year's H100 results.
+    peak compute and bandwidth by their `efficiency_scale` and may set other fields of their own,
+    fitted on that year's H100 results.
     """
     data = gpu_params_data()
     generations = data.pop("generations", {}) or {}
@@ -99,9 +100,11 @@ def gpu_params(software: str | None = None) -> GpuParams:
         if software not in generations:
             known = ", ".join([data["software"], *generations])
             raise TegelError(f"unknown GPU software generation {software!r}; known: {known}")
-        scale = float(generations[software]["efficiency_scale"])
+        generation = dict(generations[software])
+        scale = float(generation.pop("efficiency_scale", 1.0))
         for key in ("gemm_peak_fraction", "attention_peak_fraction", "hbm_bandwidth_fraction"):
             data[key] = data[key] * scale
+        data.update(generation)  # fields a generation sets itself (e.g. collective overhead)
         data["software"] = software
     return GpuParams(**data)
 
