@@ -137,3 +137,21 @@ def test_prompt_text_goes_through_the_folder_tokenizer(tmp_path: Path,
         expected = model.generate(torch.tensor([[1, 2, 3, 4]]), max_new_tokens=3, do_sample=False,
                                   min_new_tokens=3)[0, 4:].tolist()
     assert out["token_ids"] == expected
+
+
+@pytest.mark.parametrize("family", sorted(TINY))
+def test_bf16_and_fp8_agree_with_fp32_within_stated_tolerances(family: str) -> None:
+    """Stated tolerances for these random-weight models (logits span about ±10): bf16 mean
+    |logit error| < 0.03, max < 0.2, perplexity within 2 %, top-1 >= 80 % of steps (near-ties
+    may flip); fp8 mean error < 0.5 and larger than bf16's."""
+    from tegel.workload.weights import to_canonical
+    from workload.hf_models import state_numpy
+
+    model, cfg = tiny_model(family, seed=7)
+    weights = to_canonical(cfg, state_numpy(model))
+    bf16 = accuracy(cfg, weights, "h100-sxm", "bf16", PROMPT, 6)
+    fp8 = accuracy(cfg, weights, "h100-sxm", "fp8", PROMPT, 6)
+    assert bf16.mean_logit_error < 0.03 and bf16.max_logit_error < 0.2
+    assert abs(bf16.perplexity / bf16.reference_perplexity - 1) < 0.02
+    assert bf16.top1_agreement >= 0.8
+    assert bf16.mean_logit_error < fp8.mean_logit_error < 0.5

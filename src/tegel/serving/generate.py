@@ -162,7 +162,7 @@ def sample_text_ids(cfg: ModelConfig, folder: str | Path | None, limit: int = 96
         ids = Tokenizer.from_file(str(tokenizer_file)).encode(text).ids
     else:
         ids = [b % cfg.vocab_size for b in text.encode("utf-8")]
-    return ids[: min(limit, cfg.max_position_embeddings)]
+    return ids[: min(limit, cfg.max_position_embeddings - 1)]  # room for the one step simulated
 
 
 def _perplexity(logits: Array, ids: list[int]) -> float:
