@@ -155,3 +155,24 @@ def test_bf16_and_fp8_agree_with_fp32_within_stated_tolerances(family: str) -> N
     assert abs(bf16.perplexity / bf16.reference_perplexity - 1) < 0.02
     assert bf16.top1_agreement >= 0.8
     assert bf16.mean_logit_error < fp8.mean_logit_error < 0.5
+
+
+def test_activations_crossing_stages_move_and_change_nothing() -> None:
+    """With the ops of layer 1 on a second pipeline stage, the residual stream is copied across
+    (and counted); the numbers are the same as on one stage."""
+    from tegel.evaluate.functional import execute
+    from tegel.workload import Phase, Precision, build_llm_graph
+    from tegel.workload.weights import to_canonical
+    from workload.hf_models import state_numpy
+
+    model, cfg = tiny_model("llama", seed=4)
+    weights = to_canonical(cfg, state_numpy(model))
+    graph = build_llm_graph(cfg, Phase.prefill(1, 5), Precision.uniform(DType.FP32))
+    feeds = {"input_ids": np.array([PROMPT[:5]]), "position_ids": np.arange(5)[None], **weights}
+    stages = {op.name: int(op.layer >= 1 or op.name in ("final_norm", "last_token", "logits"))
+              for op in graph.ops}
+    one, s1 = execute(graph, feeds, {}, Precision.uniform(DType.FP32))
+    two, s2 = execute(graph, feeds, {}, Precision.uniform(DType.FP32), stages=stages)
+    assert s1.stage_transfer_bytes == 0
+    assert s2.stage_transfer_bytes == cfg.hidden_size * 5 * 4  # the residual stream, fp32, once
+    np.testing.assert_array_equal(one["logits"], two["logits"])

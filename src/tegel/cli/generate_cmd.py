@@ -80,7 +80,8 @@ def generate_command(args: argparse.Namespace) -> int:
         "simulated_energy_j": sim["energy_j_per_token"] * len(gen.token_ids) if sim else None,
         "simulation": sim, "simulation_note": gen.simulation_note,
         "executor": {"gemm_blocks": gen.stats.gemm_blocks, "partial_sums": gen.stats.partial_sums,
-                     "allreduce_bytes": gen.stats.allreduce_bytes},
+                     "allreduce_bytes": gen.stats.allreduce_bytes,
+                     "stage_transfer_bytes": gen.stats.stage_transfer_bytes},
     }
     if args.json:
         print(json.dumps(out, indent=2))

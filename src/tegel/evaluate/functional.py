@@ -49,6 +49,7 @@ class ExecStats:
     gemm_blocks: int
     partial_sums: int  # additions of partial results (NoC reductions and all-reduces)
     allreduce_bytes: float
+    stage_transfer_bytes: float = 0.0  # activations copied from one pipeline stage to the next
 
 
 def splits_for_plan(graph: Graph, plan: Plan, system: System, num_kv_heads: int) -> dict[str, Split]:
@@ -101,11 +102,30 @@ def splits_for_compiled(graph: Graph, compiled: CompiledPlan) -> dict[str, Split
     return out
 
 
+def stages_of_ops(graph: Graph, compiled: CompiledPlan) -> dict[str, int]:
+    """The pipeline stage each op of the unfolded `graph` runs in, from a compiled plan."""
+    where: dict[tuple[str, int], int] = {}  # (folded op name, layer or -1) -> stage
+    for st in compiled.stages:
+        for seg in st.segments:
+            layers = range(seg.first_layer, seg.first_layer + seg.repeat) if seg.first_layer >= 0 else [-1]
+            for layer in layers:
+                for name in seg.ops:
+                    where[(name, layer)] = st.index
+    out = {}
+    for op in graph.ops:
+        folded = op.name if op.layer < 0 else op.name.replace(f"layers.{op.layer}.", "layers.0.", 1)
+        out[op.name] = where.get((folded, op.layer), 0)
+    return out
+
+
 class _Executor:
-    def __init__(self, precision: Precision, accumulate: DType, block_size: int) -> None:
+    def __init__(self, precision: Precision, accumulate: DType, block_size: int,
+                 stages: Mapping[str, int] | None = None) -> None:
         self.p, self.acc, self.block = precision, accumulate, block_size
         self.blocks = self.partials = 0
-        self.allreduce_bytes = 0.0
+        self.allreduce_bytes = self.transfer_bytes = 0.0
+        self.stages = stages or {}
+        self.home: dict[str, int] = {}  # activation -> the stage that holds it
 
     def round(self, x: np.ndarray, dtype: DType) -> np.ndarray:
         return quantize(x, dtype, self.block) if dtype.info.is_float and x.dtype.kind == "f" else x
@@ -155,6 +175,12 @@ class _Executor:
             env[t.name] = self.round(value.astype(np.float32), t.dtype) if t.dtype.info.is_float \
                 else value
         for op in graph.ops:
+            here = self.stages.get(op.name, 0)
+            for t in op.inputs:  # an activation made by another stage moves here first
+                if self.home.get(t.name, here) != here:
+                    env[t.name] = np.array(env[t.name], copy=True)
+                    self.transfer_bytes += t.nbytes
+                    self.home[t.name] = here
             xs = [env[t.name] for t in op.inputs]
             if op.kind is OpKind.MATMUL and isinstance(op.attrs, MatMul) and op.attrs.transpose_b \
                     and op.inputs[1].role is Role.WEIGHT:
@@ -164,21 +190,23 @@ class _Executor:
             for t, value in zip(op.outputs, results, strict=True):
                 env[t.name] = self.round(np.asarray(value), t.dtype) if t.dtype.info.is_float \
                     else value
+                self.home[t.name] = here
         return {t.name: env[t.name] for t in graph.outputs}
 
 
 def execute(graph: Graph, feeds: Mapping[str, np.ndarray], splits: Mapping[str, Split],
-            precision: Precision, accumulate: DType = DType.FP32, block_size: int = 32
-            ) -> tuple[dict[str, np.ndarray], ExecStats]:
+            precision: Precision, accumulate: DType = DType.FP32, block_size: int = 32,
+            stages: Mapping[str, int] | None = None) -> tuple[dict[str, np.ndarray], ExecStats]:
     """Run `graph` on `feeds` (inputs and weights) following `splits`, in `precision`.
 
     Weights are expected already in their storage format (`quantize_weights`); activations
     and KV-cache entries are rounded to theirs as they are produced. GEMM partial sums are
-    accumulated in `accumulate`.
+    accumulated in `accumulate`. `stages` (op -> pipeline stage) makes activations that cross
+    stages move as copies, counted in the stats.
     """
-    ex = _Executor(precision, accumulate, block_size)
+    ex = _Executor(precision, accumulate, block_size, stages)
     outputs = ex.run(graph, feeds, splits)
-    return outputs, ExecStats(ex.blocks, ex.partials, ex.allreduce_bytes)
+    return outputs, ExecStats(ex.blocks, ex.partials, ex.allreduce_bytes, ex.transfer_bytes)
 
 
 def quantize_weights(weights: Mapping[str, np.ndarray], graph: Graph, block_size: int = 32

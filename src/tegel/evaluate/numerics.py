@@ -62,7 +62,8 @@ def encode(x: np.ndarray, dtype: DType, block_size: int = 32) -> Encoded:
     amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
     if dtype is DType.FP4_E2M1:
         exponent = np.where(amax > 0, np.floor(np.log2(np.where(amax > 0, amax, 1.0))) - _FP4_EMAX, 0)
-        scale = np.exp2(exponent).astype(np.float32)  # exactly an e8m0 value
+        exponent = np.clip(exponent, -127, 127)  # the range of an e8m0 scale
+        scale = np.exp2(exponent.astype(np.float64))  # exactly an e8m0 value
         limit = float(ml_dtypes.finfo(_FP4).max)
         elements = np.clip(blocks / scale, -limit, limit).astype(_FP4)
         return Encoded(dtype, elements, scale.astype(ml_dtypes.float8_e8m0fnu), x.shape, block_size)
@@ -80,7 +81,7 @@ def decode(e: Encoded) -> np.ndarray:
     """float32 values of a stored tensor."""
     if e.scales is None:
         return e.elements.astype(np.float32)
-    values = e.elements.astype(np.float32) * e.scales.astype(np.float32)
+    values = (e.elements.astype(np.float64) * e.scales.astype(np.float64)).astype(np.float32)
     flat = values.reshape(*values.shape[:-2], -1)
     return flat[..., : e.shape[-1]].reshape(e.shape)
 

@@ -18,6 +18,7 @@ from tegel.evaluate.functional import (
     quantize_weights,
     splits_for_compiled,
     splits_for_plan,
+    stages_of_ops,
 )
 from tegel.hardware import System, load_system
 from tegel.mapping.compiler import compile_llm
@@ -66,46 +67,53 @@ class _Session:
         chosen = structure.chosen
         decode = build_llm_graph(cfg, Phase.decode(1, prompt_len), self.precision)
         dataflow = system.chip.architecture == "dataflow" and chosen.decode.plan.parallelism.tp == 1
-        if dataflow:  # the spatial compiler's splits, per phase
-            self.prefill_splits, self.decode_splits = (
-                splits_for_compiled(graph, compile_llm(cfg, system, phase, self.precision,
-                                                       plan.parallelism, plan.stages))
-                for graph, phase, plan in ((prefill, Phase.prefill(1, prompt_len), chosen.prefill.plan),
-                                           (decode, Phase.decode(1, prompt_len), chosen.decode.plan)))
+        self.prefill_stages: dict[str, int] = {}
+        self.decode_stages: dict[str, int] = {}
+        if dataflow:  # the spatial compiler's plan: its K splits and its pipeline stages
+            compiled = [compile_llm(cfg, system, phase, self.precision, plan.parallelism, plan.stages)
+                        for phase, plan in ((Phase.prefill(1, prompt_len), chosen.prefill.plan),
+                                            (Phase.decode(1, prompt_len), chosen.decode.plan))]
+            self.prefill_splits = splits_for_compiled(prefill, compiled[0])
+            self.decode_splits = splits_for_compiled(decode, compiled[1])
+            self.prefill_stages = stages_of_ops(prefill, compiled[0])
+            self.decode_stages = stages_of_ops(decode, compiled[1])
         else:
             self.prefill_splits = splits_for_plan(prefill, chosen.prefill.plan, system,
                                                   cfg.num_kv_heads)
             self.decode_splits = splits_for_plan(decode, chosen.decode.plan, system,
                                                  cfg.num_kv_heads)
         self.blocks = self.partials = 0
-        self.allreduce = 0.0
+        self.allreduce = self.transfers = 0.0
 
     def _run(self, phase: Phase, ids: Array, positions: Array, caches: dict[str, Array],
-             splits: dict[str, Split], logits: str = "last") -> dict[str, Array]:
+             splits: dict[str, Split], stages: dict[str, int], logits: str = "last"
+             ) -> dict[str, Array]:
         graph = build_llm_graph(self.cfg, phase, self.precision, logits)
         feeds = {"input_ids": ids, "position_ids": positions, **self.weights}
         for layer in range(self.cfg.num_layers):
             for kind in ("k", "v"):
                 if f"past.{layer}.{kind}" in {t.name for t in graph.inputs}:
                     feeds[f"past.{layer}.{kind}"] = caches[f"present.{layer}.{kind}"]
-        out, stats = execute(graph, feeds, splits, self.precision, self.accumulate)
+        out, stats = execute(graph, feeds, splits, self.precision, self.accumulate,
+                             stages=stages)
         self.blocks += stats.gemm_blocks
         self.partials += stats.partial_sums
         self.allreduce += stats.allreduce_bytes
+        self.transfers += stats.stage_transfer_bytes
         return out
 
     def prefill(self, prompt: list[int], logits: str = "last") -> dict[str, Array]:
         ids = np.asarray([prompt], dtype=np.int64)
         return self._run(Phase.prefill(1, len(prompt)), ids, np.arange(len(prompt))[None], {},
-                         self.prefill_splits, logits)
+                         self.prefill_splits, self.prefill_stages, logits)
 
     def step(self, token: int, position: int, caches: dict[str, Array]) -> dict[str, Array]:
         return self._run(Phase.decode(1, position), np.asarray([[token]]), np.asarray([[position]]),
-                         caches, self.decode_splits)
+                         caches, self.decode_splits, self.decode_stages)
 
     @property
     def stats(self) -> ExecStats:
-        return ExecStats(self.blocks, self.partials, self.allreduce)
+        return ExecStats(self.blocks, self.partials, self.allreduce, self.transfers)
 
 
 def _check_prompt(cfg: ModelConfig, prompt: list[int], new_tokens: int) -> None:
