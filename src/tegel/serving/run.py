@@ -250,7 +250,7 @@ def _shortfall(s: Scenario, par: Parallelism, batch: int, current: float | None)
 def _no_fit_message(s: Scenario, shortfall: float | None) -> str:
     what = f"batch {s.batch}" if s.batch else "even batch 1"
     short = f"; short by {si(shortfall, 'B')} per chip at best" if shortfall else ""
-    bits = s.precision.weights.bits
+    bits = s.precision.weights.info.element_bits
     smaller = ("--precision fp8" if bits > 8 else "--weights fp4 (or int4)" if bits > 4.5 else "")
     options = ", ".join(o for o in ("a system with more chips", "a smaller batch or context",
                                     smaller) if o)
