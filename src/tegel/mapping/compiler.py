@@ -56,7 +56,9 @@ def compile_for(graph: Graph, system: System, stages: int = 1, layers: int = 1,
     if chip.architecture != "dataflow":
         raise TegelError(f"{chip.name} is a GPU; the spatial compiler maps dataflow chips")
     if par.tp != 1:
-        raise TegelError("the spatial compiler places pipeline stages on chips (tp must be 1)")
+        raise TegelError(f"{system.name}: this plan splits each layer over {par.tp} chips "
+                         f"(tp{par.tp}); the spatial compiler places whole pipeline stages on "
+                         f"chips — use the analytical evaluator, or a configuration with tp 1")
     if not 1 <= par.pp <= system.chip_count or stages < par.pp:
         raise TegelError(f"need 1 <= pp ({par.pp}) <= chips ({system.chip_count}) and "
                          f"stages ({stages}) >= pp")
