@@ -144,3 +144,15 @@ def test_groq_spreads_a_layer_over_chips_with_tensor_parallelism() -> None:
     kinds = {s.kind for s in r.chosen.decode.plan.steps}
     assert "collective" in kinds
     assert r.energy_breakdown_j_per_token["chip_to_chip"] > 0
+
+
+def test_moe_models_search_expert_parallelism() -> None:
+    """Mixtral on 8 x H100: with no --ep the search considers experts split over the TP chips
+    (all-to-all) and picks the faster; a dense model never gets ep > 1."""
+    from tegel.serving import run
+
+    free = run("mixtral-8x7b", "dgx-h100", batch=64, tp=8)
+    forced = run("mixtral-8x7b", "dgx-h100", batch=64, tp=8, ep=1)
+    assert free.e2e_latency_s <= forced.e2e_latency_s
+    assert free.parallelism.ep in (1, 8)
+    assert run("llama-3.1-8b", "dgx-h100", batch=64, tp=8).parallelism.ep == 1

@@ -204,10 +204,12 @@ def candidate_parallelisms(s: Scenario, tp: int | None, pp: int | None, ep: int 
         for p_ in [pp] if pp else stages:
             if chips % (t * p_):
                 continue
-            e = ep or 1
-            if t % e:
-                raise TegelError(f"--ep {e} must divide --tp {t}")
-            out.append(Parallelism(t, p_, e, chips // (t * p_)))
+            # MoE: experts split over the tensor-parallel chips (all-to-all) or sharded like
+            # dense weights (all-reduce); dense models have no experts to place
+            for e in [ep] if ep else ([1, t] if s.model.is_moe and t > 1 else [1]):
+                if t % e:
+                    raise TegelError(f"--ep {e} must divide --tp {t}")
+                out.append(Parallelism(t, p_, e, chips // (t * p_)))
     if not out:
         raise TegelError(f"no parallelism with tp={tp} pp={pp} fits {chips} chips of {s.system.name}")
     return out
