@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tegel.errors import TegelError
 from tegel.evaluate.numerics import quantize
 from tegel.hardware import System
 from tegel.mapping.compiled import CompiledPlan
@@ -30,7 +29,7 @@ from tegel.mapping.sharding import shard_graph
 from tegel.workload.dtypes import DType
 from tegel.workload.ir import Graph, MatMul, Op, OpKind, Role
 from tegel.workload.llm import Precision
-from tegel.workload.reference import run_op
+from tegel.workload.reference import graph_feeds, run_op
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,15 +164,10 @@ class _Executor:
 
     def run(self, graph: Graph, feeds: Mapping[str, np.ndarray], splits: Mapping[str, Split]
             ) -> dict[str, np.ndarray]:
-        env: dict[str, np.ndarray] = {}
-        for t in (*graph.inputs, *graph.weights):
-            if t.name not in feeds:
-                raise TegelError(f"graph {graph.name}: no value for tensor {t.name!r}")
-            value = np.asarray(feeds[t.name])
-            if value.shape != t.shape:
-                raise TegelError(f"tensor {t.name!r}: expected shape {t.shape}, got {value.shape}")
-            env[t.name] = self.round(value.astype(np.float32), t.dtype) if t.dtype.info.is_float \
-                else value
+        env = graph_feeds(graph, feeds)
+        for t in (*graph.inputs, *graph.weights):  # stored in their formats
+            if t.dtype.info.is_float:
+                env[t.name] = self.round(env[t.name].astype(np.float32), t.dtype)
         for op in graph.ops:
             here = self.stages.get(op.name, 0)
             for t in op.inputs:  # an activation made by another stage moves here first

@@ -208,20 +208,19 @@ def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
                 continue
         else:  # replicas beyond the batch stay idle and are not counted
             b = -(-scenario.batch // par.dp)  # type: ignore[operator]
-            if not memory_per_chip(cfg, sys_, par, b, context, input_tokens, scenario.precision,
-                                   beams).fits:
-                shortfall = _shortfall(scenario, par, b, shortfall)
+            mem = memory_per_chip(cfg, sys_, par, b, context, input_tokens, scenario.precision,
+                                  beams)
+            if not mem.fits:
+                short = mem.total_bytes - mem.capacity_bytes
+                shortfall = short if shortfall is None else min(shortfall, short)
                 continue
         stage_options: list[int | None] = [None]
         if sys_.chip.architecture != "gpu" and stages is None:
             stage_options = [par.pp * 2**j for j in range(12) if par.pp * 2**j <= cfg.num_layers]
         elif stages is not None:
             stage_options = [stages]
-        for st in stage_options:
+        for st in stage_options:  # memory no longer depends on the stages: it fits here
             ev = evaluate_config(scenario, par, b, st)
-            if not ev.memory.fits:
-                shortfall = _shortfall(scenario, par, b, shortfall)
-                break
             if best is None or _better(ev, best, auto):
                 best = ev
     if best is None:

@@ -60,10 +60,6 @@ class OpKind(enum.Enum):
 
 
 GEMM_KINDS = frozenset({OpKind.MATMUL, OpKind.MOE_EXPERTS, OpKind.CONV2D})
-ELEMENTWISE_KINDS = frozenset(
-    {OpKind.UNARY, OpKind.BINARY, OpKind.RMSNORM, OpKind.LAYERNORM, OpKind.SOFTMAX, OpKind.ROPE}
-)
-DATA_MOVEMENT_KINDS = frozenset({OpKind.EMBEDDING, OpKind.KV_CACHE_WRITE, OpKind.SLICE})
 
 
 class UnaryFn(enum.Enum):

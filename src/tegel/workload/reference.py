@@ -265,10 +265,10 @@ def run_op(op: Op, arrays: list[Array]) -> list[Array]:
     return REFERENCES[op.kind](op, arrays)
 
 
-def interpret(graph: Graph, feeds: Mapping[str, Array]) -> dict[str, Array]:
-    """Run `graph` on `feeds` (runtime inputs and weights by tensor name).
+def graph_feeds(graph: Graph, feeds: Mapping[str, Array]) -> dict[str, Array]:
+    """The value of every graph input and weight from `feeds`, checked against its shape.
 
-    Returns every graph output by name. Missing feeds or wrong shapes are a TegelError.
+    A missing feed or a wrong shape is a TegelError naming the tensor.
     """
     env: dict[str, Array] = {}
     for t in (*graph.inputs, *graph.weights):
@@ -278,6 +278,15 @@ def interpret(graph: Graph, feeds: Mapping[str, Array]) -> dict[str, Array]:
         if value.shape != t.shape:
             raise TegelError(f"tensor {t.name!r}: expected shape {t.shape}, got {value.shape}")
         env[t.name] = value
+    return env
+
+
+def interpret(graph: Graph, feeds: Mapping[str, Array]) -> dict[str, Array]:
+    """Run `graph` on `feeds` (runtime inputs and weights by tensor name).
+
+    Returns every graph output by name. Missing feeds or wrong shapes are a TegelError.
+    """
+    env = graph_feeds(graph, feeds)
     for op in graph.ops:
         results = run_op(op, [env[t.name] for t in op.inputs])
         for tensor, value in zip(op.outputs, results, strict=True):
