@@ -59,6 +59,37 @@ class OpKind(enum.Enum):
     SLICE = "slice"
 
 
+class OpRole(enum.Enum):
+    """What an op is to the model, set from graph structure by `workload.roles.assign_roles`.
+
+    Mapping and evaluation read roles (and shapes), never names. OTHER is anything the pass
+    does not recognise (a convolution, a softmax, an op of a graph that is not a transformer).
+    """
+
+    OTHER = "other"
+    EMBEDDING = "embedding"  # token embedding lookup
+    POSITION_EMBEDDING = "position_embedding"  # learned position lookup and its add (GPT-2)
+    NORM = "norm"
+    Q_PROJ = "q_proj"
+    K_PROJ = "k_proj"
+    V_PROJ = "v_proj"
+    O_PROJ = "o_proj"
+    ROPE = "rope"
+    KV_WRITE = "kv_write"
+    ATTENTION = "attention"
+    GATE_PROJ = "gate_proj"  # dense MLP projections; a non-gated MLP has UP and DOWN only
+    UP_PROJ = "up_proj"
+    DOWN_PROJ = "down_proj"
+    ACTIVATION = "activation"
+    GATING = "gating"  # the elementwise act(gate) * up
+    ROUTER = "router"  # the MoE router's logits matmul
+    ROUTE = "route"  # the top-k choice (MOE_ROUTER)
+    EXPERTS = "experts"
+    RESIDUAL = "residual"
+    LM_HEAD = "lm_head"
+    SLICE = "slice"
+
+
 GEMM_KINDS = frozenset({OpKind.MATMUL, OpKind.MOE_EXPERTS, OpKind.CONV2D})
 
 
@@ -271,7 +302,9 @@ class Op:
     """One operation: a kind, its typed attributes, the tensors it reads and writes.
 
     `layer` is the model block the op belongs to (-1 for embedding/head ops); mapping
-    policies use it to partition graphs into pipeline stages.
+    policies use it to partition graphs into pipeline stages. `role` says what the op is to
+    the model (a K projection, the LM head, ...); frontends leave it OTHER and
+    `workload.roles.assign_roles` sets it from the graph's structure.
     """
 
     name: str
@@ -280,6 +313,7 @@ class Op:
     outputs: tuple[Tensor, ...]
     attrs: Attrs
     layer: int = -1
+    role: OpRole = OpRole.OTHER
 
 
 @dataclass(frozen=True, slots=True)

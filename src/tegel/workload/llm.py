@@ -33,6 +33,7 @@ from tegel.workload.ir import (
     Unary,
 )
 from tegel.workload.model_config import ModelConfig
+from tegel.workload.roles import assign_roles
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +209,8 @@ def build_llm_graph(
 
     Outputs: `logits` [B, 1, V] (or [B, L, V] with logits="all"), then the updated KV caches
     `present.{layer}.{k|v}` [B, K+L, Hkv*D]. Inputs: `input_ids`, `position_ids` [B, L] and,
-    when K > 0, `past.{layer}.{k|v}` [B, K, Hkv*D].
+    when K > 0, `past.{layer}.{k|v}` [B, K, Hkv*D]. Every op carries its role
+    (`workload.roles.assign_roles`) and, inside blocks, its layer.
     """
     if logits not in ("last", "all"):
         raise TegelError(f"logits must be 'last' or 'all', got {logits!r}")
@@ -218,4 +220,4 @@ def build_llm_graph(
     if cfg.learned_positions and total > cfg.max_position_embeddings:
         raise TegelError(f"{cfg.name}: {total} positions exceed max_position_embeddings "
                          f"{cfg.max_position_embeddings}")
-    return _Blocks(cfg, phase, precision or Precision()).build(logits)
+    return assign_roles(_Blocks(cfg, phase, precision or Precision()).build(logits))
