@@ -343,6 +343,19 @@ def test_conv2d_matches_torch(xs, ws, stride, padding, groups, bias) -> None:
     close(got, want, atol=1e-4)
 
 
+@pytest.mark.parametrize(("xs", "ws", "stride", "padding", "groups", "dilation"), [
+    ((1, 3, 11, 9), (4, 3, 3, 3), (1, 1), (2, 2), 1, (2, 2)),
+    ((2, 4, 12, 10), (6, 2, 3, 2), (2, 1), (1, 0), 2, (3, 2)),
+])
+def test_dilated_conv2d_matches_torch(xs, ws, stride, padding, groups, dilation) -> None:
+    rng = np.random.default_rng(23)
+    x, w, b = rand(rng, *xs), rand(rng, *ws), rand(rng, ws[0])
+    (got,) = run_one(OpKind.CONV2D, Conv2d(stride, padding, groups, dilation), x, w, b)
+    want = F.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride, padding,
+                    dilation, groups)
+    close(got, want, atol=1e-4)
+
+
 # ---- interpreter -----------------------------------------------------------------------------
 
 

@@ -251,6 +251,7 @@ class Conv2d:
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     groups: int = 1
+    dilation: tuple[int, int] = (1, 1)  # kernel taps sit `dilation` pixels apart
 
 
 @dataclass(frozen=True, slots=True)

@@ -352,13 +352,23 @@ _rule(OpKind.MOE_EXPERTS, _experts_infer, _experts_work)
 # ---- convolution -----------------------------------------------------------------------------
 
 
+def conv_output_hw(hw: Shape, khw: Shape, a: Conv2d) -> tuple[int, int]:
+    """Output height and width of a convolution of an [H, W] image by a [kh, kw] kernel."""
+    def extent(axis: int) -> int:
+        span = a.dilation[axis] * (khw[axis] - 1) + 1  # the dilated kernel's reach
+        return (hw[axis] + 2 * a.padding[axis] - span) // a.stride[axis] + 1
+
+    return extent(0), extent(1)
+
+
 def _conv_infer(ins: tuple[Tensor, ...], a: Conv2d) -> tuple[OutSpec, ...]:
     _need(len(ins) in (2, 3), "conv2d takes (x, w) or (x, w, bias)")
     x, w = ins[0].shape, ins[1].shape
     _need(len(x) == 4 and len(w) == 4, f"conv2d needs NCHW x and OIHW w, got {x}, {w}")
     _need(x[1] == w[1] * a.groups and w[0] % a.groups == 0, f"conv2d channels {x} vs {w}")
-    oh = (x[2] + 2 * a.padding[0] - w[2]) // a.stride[0] + 1
-    ow = (x[3] + 2 * a.padding[1] - w[3]) // a.stride[1] + 1
+    _need(min(*a.stride, *a.dilation) >= 1 and min(a.padding) >= 0 and a.groups >= 1,
+          f"conv2d stride {a.stride} / dilation {a.dilation} / padding {a.padding} / groups")
+    oh, ow = conv_output_hw(x[2:], w[2:], a)
     _need(oh > 0 and ow > 0, f"conv2d kernel {w[2:]} larger than padded input {x[2:]}")
     if len(ins) == 3:
         _need(ins[2].shape == (w[0],), f"conv2d bias must be [{w[0]}]")
@@ -372,5 +382,88 @@ def _conv_work(op: Op) -> OpWork:
 
 
 _rule(OpKind.CONV2D, _conv_infer, _conv_work)
+
+
+
+# ---- GEMM view -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Gemm:
+    """`count` independent GEMMs of [m, k] x [k, n]: 2·count·m·n·k FLOPs.
+
+    `count` and `m` may be fractional expectations: experts touched and tokens per touched
+    expert under uniform routing, or attention's attended (query, key) pairs per key row.
+    """
+
+    count: float
+    m: float
+    n: int
+    k: int
+
+    @property
+    def flops(self) -> float:
+        return 2.0 * self.count * self.m * self.n * self.k
+
+
+def _matmul_gemms(op: Op) -> tuple[Gemm, ...]:
+    a, b = op.inputs[0].shape, op.inputs[1].shape
+    batch, m, n, k = matmul_dims(a, b, op.attrs)  # type: ignore[arg-type]
+    if math.prod(b[:-2]) == 1:  # one weight broadcast over the batch: the batch is more rows
+        return (Gemm(1.0, float(math.prod(batch) * m), n, k),)
+    return (Gemm(float(math.prod(batch)), float(m), n, k),)
+
+
+def _conv_gemms(op: Op) -> tuple[Gemm, ...]:
+    a: Conv2d = op.attrs  # type: ignore[assignment]
+    o, c_per_group, kh, kw = op.inputs[1].shape
+    n_img, _, oh, ow = op.outputs[0].shape
+    # implicit GEMM per group: output pixels x output channels, over input channels x taps
+    return (Gemm(float(a.groups), float(n_img * oh * ow), o // a.groups, c_per_group * kh * kw),)
+
+
+def _attention_gemms(op: Op) -> tuple[Gemm, ...]:
+    a: Attention = op.attrs  # type: ignore[assignment]
+    q, k, _ = op.inputs
+    b, lq, _ = q.shape
+    lk = k.shape[1]
+    kv_rows = min(lk, lq + a.window - 1) if a.window else lk
+    pairs = attended_pairs(lq, lk, a.causal, a.window)
+    # per (batch row, head): scores [m, kv_rows] = q k^T and out [m, D] = p v, where m is the
+    # attended pairs per key row (Lq unmasked; (L+1)/2 for causal prefill), so FLOPs are exact
+    rows = pairs / kv_rows if kv_rows else 0.0
+    count = float(b * a.num_heads)
+    return (Gemm(count, rows, kv_rows, a.head_dim), Gemm(count, rows, a.head_dim, kv_rows))
+
+
+def _experts_gemms(op: Op) -> tuple[Gemm, ...]:
+    a: MoEExperts = op.attrs  # type: ignore[assignment]
+    _, f, h = op.inputs[3].shape
+    tokens = op.inputs[0].numel // h
+    touched = experts_touched(a, tokens)
+    rows = sum(expert_token_counts(a, tokens)) / touched if touched else 0.0
+    return (Gemm(touched, rows, f, h), Gemm(touched, rows, f, h), Gemm(touched, rows, h, f))
+
+
+_GEMMS: dict[OpKind, Callable[[Op], tuple[Gemm, ...]]] = {
+    OpKind.MATMUL: _matmul_gemms,
+    OpKind.CONV2D: _conv_gemms,
+    OpKind.ATTENTION: _attention_gemms,
+    OpKind.MOE_EXPERTS: _experts_gemms,
+}
+
+
+def gemm_dims(op: Op) -> tuple[Gemm, ...]:
+    """The GEMMs an op performs; () for kinds that do none.
+
+    matmul: one GEMM per batch element, or one taller GEMM when a 2-D weight is broadcast;
+    conv2d: an implicit GEMM per group (m = N·Hout·Wout, n = O/groups, k = C/groups·kh·kw);
+    attention: q·kᵀ and p·v per (batch row, head) over the attended pairs; MoE experts: the
+    gate, up and down GEMMs of each touched expert (m = its expected tokens). Their FLOPs are
+    `work(op).flops` less the bias, softmax and elementwise terms.
+    """
+    rule = _GEMMS.get(op.kind)
+    return rule(op) if rule else ()
+
 
 assert set(RULES) == set(OpKind), "every op kind needs a rule"

@@ -238,13 +238,14 @@ def _experts(op: Op, xs: list[Array]) -> list[Array]:
 def _conv2d(op: Op, xs: list[Array]) -> list[Array]:
     a: Conv2d = op.attrs  # type: ignore[assignment]
     x, w = _f32(xs[0]), _f32(xs[1])
-    (ph, pw), (sh, sw), g = a.padding, a.stride, a.groups
+    (ph, pw), (sh, sw), (dh, dw), g = a.padding, a.stride, a.dilation, a.groups
     x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     hh, ww = x.shape[2:]
     o, cg, kh, kw = w.shape
-    oh, ow = (hh - kh) // sh + 1, (ww - kw) // sw + 1
-    windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(2, 3))
-    windows = windows[:, :, ::sh, ::sw][:, :, :oh, :ow]  # [N, C, OH, OW, kh, kw]
+    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1  # the dilated kernel's extent
+    oh, ow = (hh - span_h) // sh + 1, (ww - span_w) // sw + 1
+    windows = np.lib.stride_tricks.sliding_window_view(x, (span_h, span_w), axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw][:, :, :oh, :ow, ::dh, ::dw]  # [N, C, OH, OW, kh, kw]
     og = o // g
     outs = []
     for gi in range(g):
