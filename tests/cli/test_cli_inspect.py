@@ -60,7 +60,12 @@ def test_inspect_human_output(capsys: pytest.CaptureFixture[str]) -> None:
         (["no-such-model"], "not a shipped model"),
         (["gpt2", "--precision", "fp9"], "--precision: unknown dtype 'fp9'"),
         (["gpt2", "--input", "0"], "--input: expected a positive integer"),
-        (["gpt2", "--kv", "2000"], "exceed max_position_embeddings"),
+        (["gpt2", "--kv", "2000"], "--kv 2000: a decode step at KV length 2000 needs 2001 "
+                                   "positions, which exceeds gpt2's max_position_embeddings 1024"),
+        (["gpt2", "--kv", "1024"], "exceeds gpt2's max_position_embeddings 1024"),
+        (["gpt2", "--input", "1025"], "--input 1025: a prefill of 1025 tokens exceeds gpt2's "
+                                      "max_position_embeddings 1024"),
+        (["gpt2", "--kv", "-1"], "--kv: expected a non-negative integer"),
     ],
 )
 def test_inspect_errors_are_one_line(argv: list[str], message: str,
@@ -76,3 +81,40 @@ def test_inspect_list_names_the_shipped_models(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().out.split() == shipped_models()
     assert main(["inspect"]) == 2
     assert "give a model" in capsys.readouterr().err
+
+
+def test_default_lengths_are_clipped_to_the_model_and_say_so(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", "gpt2"]) == 0
+    out = capsys.readouterr().out
+    assert "note: defaults clipped to gpt2's 1024 positions: --input 1024, --kv 1023" in out
+    card = _json(capsys, "gpt2")
+    assert (card["prefill"]["new_tokens"], card["decode"]["kv_length"]) == (1024, 1023)
+    assert card["notes"] == ["defaults clipped to gpt2's 1024 positions: --input 1024, --kv 1023"]
+    # one given value is kept; only the default one is clipped
+    card = _json(capsys, "gpt2", "--input", "100")
+    assert (card["prefill"]["new_tokens"], card["decode"]["kv_length"]) == (100, 1023)
+    assert card["notes"] == ["defaults clipped to gpt2's 1024 positions: --kv 1023"]
+    # the largest lengths that fit are accepted
+    card = _json(capsys, "gpt2", "--input", "1024", "--kv", "1023")
+    assert card["notes"] == []
+
+
+def test_defaults_that_fit_are_not_clipped(capsys: pytest.CaptureFixture[str]) -> None:
+    card = _json(capsys, "llama-3.1-8b")
+    assert (card["prefill"]["new_tokens"], card["decode"]["kv_length"]) == (2048, 4096)
+    assert card["notes"] == []
+    assert main(["inspect", "llama-3.1-8b"]) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_long_context_decode_is_memory_bound(capsys: pytest.CaptureFixture[str]) -> None:
+    """Llama-3.1-8B, batch 64, KV 128k: the KV cache (1.10 TB) dwarfs the weights (15 GB), so a
+    decode step does about 5 FLOPs per byte (worked by hand in tests/workload/test_summary.py)."""
+    card = _json(capsys, "llama-3.1-8b", "--batch", "64", "--kv", "131071", "--input", "128")
+    decode = card["decode"]
+    assert decode["arithmetic_intensity_flops_per_byte"] == pytest.approx(4.85, abs=0.01)
+    assert decode["graph_bytes_per_token"] == pytest.approx(1.1145e12 / 64, rel=1e-3)
+    assert main(["inspect", "llama-3.1-8b", "--batch", "64", "--kv", "131071"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("decode"))
+    assert row.split()[-3:] == ["17.4", "GB", "4.85"]

@@ -7,6 +7,8 @@ import json
 
 from tegel.report.text import si, table
 
+DEFAULT_INPUT, DEFAULT_KV = 2048, 4096  # prompt and KV lengths when the user gives none
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="parameters, bytes and FLOPs of a model",
@@ -14,8 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "bytes per token of a shipped model or a Hugging Face config.json.")
     p.add_argument("model", nargs="?", help="shipped model name (see --list) or config.json path")
     p.add_argument("--list", action="store_true", help="list the shipped models and exit")
-    p.add_argument("--input", type=int, default=2048, metavar="L", help="prefill tokens (2048)")
-    p.add_argument("--kv", type=int, default=4096, metavar="K", help="decode KV length (4096)")
+    p.add_argument("--input", type=int, metavar="L",
+                   help=f"prefill tokens ({DEFAULT_INPUT}, at most the model's positions)")
+    p.add_argument("--kv", type=int, metavar="K",
+                   help=f"decode KV length ({DEFAULT_KV}, at most the model's positions - 1)")
     p.add_argument("--batch", type=int, default=1, metavar="B", help="batch (1)")
     p.add_argument("--precision", default="bf16", help="weights, activations and KV format (bf16)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -35,21 +39,50 @@ def run(args: argparse.Namespace) -> int:
     if args.model is None:
         raise TegelError("give a model: a shipped name (tegel inspect --list) or a config.json path")
     for flag, value in (("--input", args.input), ("--batch", args.batch)):
-        if value < 1:
+        if value is not None and value < 1:
             raise TegelError(f"{flag}: expected a positive integer, got {value}")
-    if args.kv < 0:
+    if args.kv is not None and args.kv < 0:
         raise TegelError(f"--kv: expected a non-negative integer, got {args.kv}")
     try:
         dtype = DType.parse(args.precision)
     except ValueError as err:
         raise TegelError(f"--precision: {err}") from None
     cfg = load_model_config(args.model)
-    card = summarize(cfg, args.input, args.kv, args.batch, Precision.uniform(dtype))
+    prompt, kv, note = _lengths(args.input, args.kv, cfg.name, cfg.max_position_embeddings)
+    card = summarize(cfg, prompt, kv, args.batch, Precision.uniform(dtype))
+    card["notes"] = [note] if note else []
     if args.json:
         print(json.dumps(card, indent=2))
         return 0
     print(_render(card))
     return 0
+
+
+def _lengths(prompt: int | None, kv: int | None, model: str,
+             positions: int) -> tuple[int, int, str | None]:
+    """(prompt tokens, decode KV length, note): a prefill of L tokens needs L positions and a
+    decode step at KV length K needs K + 1. Defaults are clipped to fit, with a note saying
+    so; a value the user gave that does not fit is an error naming its flag."""
+    from tegel.errors import TegelError
+
+    if prompt is not None and prompt > positions:
+        raise TegelError(f"--input {prompt}: a prefill of {prompt} tokens exceeds "
+                         f"{model}'s max_position_embeddings {positions}")
+    if kv is not None and kv + 1 > positions:
+        raise TegelError(f"--kv {kv}: a decode step at KV length {kv} needs {kv + 1} positions, "
+                         f"which exceeds {model}'s max_position_embeddings {positions}")
+    clipped = []
+    if prompt is None:
+        prompt = min(DEFAULT_INPUT, positions)
+        if prompt < DEFAULT_INPUT:
+            clipped.append(f"--input {prompt}")
+    if kv is None:
+        kv = min(DEFAULT_KV, positions - 1)
+        if kv < DEFAULT_KV:
+            clipped.append(f"--kv {kv}")
+    note = (f"defaults clipped to {model}'s {positions} positions: {', '.join(clipped)}"
+            if clipped else None)
+    return prompt, kv, note
 
 
 def _render(c: dict) -> str:
@@ -69,4 +102,5 @@ def _render(c: dict) -> str:
                      f"{p['arithmetic_intensity_flops_per_byte']:.3g}"])
     phases = table(["phase (" + c["precision"]["weights"] + ")", "FLOPs/token",
                     "min bytes/token", "FLOP/B"], rows)
-    return "\n\n".join([head, weights, kv, phases])
+    notes = [f"note: {n}" for n in c["notes"]]
+    return "\n\n".join([head, weights, kv, phases, *notes])

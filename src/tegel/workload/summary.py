@@ -31,16 +31,28 @@ class PhaseFigures:
 
 def graph_min_bytes(graph: Graph) -> float:
     """Bytes any implementation must move: each graph input (weights, KV cache, ids) read once —
-    only the part some op touches — and each graph output written once."""
-    external = {t.name for t in (*graph.inputs, *graph.weights)}
+    only the part some op touches — and each graph output written once.
+
+    A KV-cache append updates its past cache in place, so the cache it returns *is* the past
+    cache plus the new entries: a read of it (by attention) reads the past cache from memory,
+    less the new entries, which this call made and may still hold.
+    """
+    external = {t.name: t for t in (*graph.inputs, *graph.weights)}
     outputs = {t.name for t in graph.outputs}
+    in_place: dict[str, tuple[str, float]] = {}  # appended cache -> (past input, new bytes)
     read: dict[str, float] = {}
     written = 0.0
     for op in graph.ops:
         w = work(op)
         for t, b in zip(op.inputs, w.read_bytes, strict=True):
-            if t.name in external:
-                read[t.name] = max(read.get(t.name, 0.0), b)
+            name, fresh = in_place.get(t.name, (t.name, 0.0))
+            if name in external:
+                past = min(max(b - fresh, 0.0), external[name].nbytes)
+                read[name] = max(read.get(name, 0.0), past)
+        if op.kind is OpKind.KV_CACHE_WRITE and len(op.inputs) == 2:
+            past_name, fresh = in_place.get(op.inputs[0].name, (op.inputs[0].name, 0.0))
+            new = op.inputs[1]
+            in_place[op.outputs[0].name] = (past_name, fresh + op.outputs[0].dtype.nbytes(new.numel))
         written += sum(b for t, b in zip(op.outputs, w.write_bytes, strict=True) if t.name in outputs)
     return sum(read.values()) + written
 
