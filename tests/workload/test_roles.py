@@ -12,6 +12,7 @@ import re
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
 
 from tegel.workload import GraphBuilder, Phase, build_llm_graph, load_model_config, shipped_models
 from tegel.workload.dtypes import DType
@@ -22,6 +23,7 @@ from tegel.workload.ir import (
     BinaryFn,
     Graph,
     MatMul,
+    Op,
     OpKind,
     OpRole,
     Role,
@@ -40,6 +42,7 @@ from tegel.workload.roles import (
     non_layer_weights,
     op_positions,
 )
+from workload.test_ops_work import random_op
 
 R = OpRole
 # op name (with the layer index replaced by {i}) -> the role the builder means by it
@@ -176,6 +179,17 @@ def test_a_graph_without_embedding_gets_roles_without_error() -> None:
                                    "z": OpPosition(Section.PROLOGUE, -1, 1)}
     assert block_output(graph) is None and block_input(graph) is None
     assert layer_weights(graph) == () and non_layer_weights(graph) == graph.weights
+
+
+@settings(max_examples=60, deadline=None)
+@given(op=random_op())
+def test_any_single_op_graph_gets_a_role_without_error(op: Op) -> None:
+    defined = {t.name for t in op.outputs}
+    inputs = tuple(dict.fromkeys(t for t in op.inputs if t.name not in defined))
+    graph = assign_roles(verify(Graph("one", inputs, (), (op,), op.outputs)))
+    (role,) = (o.role for o in graph.ops)
+    assert role in (R.OTHER, R.NORM, R.ROPE, R.KV_WRITE, R.ATTENTION, R.ROUTE, R.EXPERTS,
+                    R.SLICE, R.ACTIVATION, R.EMBEDDING)
 
 
 def test_a_plain_mlp_with_a_skip_connection() -> None:
