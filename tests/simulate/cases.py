@@ -11,7 +11,7 @@ from tegel.hardware.loader import PRESET_DIR
 from tegel.hardware.yamlio import read_yaml
 from tegel.mapping.compiled import CompiledPlan
 from tegel.mapping.compiler import compile_for, compile_llm
-from tegel.mapping.plan import Parallelism
+from tegel.mapping.plan import Parallelism, PlanRequest
 from tegel.workload import DType, Graph, GraphBuilder, Phase, Precision, load_model_config
 from tegel.workload.ir import Binary, BinaryFn, OpKind, Unary, UnaryFn
 
@@ -61,4 +61,5 @@ def fan_in_graph(tokens: int = 2048, channels: int = 512) -> Graph:
 def compile_fan_in() -> CompiledPlan:
     """The fan-in graph on the strip: stages 0 | 1 | 2 | 3 left to right, so the links into
     stage 3 carry all three branches."""
-    return compile_for(fan_in_graph(), system(STRIP), stages=4)
+    graph = fan_in_graph()
+    return compile_for(graph, system(STRIP), PlanRequest(Phase(1, 1, 0), Parallelism(), 1, 4))

@@ -40,20 +40,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.set_defaults(func=gemm_command)
 
 
-def _compile(model: str, system_name: str, phase: str, batch: int, input_tokens: int,
-             output_tokens: int, precision: str, stages: int | None, pp: int | None) -> Any:
+def _compile(args: argparse.Namespace) -> Any:
+    """The compiled plan `tegel run` chooses for the phase (the same mapping, not a copy)."""
+    from tegel.errors import TegelError
     from tegel.hardware import load_system
-    from tegel.mapping.compiler import compile_llm
     from tegel.serving import run
-    from tegel.workload import load_model_config
+    from tegel.serving.scenario import RunOptions
 
-    cfg = load_model_config(model)
-    system = load_system(system_name)
-    result = run(cfg, system, batch, input_tokens, output_tokens, precision, pp=pp, stages=stages)
-    chosen = result.chosen.prefill if phase == "prefill" else result.chosen.decode
-    plan = chosen.plan
-    return compile_llm(cfg, system, plan.phase, result.precision, plan.parallelism, plan.stages,
-                       plan.microbatches)
+    system = load_system(args.on)
+    result = run(args.model, system, args.batch, args.input, args.output, args.precision,
+                 options=RunOptions(pp=args.pp, stages=args.stages))
+    if result.chosen.compiled is None:
+        raise TegelError(f"{system.name}: `tegel plan` shows spatial plans of dataflow chips; "
+                         f"{system.chip.name} is mapped kernel by kernel (see `tegel run --ops`)")
+    prefill, decode = result.chosen.compiled
+    return prefill if args.phase == "prefill" else decode
 
 
 def plan_command(args: argparse.Namespace) -> int:
@@ -64,8 +65,7 @@ def plan_command(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise TegelError(f"--{flag}: expected a positive integer, got {value}")
-    compiled = _compile(args.model, args.on, args.phase, args.batch, args.input, args.output,
-                        args.precision, args.stages, args.pp)
+    compiled = _compile(args)
     print(json.dumps(to_dict(compiled), indent=2) if args.json else describe(compiled, not args.brief))
     return 0
 
@@ -88,24 +88,19 @@ def gemm_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_run_trace(path: str, model: str, system_name: str, result: Any) -> int:
-    """Simulate the prefill and the decode step `result` (a RunResult) chose, compiled as
-    `tegel run --sim event` compiles them, and write both timelines (decode after prefill) to
-    `path` as a Chrome trace; returns the number of spans."""
+def write_run_trace(path: str, result: Any) -> int:
+    """Simulate the prefill and the decode step `result` (a RunResult) chose — the compiled
+    plans on dataflow chips, the kernel sequence on GPUs — and write both timelines (decode
+    after prefill) to `path` as a Chrome trace; returns the number of spans."""
     from tegel.evaluate.simulator import simulate
     from tegel.evaluate.trace import TraceRecorder, write_chrome_trace
-    from tegel.hardware import load_system
-    from tegel.mapping.compiler import compile_llm
-    from tegel.workload import load_model_config
 
-    cfg = load_model_config(model)
-    system = load_system(system_name)
+    chosen = result.chosen
+    compiled = chosen.compiled or (None, None)
     recorders, offset = [], 0.0
-    for label, cost in (("prefill", result.chosen.prefill), ("decode", result.chosen.decode)):
-        plan = cost.plan
-        compiled = compile_llm(cfg, system, plan.phase, result.precision, plan.parallelism,
-                               plan.stages, plan.microbatches)
+    for label, cost, plan in (("prefill", chosen.prefill, compiled[0]),
+                              ("decode", chosen.decode, compiled[1])):
         rec = TraceRecorder(label, offset)
-        offset += simulate(compiled, system, tracer=rec).time_s
+        offset += simulate(plan or cost.plan, result.system, tracer=rec, lowered=cost.plan).time_s
         recorders.append(rec)
     return write_chrome_trace(path, recorders)

@@ -24,6 +24,8 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pp", type=int, help="pipeline-parallel degree (default: chosen)")
     p.add_argument("--ep", type=int, help="expert-parallel degree, divides tp (default 1)")
     p.add_argument("--max-batch", type=int, default=2048, help="cap per replica for --batch auto")
+    p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
+                   "--calibrate --write FILE` (default: the shipped parameters)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -35,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--on", required=True, metavar="SYSTEM", help="system or chip preset, or YAML")
     p.add_argument("--ops", action="store_true", help="also print the per-step table")
     p.add_argument("--sim", choices=("analytical", "event"), default="analytical",
-                   help="evaluator: analytical formulas, or the spatial compiler and event "
-                   "simulator (dataflow chips) (analytical)")
+                   help="evaluator: analytical formulas, or the event simulator playing the "
+                   "same plan with queues on shared resources (analytical)")
     p.add_argument("--trace", metavar="FILE", help="with --sim event: write the simulated "
                    "timeline as Chrome trace JSON (open in Perfetto)")
     p.set_defaults(func=run_command)
@@ -58,8 +60,9 @@ def _positive(flag: str, value: int | None) -> None:
 def _run(args: argparse.Namespace, system: str) -> Any:
     from tegel.errors import TegelError
     from tegel.hardware import load_system
+    from tegel.mapping.params import load_params
     from tegel.serving import run
-    from tegel.serving.run import resolve_precision
+    from tegel.serving.scenario import RunOptions, resolve_precision
     from tegel.workload import DType, Precision
 
     for flag in ("input", "output", "tp", "pp", "ep", "max_batch"):
@@ -79,11 +82,14 @@ def _run(args: argparse.Namespace, system: str) -> Any:
             parts[field] = DType.parse(text) if text else getattr(base, field)
         except ValueError as err:
             raise TegelError(f"--{field.replace('_', '-')}: {err}") from None
-    return run(args.model, sys_, batch, args.input, args.output, Precision(**parts), args.tp,
-               args.pp, args.ep, max_batch_per_replica=args.max_batch,
-               sim=getattr(args, "sim", "analytical"))
+    options = RunOptions(args.tp, args.pp, args.ep, max_batch_per_replica=args.max_batch,
+                         sim=getattr(args, "sim", "analytical"))
+    return run(args.model, sys_, batch, args.input, args.output, Precision(**parts),
+               options=options, params=load_params(args.params))
 
 
+ACCOUNTING = ("energy and power count the whole system: {busy} chip(s) serving, {idle} idle at "
+              "idle power, with their hosts' and racks' share")
 METRICS = (  # (key, label, unit, higher is better)
     ("ttft_s", "TTFT", "s", False),
     ("tpot_s", "TPOT", "s", False),
@@ -104,7 +110,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.trace:
         from tegel.cli.plan_cmd import write_run_trace
 
-        write_run_trace(args.trace, args.model, args.on, result)
+        write_run_trace(args.trace, result)
     d = result.to_dict()
     if args.json:
         if args.ops:
@@ -117,6 +123,7 @@ def run_command(args: argparse.Namespace) -> int:
           f"tp{par['tp']} pp{par['pp']} ep{par['ep']} dp{par['dp']}")
     rows = [[label, si(d[key], unit)] for key, label, unit, _ in METRICS]
     print(table(["metric", "value"], rows))
+    print(ACCOUNTING.format(busy=d["chips_busy"], idle=d["chips_idle"]))
     energy = d["energy_breakdown_j_per_token"]
     print("\n" + table(["energy per token", "J", "share"],
                        [[k, si(v, "J"), f"{v / d['energy_j_per_token']:.1%}"]
@@ -163,8 +170,12 @@ def compare_command(args: argparse.Namespace) -> int:
         rows.append(row)
     rows.append(["batch", *[str(results[n]["batch"]) for n in systems]])
     rows.append(["parallelism", *[_par(results[n]["parallelism"]) for n in systems]])
+    rows.append(["chips busy / idle", *[f"{results[n]['chips_busy']} / {results[n]['chips_idle']}"
+                                       for n in systems]])
     rows.append(["weights format", *[results[n]["precision"]["weights"] for n in systems]])
     print(table(headers, rows))
+    print("energy and power count every chip of each system (idle ones at idle power) with its "
+          "hosts and racks")
     return 0
 
 

@@ -15,14 +15,12 @@ with the reference semantics in fp32 on stored inputs (as fused kernels keep the
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
 from tegel.evaluate.numerics import quantize
-from tegel.hardware import System
 from tegel.mapping.compiled import CompiledPlan
 from tegel.mapping.plan import Plan
 from tegel.mapping.sharding import shard_graph
@@ -30,6 +28,7 @@ from tegel.workload.dtypes import DType
 from tegel.workload.ir import Graph, MatMul, Op, OpKind, Role
 from tegel.workload.llm import Precision
 from tegel.workload.reference import graph_feeds, run_op
+from tegel.workload.roles import fold_key, op_positions
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,35 +50,30 @@ class ExecStats:
     stage_transfer_bytes: float = 0.0  # activations copied from one pipeline stage to the next
 
 
-def splits_for_plan(graph: Graph, plan: Plan, system: System, num_kv_heads: int) -> dict[str, Split]:
-    """The GEMM splits a plan implies for `graph` (the unfolded graph of the same phase).
-
-    GPU plans (and dataflow plans with tp > 1): tensor-parallel column/row splits of
-    `shard_graph`, one block per chip.
-    Dataflow plans without tensor parallelism: K split over the rows of the op's region of tiles
-    (the 2-D split of `mapping/dataflow.py`), capped at one element per tile.
-    """
+def splits_for_plan(graph: Graph, plan: Plan) -> dict[str, Split]:
+    """The tensor-parallel GEMM splits of a plan of steps for `graph` (the unfolded graph of the
+    same phase): column/row splits of `shard_graph`, one block per chip. Used for GPU plans and
+    dataflow plans with tp > 1 (whose K splits within a chip are not emulated)."""
     out: dict[str, Split] = {}
-    if plan.policy == "gpu" or plan.parallelism.tp > 1:
-        tp = plan.parallelism.tp
-        shards = shard_graph(graph, tp, num_kv_heads)
-        for op in graph.ops:
-            if op.kind is not OpKind.MATMUL or op.inputs[1].role is not Role.WEIGHT:
-                continue
-            sh = shards[op.name]
-            if sh.collective == "all_reduce":
-                out[op.name] = Split(tp, "row")
-            elif sh.write_div[0] > 1:
-                out[op.name] = Split(int(sh.write_div[0]), "column")
-        return out
-    chip = system.chip
-    region_tiles = chip.tile_count * plan.parallelism.pp / plan.stages
-    edge = max(1, int(math.sqrt(region_tiles)))
+    tp = plan.parallelism.tp
+    shards = shard_graph(graph, tp)
     for op in graph.ops:
-        if op.kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT:
-            k = op.inputs[0].shape[-1]
-            out[op.name] = Split(1, "replicated", max(1, min(edge, k)))
+        if op.kind is not OpKind.MATMUL or op.inputs[1].role is not Role.WEIGHT:
+            continue
+        sh = shards[op.name]
+        if sh.collective == "all_reduce":
+            out[op.name] = Split(tp, "row")
+        elif sh.write_div[0] > 1:
+            out[op.name] = Split(int(sh.write_div[0]), "column")
     return out
+
+
+def _folded_ops(graph: Graph, compiled: CompiledPlan) -> dict[str, str]:
+    """Op of the unfolded `graph` -> the op of the compiled plan's folded graph it repeats,
+    matched by position (section, place within its layer), never by name."""
+    folded = {fold_key(pos): name for name, pos in op_positions(compiled.graph).items()}
+    return {name: folded[fold_key(pos)] for name, pos in op_positions(graph).items()
+            if fold_key(pos) in folded}
 
 
 def splits_for_compiled(graph: Graph, compiled: CompiledPlan) -> dict[str, Split]:
@@ -90,12 +84,12 @@ def splits_for_compiled(graph: Graph, compiled: CompiledPlan) -> dict[str, Split
     plan holds one transformer layer; every layer of `graph` takes its split.
     """
     by_name = {s.op: s for s in compiled.splits}
+    folded = _folded_ops(graph, compiled)
     out: dict[str, Split] = {}
     for op in graph.ops:
         if op.kind is not OpKind.MATMUL or op.inputs[1].role is not Role.WEIGHT:
             continue
-        folded = op.name if op.layer < 0 else op.name.replace(f"layers.{op.layer}.", "layers.0.", 1)
-        split = by_name.get(folded)
+        split = by_name.get(folded.get(op.name, ""))
         if split is not None:
             out[op.name] = Split(1, "replicated", max(1, min(split.k, op.inputs[0].shape[-1])))
     return out
@@ -110,11 +104,8 @@ def stages_of_ops(graph: Graph, compiled: CompiledPlan) -> dict[str, int]:
             for layer in layers:
                 for name in seg.ops:
                     where[(name, layer)] = st.index
-    out = {}
-    for op in graph.ops:
-        folded = op.name if op.layer < 0 else op.name.replace(f"layers.{op.layer}.", "layers.0.", 1)
-        out[op.name] = where.get((folded, op.layer), 0)
-    return out
+    folded = _folded_ops(graph, compiled)
+    return {op.name: where.get((folded.get(op.name, ""), op.layer), 0) for op in graph.ops}
 
 
 class _Executor:

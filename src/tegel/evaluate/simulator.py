@@ -1,42 +1,43 @@
-"""The event-driven simulator: a compiled plan played out on tiles, links and memory channels.
+"""The event-driven simulator: a plan played out on tiles, links and memory channels.
 
 The kernel is SimPy's idea without its generality: all state in one `Kernel`, events on a heap
 ordered by (time, priority, sequence) so that runs are deterministic, and `Resource`s — one
 holder at a time, waiting requests served by (priority, arrival). Statistics and tracing are
 attached from outside (a `Tracer` receives every busy interval).
 
-`simulate` lowers a compiled plan to jobs with dependencies and runs them:
-- an op of a stage holds its region (the region's queue is ordered by the compiled program
-  order: token, micro-batch, layer, op) for the longest of its private terms — compute at the
-  split's utilisation, tile-SRAM traffic, traffic on the region's own network plus latency —
-  and of its demands on shared memory channels (the stacked or off-chip memory attached to the
-  region, queued);
-- a transfer between stages demands every link bundle of its route (split at the edges of all
-  routes, so that bundles that share physical links share a queue) for bytes / bandwidth, then
-  waits the route's latency; it holds no region, so compute overlaps communication;
-- micro-batches pipeline through the stages, and with `tokens` > 1 each micro-batch's next
-  token waits for its previous one.
-Uncontended, each op takes exactly the analytical evaluator's time; the simulator adds what
-the formulas cannot see — queues on shared links and channels, and the overlap of stages.
-The result is the analytical evaluator's `PhaseCost`: energies per action from the same plan,
-static energy over the simulated time.
+`simulate` plays any plan. Every job is priced by the shared cost terms (`evaluate.terms`) of its
+step, exactly as the analytical evaluator prices it:
+- a job holds its stage's region (queued in program order: token, micro-batch, layer, op) for
+  its private terms — compute, tile-level storage, the region's own network — while its traffic
+  to chip-level and off-chip memory and, for a transfer, each link bundle of its route (split
+  at the edges of all routes, so that bundles sharing physical links share a queue) are demands
+  on shared resources that queue; then it waits its serial terms (route latency, a collective's
+  chip-to-chip time, fixed overhead);
+- a compiled (spatial) plan runs by its data dependencies: an op waits for the ops (and
+  transfers) that produce its inputs, so independent stages overlap; a plan of steps alone (a
+  GPU's kernels) runs its steps in order on each pipeline stage;
+- micro-batches pipeline through the stages; with `tokens` > 1 each micro-batch's next token
+  waits for its previous one.
+Uncontended, each job takes exactly the analytical evaluator's step time; the simulator adds
+what the formulas cannot see — queues on shared links and channels, and the overlap of stages.
+The result is the analytical evaluator's `PhaseCost`, finished by the same power cap and static
+power.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from heapq import heappop, heappush
 from typing import Any, Protocol
 
-from tegel.evaluate.analytical import PhaseCost, StepCost, evaluate
-from tegel.evaluate.cost import CATEGORIES, Category, Cost
+from tegel.evaluate.analytical import PhaseCost, StepCost, dynamic_energy, finish
+from tegel.evaluate.terms import Bound, Rates, StepTerms, step_terms
 from tegel.hardware import System
-from tegel.mapping.compiled import CompiledPlan, Link
-from tegel.mapping.compiler import layer_name, lower
-from tegel.mapping.plan import Plan, Step
-from tegel.mapping.routing import noc_links
+from tegel.mapping.compiled import CompiledPlan
+from tegel.mapping.lower import lower
+from tegel.mapping.plan import Link, Plan, StepKind
 
 _PRIORITY_SHIFT = 40  # events: (time, priority << 40 | sequence, callback, argument)
 
@@ -145,8 +146,8 @@ class _Job:
                  "priority", "private", "region", "start", "step", "tail")
 
     def __init__(self, name: str, step: int, region: Resource | None, priority: int,
-                 private: tuple[float, str], demands: list[tuple[Resource, float, str]], tail: float,
-                 args: dict[str, Any]) -> None:
+                 private: tuple[float, Bound], demands: list[tuple[Resource, float, Bound]],
+                 tail: float, args: dict[str, Any]) -> None:
         self.name, self.step, self.region, self.priority = name, step, region, priority
         self.private, self.demands, self.tail, self.args = private, demands, tail, args
         self.deps = 0
@@ -166,61 +167,32 @@ class SimRun:
     busy_s: dict[str, float]
 
 
-class _Rates:
-    """Per-step seconds of each term, as the analytical evaluator computes them."""
-
-    def __init__(self, plan: Plan, system: System) -> None:
-        chip = system.chip
-        levels = chip.levels()
-        eff = plan.bandwidth_efficiency
-        self.read = [lv.read_bytes_per_s * e for lv, e in zip(levels, eff, strict=True)]
-        self.write = [lv.write_bytes_per_s * e for lv, e in zip(levels, eff, strict=True)]
-        self.scope = [lv.scope for lv in levels]
-        self.names = [lv.name for lv in levels]
-        self.peak = {d: chip.peak_flops_per_s(d) for d in chip.dtypes}
-        self.noc = chip.noc.link_bytes_per_s * noc_links(chip)
-
-    def private(self, s: Step) -> tuple[float, str]:
-        """The longest term a region does alone: compute, tile levels, its network."""
-        share = s.resource_share
-        terms = [(s.flops / (self.peak[s.compute_class] * s.compute_efficiency * share)
-                  if s.flops else 0.0, "compute")]
-        terms += [((rd / self.read[i] + wr / self.write[i]) / share, self.names[i])
-                  for i, (rd, wr) in enumerate(zip(s.reads, s.writes, strict=True))
-                  if (rd or wr) and self.scope[i] == "tile"]
-        if s.noc_byte_hops:
-            terms.append((s.noc_byte_hops / (self.noc * share) + s.noc_latency_s, "noc"))
-        return max(terms)
-
-    def shared(self, s: Step) -> list[tuple[int, float]]:
-        """(level index, seconds) of traffic to levels beyond the tiles."""
-        return [(i, (rd / self.read[i] + wr / self.write[i]) / s.resource_share)
-                for i, (rd, wr) in enumerate(zip(s.reads, s.writes, strict=True))
-                if (rd or wr) and self.scope[i] != "tile"]
-
-
-def _link_segments(plan: CompiledPlan) -> dict[tuple[int, str, int, int], list[int]]:
+def _link_segments(plan: Plan) -> dict[tuple[int, str, int, int], list[int]]:
     """Breakpoints of every grid line's bundles, so overlapping bundles share segments."""
     cuts: dict[tuple[int, str, int, int], set[int]] = {}
-    for t in plan.transfers:
-        for lk in t.route:
+    for s in plan.steps:
+        for lk in s.route:
             cuts.setdefault((lk.chip, lk.kind, lk.line, lk.direction), set()).update((lk.lo, lk.hi))
     return {key: sorted(points) for key, points in cuts.items()}
 
 
-class _Run:
-    """Builds the jobs of a compiled plan and plays them on one kernel."""
+def _job_label(name: str, first_layer: int, rep: int) -> str:
+    return name if first_layer < 0 else f"{name} (layer {first_layer + rep})"
 
-    def __init__(self, plan: CompiledPlan, lowered: Plan, system: System, tokens: int,
-                 tracer: Tracer | None) -> None:
+
+class _Run:
+    """Builds the jobs of a plan and plays them on one kernel."""
+
+    def __init__(self, lowered: Plan, system: System, tracer: Tracer | None) -> None:
         self.k = Kernel()
         self.tracer = tracer
-        self.plan, self.lowered = plan, lowered
-        self.rates = _Rates(lowered, system)
+        self.lowered = lowered
+        rates = Rates.of(system, lowered)
+        self.terms: list[StepTerms] = [step_terms(s, rates) for s in lowered.steps]
+        self.level_names, self.scopes = rates.level_names, rates.level_scopes
         self.resources: dict[str, Resource] = {}
-        self.segments = _link_segments(plan)
+        self.segments = _link_segments(lowered)
         self.jobs: list[_Job] = []
-        self._build(tokens)
 
     def _resource(self, name: str, process: str) -> Resource:
         res = self.resources.get(name)
@@ -237,18 +209,47 @@ class _Run:
         return [self._resource(Link(lk.kind, lk.chip, lk.line, lk.direction, a, b, 0.0, 0.0).label(), proc)
                 for a, b in spans]
 
-    def _build(self, tokens: int) -> None:
-        plan, rates, steps = self.plan, self.rates, self.lowered.steps
+    def job(self, index: int, name: str, region: Resource | None, where: str,
+            args: dict[str, Any]) -> _Job:
+        """The job of one occurrence of step `index`: its private terms on `region`, its memory
+        traffic and route as queued demands, its serial terms as the tail (module doc)."""
+        s, t = self.lowered.steps[index], self.terms[index]
+        private = [(t.compute_s, Bound.COMPUTE), (t.noc_s, Bound.NOC)]
+        demands: list[tuple[Resource, float, Bound]] = []
+        for i, sec in enumerate(t.level_s):
+            if not sec:
+                continue
+            if self.scopes[i] == "tile":
+                private.append((sec, Bound.MEMORY))
+            else:
+                demands.append((self._resource(f"{self.level_names[i]} @ {where}", where), sec,
+                                Bound.MEMORY))
+        for lk, sec in zip(s.route, t.route_s, strict=True):
+            demands += [(res, sec, Bound.LINK) for res in self._links(lk)]
+        best = max(private, key=lambda p: p[0])
+        job = _Job(name, index, region, len(self.jobs), best, demands,
+                   t.latency_s + t.link_s + t.overhead_s, args)
+        self.jobs.append(job)
+        return job
+
+    # ---- building ------------------------------------------------------------------------
+
+    def build_compiled(self, plan: CompiledPlan, tokens: int) -> None:
+        """Jobs of a compiled plan, linked by its data dependencies."""
+        steps = self.lowered.steps
         ops = {op.name: op for op in plan.graph.ops}
+        op_step: dict[tuple[int, str], int] = {}
+        collective: dict[tuple[int, str], int] = {}
+        transfers: list[int] = []
+        for i, s in enumerate(steps):
+            if s.kind is StepKind.TRANSFER:
+                transfers.append(i)
+            elif s.kind is StepKind.COLLECTIVE:
+                collective[(s.stage, s.ops[0])] = i
+            else:
+                op_step[(s.stage, s.ops[0])] = i
         regions = [self._resource(f"stage {st.index}: {st.region.label()}", f"chip {st.region.chip}")
                    for st in plan.stages]
-        op_step: dict[tuple[int, str], int] = {}
-        i = 0
-        for st in plan.stages:
-            for seg in st.segments:
-                for name in seg.ops:
-                    op_step[(st.index, name)] = i
-                    i += 1
         incoming: list[list[int]] = [[] for _ in plan.stages]
         for j, tr in enumerate(plan.transfers):
             incoming[tr.dst_stage].append(j)
@@ -258,15 +259,12 @@ class _Run:
                 produced: dict[str, _Job] = {}
                 chain: list[_Job] = []
                 for st in plan.stages:
-                    chip = st.region.chip
+                    where = f"stage {st.index}"
                     for j in incoming[st.index]:
                         tr = plan.transfers[j]
-                        demands = [(res, tr.bytes / lk.bytes_per_s, "link" if lk.kind == "c2c" else "noc")
-                                   for lk in tr.route for res in self._links(lk)]
-                        job = _Job(f"{tr.tensor} -> stage {tr.dst_stage}", i + j, None, len(self.jobs),
-                                   (0.0, "noc"), demands, sum(lk.latency_s for lk in tr.route),
-                                   {"bytes": tr.bytes, "microbatch": mb, "token": token})
-                        self._add(job, [produced.get(tr.tensor)], chain)
+                        job = self.job(transfers[j], f"{tr.tensor} -> stage {tr.dst_stage}", None,
+                                       where, {"bytes": tr.bytes, "microbatch": mb, "token": token})
+                        self._after(job, [produced.get(tr.tensor)], chain)
                         produced[tr.into] = job
                     for seg in st.segments:
                         for rep in range(seg.repeat):
@@ -275,32 +273,59 @@ class _Run:
                             for name in seg.ops:
                                 op, index = ops[name], op_step[(st.index, name)]
                                 s = steps[index]
-                                shared = [(self._resource(f"{rates.names[lv]} @ stage {st.index}",
-                                                          f"chip {chip}"), sec, rates.names[lv])
-                                          for lv, sec in rates.shared(s)]
                                 args = {"flops": s.flops, "bytes": sum(s.reads) + sum(s.writes),
                                         "microbatch": mb, "token": token}
-                                job = _Job(layer_name(name, seg.first_layer + rep), index,
-                                           regions[st.index], len(self.jobs), rates.private(s),
-                                           shared, s.overhead_s, args)
-                                self._add(job, [produced.get(t.name) for t in op.inputs], chain)
+                                label = _job_label(name, seg.first_layer, rep)
+                                job = self.job(index, label, regions[st.index], where, args)
+                                self._after(job, [produced.get(t.name) for t in op.inputs], chain)
+                                if (st.index, name) in collective:
+                                    c = collective[(st.index, name)]
+                                    done = self.job(c, f"{label} {steps[c].name}", regions[st.index],
+                                                    where, {"microbatch": mb, "token": token})
+                                    self._after(done, [job], chain)
+                                    job = done
                                 for t in op.outputs:
                                     produced[t.name] = job
-                previous = last.get(mb)
-                if previous is not None:
-                    for job in chain:
-                        if not job.deps:
-                            job.deps = 1
-                            previous.dependents.append(job)
-                if chain:
-                    last[mb] = chain[-1]
+                self._next_token(last, mb, chain)
 
-    def _add(self, job: _Job, deps: list[_Job | None], chain: list[_Job]) -> None:
+    def build_sequence(self, tokens: int) -> None:
+        """Jobs of a plan of steps alone: each stage runs its steps in order (a stage's steps
+        with stage -1 are those every stage runs), stage after stage for each micro-batch."""
+        plan = self.lowered
+        regions = [self._resource(f"stage {i}", f"{plan.system} stage {i}")
+                   for i in range(plan.stages)]
+        last: dict[int, _Job] = {}
+        for token in range(tokens):
+            for mb in range(plan.microbatches):
+                chain: list[_Job] = []
+                for stage in range(plan.stages):
+                    for index, s in enumerate(plan.steps):
+                        if s.stage not in (-1, stage):
+                            continue
+                        first = s.first_layer + (stage * s.repeat if s.stage < 0 <= s.first_layer else 0)
+                        for rep in range(s.repeat):
+                            args = {"flops": s.flops, "microbatch": mb, "token": token}
+                            job = self.job(index, _job_label(s.name, first, rep),
+                                           regions[stage], f"stage {stage}", args)
+                            self._after(job, [chain[-1] if chain else None], chain)
+                self._next_token(last, mb, chain)
+
+    def _after(self, job: _Job, deps: list[_Job | None], chain: list[_Job]) -> None:
         for dep in {id(d): d for d in deps if d is not None}.values():
             dep.dependents.append(job)
             job.deps += 1
-        self.jobs.append(job)
         chain.append(job)
+
+    def _next_token(self, last: dict[int, _Job], mb: int, chain: list[_Job]) -> None:
+        """The micro-batch's next token starts after its previous one ends."""
+        previous = last.get(mb)
+        if previous is not None:
+            for job in chain:
+                if not job.deps:
+                    job.deps = 1
+                    previous.dependents.append(job)
+        if chain:
+            last[mb] = chain[-1]
 
     # ---- execution ----------------------------------------------------------------------
 
@@ -326,13 +351,13 @@ class _Run:
     def _private_done(self, job: _Job) -> None:
         self._part(job, job.private[1])
 
-    def _demand_done(self, payload: tuple[_Job, Resource, str], start: float) -> None:
+    def _demand_done(self, payload: tuple[_Job, Resource, Bound], start: float) -> None:
         job, res, label = payload
         if self.tracer is not None:
             self.tracer.span(res.track[0], res.track[1], job.name, start, self.k.now, job.args)
         self._part(job, label)
 
-    def _part(self, job: _Job, label: str) -> None:
+    def _part(self, job: _Job, label: Bound) -> None:
         job.parts -= 1
         job.bound = label
         if not job.parts:
@@ -354,43 +379,43 @@ class _Run:
                 self.tracer.span(process, track, job.name, job.start, job.end, job.args)
 
 
-def run_simulation(plan: CompiledPlan, system: System, tokens: int = 1,
-                   tracer: Tracer | None = None) -> SimRun:
+def run_simulation(plan: Plan | CompiledPlan, system: System, tokens: int = 1,
+                   tracer: Tracer | None = None, lowered: Plan | None = None) -> SimRun:
     """Simulate `tokens` consecutive calls of `plan` (each micro-batch's next token waits for
-    its previous one); the cost is per call: makespan / tokens."""
-    lowered = lower(plan, system.chip)
-    analytical = evaluate(lowered, system)
-    sim = _Run(plan, lowered, system, max(1, tokens), tracer)
+    its previous one); the cost is per call: makespan / tokens. A compiled plan is lowered with
+    the shipped dataflow parameters unless `lowered` (its lowering) is given."""
+    compiled = plan if isinstance(plan, CompiledPlan) else None
+    steps_plan = lowered or (lower(plan, system) if isinstance(plan, CompiledPlan) else plan)
+    sim = _Run(steps_plan, system, tracer)
+    tokens = max(1, tokens)
+    if compiled is not None:
+        sim.build_compiled(compiled, tokens)
+    else:
+        sim.build_sequence(tokens)
     makespan = sim.run()
-    time = makespan / max(1, tokens)
     totals: dict[int, list[float]] = {}
-    bounds: dict[int, tuple[float, str]] = {}
+    bounds: dict[int, tuple[float, Bound]] = {}
     for job in sim.jobs:
         duration = job.end - job.start
         acc = totals.setdefault(job.step, [0.0, 0.0])
         acc[0] += duration
         acc[1] += 1
-        if duration >= bounds.get(job.step, (-1.0, ""))[0]:
+        if duration >= bounds.get(job.step, (-1.0, Bound.COMPUTE))[0]:
             bounds[job.step] = (duration, job.bound)
-    steps = tuple(StepCost(sc.step, totals[i][0] / totals[i][1] if i in totals else 0.0,
-                           sc.energy_by_category_j, bounds.get(i, (0.0, sc.bound))[1])
-                  for i, sc in enumerate(analytical.steps))
-    static = CATEGORIES.index(Category.STATIC)
-    energy = list(analytical.cost.energy_by_category_j)
-    # the board power limit, as the analytical evaluator applies it: dynamic energy over the
-    # time cannot exceed the chips' TDP above idle
-    dynamic_j = sum(energy) - energy[static]
-    limit_w = plan.parallelism.chips_per_replica * (system.chip.tdp_w - system.chip.idle_w)
-    capped = dynamic_j > limit_w * time > 0
-    if capped:
-        time = dynamic_j / limit_w
-    energy[static] = analytical.static_w * time
-    cost = replace(analytical, cost=Cost(time, tuple(energy)), steps=steps, power_capped=capped)
+    costs = []
+    for i, (s, t) in enumerate(zip(steps_plan.steps, sim.terms, strict=True)):
+        alone, bound, level = t.time_and_bound()
+        time = totals[i][0] / totals[i][1] if i in totals else alone
+        bound = bounds[i][1] if i in bounds else bound
+        name = sim.level_names[level] if bound is Bound.MEMORY and level >= 0 else ""
+        costs.append(StepCost(s, time, t.energy_by_category_j, bound, name))
+    steps = tuple(costs)
+    cost = finish(steps_plan, system, makespan / tokens, dynamic_energy(steps_plan, steps), steps)
     busy = {name: res.busy_s for name, res in sim.resources.items()}
     return SimRun(cost, sim.k.events, makespan, busy)
 
 
-def simulate(plan: CompiledPlan, system: System, tokens: int = 1,
-             tracer: Tracer | None = None) -> PhaseCost:
+def simulate(plan: Plan | CompiledPlan, system: System, tokens: int = 1,
+             tracer: Tracer | None = None, lowered: Plan | None = None) -> PhaseCost:
     """The event simulator's cost of one call of `plan` (the analytical evaluator's type)."""
-    return run_simulation(plan, system, tokens, tracer).cost
+    return run_simulation(plan, system, tokens, tracer, lowered).cost

@@ -1,7 +1,10 @@
 """Fill in what a chip description leaves out from its technology node, and say so in `cite`.
 
 Rules (each filled value's cite reads `derived: technology <node>: <rule>`):
-- compute: pJ per op of each dtype class = technology MAC energy / 2.
+- compute: pJ per op of each dtype class = technology MAC energy / 2 on dataflow chips; on GPUs
+  (TDP - idle) x compute_power_fraction / peak ops/s of that class (data/gpu_power.yaml: the
+  share of dynamic board power arithmetic draws at the peak rate, with its source) — bottom-up
+  multiplier energies leave out the SIMT overhead that dominates a GPU's arithmetic.
 - tile storage: SRAM read energy of a macro of `macro_bytes` (default: min(capacity, 8 KiB) for
   registers, min(capacity, 32 KiB) otherwise); write = read x write factor.
 - chip storage: SRAM read energy of a min(capacity, 1 MiB) macro plus wire energy over half the
@@ -15,10 +18,13 @@ Rules (each filled value's cite reads `derived: technology <node>: <rule>`):
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+
+import yaml
 
 from tegel.hardware.schema import Chip, Noc, StorageLevel
 from tegel.hardware.system import ChipLink, System
-from tegel.hardware.technology import Technology
+from tegel.hardware.technology import DATA_DIR, Technology
 
 _KIB = 1024.0
 _MIB = 1024.0 * 1024.0
@@ -30,8 +36,16 @@ def complete_chip(chip: Chip, tech: Technology) -> Chip:
     compute = chip.tiles.compute
     pj = dict(compute.pj_per_op)
     cite = dict(compute.cite)
+    fraction = gpu_compute_power_fraction() if chip.architecture == "gpu" else None
     for dtype in compute.dtypes:
-        if dtype not in pj:
+        if dtype in pj:
+            continue
+        if fraction is not None:
+            pj[dtype] = 1e12 * (chip.tdp_w - chip.idle_w) * fraction / chip.peak_flops_per_s(dtype)
+            cite[f"pj_per_op.{dtype}"] = (
+                f"derived: (TDP - idle) x {fraction:g} / peak {dtype} ops/s "
+                "(data/gpu_power.yaml: share of dynamic power arithmetic draws at peak)")
+        else:
             pj[dtype] = tech.pj_per_op(dtype)  # type: ignore[index]
             cite[f"pj_per_op.{dtype}"] = (
                 f"{tag}: MAC energy / 2 ({tech.rules.get('mac_pj.' + dtype, '')})"
@@ -55,6 +69,14 @@ def complete_chip(chip: Chip, tech: Technology) -> Chip:
             }
         )
     return chip.model_copy(update=update)
+
+
+@lru_cache(maxsize=1)
+def gpu_compute_power_fraction() -> float:
+    """Share of a GPU's dynamic board power its arithmetic draws at the peak rate
+    (data/gpu_power.yaml, with its source; package data, read once)."""
+    data = yaml.safe_load((DATA_DIR / "gpu_power.yaml").read_text(encoding="utf-8"))
+    return float(data["compute_power_fraction"])
 
 
 def _complete_level(lv: StorageLevel, tech: Technology, wire_mm: float | None) -> StorageLevel:

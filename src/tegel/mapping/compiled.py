@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tegel.errors import TegelError
-from tegel.mapping.plan import Parallelism
+from tegel.mapping.plan import Link, Parallelism
 from tegel.workload.ir import Graph
 from tegel.workload.llm import Phase
 
@@ -126,36 +126,6 @@ class Home:
 
 
 @dataclass(frozen=True, slots=True)
-class Link:
-    """A bundle of parallel links: on a mesh/torus, the `hi - lo` links that cross grid line
-    `line` (kind x: between columns line-1 and line, for rows lo..hi-1; kind y: between rows,
-    for columns lo..hi-1) in `direction` (+1 east/south, -1 west/north). Kind xbar: the ports of
-    tiles lo..hi-1 of a crossbar; kind c2c: chip `chip` to chip `line` (or a switch port)."""
-
-    kind: str  # x | y | xbar | c2c
-    chip: int
-    line: int
-    direction: int
-    lo: int
-    hi: int
-    bytes_per_s: float  # all links of the bundle together
-    latency_s: float
-
-    @property
-    def width(self) -> int:
-        return self.hi - self.lo
-
-    def label(self) -> str:
-        arrow = "+" if self.direction > 0 else "-"
-        if self.kind in ("x", "y"):
-            span = "rows" if self.kind == "x" else "cols"
-            return f"chip {self.chip} {self.kind}{arrow} line {self.line} {span} {self.lo}-{self.hi - 1}"
-        if self.kind == "xbar":
-            return f"chip {self.chip} xbar{arrow} tiles {self.lo}-{self.hi - 1}"
-        return f"c2c {self.chip}->{self.line}" if self.line >= 0 else f"c2c {self.chip} switch{arrow}"
-
-
-@dataclass(frozen=True, slots=True)
 class Transfer:
     """`bytes` of `tensor` from stage src to stage dst, where it is read as `into`."""
 
@@ -218,7 +188,14 @@ class CompiledPlan:
         return {(s.stage, s.op): s for s in self.splits}
 
     def homes_at(self, stage: int) -> dict[str, Home]:
-        return {h.tensor: h for h in self.homes if h.stage == stage}
+        return self.homes_by_stage().get(stage, {})
+
+    def homes_by_stage(self) -> dict[int, dict[str, Home]]:
+        """Stage -> tensor -> home (one pass over the homes)."""
+        out: dict[int, dict[str, Home]] = {}
+        for h in self.homes:
+            out.setdefault(h.stage, {})[h.tensor] = h
+        return out
 
 
 # ---- verification ---------------------------------------------------------------------------
@@ -274,8 +251,9 @@ def _check_homes(plan: CompiledPlan) -> None:
     for h in plan.homes:
         if h.level not in names:
             raise PlanError(f"tensor {h.tensor} (stage {h.stage}) lives in unknown level {h.level}")
+    by_stage = plan.homes_by_stage()
     for st in plan.stages:
-        homes = plan.homes_at(st.index)
+        homes = by_stage.get(st.index, {})
         for name in st.op_names():
             for t in (*ops[name].inputs, *ops[name].outputs):
                 if t.name not in homes:
@@ -284,8 +262,9 @@ def _check_homes(plan: CompiledPlan) -> None:
 
 def _check_capacity(plan: CompiledPlan) -> None:
     ops = {op.name: op for op in plan.graph.ops}
+    by_stage = plan.homes_by_stage()
     for st in plan.stages:
-        homes = plan.homes_at(st.index)
+        homes = by_stage.get(st.index, {})
         for lv in plan.levels:
             held = sum(h.bytes for h in homes.values() if h.level == lv.name and h.kind in PERSISTENT)
             working = max((sum(homes[t.name].bytes for t in {*ops[n].inputs, *ops[n].outputs}
@@ -318,8 +297,9 @@ def _check_order(plan: CompiledPlan) -> None:
     ops = {op.name: op for op in plan.graph.ops}
     sources = {t.name for t in (*plan.graph.inputs, *plan.graph.weights)}
     produced_by_stage: list[set[str]] = []
+    by_stage = plan.homes_by_stage()
     for st in plan.stages:
-        ready = {t for t in plan.homes_at(st.index) if t in sources}
+        ready = {t for t in by_stage.get(st.index, {}) if t in sources}
         for tr in plan.transfers:
             if tr.dst_stage == st.index:
                 if tr.tensor not in produced_by_stage[tr.src_stage]:

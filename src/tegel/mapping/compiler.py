@@ -4,8 +4,9 @@
 `partition_stages` (whole layers, or balanced runs of ops), `choose_levels` (where weights, KV
 cache and activations live), `assign_regions` (a rectangle of tiles per stage, by guillotine
 cuts), `split_ops` (each op m x n x k over its region), `place_tensors` (a home per tensor per
-stage), `route_transfers` (what crosses stages, routed) — then `verify`. `lower` gives the Plan
-of steps the analytical evaluator reads; the event simulator plays the compiled plan itself.
+stage), `route_transfers` (what crosses stages, routed) — then `verify`. `mapping.lower` gives
+the Plan of steps both evaluators price; the event simulator also plays the compiled plan's data
+dependencies.
 Weights are placed from phase-independent figures only, so prefill and decode plans keep them
 in one place. Rules and formulas: docs/simulation.md.
 """
@@ -24,71 +25,93 @@ from tegel.mapping.compiled import (
     Home,
     LevelSpec,
     OpSplit,
+    PlanError,
     Rect,
     Segment,
     Stage,
     Transfer,
     verify,
 )
-from tegel.mapping.dataflow import dataflow_params
-from tegel.mapping.plan import Parallelism, Plan, Step, compute_class
+from tegel.mapping.params import DataflowParams, default_params
+from tegel.mapping.plan import Parallelism, PlanRequest
 from tegel.mapping.routing import chip_route, noc_route
-from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, Role
+from tegel.mapping.sharding import OpShard, shard_graph
+from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, Role, Tensor
 from tegel.workload.llm import Phase, Precision, build_llm_graph
 from tegel.workload.model_config import ModelConfig
-from tegel.workload.ops import matmul_dims, work
+from tegel.workload.ops import gemm_dims, work
 
 Blueprint = tuple[tuple[Segment, ...], ...]  # the segments of each stage, before placement
-_KIND = {OpKind.MATMUL: "gemm", OpKind.MOE_EXPERTS: "moe", OpKind.CONV2D: "gemm",
-         OpKind.ATTENTION: "attention", OpKind.RMSNORM: "norm", OpKind.LAYERNORM: "norm",
-         OpKind.EMBEDDING: "embedding"}
 _QUERY_BLOCK = 16  # attention splits queries and keys in blocks of this many positions
 _KEY_BLOCK = 16
 
 
-def compile_for(graph: Graph, system: System, stages: int = 1, layers: int = 1,
-                microbatches: int = 1, parallelism: Parallelism | None = None,
-                phase: Phase | None = None) -> CompiledPlan:
-    """Compile `graph` (one transformer layer standing for `layers` when layer-folded) onto
-    `system` as `stages` pipeline stages over parallelism.pp chips; raises TegelError."""
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What every pass reads: the chip, its parameters and each op's per-chip share (tp)."""
+
+    chip: Chip
+    params: DataflowParams
+    shards: dict[str, OpShard]
+    per_chip: dict[str, list[tuple[Tensor, float, bool]]]  # op -> _per_chip(op), once per graph
+
+    def weight_bytes(self, op: Op, index: int) -> float:
+        """Bytes of input `index` (a weight) of `op` that each chip of its stage holds."""
+        return op.inputs[index].nbytes / self.shards[op.name].read_div[index]
+
+
+def compile_for(graph: Graph, system: System, req: PlanRequest | None = None,
+                params: DataflowParams | None = None) -> CompiledPlan:
+    """Compile `graph` (one transformer layer standing for `req.layers` when layer-folded) onto
+    `system` as `req.stages` pipeline stages over pp groups of tp chips; raises TegelError.
+    With tensor parallelism every chip of a stage's group does its share of each op (as
+    `sharding.shard_graph` divides it) on the same region of its own tiles."""
     chip = system.chip
-    par = parallelism or Parallelism()
+    req = req or PlanRequest(Phase(1, 1, 0), Parallelism(), 1, 1)
+    par, stages = req.parallelism, req.stages
     if chip.architecture != "dataflow":
         raise TegelError(f"{chip.name} is a GPU; the spatial compiler maps dataflow chips")
-    if par.tp != 1:
-        raise TegelError(f"{system.name}: this plan splits each layer over {par.tp} chips "
-                         f"(tp{par.tp}); the spatial compiler places whole pipeline stages on "
-                         f"chips — use the analytical evaluator, or a configuration with tp 1")
-    if not 1 <= par.pp <= system.chip_count or stages < par.pp:
-        raise TegelError(f"need 1 <= pp ({par.pp}) <= chips ({system.chip_count}) and "
-                         f"stages ({stages}) >= pp")
-    blueprint = partition_stages(graph, stages, layers, chip)
-    on_chip = tuple(i * par.pp // stages for i in range(stages))
-    levels = choose_levels(graph, blueprint, on_chip, chip)
-    regions = assign_regions(graph, blueprint, on_chip, levels, chip)
+    if not (par.pp >= 1 and par.tp * par.pp <= system.chip_count) or stages < par.pp:
+        raise TegelError(f"need tp x pp ({par.tp} x {par.pp}) <= chips ({system.chip_count}) "
+                         f"and stages ({stages}) >= pp")
+    shards = shard_graph(graph, par.tp, par.ep)
+    target = _Target(chip, params or default_params().dataflow, shards,
+                     {op.name: _per_chip(op, shards[op.name]) for op in graph.ops})
+    blueprint = partition_stages(graph, stages, req.layers, chip)
+    on_chip = tuple(i * par.pp // stages * par.tp for i in range(stages))
+    levels = choose_levels(graph, blueprint, on_chip, target)
+    regions = assign_regions(graph, blueprint, on_chip, levels, target)
     placed = tuple(Stage(i, r, segs) for i, (r, segs) in enumerate(zip(regions, blueprint, strict=True)))
     plan = CompiledPlan(
-        graph=graph, system=system.name, phase=phase or Phase(1, 1, 0), parallelism=par,
-        chips=par.pp, grid=(chip.tiles.rows, chip.tiles.cols), levels=_level_specs(chip),
-        stages=placed, splits=split_ops(graph, placed, levels, chip),
-        homes=place_tensors(graph, placed, levels, chip), transfers=route_transfers(graph, placed, system),
-        microbatches=microbatches,
+        graph=graph, system=system.name, phase=req.phase, parallelism=par,
+        chips=par.pp * par.tp, grid=(chip.tiles.rows, chip.tiles.cols), levels=_level_specs(chip),
+        stages=placed, splits=split_ops(graph, placed, levels, target),
+        homes=place_tensors(graph, placed, levels, target),
+        transfers=route_transfers(graph, placed, system), microbatches=req.microbatches,
         notes=(f"weights in {levels.weights}, KV cache in {levels.kv_cache}",))
     return verify(plan)
 
 
-def compile_llm(cfg: ModelConfig, system: System, phase: Phase, precision: Precision,
-                parallelism: Parallelism, stages: int, microbatches: int = 1) -> CompiledPlan:
-    """The compiled plan of one LLM phase (`phase.batch` sequences per micro-batch): one layer
-    built and folded `num_layers` times. Stages are capped at one layer and one tile each, and
-    micro-batches at one per stage (the sequences of merged micro-batches run together)."""
+def llm_request(cfg: ModelConfig, system: System, phase: Phase, parallelism: Parallelism,
+                stages: int, microbatches: int = 1) -> PlanRequest:
+    """The request of one LLM phase (`phase.batch` sequences per micro-batch) for a layer-folded
+    graph: stages capped at one layer and one tile each, micro-batches at one per stage (the
+    sequences of merged micro-batches run together)."""
     stages = min(stages, cfg.num_layers, parallelism.pp * system.chip.tile_count)
     if microbatches > stages:
         sequences = phase.batch * microbatches
         microbatches = stages
         phase = replace(phase, batch=math.ceil(sequences / stages))
-    graph = build_llm_graph(replace(cfg, num_layers=1), phase, precision)
-    return compile_for(graph, system, stages, cfg.num_layers, microbatches, parallelism, phase)
+    return PlanRequest(phase, parallelism, cfg.num_layers, stages, microbatches)
+
+
+def compile_llm(cfg: ModelConfig, system: System, phase: Phase, precision: Precision,
+                parallelism: Parallelism, stages: int, microbatches: int = 1) -> CompiledPlan:
+    """The compiled plan of one LLM phase (see `llm_request`): one layer built and folded
+    `num_layers` times, with the shipped dataflow parameters."""
+    req = llm_request(cfg, system, phase, parallelism, stages, microbatches)
+    graph = build_llm_graph(replace(cfg, num_layers=1), req.phase, precision)
+    return compile_for(graph, system, req)
 
 
 # ---- 1. stages ------------------------------------------------------------------------------
@@ -189,8 +212,9 @@ def _level_specs(chip: Chip) -> tuple[LevelSpec, ...]:
     return tuple(LevelSpec(lv.name, lv.scope, lv.capacity_bytes, lv.total_bytes) for lv in chip.levels())
 
 
-def _stage_weights(graph: Graph, segs: tuple[Segment, ...], gemm_only: bool = False) -> float:
-    """Bytes of the weights a stage holds (each folded layer its own copy)."""
+def _stage_weights(graph: Graph, segs: tuple[Segment, ...], target: _Target,
+                   gemm_only: bool = False) -> float:
+    """Bytes of the weights each chip of a stage holds (each folded layer its own copy)."""
     ops = {op.name: op for op in graph.ops}
     seen: dict[str, float] = {}
     for seg in segs:
@@ -198,15 +222,17 @@ def _stage_weights(graph: Graph, segs: tuple[Segment, ...], gemm_only: bool = Fa
             op = ops[name]
             if gemm_only and op.kind not in GEMM_KINDS:
                 continue
-            for t in op.inputs:
+            for i, t in enumerate(op.inputs):
                 if t.role is Role.WEIGHT:
-                    seen[t.name] = t.nbytes * seg.repeat
+                    seen[t.name] = target.weight_bytes(op, i) * seg.repeat
     return sum(seen.values())
 
 
-def choose_levels(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...], chip: Chip) -> Levels:
+def choose_levels(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...],
+                  target: _Target) -> Levels:
     """Weights in the nearest level that takes every chip's share (a `sram_weight_fraction` of
     on-chip levels); the KV cache off chip when there is memory there; activations in tile SRAM."""
+    chip = target.chip
     levels = chip.levels()
     tile = [lv for lv in levels if lv.scope == "tile"]
     if not tile:
@@ -214,9 +240,9 @@ def choose_levels(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...], 
     sram = max(tile, key=lambda lv: lv.total_bytes)
     per_chip: dict[int, float] = {}
     for segs, c in zip(blueprint, on_chip, strict=True):
-        per_chip[c] = per_chip.get(c, 0.0) + _stage_weights(graph, segs)
+        per_chip[c] = per_chip.get(c, 0.0) + _stage_weights(graph, segs, target)
     need = max(per_chip.values())
-    fraction = dataflow_params().sram_weight_fraction
+    fraction = target.params.sram_weight_fraction
     candidates = [sram, *(lv for lv in levels if lv.scope == "chip")]
     offchip = [lv for lv in levels if lv.scope == "offchip"]
     weights = next((lv.name for lv in candidates if need <= fraction * lv.total_bytes),
@@ -229,23 +255,24 @@ def choose_levels(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...], 
 
 
 def assign_regions(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...], levels: Levels,
-                   chip: Chip) -> tuple[Rect, ...]:
+                   target: _Target) -> tuple[Rect, ...]:
     """A rectangle per stage on its chip, sized to the stage's GEMM weights (its estimated time
     if it has none) with at least the tiles its tile-resident weights need."""
+    chip = target.chip
     tile_level = next(lv for lv in chip.levels() if lv.name == levels.activations)
-    per_tile = tile_level.capacity_bytes * dataflow_params().sram_weight_fraction
+    per_tile = tile_level.capacity_bytes * target.params.sram_weight_fraction
     out: list[Rect] = []
     for c in sorted(set(on_chip)):
         mine = [segs for segs, cc in zip(blueprint, on_chip, strict=True) if cc == c]
-        sizes = [_stage_weights(graph, segs, gemm_only=True) for segs in mine]
+        sizes = [_stage_weights(graph, segs, target, gemm_only=True) for segs in mine]
         if not sum(sizes):
             ops = {op.name: op for op in graph.ops}
             sizes = [sum(_op_seconds(ops[n], chip) * s.repeat for s in segs for n in s.ops)
                      for segs in mine]
-        mins = [math.ceil(_stage_weights(graph, segs) / per_tile)
+        mins = [math.ceil(_stage_weights(graph, segs, target) / per_tile)
                 if levels.weights == tile_level.name else 1 for segs in mine]
         if len(mine) > chip.tile_count or sum(mins) > chip.tile_count:
-            raise TegelError(f"{len(mine)} stages needing {sum(mins)} tiles do not fit the "
+            raise PlanError(f"{len(mine)} stages needing {sum(mins)} tiles do not fit the "
                              f"{chip.tile_count} tiles of {chip.name}")
         out += _cut(Rect(c, 0, 0, chip.tiles.rows, chip.tiles.cols), sizes, [max(1, m) for m in mins])
     return tuple(out)
@@ -280,7 +307,7 @@ def _cut(rect: Rect, sizes: list[float], mins: list[int]) -> list[Rect]:
             options = [[_mirror(r, b, rows, cols) for r in second]
                        for rows in (False, True) for cols in (False, True)]
             return first + min(options, key=lambda rs: _gap(first[-1], rs[0]))
-    raise TegelError(f"cannot lay out {n} stages needing {sum(mins)} tiles on {rect.label()}")
+    raise PlanError(f"cannot lay out {n} stages needing {sum(mins)} tiles on {rect.label()}")
 
 
 def _mirror(r: Rect, box: Rect, rows: bool, cols: bool) -> Rect:
@@ -303,25 +330,28 @@ def _other(axis: str) -> str:
     return "cols" if axis == "rows" else "rows"
 
 
-def split_ops(graph: Graph, stages: tuple[Stage, ...], levels: Levels, chip: Chip) -> tuple[OpSplit, ...]:
-    """How each op of each stage spreads over the stage's region (see OpSplit)."""
+def split_ops(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
+              target: _Target) -> tuple[OpSplit, ...]:
+    """How each op of each stage spreads over the stage's region (see OpSplit); with tensor
+    parallelism, each chip's share of the op over the region of its own tiles."""
     ops = {op.name: op for op in graph.ops}
     out = []
     for st in stages:
         layout: dict[str, str] = {}  # tensor -> the region axis its channels are split along
         for name in dict.fromkeys(st.op_names()):
-            out.append(_split(ops[name], st, layout, levels, chip))
+            out.append(_split(ops[name], st, layout, levels, target))
     return tuple(out)
 
 
-def _systolic(chip: Chip, m: int, n: int, k: int) -> float:
-    arr = chip.tiles.compute.systolic
+def _systolic(target: _Target, m: float, n: int, k: int) -> float:
+    arr = target.chip.tiles.compute.systolic
     if arr is None:
-        return dataflow_params().compute_peak_fraction
-    return gemm_cycles(m, n, k, arr.rows, arr.cols, arr.dataflow, arr.count).utilisation
+        return target.params.compute_peak_fraction
+    return gemm_cycles(max(1, round(m)), n, k, arr.rows, arr.cols, arr.dataflow,
+                       arr.count).utilisation
 
 
-def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, chip: Chip) -> OpSplit:
+def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, target: _Target) -> OpSplit:
     r = st.region
     total = r.tiles
     extent = {"rows": r.rows, "cols": r.cols}
@@ -329,34 +359,40 @@ def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, chip: Chip
     acts = [t for t in op.inputs if t.role is Role.ACTIVATION]
     axis = layout.get(acts[0].name, "rows") if acts else "rows"
     out = op.outputs[0]
-    if op.kind is OpKind.MATMUL:
-        _, m, n, k = matmul_dims(op.inputs[0].shape, op.inputs[1].shape, op.attrs)  # type: ignore[arg-type]
-        m *= math.prod(out.shape[:-2])
+    shard = target.shards[op.name]
+    if op.kind in (OpKind.MATMUL, OpKind.CONV2D):
+        g = gemm_dims(op)[0]
+        # each chip's share: column-parallel splits N, row-parallel K (its input is split)
+        m = g.m * g.count
+        n = max(1, math.ceil(g.n / shard.write_div[0]))
+        k = max(1, math.ceil(g.k / shard.read_div[0]))
         kf, nf = min(k, extent[axis]), min(n, extent[_other(axis)])
         n_tile, k_tile = math.ceil(n / nf), math.ceil(k / kf)
         quant = n * k / (nf * kf * n_tile * k_tile)
-        byte_hops = op.inputs[0].nbytes * (nf - 1) + 4.0 * out.numel * (kf - 1)
+        byte_hops = (op.inputs[0].nbytes / shard.read_div[0] * (nf - 1)
+                     + 4.0 * out.numel / shard.write_div[0] * (kf - 1))
         if op.inputs[1].role is not Role.WEIGHT:
-            byte_hops += op.inputs[1].nbytes * spread
+            byte_hops += op.inputs[1].nbytes / shard.read_div[1] * spread
         layout[out.name] = _other(axis)
-        util = kf * nf / total * quant * _systolic(chip, m, n_tile, k_tile)
+        util = kf * nf / total * quant * _systolic(target, m, n_tile, k_tile)
         return OpSplit(op.name, st.index, 1, nf, kf, kf * nf, util, byte_hops, nf + kf - 2)
     layout[out.name] = axis
     line = extent[axis]
-    byte_hops, hops, peak = 0.0, 0, dataflow_params().compute_peak_fraction
-    tiles = min(total, max(1, out.numel))
+    div = shard.flops_div
+    byte_hops, hops, peak = 0.0, 0, target.params.compute_peak_fraction
+    tiles = min(total, max(1, math.ceil(out.numel / shard.write_div[0])))
     if op.kind is OpKind.MOE_EXPERTS:
+        up = gemm_dims(op)[0]  # the gate/up GEMM of a touched expert
         a = op.attrs
         x = op.inputs[0]
-        tokens = x.numel // x.shape[-1]
-        _, f, h = op.inputs[3].shape
-        per_expert = max(1, round(tokens * a.top_k / a.num_experts))  # type: ignore[union-attr]
         byte_hops = (x.nbytes + out.nbytes) * a.top_k * spread  # type: ignore[union-attr]
-        hops, peak = r.rows + r.cols - 2, _systolic(chip, per_expert, f, h)
+        hops = r.rows + r.cols - 2
+        peak = _systolic(target, up.m, max(1, math.ceil(up.n / div)), up.k)
     elif op.kind is OpKind.ATTENTION:
         q, keys = op.inputs[0], op.inputs[1]
         b, lq, lk = q.shape[0], q.shape[1], keys.shape[1]
-        heads, dim = op.attrs.num_heads, op.attrs.head_dim  # type: ignore[union-attr]
+        heads = math.ceil(op.attrs.num_heads / div)  # type: ignore[union-attr]
+        dim = op.attrs.head_dim  # type: ignore[union-attr]
         rows = b * heads * math.ceil(lq / _QUERY_BLOCK)
         tiles = min(total, rows * math.ceil(lk / _KEY_BLOCK))
         key_splits = max(1, tiles // rows)
@@ -366,9 +402,9 @@ def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, chip: Chip
         tokens = out.numel // out.shape[-1]
         byte_hops, hops = 8.0 * tokens * (line - 1), line - 1
     elif op.kind is OpKind.EMBEDDING and levels.weights == levels.activations:
-        byte_hops, hops = out.nbytes * spread, r.rows + r.cols - 2
+        byte_hops, hops = out.nbytes / shard.write_div[0] * spread, r.rows + r.cols - 2
     elif len(acts) > 1 and any(layout.get(t.name, axis) != axis for t in acts[1:]):
-        byte_hops = sum(t.nbytes for t in acts[1:] if layout.get(t.name, axis) != axis) * spread
+        byte_hops = sum(t.nbytes for t in acts[1:] if layout.get(t.name, axis) != axis) * spread / div
         hops = r.rows + r.cols - 2
     return OpSplit(op.name, st.index, tiles, 1, 1, tiles, tiles / total * peak, byte_hops, hops)
 
@@ -376,34 +412,40 @@ def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, chip: Chip
 # ---- 5. homes -------------------------------------------------------------------------------
 
 
+def _per_chip(op: Op, shard: OpShard) -> list[tuple[Tensor, float, bool]]:
+    """(tensor, bytes each chip of the stage holds, written by op) for every tensor of `op`."""
+    written = work(op).write_bytes
+    out = [(t, t.nbytes / d, False) for t, d in zip(op.inputs, shard.read_div, strict=True)]
+    for t, d, w in zip(op.outputs, shard.write_div, written, strict=True):
+        size = w if t.role is Role.KV_CACHE else t.nbytes  # a cache is appended in place
+        out.append((t, size / d, True))
+    return out
+
+
 def place_tensors(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
-                  chip: Chip) -> tuple[Home, ...]:
-    """A home for every tensor an op of a stage reads or writes, at that stage. Activations
-    and inputs live in tile SRAM unless a stage's largest op does not fit beside what is
-    resident there; then they spill to the KV cache's level."""
+                  target: _Target) -> tuple[Home, ...]:
+    """A home for every tensor an op of a stage reads or writes, at that stage (its share on
+    each chip of the stage). Activations and inputs live in tile SRAM unless a stage's largest
+    op does not fit beside what is resident there; then they spill to the KV cache's level."""
     ops = {op.name: op for op in graph.ops}
     kinds = {Role.WEIGHT: "weight", Role.KV_CACHE: "kv_cache", Role.INPUT: "input",
              Role.ACTIVATION: "activation"}
-    tile = next(lv for lv in chip.levels() if lv.name == levels.activations)
+    tile = next(lv for lv in target.chip.levels() if lv.name == levels.activations)
     out: list[Home] = []
     for st in stages:
-        resident = _stage_weights(graph, st.segments) if levels.weights == tile.name else 0.0
-        working = max(sum(t.nbytes for t in {*ops[n].inputs, *ops[n].outputs}
-                          if t.role in (Role.ACTIVATION, Role.INPUT)) for n in st.op_names())
+        resident = (_stage_weights(graph, st.segments, target) if levels.weights == tile.name
+                    else 0.0)
+        working = max(sum({t.name: b for t, b, _ in target.per_chip[n]
+                           if t.role in (Role.ACTIVATION, Role.INPUT)}.values())
+                      for n in st.op_names())
         spill = resident + working > tile.capacity_bytes * st.region.tiles
         here = replace(levels, activations=levels.kv_cache) if spill else levels
         homes: dict[str, Home] = {}
         for seg in st.segments:
             for name in seg.ops:
-                op = ops[name]
-                w = work(op)
-                written = dict(zip((t.name for t in op.outputs), w.write_bytes, strict=True))
-                for t in (*op.inputs, *op.outputs):
+                for t, size, _ in target.per_chip[name]:
                     if t.name in homes:
                         continue
-                    size = t.nbytes
-                    if t.role is Role.KV_CACHE and t.name in written:  # appended in place
-                        size = written[t.name]
                     if t.role in (Role.WEIGHT, Role.KV_CACHE):
                         size *= seg.repeat
                     homes[t.name] = Home(t.name, st.index, here.of(t.role), kinds[t.role], size)
@@ -441,57 +483,3 @@ def route_transfers(graph: Graph, stages: tuple[Stage, ...], system: System) -> 
                 ready.add(seg.carry[0])
         where.update(dict.fromkeys(ready, st.index))
     return tuple(out)
-
-
-# ---- lowering to steps ----------------------------------------------------------------------
-
-
-def layer_name(op_name: str, layer: int) -> str:
-    """`layers.0.attn.q` of a folded graph as the op of layer `layer` (others unchanged)."""
-    return f"layers.{layer}.{op_name[9:]}" if op_name.startswith("layers.0.") and layer >= 0 else op_name
-
-
-def lower(plan: CompiledPlan, chip: Chip) -> Plan:
-    """The steps of a compiled plan for the analytical evaluator: one step per op and stage
-    (repeated for the stage's layers), one per transfer."""
-    names = tuple(lv.name for lv in plan.levels)
-    index = {n: i for i, n in enumerate(names)}
-    ops = {op.name: op for op in plan.graph.ops}
-    tiles = plan.tiles_per_chip
-    hop_s = chip.noc.hop_latency_s
-    steps: list[Step] = []
-    for st in plan.stages:
-        homes = plan.homes_at(st.index)
-        share = st.region.tiles / tiles
-        for seg in st.segments:
-            for name in seg.ops:
-                op, sp = ops[name], plan.split(st.index, name)
-                w = work(op)
-                reads, writes = [0.0] * len(names), [0.0] * len(names)
-                for t, b in zip(op.inputs, w.read_bytes, strict=True):
-                    reads[index[homes[t.name].level]] += b
-                for t, b in zip(op.outputs, w.write_bytes, strict=True):
-                    writes[index[homes[t.name].level]] += b
-                label = name if seg.first_layer < 0 else (
-                    f"layers.{seg.first_layer}-{seg.first_layer + seg.repeat - 1}.{name[9:]}")
-                steps.append(Step(label, _KIND.get(op.kind, "elementwise"), st.index, seg.repeat,
-                                  w.flops, compute_class(op), sp.utilisation, tuple(reads),
-                                  tuple(writes), noc_byte_hops=sp.noc_byte_hops,
-                                  noc_latency_s=sp.noc_hops * hop_s, resource_share=share,
-                                  ops=(name,)))
-    zeros = (0.0,) * len(names)
-    for tr in plan.transfers:
-        noc = [lk for lk in tr.route if lk.kind != "c2c"]
-        c2c = [lk for lk in tr.route if lk.kind == "c2c"]
-        share = plan.stages[tr.src_stage].region.tiles / tiles
-        steps.append(Step(f"transfer {tr.tensor} {tr.src_stage}->{tr.dst_stage}", "transfer",
-                          tr.src_stage, 1, 0.0, "bf16", 1.0, zeros, zeros,
-                          noc_byte_hops=tr.bytes * len(noc),
-                          noc_latency_s=sum(lk.latency_s for lk in noc),
-                          link_bytes=tr.bytes if c2c else 0.0,
-                          link_latency_s=sum(lk.latency_s for lk in c2c), resource_share=share))
-    p = dataflow_params()
-    efficiency = tuple(p.offchip_bandwidth_fraction if lv.scope == "offchip" else
-                       p.sram_bandwidth_fraction for lv in plan.levels)
-    return Plan(plan.system, "compiled", plan.phase, plan.parallelism, names, efficiency,
-                len(plan.stages), plan.microbatches, 1, tuple(steps), plan.notes)

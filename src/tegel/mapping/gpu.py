@@ -14,99 +14,17 @@ Passes, in order (`plan_gpu` runs them):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import cache
-from importlib import resources
-from typing import Any
 
-import yaml
-
-from tegel.errors import TegelError
-from tegel.hardware import Chip
-from tegel.mapping.plan import Parallelism, Plan, Step, compute_class
+from tegel.hardware import Chip, System
+from tegel.mapping.params import GpuParams
+from tegel.mapping.plan import Plan, PlanRequest, Step, StepKind, compute_class, step_kind
 from tegel.mapping.sharding import OpShard, collective_traffic, shard_graph
-from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, Role
-from tegel.workload.llm import Phase
-from tegel.workload.ops import experts_touched, matmul_dims, work
+from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, OpRole, Role
+from tegel.workload.ops import experts_touched, gemm_dims, work
+from tegel.workload.roles import Section, block_output, op_positions
 
 _EPILOGUE = frozenset({OpKind.UNARY, OpKind.BINARY, OpKind.ROPE, OpKind.KV_CACHE_WRITE})
-_KERNEL_KIND = {OpKind.MATMUL: "gemm", OpKind.MOE_EXPERTS: "moe", OpKind.CONV2D: "gemm",
-                OpKind.ATTENTION: "attention", OpKind.RMSNORM: "norm", OpKind.LAYERNORM: "norm",
-                OpKind.EMBEDDING: "embedding", OpKind.MOE_ROUTER: "elementwise"}
-
-
-@dataclass(frozen=True, slots=True)
-class GpuParams:
-    """Achieved-vs-peak parameters of a software generation (mapping/data/gpu.yaml)."""
-
-    software: str
-    gemm_peak_fraction: float
-    attention_peak_fraction: float
-    hbm_bandwidth_fraction: float
-    l2_bandwidth_fraction: float
-    tile_m: int
-    tile_n: int
-    small_tile_m: int
-    split_k_min_k: int
-    kernel_overhead_s: float
-    l2_resident_fraction: float
-    collective_overhead_s: float
-    memory_usable_fraction: float
-    compute_power_share: float
-    request_overhead_s: float
-    moe_gemm_efficiency: float
-
-
-def gpu_params_data() -> dict[str, Any]:
-    """The GPU policy parameters as data: the shipped file, or a calibration's override."""
-    if _OVERRIDE:
-        return dict(_OVERRIDE[-1])
-    folder = resources.files("tegel.mapping") / "data"
-    data = dict(yaml.safe_load((folder / "gpu.yaml").read_text()))
-    fitted = folder / "gpu_calibration.yaml"
-    if fitted.is_file():  # values fitted by `tegel validate --calibrate` replace the defaults
-        data.update(yaml.safe_load(fitted.read_text())["parameters"])
-    return data
-
-
-_OVERRIDE: list[dict[str, Any]] = []
-
-
-@contextmanager
-def gpu_params_override(values: dict[str, Any]) -> Iterator[None]:
-    """Evaluate with other GPU parameters (calibration); restores the shipped ones after."""
-    _OVERRIDE.append(values)
-    gpu_params.cache_clear()
-    try:
-        yield
-    finally:
-        _OVERRIDE.pop()
-        gpu_params.cache_clear()
-
-
-@cache
-def gpu_params(software: str | None = None) -> GpuParams:
-    """GPU policy parameters of a software generation (None: the current one).
-
-    Earlier generations (`generations` in gpu.yaml, keyed by year) scale the achieved shares of
-    peak compute and bandwidth by their `efficiency_scale` and may set other fields of their own,
-    fitted on that year's H100 results.
-    """
-    data = gpu_params_data()
-    generations = data.pop("generations", {}) or {}
-    if software is not None and software != data["software"]:
-        if software not in generations:
-            known = ", ".join([data["software"], *generations])
-            raise TegelError(f"unknown GPU software generation {software!r}; known: {known}")
-        generation = dict(generations[software])
-        scale = float(generation.pop("efficiency_scale", 1.0))
-        for key in ("gemm_peak_fraction", "attention_peak_fraction", "hbm_bandwidth_fraction"):
-            data[key] = data[key] * scale
-        data.update(generation)  # fields a generation sets itself (e.g. collective overhead)
-        data["software"] = software
-    return GpuParams(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +35,8 @@ class Kernel:
     ops: tuple[Op, ...]
 
     @property
-    def kind(self) -> str:
-        return _KERNEL_KIND.get(self.ops[0].kind, "elementwise")
+    def kind(self) -> StepKind:
+        return step_kind(self.ops[0])
 
 
 def fuse_kernels(graph: Graph) -> tuple[Kernel, ...]:
@@ -128,7 +46,8 @@ def fuse_kernels(graph: Graph) -> tuple[Kernel, ...]:
     gemm_by_input: dict[tuple[str, int], int] = {}
     for op in graph.ops:
         target = None
-        if op.kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT and "router" not in op.name:
+        if (op.kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT
+                and op.role is not OpRole.ROUTER):
             key = (op.inputs[0].name, op.layer)
             target = gemm_by_input.get(key)
             if target is None:
@@ -178,9 +97,21 @@ class _Levels:
         self.hbm = scopes.index("offchip")
 
 
-def _kernel_step(kernel: Kernel, shards: dict[str, OpShard], consumers: dict[str, set[int]],
-                 index: int, graph_outputs: set[str], lv: _Levels, chip: Chip, p: GpuParams,
-                 layers: int) -> Step:
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """What every kernel of one plan shares."""
+
+    shards: dict[str, OpShard]
+    consumers: dict[str, set[int]]  # tensor -> kernels that read it
+    graph_outputs: set[str]
+    levels: _Levels
+    chip: Chip
+    params: GpuParams
+    layers: int  # per stage
+
+
+def _kernel_step(kernel: Kernel, index: int, ctx: _Context) -> Step:
+    lv, p, shards, consumers = ctx.levels, ctx.params, ctx.shards, ctx.consumers
     reads = [0.0] * len(lv.names)
     writes = [0.0] * len(lv.names)
     inside = {t.name for op in kernel.ops for t in op.outputs}
@@ -202,23 +133,23 @@ def _kernel_step(kernel: Kernel, shards: dict[str, OpShard], consumers: dict[str
             if t.name not in inside:
                 place(b / d, t.role, reads)
         for t, b, d in zip(op.outputs, w.write_bytes, shard.write_div, strict=True):
-            if t.name in graph_outputs or consumers.get(t.name, set()) - {index}:
+            if t.name in ctx.graph_outputs or consumers.get(t.name, set()) - {index}:
                 place(b / d, t.role, writes)
     main = kernel.ops[0]
     efficiency = 1.0
-    if kernel.kind in ("gemm", "moe"):
-        efficiency, smem = _gemm_traffic(kernel, shards, chip, p)
+    if kernel.kind in (StepKind.GEMM, StepKind.MOE):
+        efficiency, smem = _gemm_traffic(kernel, shards, ctx.chip, p)
         reads[lv.smem] += smem
         writes[lv.smem] += smem
         if lv.l2 is not None:
             reads[lv.l2] += max(0.0, smem - reads[lv.l2])
-    elif kernel.kind == "attention":
+    elif kernel.kind is StepKind.ATTENTION:
         efficiency = p.attention_peak_fraction
     return Step(name=kernel.name, kind=kernel.kind, stage=-1 if main.layer >= 0 else 0,
-                repeat=layers if main.layer >= 0 else 1, flops=flops,
+                repeat=ctx.layers if main.layer >= 0 else 1, flops=flops,
                 compute_class=compute_class(main), compute_efficiency=efficiency,
                 reads=tuple(reads), writes=tuple(writes), overhead_s=p.kernel_overhead_s,
-                ops=tuple(o.name for o in kernel.ops))
+                ops=tuple(o.name for o in kernel.ops), first_layer=0 if main.layer >= 0 else -1)
 
 
 def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
@@ -238,77 +169,61 @@ def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
                                                       chip.tile_count, p)
         staged = sum(work(main).read_bytes[3:]) / shards[main.name].flops_div
         return eff, staged * math.ceil(per_expert / p.tile_m) + main.inputs[0].nbytes * 3
-    batch_shape, m, _, k = matmul_dims(main.inputs[0].shape, main.inputs[1].shape, main.attrs)  # type: ignore[arg-type]
-    n = 0.0
-    for g in gemms:
-        n += matmul_dims(g.inputs[0].shape, g.inputs[1].shape, g.attrs)[2] / shards[g.name].write_div[0]  # type: ignore[arg-type]
-    batch = math.prod(batch_shape) if batch_shape else 1
-    if len(main.inputs[0].shape) == 3 and main.inputs[1].role is Role.WEIGHT:
-        m, batch = m * batch, 1  # [B, L, K] x W: the batch folds into M
+    dims = gemm_dims(main)[0]
+    m, k, batch = dims.m, dims.k, math.ceil(dims.count)
+    n = sum(gemm_dims(g)[0].n / shards[g.name].write_div[0] for g in gemms)
     n_int = max(1, int(n))
     eff = gemm_efficiency(m, n_int, k, batch, chip.tile_count, p)
     tm = p.small_tile_m if m <= p.small_tile_m else p.tile_m
-    bytes_a = main.inputs[0].dtype.nbytes(batch * m * k) / shards[main.name].read_div[0]
+    bytes_a = main.inputs[0].nbytes / shards[main.name].read_div[0]
     bytes_b = sum(work(g).read_bytes[1] / shards[g.name].read_div[1] for g in gemms)
     staged = bytes_a * math.ceil(n_int / p.tile_n) + bytes_b * math.ceil(m / tm)
     return eff, staged
 
 
-def plan_gpu(graph: Graph, chip: Chip, system_name: str, phase: Phase, parallelism: Parallelism,
-             layers: int, num_kv_heads: int, link_latency_s: float, microbatches: int = 1,
-             link_topology: str = "switch", software: str | None = None) -> Plan:
+def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) -> Plan:
     """Kernel-by-kernel plan of a (layer-folded) graph on each chip of a replica.
 
-    `layers` is how many times the graph's one transformer layer repeats in the model;
-    with pipeline parallelism each of the pp stages runs layers / pp of them.
+    The graph's one transformer layer repeats `req.layers` times; with pipeline parallelism each
+    of the pp stages runs layers / pp of them, the first stage also what comes before the layers
+    and the last what comes after.
     """
-    p = gpu_params(software)
-    par = parallelism
+    p = params.for_software(req.software)
+    par, chip = req.parallelism, system.chip
+    link = system.scale_up
+    link_latency_s, topology = (link.latency_s, link.topology) if link else (0.0, "switch")
     lv = _Levels(chip)
     kernels = fuse_kernels(graph)
-    shards = shard_graph(graph, par.tp, num_kv_heads, par.ep)
     consumers: dict[str, set[int]] = {}
     for i, kern in enumerate(kernels):
         for op in kern.ops:
             for t in op.inputs:
                 consumers.setdefault(t.name, set()).add(i)
-    outputs = {t.name for t in graph.outputs}
-    per_stage = math.ceil(layers / par.pp)
+    ctx = _Context(shard_graph(graph, par.tp, par.ep), consumers,
+                   {t.name for t in graph.outputs}, lv, chip, p, math.ceil(req.layers / par.pp))
+    after_layers = {name for name, pos in op_positions(graph).items()
+                    if pos.section is Section.EPILOGUE}
     steps: list[Step] = []
     for i, kern in enumerate(kernels):
-        step = _kernel_step(kern, shards, consumers, i, outputs, lv, chip, p, per_stage)
-        if kern.ops[0].layer < 0 and kern.ops[0].name == "logits":
+        step = _kernel_step(kern, i, ctx)
+        if kern.ops[0].name in after_layers:
             step = _with_stage(step, par.pp - 1)
         steps.append(step)
         for op in kern.ops:
-            shard = shards[op.name]
+            shard = ctx.shards[op.name]
             if shard.collective and par.tp > 1:
                 steps.append(_collective(op.name, shard, par.tp, step, lv, link_latency_s,
-                                         link_topology, p))
-    if par.pp > 1:
-        hidden = next(t for t in graph.ops if t.kind is OpKind.EMBEDDING).outputs[0]
-        steps.append(Step("stage_transfer", "transfer", -1, 1, 0.0, "bf16", 1.0,
+                                         topology, p))
+    carried = block_output(graph)
+    if par.pp > 1 and carried is not None:
+        steps.append(Step("stage_transfer", StepKind.TRANSFER, -1, 1, 0.0, "bf16", 1.0,
                           (0.0,) * len(lv.names), (0.0,) * len(lv.names),
-                          link_bytes=hidden.nbytes, link_latency_s=link_latency_s))
+                          link_bytes=carried.nbytes, link_latency_s=link_latency_s))
     efficiencies = tuple(p.hbm_bandwidth_fraction if i == lv.hbm else
                          p.l2_bandwidth_fraction if i == lv.l2 else 1.0
                          for i in range(len(lv.names)))
-    return Plan(system_name, "gpu", phase, par, lv.names, efficiencies, par.pp, microbatches,
-                par.tp, tuple(steps), notes=(f"software: {p.software}",),
-                compute_pj_per_flop=gpu_pj_per_flop(chip, p))
-
-
-def gpu_pj_per_flop(chip: Chip, p: GpuParams) -> tuple[tuple[str, float], ...]:
-    """Energy per FLOP of a GPU from its own specification, per dtype class.
-
-    Rule: a GEMM running at the policy's achieved share of peak draws the board's dynamic power
-    (TDP - idle), of which `compute_power_share` goes to arithmetic and operand delivery
-    (register files, instruction issue) and the rest to the memory system, counted separately.
-    Bottom-up figures for a bare multiplier (technology library) leave out that SIMT overhead.
-    """
-    dynamic_w = (chip.tdp_w - chip.idle_w) * p.compute_power_share
-    return tuple((d, 1e12 * dynamic_w / (chip.peak_flops_per_s(d) * p.gemm_peak_fraction))
-                 for d in chip.dtypes)
+    return Plan(system.name, "gpu", req.phase, par, lv.names, efficiencies, par.pp,
+                req.microbatches, par.tp, tuple(steps), notes=(f"software: {p.software}",))
 
 
 def _with_stage(step: Step, stage: int) -> Step:
@@ -321,6 +236,6 @@ def _collective(name: str, shard: OpShard, tp: int, after: Step, lv: _Levels,
     sent, hops = collective_traffic(shard, tp, topology)
     traffic = [0.0] * len(lv.names)
     traffic[lv.l2 if lv.l2 is not None else lv.hbm] = sent
-    return Step(f"{name}.{shard.collective}", "collective", after.stage, after.repeat, 0.0, "bf16",
+    return Step(f"{name}.{shard.collective}", StepKind.COLLECTIVE, after.stage, after.repeat, 0.0, "bf16",
                 1.0, tuple(traffic), tuple(traffic), link_bytes=sent,
                 link_latency_s=hops * link_latency_s, overhead_s=p.collective_overhead_s)

@@ -9,10 +9,65 @@ multiplying is exact and keeps a 126-layer model as cheap to evaluate as a 1-lay
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
-from tegel.workload.ir import GEMM_KINDS, Op
+from tegel.workload.ir import GEMM_KINDS, Op, OpKind
 from tegel.workload.llm import Phase
+
+
+class StepKind(enum.Enum):
+    """What a step does, for reports and for the policies' rules."""
+
+    GEMM = "gemm"
+    MOE = "moe"
+    ATTENTION = "attention"
+    NORM = "norm"
+    EMBEDDING = "embedding"
+    ELEMENTWISE = "elementwise"
+    COLLECTIVE = "collective"
+    TRANSFER = "transfer"
+
+
+_STEP_KIND = {OpKind.MATMUL: StepKind.GEMM, OpKind.CONV2D: StepKind.GEMM,
+              OpKind.MOE_EXPERTS: StepKind.MOE, OpKind.ATTENTION: StepKind.ATTENTION,
+              OpKind.RMSNORM: StepKind.NORM, OpKind.LAYERNORM: StepKind.NORM,
+              OpKind.EMBEDDING: StepKind.EMBEDDING}
+
+
+def step_kind(op: Op) -> StepKind:
+    """The kind of step an op becomes (every policy uses this one table)."""
+    return _STEP_KIND.get(op.kind, StepKind.ELEMENTWISE)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A bundle of parallel links: on a mesh/torus, the `hi - lo` links that cross grid line
+    `line` (kind x: between columns line-1 and line, for rows lo..hi-1; kind y: between rows,
+    for columns lo..hi-1) in `direction` (+1 east/south, -1 west/north). Kind xbar: the ports of
+    tiles lo..hi-1 of a crossbar; kind c2c: chip `chip` to chip `line` (or a switch port)."""
+
+    kind: str  # x | y | xbar | c2c
+    chip: int
+    line: int
+    direction: int
+    lo: int
+    hi: int
+    bytes_per_s: float  # all links of the bundle together
+    latency_s: float
+
+    @property
+    def width(self) -> int:
+        return self.hi - self.lo
+
+    def label(self) -> str:
+        arrow = "+" if self.direction > 0 else "-"
+        if self.kind in ("x", "y"):
+            span = "rows" if self.kind == "x" else "cols"
+            return f"chip {self.chip} {self.kind}{arrow} line {self.line} {span} {self.lo}-{self.hi - 1}"
+        if self.kind == "xbar":
+            return f"chip {self.chip} xbar{arrow} tiles {self.lo}-{self.hi - 1}"
+        return f"c2c {self.chip}->{self.line}" if self.line >= 0 else f"c2c {self.chip} switch{arrow}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +100,7 @@ class Step:
     """One unit of scheduled work on each chip of a pipeline stage (all figures per chip)."""
 
     name: str
-    kind: str  # gemm | attention | elementwise | norm | embedding | moe | collective | transfer
+    kind: StepKind
     stage: int  # -1: in every stage (a repeated layer); otherwise the stage index
     repeat: int
     flops: float
@@ -60,6 +115,23 @@ class Step:
     overhead_s: float = 0.0  # fixed cost: kernel launch, synchronisation
     resource_share: float = 1.0  # fraction of one chip's compute and bandwidth the step has
     ops: tuple[str, ...] = ()  # IR ops this step carries out
+    route: tuple[Link, ...] = ()  # a transfer's link bundles: its time is over these
+    transfer_bytes: float = 0.0  # bytes a transfer moves over each bundle of its route
+    first_layer: int = -1  # the first model layer a repeated step stands for (-1: none)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """What a policy is asked to plan: one forward call of a (layer-folded) graph standing for
+    `layers` model layers, split as `parallelism` says, in `stages` pipeline stages (a multiple
+    of pp; on a GPU, pp) with `microbatches` micro-batches of `phase.batch` sequences each."""
+
+    phase: Phase
+    parallelism: Parallelism
+    layers: int
+    stages: int
+    microbatches: int = 1
+    software: str | None = None  # GPU software generation (None: current)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +150,6 @@ class Plan:
     # is a region of one chip)
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = field(default=())
-    # energy per FLOP the policy knows better than the technology library (dtype class, pJ)
-    compute_pj_per_flop: tuple[tuple[str, float], ...] = ()
 
     def describe(self) -> str:
         """A readable listing: one line per step."""
@@ -90,7 +160,7 @@ class Plan:
         for s in self.steps:
             traffic = ", ".join(f"{name} {r + w:.3g} B" for name, r, w in
                                 zip(self.levels, s.reads, s.writes, strict=True) if r + w)
-            lines.append(f"  [{s.stage:>2}] x{s.repeat:<4} {s.kind:<11} {s.name:<28} "
+            lines.append(f"  [{s.stage:>2}] x{s.repeat:<4} {s.kind.value:<11} {s.name:<28} "
                          f"{s.flops:.3g} FLOP  {traffic}")
         return "\n".join(lines + [f"  note: {n}" for n in self.notes])
 

@@ -18,7 +18,8 @@ import math
 
 from tegel.errors import TegelError
 from tegel.hardware import Chip, System
-from tegel.mapping.compiled import Link, Rect
+from tegel.mapping.compiled import Rect
+from tegel.mapping.plan import Link
 
 
 def noc_links(chip: Chip) -> float:

@@ -1,7 +1,8 @@
 """Tensor-parallel sharding of an LLM graph (Megatron style), propagated op by op.
 
 Column-parallel matmuls (q/k/v, gate/up, the LM head) split their output channels over the tp
-chips; the row-parallel matmul that consumes a split tensor (o, down, the experts) splits its
+chips; embedding tables split their rows (the vocabulary), each chip looking up the ids it holds,
+and an all-reduce sums the rows (Megatron's vocabulary-parallel embedding); the row-parallel matmul that consumes a split tensor (o, down, the experts) splits its
 contraction and leaves partial sums that an all-reduce combines. Attention splits by heads;
 keys and values by kv heads (replicated where tp exceeds them). Norms and residual adds run
 replicated on every chip. The result says, per op, by how much each chip's share of FLOPs and
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tegel.workload.ir import Graph, OpKind, Role
+from tegel.workload.ir import Attention, Graph, OpKind, OpRole, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +27,15 @@ class OpShard:
     collective_bytes: float = 0.0  # size of the full tensor the collective combines
 
 
-def _is_kv_projection(name: str) -> bool:
-    return name.endswith((".attn.k", ".attn.v"))
+def kv_heads(graph: Graph) -> int:
+    """Key/value heads of the graph's attention (the fewest, if several; 1 without attention)."""
+    heads = [op.attrs.num_kv_heads for op in graph.ops if isinstance(op.attrs, Attention)]
+    return min(heads, default=1)
 
 
-def shard_graph(graph: Graph, tp: int, num_kv_heads: int, ep: int = 1) -> dict[str, OpShard]:
+def shard_graph(graph: Graph, tp: int, ep: int = 1) -> dict[str, OpShard]:
     """How each op of `graph` divides over `tp` chips (ep > 1: experts by all-to-all)."""
-    kv_div = float(min(tp, num_kv_heads))
+    kv_div = float(min(tp, kv_heads(graph)))
     split: dict[str, float] = {}  # tensor name -> how many ways it is split
     out: dict[str, OpShard] = {}
     full = 1.0
@@ -45,17 +48,17 @@ def shard_graph(graph: Graph, tp: int, num_kv_heads: int, ep: int = 1) -> dict[s
             out[op.name] = shard
             continue
         if kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT:
-            if "router" in op.name:
+            if op.role is OpRole.ROUTER:
                 reads, writes, flops_div = [1.0] * len(ins), [1.0], 1.0
             elif ins[0] > 1:  # row-parallel: partial sums, then all-reduce
                 reads = [ins[0], float(tp)] + [1.0] * (len(ins) - 2)
                 writes, flops_div = [1.0], float(tp)
                 collective, coll_bytes = "all_reduce", op.outputs[0].nbytes
             else:  # column-parallel
-                div = kv_div if _is_kv_projection(op.name) else float(tp)
+                div = kv_div if op.role in (OpRole.K_PROJ, OpRole.V_PROJ) else float(tp)
                 reads = [1.0, div] + [div] * (len(ins) - 2)
                 writes, flops_div = [div], div
-                if op.name == "logits":
+                if op.role is OpRole.LM_HEAD:
                     collective, coll_bytes = "all_gather", op.outputs[0].nbytes
         elif kind is OpKind.ATTENTION:
             reads, writes, flops_div = [float(tp), kv_div, kv_div], [float(tp)], float(tp)
@@ -66,7 +69,10 @@ def shard_graph(graph: Graph, tp: int, num_kv_heads: int, ep: int = 1) -> dict[s
             writes, flops_div = [1.0], float(tp)
             collective = "all_to_all" if ep > 1 else "all_reduce"
             coll_bytes = op.outputs[0].nbytes
-        elif kind in (OpKind.EMBEDDING, OpKind.MOE_ROUTER) or (
+        elif kind is OpKind.EMBEDDING:  # vocabulary-parallel: rows split, partial rows summed
+            reads, writes, flops_div = [1.0, float(tp)], [1.0], float(tp)
+            collective, coll_bytes = "all_reduce", op.outputs[0].nbytes
+        elif kind is OpKind.MOE_ROUTER or (
             kind is OpKind.MATMUL and op.inputs[1].role is not Role.WEIGHT
         ):
             reads, writes, flops_div = [1.0] * len(ins), [1.0] * len(op.outputs), 1.0

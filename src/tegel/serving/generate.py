@@ -21,8 +21,8 @@ from tegel.evaluate.functional import (
     stages_of_ops,
 )
 from tegel.hardware import System, load_system
-from tegel.mapping.compiler import compile_llm
-from tegel.serving.run import RunResult, resolve_precision, run
+from tegel.serving.run import RunResult, run
+from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.workload.dtypes import DType
 from tegel.workload.llm import Phase, Precision, build_llm_graph
 from tegel.workload.model_config import ModelConfig
@@ -54,34 +54,31 @@ class _Session:
         self.note = ""
         try:
             structure = self.simulated = run(cfg, system, 1, prompt_len, max(1, new_tokens),
-                                             self.precision, tp=tp)
+                                             self.precision, options=RunOptions(tp=tp))
         except TegelError as err:
             if "does not compute in" not in str(err):
                 raise
             # numbers still run; time and energy need arithmetic in the format: plan the
             # structure (which splits GEMMs how) in the chip's own format instead
             self.note = f"no simulated cost: {err}"
-            structure = run(cfg, system, 1, prompt_len, max(1, new_tokens), None, tp=tp)
+            structure = run(cfg, system, 1, prompt_len, max(1, new_tokens), None,
+                            options=RunOptions(tp=tp))
         prefill = build_llm_graph(cfg, Phase.prefill(1, prompt_len), self.precision)
         self.weights = quantize_weights(weights, prefill)
         chosen = structure.chosen
         decode = build_llm_graph(cfg, Phase.decode(1, prompt_len), self.precision)
-        dataflow = system.chip.architecture == "dataflow" and chosen.decode.plan.parallelism.tp == 1
         self.prefill_stages: dict[str, int] = {}
         self.decode_stages: dict[str, int] = {}
-        if dataflow:  # the spatial compiler's plan: its K splits and its pipeline stages
-            compiled = [compile_llm(cfg, system, phase, self.precision, plan.parallelism, plan.stages)
-                        for phase, plan in ((Phase.prefill(1, prompt_len), chosen.prefill.plan),
-                                            (Phase.decode(1, prompt_len), chosen.decode.plan))]
-            self.prefill_splits = splits_for_compiled(prefill, compiled[0])
-            self.decode_splits = splits_for_compiled(decode, compiled[1])
-            self.prefill_stages = stages_of_ops(prefill, compiled[0])
-            self.decode_stages = stages_of_ops(decode, compiled[1])
+        if chosen.compiled is not None and chosen.parallelism.tp == 1:
+            # the spatial compiler's plan: its K splits and its pipeline stages
+            compiled_prefill, compiled_decode = chosen.compiled
+            self.prefill_splits = splits_for_compiled(prefill, compiled_prefill)
+            self.decode_splits = splits_for_compiled(decode, compiled_decode)
+            self.prefill_stages = stages_of_ops(prefill, compiled_prefill)
+            self.decode_stages = stages_of_ops(decode, compiled_decode)
         else:
-            self.prefill_splits = splits_for_plan(prefill, chosen.prefill.plan, system,
-                                                  cfg.num_kv_heads)
-            self.decode_splits = splits_for_plan(decode, chosen.decode.plan, system,
-                                                 cfg.num_kv_heads)
+            self.prefill_splits = splits_for_plan(prefill, chosen.prefill.plan)
+            self.decode_splits = splits_for_plan(decode, chosen.decode.plan)
         self.blocks = self.partials = 0
         self.allreduce = self.transfers = 0.0
 

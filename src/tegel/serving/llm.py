@@ -1,8 +1,8 @@
 """LLM inference on a system: prefill of L tokens, then O decode steps, for a batch of users.
 
-`run` chooses (or takes) the parallelism and the batch, plans prefill and decode with the
-system's mapping policy, evaluates both, and derives the figures a buyer asks for: time to
-first token, time per output token, throughput, J/token, power and memory footprint.
+One configuration (parallelism, batch per replica, stages) is planned with the system's mapping
+policy and evaluated — analytically or in the event simulator — into an `Evaluated`: time to
+first token, time per output token, and the energy of one replica serving its share.
 
 Approximations (docs/design.md): a static batch — every sequence has the same input and output
 length; decode is evaluated once at the mean KV length L + O/2 (decode work is linear in K, so
@@ -16,22 +16,28 @@ import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from tegel.errors import TegelError
 from tegel.evaluate.analytical import PhaseCost, evaluate
+from tegel.evaluate.cost import CATEGORIES, Category
 from tegel.hardware import System
-from tegel.mapping.dataflow import dataflow_params, plan_dataflow
-from tegel.mapping.gpu import gpu_params, plan_gpu
-from tegel.mapping.plan import Parallelism, Plan
+from tegel.mapping.compiled import CompiledPlan
+from tegel.mapping.compiler import llm_request
+from tegel.mapping.params import Params
+from tegel.mapping.plan import Parallelism, PlanRequest
+from tegel.mapping.registry import policy_for
+from tegel.serving.scenario import RunOptions, Scenario
 from tegel.workload.ir import Graph
 from tegel.workload.llm import Phase, Precision, build_llm_graph
 from tegel.workload.model_config import ModelConfig
+from tegel.workload.roles import layer_weights, non_layer_weights
 
 PREFILL_CHUNK_TOKENS = 8192  # activations are sized for chunked prefill of this many tokens
+_STATIC = CATEGORIES.index(Category.STATIC)
 
 
 @lru_cache(maxsize=512)
 def folded_graph(cfg: ModelConfig, phase: Phase, precision: Precision) -> Graph:
-    """The graph of `phase` with one transformer layer (the plan repeats it num_layers times)."""
+    """The graph of `phase` with one transformer layer (the plan repeats it num_layers times).
+    Cached by content: the key is the (frozen) configuration, phase and formats themselves."""
     return build_llm_graph(replace(cfg, num_layers=1), phase, precision)
 
 
@@ -56,100 +62,66 @@ class Memory:
 def model_weight_bytes(cfg: ModelConfig, precision: Precision) -> float:
     """Bytes of all weights in the precision's formats (layers x one layer + the rest)."""
     one = folded_graph(cfg, Phase(1, 1, 0), precision)
-    per_layer = sum(w.nbytes for w in one.weights if w.name.startswith("layers.0."))
-    rest = sum(w.nbytes for w in one.weights if not w.name.startswith("layers.0."))
-    return per_layer * cfg.num_layers + rest
+    per_layer = sum(w.nbytes for w in layer_weights(one))
+    return per_layer * cfg.num_layers + sum(w.nbytes for w in non_layer_weights(one))
 
 
-def memory_per_chip(cfg: ModelConfig, system: System, par: Parallelism, batch_per_replica: int,
-                    context_tokens: int, input_tokens: int, precision: Precision,
-                    beams: int = 1) -> Memory:
+def memory_per_chip(s: Scenario, system: System, par: Parallelism, batch_per_replica: int,
+                    params: Params) -> Memory:
     """Weights, KV cache and transient activations on each chip of a replica. With beam
     search the beams of a sequence share the prompt's cache and keep their own generated part."""
-    chip = system.chip
-    shards = par.tp * par.pp
-    weights = model_weight_bytes(cfg, precision) / shards
-    kv_token = precision.kv_cache.nbytes(cfg.kv_cache_elements_per_token())
-    cached = input_tokens + beams * (context_tokens - input_tokens)
+    cfg, p = s.model, s.precision
+    weights = model_weight_bytes(cfg, p) / (par.tp * par.pp)
+    kv_token = p.kv_cache.nbytes(cfg.kv_cache_elements_per_token())
+    cached = s.input_tokens + s.beams * s.output_tokens
     kv = batch_per_replica * cached * kv_token / (min(par.tp, cfg.num_kv_heads) * par.pp)
-    tokens = min(batch_per_replica * input_tokens, PREFILL_CHUNK_TOKENS)
+    tokens = min(batch_per_replica * s.input_tokens, PREFILL_CHUNK_TOKENS)
     width = 4 * cfg.hidden_size + (3 * cfg.intermediate_size + cfg.vocab_size) / par.tp
-    activations = precision.activations.nbytes(int(tokens * width))
-    if chip.architecture == "gpu":
-        capacity = chip.offchip_usable_bytes * gpu_params().memory_usable_fraction
-    else:
-        sram = sum(lv.total_bytes for lv in chip.levels() if lv.scope != "offchip")
-        capacity = chip.offchip_usable_bytes + sram * dataflow_params().sram_weight_fraction
+    activations = p.activations.nbytes(int(tokens * width))
+    capacity = policy_for(system.chip).usable_memory_bytes(system.chip, params)
     return Memory(weights, kv, activations, capacity)
 
 
-def max_batch(cfg: ModelConfig, system: System, par: Parallelism, context_tokens: int,
-              input_tokens: int, precision: Precision, limit: int, beams: int = 1) -> int:
-    """Largest batch per replica that fits memory (0 if not even one sequence fits)."""
-    one = memory_per_chip(cfg, system, par, 1, context_tokens, input_tokens, precision, beams)
+def max_batch(s: Scenario, system: System, par: Parallelism, limit: int, params: Params) -> int:
+    """Largest batch per replica that fits memory, at most `limit` (0 if not even one fits)."""
+    one = memory_per_chip(s, system, par, 1, params)
     if not one.fits:
         return 0
     per_seq = one.kv_cache_bytes
     spare = one.capacity_bytes - one.weights_bytes - one.activation_bytes - per_seq
     # activations are bounded by the prefill chunk, so they grow no further with batch
-    full_act = memory_per_chip(cfg, system, par, limit, context_tokens, input_tokens, precision,
-                               beams)
-    spare -= full_act.activation_bytes - one.activation_bytes
+    spare -= memory_per_chip(s, system, par, limit, params).activation_bytes - one.activation_bytes
     return max(1, min(limit, 1 + int(spare // per_seq))) if per_seq > 0 else limit
 
 
 @dataclass(frozen=True, slots=True)
-class Scenario:
-    """What is asked: a model, a system, a batch (None: as large as fits), lengths, formats."""
+class Config:
+    """One way to serve a scenario: the parallelism, sequences per replica, pipeline stages."""
 
-    model: ModelConfig
-    system: System
-    batch: int | None
-    input_tokens: int
-    output_tokens: int
-    precision: Precision
-    max_batch: int = 2048
-    beams: int = 1  # beam search: each sequence decodes `beams` hypotheses (MLPerf GPT-J: 4)
-    software: str | None = None  # GPU software generation (None: current)
-
-
-def _plans(s: Scenario, par: Parallelism, batch_per_replica: int, stages: int | None
-           ) -> tuple[Plan, Plan]:
-    cfg, system, chip = s.model, s.system, s.system.chip
-    link_latency = system.scale_up.latency_s if system.scale_up else 0.0
-    plans = []
-    for phase_kind in ("prefill", "decode"):
-        n_stages = par.pp if chip.architecture == "gpu" else stages or par.pp
-        sequences = batch_per_replica * (s.beams if phase_kind == "decode" else 1)
-        micro = min(sequences, n_stages)
-        b = math.ceil(sequences / micro)
-        phase = (Phase.prefill(b, s.input_tokens) if phase_kind == "prefill"
-                 else Phase(b, 1, s.input_tokens + s.output_tokens // 2, s.beams, s.input_tokens))
-        graph = folded_graph(cfg, phase, s.precision)
-        if chip.architecture == "gpu":
-            topology = system.scale_up.topology if system.scale_up else "switch"
-            plans.append(plan_gpu(graph, chip, system.name, phase, par, cfg.num_layers,
-                                  cfg.num_kv_heads, link_latency, micro, topology, s.software))
-        else:
-            weights = model_weight_bytes(cfg, s.precision) / par.chips_per_replica
-            topology = system.scale_up.topology if system.scale_up else "switch"
-            plans.append(plan_dataflow(graph, chip, system.name, phase, par, cfg.num_layers,
-                                       n_stages, weights, link_latency, micro, cfg.num_kv_heads,
-                                       topology))
-    return plans[0], plans[1]
+    parallelism: Parallelism
+    batch_per_replica: int
+    stages: int  # GPUs: pp; dataflow chips: pp x regions per chip
 
 
 @dataclass(frozen=True, slots=True)
 class Evaluated:
-    """One configuration evaluated: the parallelism, batch and both phases' costs."""
+    """One configuration evaluated: both phases' costs of one replica, and its memory."""
 
-    parallelism: Parallelism
-    batch_per_replica: int
+    config: Config
     prefill: PhaseCost
     decode: PhaseCost
     memory: Memory
     output_tokens: int
     request_overhead_s: float = 0.0  # host work before the first token (GPU serving stacks)
+    compiled: tuple[CompiledPlan, CompiledPlan] | None = None  # spatial policies: the plans
+
+    @property
+    def parallelism(self) -> Parallelism:
+        return self.config.parallelism
+
+    @property
+    def batch_per_replica(self) -> int:
+        return self.config.batch_per_replica
 
     @property
     def ttft_s(self) -> float:
@@ -161,55 +133,57 @@ class Evaluated:
 
     @property
     def throughput_tokens_per_s(self) -> float:
-        return (self.parallelism.dp * self.batch_per_replica * self.output_tokens / self.e2e_s)
+        return self.parallelism.dp * self.batch_per_replica * self.output_tokens / self.e2e_s
+
+    def replica_energy_by_category_j(self) -> tuple[float, ...]:
+        """Energy of one replica serving its batch end to end: prefill, O - 1 decode steps and
+        static power while the host does its per-request work (the chips idle, not off)."""
+        steps = self.output_tokens - 1
+        energy = [p + steps * d for p, d in zip(self.prefill.cost.energy_by_category_j,
+                                                self.decode.cost.energy_by_category_j, strict=True)]
+        energy[_STATIC] += self.prefill.static_w * self.request_overhead_s
+        return tuple(energy)
+
+    def replica_host_energy_j(self) -> float:
+        """The hosts' part of the replica's static energy over the run."""
+        return ((self.prefill.time_s + self.request_overhead_s) * self.prefill.host_w
+                + (self.output_tokens - 1) * self.decode.time_s * self.decode.host_w)
 
 
-def evaluate_config(s: Scenario, par: Parallelism, batch_per_replica: int,
-                    stages: int | None = None, sim: str = "analytical") -> Evaluated:
-    """Plan and evaluate prefill and decode for one parallelism and batch. sim="event":
-    compile the same phases, stages and micro-batches with the spatial compiler and play them
-    in the event simulator (dataflow chips only)."""
-    context = s.input_tokens + s.output_tokens
-    mem = memory_per_chip(s.model, s.system, par, batch_per_replica, context, s.input_tokens,
-                          s.precision, s.beams)
-    prefill_plan, decode_plan = _plans(s, par, batch_per_replica, stages)
-    if sim == "event":
-        from tegel.evaluate.simulator import simulate
-        from tegel.mapping.compiler import compile_llm
-
-        pre, dec = (simulate(compile_llm(s.model, s.system, p.phase, s.precision, par, p.stages,
-                                         p.microbatches), s.system)
-                    for p in (prefill_plan, decode_plan))
-        return Evaluated(par, batch_per_replica, pre, dec, mem, s.output_tokens)
-    overhead = gpu_params(s.software).request_overhead_s if s.system.chip.architecture == "gpu" else 0.0
-    return Evaluated(par, batch_per_replica, evaluate(prefill_plan, s.system),
-                     evaluate(decode_plan, s.system), mem, s.output_tokens, overhead)
-
-
-def candidate_parallelisms(s: Scenario, tp: int | None, pp: int | None, ep: int | None
-                           ) -> list[Parallelism]:
-    """Parallelisms to consider: the flags where given, otherwise power-of-two tensor
-    parallelism (within a node on GPUs) times pipeline parallelism — powers of two on GPUs,
-    any divisor up to the layer count on dataflow chips (a 576-chip Groq system is 8 x 72)."""
-    chips = s.system.chip_count
-    gpu = s.system.chip.architecture == "gpu"
-    powers = [2**i for i in range(int(math.log2(chips)) + 1) if chips % 2**i == 0]
+def phase_requests(s: Scenario, system: System, config: Config,
+                   software: str | None) -> tuple[PlanRequest, PlanRequest]:
+    """The plan requests of prefill and of a decode step at the mean KV length: micro-batches
+    fill the stages (at most one sequence each)."""
     out = []
-    for t in [tp] if tp else powers:
-        if t > s.system.chips_per_node and gpu and not tp:
-            continue
-        rest = chips // t if chips % t == 0 else 0
-        stages = powers if gpu else [d for d in range(1, min(rest, s.model.num_layers) + 1)
-                                     if rest % d == 0]
-        for p_ in [pp] if pp else stages:
-            if chips % (t * p_):
-                continue
-            # MoE: experts split over the tensor-parallel chips (all-to-all) or sharded like
-            # dense weights (all-reduce); dense models have no experts to place
-            for e in [ep] if ep else ([1, t] if s.model.is_moe and t > 1 else [1]):
-                if t % e:
-                    raise TegelError(f"--ep {e} must divide --tp {t}")
-                out.append(Parallelism(t, p_, e, chips // (t * p_)))
-    if not out:
-        raise TegelError(f"no parallelism with tp={tp} pp={pp} fits {chips} chips of {s.system.name}")
-    return out
+    for prefill in (True, False):
+        sequences = config.batch_per_replica * (1 if prefill else s.beams)
+        micro = min(sequences, config.stages)
+        b = math.ceil(sequences / micro)
+        phase = (Phase.prefill(b, s.input_tokens) if prefill else
+                 Phase(b, 1, s.input_tokens + s.output_tokens // 2, s.beams, s.input_tokens))
+        req = llm_request(s.model, system, phase, config.parallelism, config.stages, micro)
+        out.append(replace(req, software=software))
+    return out[0], out[1]
+
+
+def evaluate_config(s: Scenario, system: System, config: Config, options: RunOptions,
+                    params: Params) -> Evaluated:
+    """Plan and evaluate prefill and decode of one configuration with the system's policy, in
+    the analytical evaluator or (options.sim == "event") the event simulator."""
+    policy = policy_for(system.chip)
+    costs, compiled = [], []
+    for req in phase_requests(s, system, config, options.software):
+        planned = policy.plan(folded_graph(s.model, req.phase, s.precision), system, req, params)
+        if options.sim == "event":
+            from tegel.evaluate.simulator import simulate
+
+            costs.append(simulate(planned.compiled or planned.plan, system,
+                                  lowered=planned.plan))
+        else:
+            costs.append(evaluate(planned.plan, system))
+        if planned.compiled is not None:
+            compiled.append(planned.compiled)
+    memory = memory_per_chip(s, system, config.parallelism, config.batch_per_replica, params)
+    overhead = policy.request_overhead_s(params, options.software)
+    return Evaluated(config, costs[0], costs[1], memory, s.output_tokens, overhead,
+                     (compiled[0], compiled[1]) if len(compiled) == 2 else None)

@@ -1,0 +1,169 @@
+"""The cost terms of one step, the power cap and static power: every evaluator's formulas.
+
+A step's work needs, from each resource, work / rate seconds: compute at the step's achievable
+share of peak, each storage level, the on-chip network (pooled over the step's share of the
+links), and, for a transfer, each link bundle of its route. Those resources work concurrently;
+what cannot overlap follows them — a route's latency, a collective on the chip-to-chip links
+(it waits for the op it combines), and fixed overheads. Energy is actions x energy per action.
+
+The analytical evaluator takes a step's time as the slowest concurrent term plus the serial
+ones; the event simulator gives the same terms to resources that queue. Neither has a formula of
+its own, so where nothing is contended they agree, and where they differ it is contention.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from tegel.errors import TegelError
+from tegel.evaluate.cost import CATEGORIES, Category
+from tegel.hardware import System
+from tegel.mapping.plan import Plan, Step
+from tegel.mapping.routing import noc_links
+
+_IDX = {c: i for i, c in enumerate(CATEGORIES)}
+
+
+class Bound(enum.Enum):
+    """The resource that sets a step's time."""
+
+    COMPUTE = "compute"
+    MEMORY = "memory"  # a storage level (named in StepCost.level)
+    NOC = "noc"
+    LINK = "link"
+    OVERHEAD = "overhead"
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """The rates and energies of one system under one plan, resolved once."""
+
+    chip_name: str
+    level_names: tuple[str, ...]
+    level_scopes: tuple[str, ...]
+    read_bps: tuple[float, ...]
+    write_bps: tuple[float, ...]
+    read_pj: tuple[float, ...]
+    write_pj: tuple[float, ...]
+    level_category: tuple[int, ...]
+    peak: dict[str, float]
+    pj_per_flop: dict[str, float]
+    noc_byte_hops_per_s: float
+    noc_pj: float
+    link_bps: float
+    link_pj: float
+
+    @classmethod
+    def of(cls, system: System, plan: Plan) -> Rates:
+        chip = system.chip
+        levels = chip.levels()
+        names = tuple(lv.name for lv in levels)
+        if names != plan.levels:
+            raise TegelError(f"plan levels {plan.levels} do not match {chip.name}'s {names}")
+        eff = plan.bandwidth_efficiency
+        link = system.scale_up
+        return cls(
+            chip.name, names, tuple(lv.scope for lv in levels),
+            tuple(lv.read_bytes_per_s * e for lv, e in zip(levels, eff, strict=True)),
+            tuple(lv.write_bytes_per_s * e for lv, e in zip(levels, eff, strict=True)),
+            tuple(lv.read_pj_per_bit for lv in levels), tuple(lv.write_pj_per_bit for lv in levels),
+            tuple(_IDX[Category.OFFCHIP_MEMORY] if lv.scope == "offchip" else
+                  _IDX[Category.ONCHIP_SRAM] for lv in levels),
+            {d: chip.peak_flops_per_s(d) for d in chip.dtypes},
+            {d: chip.pj_per_flop(d) for d in chip.dtypes},
+            chip.noc.link_bytes_per_s * noc_links(chip), chip.noc_pj_per_bit_per_hop,
+            link.link_bytes_per_s if link else 0.0, system.link_pj_per_bit)
+
+
+@dataclass(frozen=True, slots=True)
+class StepTerms:
+    """Seconds each resource needs for one occurrence of a step on one chip, and its energy."""
+
+    compute_s: float
+    level_s: tuple[float, ...]  # per storage level, nearest first
+    noc_s: float  # pooled on-chip network traffic, its latency included
+    route_s: tuple[float, ...]  # per link bundle of a transfer's route: bytes / bundle rate
+    latency_s: float  # a route's latency (after its bytes)
+    link_s: float  # chip-to-chip bytes of a collective / link rate + its latency
+    overhead_s: float
+    energy_by_category_j: tuple[float, ...]
+
+    def concurrent(self) -> tuple[float, Bound, int]:
+        """(seconds, bound, level index or -1) of the slowest of the overlapping terms."""
+        best = (self.compute_s, Bound.COMPUTE, -1)
+        for i, t in enumerate(self.level_s):
+            if t > best[0]:
+                best = (t, Bound.MEMORY, i)
+        if self.noc_s > best[0]:
+            best = (self.noc_s, Bound.NOC, -1)
+        route = max(self.route_s, default=0.0)
+        if route > best[0]:
+            best = (route, Bound.LINK, -1)
+        return best
+
+    def time_and_bound(self) -> tuple[float, Bound, int]:
+        """The step's time when nothing else competes, and what bounds it."""
+        time, bound, level = self.concurrent()
+        time += self.latency_s
+        if self.link_s > time:
+            bound, level = Bound.LINK, -1
+        time += self.link_s
+        if self.overhead_s > time:
+            bound, level = Bound.OVERHEAD, -1
+        return time + self.overhead_s, bound, level
+
+
+def step_terms(s: Step, r: Rates) -> StepTerms:
+    """The terms of one occurrence of step `s` on one chip (module doc)."""
+    if s.flops and s.compute_class not in r.peak:
+        raise TegelError(f"{r.chip_name} does not compute in {s.compute_class} (step {s.name}); "
+                         f"it supports {', '.join(r.peak)}")
+    share = s.resource_share
+    energy = [0.0] * len(CATEGORIES)
+    compute_s = 0.0
+    if s.flops:
+        compute_s = s.flops / (r.peak[s.compute_class] * s.compute_efficiency * share)
+        energy[_IDX[Category.COMPUTE]] = s.flops * r.pj_per_flop[s.compute_class] * 1e-12
+    level_s = []
+    for i, (rd, wr) in enumerate(zip(s.reads, s.writes, strict=True)):
+        level_s.append((rd / r.read_bps[i] + wr / r.write_bps[i]) / share if rd or wr else 0.0)
+        energy[r.level_category[i]] += 8e-12 * (rd * r.read_pj[i] + wr * r.write_pj[i])
+    noc_s = 0.0
+    if s.noc_byte_hops:
+        energy[_IDX[Category.NOC]] = 8e-12 * s.noc_byte_hops * r.noc_pj
+        if not s.route:
+            noc_s = s.noc_byte_hops / (r.noc_byte_hops_per_s * share) + s.noc_latency_s
+    link_s = 0.0
+    if s.link_bytes:
+        energy[_IDX[Category.CHIP_TO_CHIP]] = 8e-12 * s.link_bytes * r.link_pj
+        if not s.route:
+            if not r.link_bps:
+                raise TegelError(f"step {s.name} needs chip-to-chip links, but the system has none")
+            link_s = s.link_bytes / r.link_bps + s.link_latency_s
+    route_s = tuple(s.transfer_bytes / lk.bytes_per_s for lk in s.route)
+    latency = sum(lk.latency_s for lk in s.route)
+    return StepTerms(compute_s, tuple(level_s), noc_s, route_s, latency, link_s, s.overhead_s,
+                     tuple(energy))
+
+
+def power_capped(time_s: float, dynamic_j: float, limit_w: float) -> tuple[float, bool]:
+    """(time, capped): work that would draw more than `limit_w` of dynamic power runs slower —
+    the clocks throttle — and takes dynamic energy / available power."""
+    if limit_w > 0 and dynamic_j > limit_w * time_s > 0:
+        return dynamic_j / limit_w, True
+    return time_s, False
+
+
+def dynamic_limit_w(system: System, chips: int) -> float:
+    """Dynamic power `chips` chips may draw above idle: (TDP - idle) each."""
+    return chips * (system.chip.tdp_w - system.chip.idle_w)
+
+
+def static_power_w(system: System, chips: float) -> tuple[float, float]:
+    """(static W, the hosts' part of it) of `chips` chips: their idle power plus their share of
+    the idle power of the hosts they sit in (hosts are shared by the chips of a node)."""
+    host = system.host
+    host_idle = host.host_w_per_node if host.idle_host_w_per_node is None else host.idle_host_w_per_node
+    host_w = chips * host_idle / system.chips_per_node
+    return chips * system.chip.idle_w + host_w, host_w
