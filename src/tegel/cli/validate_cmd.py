@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from tegel.report.text import table
+
+if TYPE_CHECKING:
+    from tegel.mapping.params import Params
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,10 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "the MAPE per metric group.")
     p.add_argument("files", nargs="*", help="measurement YAML files (format of the shipped set)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--params", metavar="FILE", help="validate (or, with --calibrate, start "
+                   "fitting) with a calibration written by `tegel validate --calibrate` "
+                   "(default: the shipped parameters)")
     p.add_argument("--calibrate", action="store_true", help="fit the GPU efficiency parameters "
-                   "on the shipped H100 measurements and write them (see --write)")
-    p.add_argument("--write", metavar="FILE", help="where --calibrate writes the fitted values "
-                   "(default: the package's mapping/data/gpu_calibration.yaml)")
+                   "on the shipped H100 measurements (plus FILEs) and write them (see --write)")
+    p.add_argument("--write", metavar="PATH", help="where --calibrate writes the fitted values: a "
+                   "file, or a directory to hold gpu_calibration.yaml (default: "
+                   "./gpu_calibration.yaml); never inside the installed package")
     p.set_defaults(func=run)
 
 
@@ -29,11 +37,16 @@ def _progress(i: int, n: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tegel.errors import TegelError
     from tegel.fidelity import load_entries, validate
+    from tegel.mapping.params import load_params
 
+    if args.write is not None and not args.calibrate:
+        raise TegelError("--write is only used with --calibrate")
+    params = load_params(args.params)
     if args.calibrate:
-        return _calibrate(args)
-    report = validate(load_entries(args.files), progress=_progress)
+        return _calibrate(args, params)
+    report = validate(load_entries(args.files), progress=_progress, params=params)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
         return 0
@@ -42,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     print(table(["entry", "group", "measured", "predicted", "error", "scenario"], rows,
                 "llrrrl"))
     summary = report.summary()
-    print("\n" + table(["group", "entries", "MAPE", "MAPE (target set)"],
+    print(f"\nparameters: {report.params}")
+    print(table(["group", "entries", "MAPE", "MAPE (target set)"],
                        [[g, s["entries"], _pct(s["mape_percent"]), _pct(s["target_set_mape_percent"])]
                         for g, s in summary.items()]))
     if report.unmapped or report.failed:
@@ -56,16 +70,16 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}%"
 
 
-def _calibrate(args: argparse.Namespace) -> int:
-    from importlib import resources
-    from pathlib import Path
+def _calibrate(args: argparse.Namespace, params: Params) -> int:
+    from tegel.fidelity.calibrate import calibrate, calibration_target, objective, write_calibration
 
-    from tegel.fidelity.calibrate import calibrate, objective, write_calibration
-
-    values, before, after = calibrate(args.files, progress=lambda line: print(line, file=sys.stderr))
-    target = Path(args.write) if args.write else Path(
-        str(resources.files("tegel.mapping") / "data" / "gpu_calibration.yaml"))
-    write_calibration(values, before, after, target)
-    print(f"objective (mean MAPE over groups): {objective(before):.1f}% -> {objective(after):.1f}%")
-    print(f"wrote {target}")
+    target = calibration_target(args.write)  # before minutes of fitting, not after
+    print(f"fitting; will write {target}", file=sys.stderr)
+    values, before, after = calibrate(params, args.files,
+                                      progress=lambda line: print(line, file=sys.stderr))
+    written = write_calibration(values, before, after, target, base=params.source)
+    print(f"objective (mean target-set MAPE of throughput, TTFT, TPOT): "
+          f"{objective(before):.1f}% -> {objective(after):.1f}%")
+    print(f"wrote {written}; use it with `tegel validate --params {written}` or "
+          f"`tegel run ... --params {written}`")
     return 0

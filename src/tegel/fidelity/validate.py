@@ -11,7 +11,9 @@ from typing import Any
 from tegel.errors import TegelError
 from tegel.fidelity.cases import GROUPS, Case, Unmapped, load_entries, to_case
 from tegel.hardware import System, load_system
+from tegel.mapping.params import Params, default_params
 from tegel.serving.run import RunResult, run
+from tegel.serving.scenario import RunOptions
 
 # The subset the issue sets a target on: TensorRT-LLM fixed-length tables and MLPerf Offline.
 TARGET_SET = {
@@ -48,17 +50,17 @@ def h100_system(chips: int) -> System:
     return dgx.model_copy(update={"chip_count": chips, "name": f"{chips}x-h100-sxm"})
 
 
-def _server_batch(case: Case, system: System) -> RunResult:
+def _server_batch(case: Case, system: System, params: Params) -> RunResult:
     """Largest batch whose decode step meets the TPOT limit (bisection over powers then steps)."""
     limit = case.tpot_limit_s or math.inf
-    best = _run(case, system, 1)
-    top = _run(case, system, "auto")
+    best = _run(case, system, 1, params)
+    top = _run(case, system, "auto", params)
     lo, hi = 1, top.batch
     if top.tpot_s <= limit:
         return top
     while hi - lo > max(1, lo // 32):
         mid = (lo + hi) // 2
-        r = _run(case, system, mid)
+        r = _run(case, system, mid, params)
         if r.tpot_s <= limit:
             lo, best = mid, r
         else:
@@ -66,27 +68,18 @@ def _server_batch(case: Case, system: System) -> RunResult:
     return best
 
 
-def _run(case: Case, system: System, batch: int | str) -> RunResult:
+def _run(case: Case, system: System, batch: int | str, params: Params) -> RunResult:
+    options = RunOptions(tp=case.tp, max_batch_per_replica=case.max_batch, beams=case.beams,
+                         software=params.gpu.later_generation(case.software))
     return run(case.model, system, batch, case.input_tokens, case.output_tokens, case.precision,
-               tp=case.tp, max_batch_per_replica=case.max_batch, beams=case.beams,
-               software=_known_generation(case.software))
+               options=options, params=params)
 
 
-def _known_generation(year: str | None) -> str | None:
-    """The case's software generation if gpu.yaml has one for it, else the nearest later."""
-    from tegel.mapping.gpu import gpu_params_data
-
-    if year is None:
-        return None
-    known = sorted(gpu_params_data().get("generations") or {})
-    later = [g for g in known if g >= year]
-    return later[0] if later else None
-
-
-def predict(case: Case) -> Row:
-    """Run the case's scenario and read off the figure the measurement reports."""
+def predict(case: Case, params: Params) -> Row:
+    """Run the case's scenario with `params` and read off the figure the measurement reports."""
     system = h100_system(case.chips)
-    result = _server_batch(case, system) if case.batch == "server" else _run(case, system, case.batch)
+    result = (_server_batch(case, system, params) if case.batch == "server"
+              else _run(case, system, case.batch, params))
     d = result.to_dict()
     if case.group == "throughput":
         value = d["throughput_tokens_per_s"] / (case.chips if case.per_accelerator else 1)
@@ -105,9 +98,13 @@ def predict(case: Case) -> Row:
 
 @dataclass(frozen=True, slots=True)
 class Report:
+    """Rows predicted with the parameters named by `params` (their source), and the entries
+    not validated, with the reason."""
+
     rows: tuple[Row, ...]
     unmapped: tuple[Unmapped, ...]
     failed: tuple[Unmapped, ...]
+    params: str = "shipped"
 
     def mape(self, group: str, target_only: bool = False) -> float | None:
         """Mean absolute percentage error of a group (None when it has no rows)."""
@@ -121,6 +118,7 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "params": self.params,
             "rows": [{"id": r.case.id, "group": r.case.group, "scenario": r.scenario,
                       "approximation": r.case.approximation, "measured": r.case.measured,
                       "predicted": r.predicted, "error_percent": 100.0 * r.error,
@@ -132,8 +130,11 @@ class Report:
 
 
 def validate(entries: Iterable[tuple[str, dict[str, Any]]] | None = None,
-             progress: Callable[[int, int], None] | None = None) -> Report:
-    """Validate measurement entries (default: the shipped H100 set)."""
+             progress: Callable[[int, int], None] | None = None,
+             params: Params | None = None) -> Report:
+    """Validate measurement entries (default: the shipped H100 set) with `params` (default: the
+    shipped parameters); `progress(i, n)` is called before each entry."""
+    params = params or default_params()
     items = list(entries) if entries is not None else load_entries()
     rows: list[Row] = []
     unmapped: list[Unmapped] = []
@@ -146,7 +147,7 @@ def validate(entries: Iterable[tuple[str, dict[str, Any]]] | None = None,
             unmapped.append(case)
             continue
         try:
-            rows.append(predict(case))
+            rows.append(predict(case, params))
         except TegelError as err:
             failed.append(Unmapped(case.id, f"tegel could not run it: {err}"))
-    return Report(tuple(rows), tuple(unmapped), tuple(failed))
+    return Report(tuple(rows), tuple(unmapped), tuple(failed), params.source)
