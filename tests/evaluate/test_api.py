@@ -10,10 +10,12 @@ import pytest
 import tegel
 from tegel.errors import TegelError
 from tegel.hardware import load_system
-from tegel.mapping.plan import Parallelism
+from tegel.mapping.params import default_params
+from tegel.mapping.plan import Parallelism, StepKind
 from tegel.report.text import si
 from tegel.serving import RunResult, run
 from tegel.serving.llm import memory_per_chip
+from tegel.serving.scenario import RunOptions, Scenario
 from tegel.workload import DType, Precision
 from tegel.workload.model_config import load_model_config
 
@@ -25,7 +27,8 @@ CONTRACT_KEYS = ("model", "system", "batch", "ttft_s", "tpot_s", "throughput_tok
 @pytest.fixture(scope="module")
 def gpu_result() -> RunResult:
     """A single-stage, single-micro-batch GPU plan: step times add up to phase times."""
-    return run("llama-3.1-8b", "h100-sxm", batch=4, input_tokens=256, output_tokens=32, tp=1, pp=1)
+    return run("llama-3.1-8b", "h100-sxm", batch=4, input_tokens=256, output_tokens=32,
+               options=RunOptions(tp=1, pp=1))
 
 
 def test_top_level_run_is_the_serving_run() -> None:
@@ -62,8 +65,8 @@ def test_op_rows_are_one_per_step_of_each_phase(gpu_result: RunResult) -> None:
 @pytest.mark.parametrize(("system", "tp", "stages"), [("h100-sxm", 1, None), ("dgx-h100", 4, None),
                                                       ("ref-dataflow", 1, 1)])
 def test_step_times_times_repeat_add_up_to_phase_times(system: str, tp: int, stages: int | None) -> None:
-    result = run("llama-3.1-8b", system, batch=4, input_tokens=256, output_tokens=32, tp=tp, pp=1,
-                 stages=stages)
+    result = run("llama-3.1-8b", system, batch=4, input_tokens=256, output_tokens=32,
+                 options=RunOptions(tp=tp, pp=1, stages=stages))
     assert result.tpot_s == result.chosen.decode.time_s
     assert result.ttft_s >= result.chosen.prefill.time_s  # plus any per-request host overhead
     for phase_name, phase in (("prefill", result.chosen.prefill), ("decode", result.chosen.decode)):
@@ -101,9 +104,9 @@ def test_batch_auto_fills_memory() -> None:
     assert result.batch > 1
     assert mem["total"] <= mem["capacity"]
     # one more sequence per replica would not fit
-    cfg, system = load_model_config("llama-3.1-8b"), load_system("h100-sxm")
-    more = memory_per_chip(cfg, system, result.parallelism, result.chosen.batch_per_replica + 1, 640,
-                           512, result.precision)
+    scenario = Scenario(load_model_config("llama-3.1-8b"), None, 512, 128, result.precision)
+    more = memory_per_chip(scenario, load_system("h100-sxm"), result.parallelism,
+                           result.chosen.batch_per_replica + 1, default_params())
     assert not more.fits
 
 
@@ -118,8 +121,8 @@ def test_a_workload_that_does_not_fit_says_by_how_much() -> None:
     with pytest.raises(TegelError) as err:
         run("llama-3.1-405b", "h100-sxm", batch=1, input_tokens=1024, output_tokens=256)
     text = str(err.value)
-    cfg, system = load_model_config("llama-3.1-405b"), load_system("h100-sxm")
-    mem = memory_per_chip(cfg, system, Parallelism(), 1, 1280, 1024, Precision())
+    scenario = Scenario(load_model_config("llama-3.1-405b"), 1, 1024, 256, Precision())
+    mem = memory_per_chip(scenario, load_system("h100-sxm"), Parallelism(), 1, default_params())
     assert "does not fit" in text and "h100-sxm" in text
     assert f"short by {si(mem.total_bytes - mem.capacity_bytes, 'B')}" in text
 
@@ -142,7 +145,7 @@ def test_groq_spreads_a_layer_over_chips_with_tensor_parallelism() -> None:
     assert par.tp > 1 and par.tp * par.pp * par.dp == 576
     assert r.chosen.memory.fits
     kinds = {s.kind for s in r.chosen.decode.plan.steps}
-    assert "collective" in kinds
+    assert StepKind.COLLECTIVE in kinds
     assert r.energy_breakdown_j_per_token["chip_to_chip"] > 0
 
 
@@ -151,8 +154,8 @@ def test_moe_models_search_expert_parallelism() -> None:
     (all-to-all) and picks the faster; a dense model never gets ep > 1."""
     from tegel.serving import run
 
-    free = run("mixtral-8x7b", "dgx-h100", batch=64, tp=8)
-    forced = run("mixtral-8x7b", "dgx-h100", batch=64, tp=8, ep=1)
+    free = run("mixtral-8x7b", "dgx-h100", batch=64, options=RunOptions(tp=8))
+    forced = run("mixtral-8x7b", "dgx-h100", batch=64, options=RunOptions(tp=8, ep=1))
     assert free.e2e_latency_s <= forced.e2e_latency_s
     assert free.parallelism.ep in (1, 8)
-    assert run("llama-3.1-8b", "dgx-h100", batch=64, tp=8).parallelism.ep == 1
+    assert run("llama-3.1-8b", "dgx-h100", batch=64, options=RunOptions(tp=8)).parallelism.ep == 1

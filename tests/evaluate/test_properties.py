@@ -20,6 +20,7 @@ from tegel.errors import TegelError
 from tegel.evaluate.analytical import PhaseCost
 from tegel.hardware import StorageLevel, System, load_system
 from tegel.serving import RunResult, run
+from tegel.serving.scenario import RunOptions
 from tegel.workload.model_config import ModelConfig, load_model_config
 
 MODELS = ("llama-3.1-8b", "mixtral-8x7b", "qwen2.5-7b", "gpt2")
@@ -58,8 +59,8 @@ class Case:
         """The case on `system` (default: the preset); a workload that does not fit is skipped."""
         try:
             return run(self.model, system or _system(self.system), batch or self.batch,
-                       self.input_tokens, self.output_tokens, self.precision, tp=self.tp,
-                       pp=self.pp, stages=self.stages)
+                       self.input_tokens, self.output_tokens, self.precision,
+                       options=RunOptions(tp=self.tp, pp=self.pp, stages=self.stages))
         except TegelError as err:
             if "does not fit" in str(err):
                 assume(False)
@@ -201,10 +202,21 @@ def test_energy_breakdowns_sum_to_totals(case: Case) -> None:
     assert math.isclose(sum(breakdown.values()), d["energy_j_per_token"], rel_tol=REL)
     for phase in (result.chosen.prefill, result.chosen.decode):
         _check_phase_sums(phase)
-    c = result.chosen
-    tokens = c.batch_per_replica * case.output_tokens
-    run_energy = c.prefill.cost.energy_j + (case.output_tokens - 1) * c.decode.cost.energy_j
-    assert math.isclose(d["energy_j_per_token"] * tokens, run_energy, rel_tol=REL)
+    # whole system: the busy replicas' runs, and every other chip (with its hosts' share and
+    # the racks' overhead) at idle power for as long
+    c, system = result.chosen, result.system
+    replica_j = (c.prefill.cost.energy_j + (case.output_tokens - 1) * c.decode.cost.energy_j
+                 + c.prefill.static_w * c.request_overhead_s)
+    host = system.host
+    host_idle_w = host.host_w_per_node if host.idle_host_w_per_node is None else host.idle_host_w_per_node
+    idle_w = (d["chips_idle"] * (system.chip.idle_w + host_idle_w / system.chips_per_node)
+              + host.rack_overhead_w * system.rack_share)
+    busy = d["chips_busy"] // result.parallelism.chips_per_replica
+    assert d["chips_busy"] + d["chips_idle"] == system.chip_count
+    total_j = busy * replica_j + idle_w * d["e2e_latency_s"]
+    assert math.isclose(d["energy_j_per_token"] * result.batch * case.output_tokens, total_j,
+                        rel_tol=REL)
+    assert d["power_w"] >= system.idle_w * (1 - REL)
     mem = d["memory_bytes"]
     assert math.isclose(mem["weights"] + mem["kv_cache"] + mem["activations"], mem["total"],
                         rel_tol=REL)
@@ -274,11 +286,8 @@ def _weight_level_bandwidth(result: RunResult, system: System) -> float:
     if system.chip.architecture == "gpu":
         return next(lv.read_bytes_per_s for lv in levels if lv.scope == "offchip")
     note = result.chosen.decode.plan.notes[0]
-    if note.startswith("weights resident in tile SRAM"):
-        tile = [lv for lv in levels if lv.scope == "tile"]
-        return max(tile, key=lambda lv: lv.total_bytes).read_bytes_per_s
-    assert note.startswith("weights streamed from "), note
-    name = note.removeprefix("weights streamed from ").split(";")[0]
+    assert note.startswith("weights in "), note
+    name = note.removeprefix("weights in ").split(",")[0]
     return next(lv.read_bytes_per_s for lv in levels if lv.name == name)
 
 

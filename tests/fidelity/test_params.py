@@ -97,14 +97,12 @@ def test_validate_cli_with_a_written_calibration(
 
 @pytest.mark.parametrize(("body", "message"), [
     (None, "no such calibration file"),
-    pytest.param("parameters: [1, 2\n", "not valid YAML", marks=pytest.mark.xfail(
-        reason="mapping/params.py: _parse puts PyYAML's multi-line message in the error")),
+    ("parameters: [1, 2\n", "not valid YAML"),
     ("how: nothing\n", "parameters: expected a mapping"),
     ("parameters: {gemm_peak_fraction: fast}\n", "gemm_peak_fraction: expected a finite number"),
     ("parameters: {gemm_peek_fraction: 0.5}\n", "unknown parameter 'gemm_peek_fraction'"),
-    pytest.param("parameters: {generations: {'2023': {efficiency_scale: -1}}}\n",
-                 "generations.2023.efficiency_scale", marks=pytest.mark.xfail(
-                     reason="mapping/params.py: _gpu_from accepts negative generation values")),
+    ("parameters: {generations: {'2023': {efficiency_scale: -1}}}\n",
+     "generations.2023.efficiency_scale"),
 ])
 def test_a_bad_calibration_file_is_a_one_line_error_naming_file_and_field(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str | None, message: str) -> None:

@@ -91,6 +91,12 @@ def _text(f: dict[str, Any]) -> str:
         "  peak (dense):  "
         + ", ".join(f"{d} {si(v, 'FLOP/s', 4)}" for d, v in f["peak_flops_per_s"].items())
     )
+    lines.append(
+        "  energy per op (what runs use): "
+        + ", ".join(f"{d} {v:.3g} pJ" for d, v in chip["pj_per_flop"].items())
+    )
+    lines.append(f"    ({', '.join(dict.fromkeys(chip['pj_per_flop_basis'].values()))}: "
+                 f"{next(iter(chip['pj_per_flop_rule'].values()), '')})")
     mem = chip["offchip"]
     if mem:
         lines.append(

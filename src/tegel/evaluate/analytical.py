@@ -3,9 +3,9 @@
 Each step takes the slowest of its concurrent terms plus its serial ones (`terms`). Pipeline
 stages — and the routed transfers between them, which hold no tiles — run concurrently on
 successive micro-batches: a call takes the sum of all of them plus (micro-batches - 1) times the
-slowest (the makespan of a flow line of identical jobs). A call that would draw more than the chips' board power
-is stretched to it. Static power — idle chips and their hosts' share — runs for the whole time.
-"""
+slowest (the makespan of a flow line of identical jobs). A call that would draw more than the
+chips' board power is stretched to it. Static power — idle chips and their hosts' share — runs
+for the whole time."""
 
 from __future__ import annotations
 

@@ -41,10 +41,11 @@ def complete_chip(chip: Chip, tech: Technology) -> Chip:
         if dtype in pj:
             continue
         if fraction is not None:
-            pj[dtype] = 1e12 * (chip.tdp_w - chip.idle_w) * fraction / chip.peak_flops_per_s(dtype)
+            peak = chip.peak_flops_per_s(dtype)
+            pj[dtype] = 1e12 * (chip.tdp_w - chip.idle_w) * fraction / peak  # type: ignore[index]
             cite[f"pj_per_op.{dtype}"] = (
                 f"derived: (TDP - idle) x {fraction:g} / peak {dtype} ops/s "
-                "(data/gpu_power.yaml: share of dynamic power arithmetic draws at peak)")
+                "(hardware/data/gpu_power.yaml: share of dynamic power arithmetic draws at peak)")
         else:
             pj[dtype] = tech.pj_per_op(dtype)  # type: ignore[index]
             cite[f"pj_per_op.{dtype}"] = (

@@ -27,6 +27,7 @@ def _chip_figures(chip: Chip) -> dict[str, Any]:
         },
         "pj_per_flop": {d: chip.pj_per_flop(d) for d in chip.dtypes},
         "pj_per_flop_basis": {d: compute.basis(f"pj_per_op.{d}") for d in chip.dtypes},
+        "pj_per_flop_rule": {d: compute.cite.get(f"pj_per_op.{d}", "") for d in chip.dtypes},
         "offchip": None
         if mem is None
         else {

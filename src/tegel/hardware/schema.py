@@ -61,10 +61,12 @@ class Cited(Frozen):
                 f"expected '*' or one of: {', '.join(sorted(fields))}")
 
     def basis(self, field: str) -> str:
-        """`preset`, `technology` or `assumption`: how the value of `field` was obtained."""
+        """`preset`, `technology`, `power model` or `assumption`: how `field` was obtained."""
         text = self.cite.get(field, self.cite.get("*", ""))
         if text.startswith("derived: technology"):
             return "technology"
+        if text.startswith("derived: (TDP - idle)"):
+            return "power model"
         if text.startswith("assumption"):
             return "assumption"
         return "preset"

@@ -427,7 +427,6 @@ def place_tensors(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
     """A home for every tensor an op of a stage reads or writes, at that stage (its share on
     each chip of the stage). Activations and inputs live in tile SRAM unless a stage's largest
     op does not fit beside what is resident there; then they spill to the KV cache's level."""
-    ops = {op.name: op for op in graph.ops}
     kinds = {Role.WEIGHT: "weight", Role.KV_CACHE: "kv_cache", Role.INPUT: "input",
              Role.ACTIVATION: "activation"}
     tile = next(lv for lv in target.chip.levels() if lv.name == levels.activations)

@@ -162,8 +162,13 @@ def _gpu_from(data: Mapping[str, Any], source: str) -> GpuParams:
                 continue
             if key not in values or key == "software":
                 raise TegelError(f"{where}: unknown field {key!r}")
-            own.append((str(key), _number(value, f"{where}.{key}")))
+            number = _number(value, f"{where}.{key}")
+            if number < 0:
+                raise TegelError(f"{where}.{key}: expected a non-negative number, got {value!r}")
+            own.append((str(key), number))
         scale = _number(body.get("efficiency_scale", 1.0), f"{where}.efficiency_scale")
+        if scale <= 0:
+            raise TegelError(f"{where}.efficiency_scale: expected a positive number, got {scale!r}")
         gens.append(Generation(str(year), scale, tuple(own)))
     return GpuParams(**values, generations=tuple(gens))
 
@@ -182,7 +187,10 @@ def _parse(text: str, source: str) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise TegelError(f"{source}: not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(err, "problem", None) or "cannot parse"
+        raise TegelError(f"{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise TegelError(f"{source}: expected a mapping at the top level")
     return data

@@ -1,13 +1,13 @@
 """Tensor-parallel sharding of an LLM graph (Megatron style), propagated op by op.
 
 Column-parallel matmuls (q/k/v, gate/up, the LM head) split their output channels over the tp
-chips; embedding tables split their rows (the vocabulary), each chip looking up the ids it holds,
-and an all-reduce sums the rows (Megatron's vocabulary-parallel embedding); the row-parallel matmul that consumes a split tensor (o, down, the experts) splits its
-contraction and leaves partial sums that an all-reduce combines. Attention splits by heads;
-keys and values by kv heads (replicated where tp exceeds them). Norms and residual adds run
-replicated on every chip. The result says, per op, by how much each chip's share of FLOPs and
-of each input and output is divided, and which collective follows it.
-"""
+chips; embedding tables split their rows (the vocabulary), each chip looking up the ids it
+holds, and an all-reduce sums the rows (Megatron's vocabulary-parallel embedding); the row-
+parallel matmul that consumes a split tensor (o, down, the experts) splits its contraction and
+leaves partial sums that an all-reduce combines. Attention splits by heads; keys and values by
+kv heads (replicated where tp exceeds them). Norms and residual adds run replicated on every
+chip. The result says, per op, by how much each chip's share of FLOPs and of each input and
+output is divided, and which collective follows it."""
 
 from __future__ import annotations
 

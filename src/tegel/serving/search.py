@@ -6,10 +6,9 @@ the policy's pipeline degrees, data parallelism over the rest, and for MoE model
 sharded like dense weights (all-reduce) or split over the tensor-parallel chips (all-to-all).
 Each candidate that holds its weights and KV cache is planned at the stage counts the policy
 offers, in increasing order until one is worse than the one before (more stages shorten each
-stage and lengthen the pipeline: the objective is taken to have one optimum); the objective is end-to-end latency at a fixed batch and throughput with batch None
-("auto"). Design-space exploration searches these configurations too, so the search is its own
-unit with its own tests.
-"""
+stage and lengthen the pipeline: the objective is taken to have one optimum); the objective is
+end-to-end latency at a fixed batch and throughput with batch None ("auto"). Design-space
+exploration searches these configurations too, so the search is its own unit with its own tests."""
 
 from __future__ import annotations
 
