@@ -1,0 +1,126 @@
+"""Regenerate (or check) every figure in README.md that tegel computes.
+
+README.md marks each generated block with `<!-- figures:NAME -->` ... `<!-- /figures:NAME -->`;
+this script renders each block from the code as it is now. `--check` (what the test suite runs)
+exits 1 and prints a diff when the README has drifted from the code; `--write` rewrites the
+blocks in place. Blocks:
+- main-job: the output of the README's main command (`tegel compare ...`);
+- validation: the `tegel validate` summary, in sample, on the shipped H100 entries;
+- dataflow-limits: dataflow presets against their published single-user speeds;
+- claim: the worked example of `tegel claim` against 8 x H100 and 8 x B200.
+
+    python tools/readme_figures.py --check
+    python tools/readme_figures.py --write
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import io
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+README = Path(__file__).parents[1] / "README.md"
+MAIN_JOB = ["compare", "llama-3.1-70b", "--on", "dgx-h100,hgx-b200,craftwerk-station",
+            "--baseline", "dgx-h100"]
+# (model, system, precision, published tok/s per user, where it was published)
+DATAFLOW_SPEEDS = [
+    ("llama-2-70b", "groq-576", "int8", 300, "GroqCloud, 2024"),
+    ("mixtral-8x7b", "groq-576", "int8", 480, "GroqCloud, 2024"),
+    ("llama-2-7b", "groq-576", "fp16", 750, "GroqCloud, 2024"),
+    ("llama-3.1-8b", "cerebras-wse3", "bf16", 1800, "Artificial Analysis"),
+]
+
+
+def _cli(argv: list[str]) -> str:
+    from tegel.cli import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(argv)
+    if code:
+        raise SystemExit(f"tegel {' '.join(argv)} failed ({code})")
+    return out.getvalue().rstrip("\n")
+
+
+def main_job() -> str:
+    return "```text\n$ tegel " + " ".join(MAIN_JOB) + "\n" + _cli(MAIN_JOB) + "\n```"
+
+
+def validation() -> str:
+    from tegel.fidelity import validate
+
+    report = validate()
+    targets = {"throughput": "≤ 10 % on TensorRT-LLM fixed-length tables + MLPerf Offline "
+                             "(8 × H100)",
+               "ttft": "each batch-1 entry within 20 %", "tpot": "—",
+               "energy": "within 25 % of ML.ENERGY v3.0 (not fitted: a prediction)"}
+    labels = {"throughput": "throughput", "ttft": "TTFT (batch 1)", "tpot": "TPOT / ITL",
+              "energy": "J/token"}
+    rows = ["| metric group | entries | MAPE, all | MAPE, target set | target |",
+            "|---|---:|---:|---:|---|"]
+    for group, s in report.summary().items():
+        def pct(v: float | None) -> str:
+            return "—" if v is None else f"{v:.1f} %"
+        rows.append(f"| {labels[group]} | {s['entries']} | {pct(s['mape_percent'])} | "
+                    f"{pct(s['target_set_mape_percent'])} | {targets[group]} |")
+    return "\n".join(rows)
+
+
+def dataflow_limits() -> str:
+    from tegel.serving import run
+
+    rows = ["| model on system | tegel | published | |", "|---|---:|---:|---|"]
+    for model, system, precision, published, where in DATAFLOW_SPEEDS:
+        r = run(model, system, 1, 1024, 256, precision)
+        ratio = r.tokens_per_s_per_user / published
+        verdict = ("agrees" if abs(ratio - 1) < 0.1 else
+                   f"{ratio:.1f}× high" if ratio >= 1.5 else f"{100 * (ratio - 1):+.0f} %")
+        rows.append(f"| {model} on `{system}` ({precision}) | {r.tokens_per_s_per_user:,.0f} "
+                    f"tok/s | ~{published:,} tok/s ({where}) | {verdict} |")
+    return "\n".join(rows)
+
+
+BLOCKS: dict[str, Callable[[], str]] = {"main-job": main_job, "validation": validation,
+                                        "dataflow-limits": dataflow_limits}
+
+
+def render(text: str, only: set[str] | None = None) -> str:
+    """`text` with every marked block regenerated."""
+    def block(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in BLOCKS:
+            raise SystemExit(f"README.md: unknown figures block {name!r}")
+        if only is not None and name not in only:
+            return match.group(0)
+        return f"<!-- figures:{name} -->\n{BLOCKS[name]()}\n<!-- /figures:{name} -->"
+
+    return re.sub(r"<!-- figures:([\w-]+) -->\n(?:.*?\n)?<!-- /figures:\1 -->", block, text,
+                  flags=re.DOTALL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", action="store_true", help="exit 1 if README.md has drifted")
+    mode.add_argument("--write", action="store_true", help="rewrite the blocks in README.md")
+    parser.add_argument("--only", nargs="*", help="blocks to regenerate (default: all)")
+    args = parser.parse_args(argv)
+    text = README.read_text(encoding="utf-8")
+    new = render(text, set(args.only) if args.only else None)
+    if args.write:
+        README.write_text(new, encoding="utf-8")
+        return 0
+    if new != text:
+        sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                                   "README.md", "generated"))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
