@@ -124,8 +124,18 @@ def _chip_from(raw: LineDict, kind: str, source: str, prefix: tuple[int | str, .
     return complete_chip(chip, _technology_for(chip.node, raw, source, prefix))
 
 
-@functools.cache
 def _load_path(path: Path) -> Chip | System:
+    """The chip or system in `path`, cached by the file's content (an edited file is re-read;
+    a system naming a chip file is re-read when the system file itself changes)."""
+    try:
+        text = path.read_bytes()
+    except OSError as err:
+        raise TegelError(f"{path}: cannot read: {err.strerror}") from None
+    return _load_content(path, text)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_content(path: Path, text: bytes) -> Chip | System:
     raw, kind = _read(path)
     source = str(path)
     if kind != "system":
