@@ -3,9 +3,18 @@ one-line errors naming the flag and what was expected."""
 
 from __future__ import annotations
 
-import pytest
+import pickle
 
-from tegel.economics.assumptions import Assumptions, load_assumptions, parse_set_flags
+import pytest
+from pydantic import ValidationError
+
+from tegel.economics.assumptions import (
+    ECONOMICS_FILE,
+    Assumptions,
+    assumptions_from_text,
+    load_assumptions,
+    parse_set_flags,
+)
 from tegel.errors import TegelError
 
 
@@ -47,3 +56,25 @@ def test_set_flags_parse() -> None:
     assert parse_set_flags(["pue=1.2", " years = 5 "]) == {"pue": "1.2", "years": "5"}
     with pytest.raises(TegelError, match="expected NAME=VALUE"):
         parse_set_flags(["pue"])
+
+
+def test_assumptions_are_a_value_cached_by_content() -> None:
+    """Loading is cached by the file's text, never by path; each load is a value of its own."""
+    text = ECONOMICS_FILE.read_text(encoding="utf-8")
+    assert assumptions_from_text(text, "x") is assumptions_from_text(text, "x")  # cache hit
+    a, b = load_assumptions(), load_assumptions()
+    assert a == b and a is not b and a.memory_usd_per_gb is not b.memory_usd_per_gb
+    edited = assumptions_from_text(text.replace("\npue: 1.56", "\npue: 1.3"), "edited.yaml")
+    assert edited.pue == 1.3 and load_assumptions().pue == 1.56
+    with pytest.raises(ValidationError):
+        a.pue = 2.0  # type: ignore[misc]
+    assert pickle.loads(pickle.dumps(a)) == a
+
+
+def test_changes_from_names_what_differs() -> None:
+    a = load_assumptions()
+    b = a.with_overrides({"pue": "1.2", "memory_usd_per_gb.hbm3": 10, "area.gpu_other_mm2": "20"})
+    assert b.changes_from(a) == {"pue": 1.2, "memory_usd_per_gb.hbm3": 10.0,
+                                 "area.gpu_other_mm2": 20.0}
+    assert a.changes_from(a) == {}
+    assert b.with_overrides(b.changes_from(a)) == b

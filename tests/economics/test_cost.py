@@ -55,14 +55,14 @@ def test_bigger_dies_cost_more_per_mm2() -> None:
 
 @pytest.mark.parametrize("name", [p.name for p in list_presets() if p.kind == "chip"])
 def test_parts_sum_to_the_price(name: str) -> None:
-    cost = chip_cost(load_chip(name))
+    cost = chip_cost(load_chip(name), A)
     assert sum(cost.breakdown_usd.values()) == pytest.approx(cost.price_usd)
     assert cost.manufacturing_usd == pytest.approx(cost.price_usd - cost.breakdown_usd["margin"])
     assert all(v >= 0 for v in cost.parts_usd)
 
 
 def test_pricing_basis() -> None:
-    market = chip_cost(load_chip("h100-sxm"))
+    market = chip_cost(load_chip("h100-sxm"), A)
     assert market.basis == "market" and market.price_usd == 27500
     cost = chip_cost(load_chip("h100-sxm"), A.with_overrides({"pricing": "cost"}))
     assert cost.basis == "cost"
@@ -74,7 +74,7 @@ def test_pricing_basis() -> None:
 
 def test_memory_price_moves_the_chip_cost() -> None:
     chip = load_chip("craftwerk")
-    base = chip_cost(chip)
+    base = chip_cost(chip, A)
     dearer = chip_cost(chip, A.with_overrides({"memory_usd_per_gb.stacked_dram": 30}))
     assert dearer.breakdown_usd["memory"] == pytest.approx(2 * base.breakdown_usd["memory"],
                                                            rel=0.01)
@@ -83,7 +83,7 @@ def test_memory_price_moves_the_chip_cost() -> None:
 
 def test_system_capital_adds_up() -> None:
     system = load_system("dgx-h100")
-    cap = system_capital(system)
+    cap = system_capital(system, A)
     assert cap.chips_usd == pytest.approx(8 * 27500)
     assert cap.hosts_usd == pytest.approx(A.host_usd_per_node)
     assert (cap + cap).total_usd == pytest.approx(2 * cap.total_usd)

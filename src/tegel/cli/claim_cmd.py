@@ -55,6 +55,8 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
                    help="speed each user must see; the batch is the largest that keeps it (50)")
     p.add_argument("--target-tokens-per-s", "--target", type=float, default=1e6, metavar="T",
                    help="throughput the footprint is sized for, tokens/s (1e6)")
+    p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
+                   "--calibrate --write FILE` (default: the shipped parameters)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -123,14 +125,16 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def claim_command(args: argparse.Namespace) -> int:
-    from tegel.economics.claim import claim
+    from tegel.economics.assumptions import load_assumptions
+    from tegel.economics.claim import ClaimOptions, claim
+    from tegel.mapping.params import load_params
 
     _check(args)
-    c = claim(args.model, args.on, args.vs, input_tokens=args.input, output_tokens=args.output,
-              precision=_precision(args.precision),
-              min_tokens_per_s_per_user=args.min_tokens_per_s_per_user,
-              target_tokens_per_s=args.target_tokens_per_s, overrides=_overrides(args),
-              batch_on=args.batch_on, batch_vs=args.batch_vs, swing=args.swing)
+    a = load_assumptions().with_overrides(_overrides(args))
+    options = ClaimOptions(args.input, args.output, _precision(args.precision),
+                           args.min_tokens_per_s_per_user, args.target_tokens_per_s,
+                           args.batch_on, args.batch_vs, args.swing)
+    c = claim(args.model, args.on, args.vs, a, options=options, params=load_params(args.params))
     d = c.to_dict()
     if args.json:
         print(json.dumps(d, indent=2))
@@ -141,6 +145,7 @@ def claim_command(args: argparse.Namespace) -> int:
 
 _SYSTEM_ROWS = (  # (label, key path, unit)
     ("batch (largest at the speed per user)", ("batch",), ""),
+    ("chips busy / idle at this batch", ("chips_busy", "chips_idle"), "/"),
     ("speed per user", ("tokens_per_s_per_user",), "tok/s"),
     ("throughput per system", ("throughput_tokens_per_s",), "tok/s"),
     ("energy per token", ("energy_j_per_token",), "J"),
@@ -167,6 +172,12 @@ def _get(d: dict, path: tuple[str, ...]) -> Any:
     return d
 
 
+def _cell(d: dict, path: tuple[str, ...], unit: str) -> str:
+    if unit == "/":  # two fields side by side
+        return " / ".join(str(d[key]) for key in path)
+    return _fmt(_get(d, path), unit)
+
+
 def _fmt(value: Any, unit: str) -> str:
     if unit == "x":
         return f"{value:.3g}x"
@@ -188,8 +199,9 @@ def render_claim(d: dict, rows: int = 12) -> str:
     out = [f"{d['model']}: {w['input_tokens']} in / {w['output_tokens']} out, at >= "
            f"{w['min_tokens_per_s_per_user']:g} tokens/s per user; footprint for "
            f"{w['target_tokens_per_s']:.3g} tokens/s",
-           f"claim: {on} (A) vs {vs} (B); ratios are A's advantage (> 1: A better)", ""]
-    body = [[label, _fmt(_get(sa, p), u), _fmt(_get(sb, p), u)] for label, p, u in _SYSTEM_ROWS]
+           f"claim: {on} (A) vs {vs} (B); ratios are A's advantage (> 1: A better)",
+           d["accounting"], ""]
+    body = [[label, _cell(sa, p, u), _cell(sb, p, u)] for label, p, u in _SYSTEM_ROWS]
     body.append(["parallelism", _par(sa["parallelism"]), _par(sb["parallelism"])])
     body.append(["chip price basis", sa["chip_price_basis"], sb["chip_price_basis"]])
     out.append(table(["", f"A: {on}", f"B: {vs}"], body))
@@ -211,14 +223,13 @@ def render_claim(d: dict, rows: int = 12) -> str:
         body = [[s["assumption"], *(f"{s['low'][k]:.3g}..{s['high'][k]:.3g}"
                                     for k in ("energy", "cost_tco", "racks", "kw")),
                  _short(s["basis"])] for s in shown]
-        out += ["", "sensitivity: each assumption -/+ its swing, ratios at each end "
-                "(most influential first)",
+        out += ["", "sensitivity: each assumption -/+ its swing (a GPU's compute_power_fraction: "
+                "its stated range), ratios at each end (most influential first)",
                 table(["assumption", "energy", "cost TCO", "racks", "kW", "basis"], body,
                       align="lrrrrl")]
         if len(sens) > rows:
             out.append(f"({len(sens) - rows} more rows in --json)")
-    notes = sa["footprint"]["notes"] + sb["footprint"]["notes"]
-    out += [f"note: {n}" for n in notes]
+    out += [f"note: {n}" for n in d["notes"]]
     return "\n".join(out)
 
 
@@ -235,6 +246,7 @@ def cost_command(args: argparse.Namespace) -> int:
     from tegel.economics.claim import Workload, evaluate_system
     from tegel.economics.cost import chip_cost, system_capital
     from tegel.hardware import load_system
+    from tegel.mapping.params import load_params
     from tegel.workload.model_config import load_model_config
 
     _check(args)
@@ -258,7 +270,7 @@ def cost_command(args: argparse.Namespace) -> int:
                  else args.min_tokens_per_s_per_user)
         w = Workload(load_model_config(args.model), args.input, args.output,
                      _precision(args.precision), speed, args.target_tokens_per_s)
-        d["serving"] = evaluate_system(w, system, a).to_dict()
+        d["serving"] = evaluate_system(w, system, a, params=load_params(args.params)).to_dict()
     if args.json:
         print(json.dumps(d, indent=2))
         return 0
@@ -273,7 +285,7 @@ def cost_command(args: argparse.Namespace) -> int:
     if args.model:
         s = d["serving"]
         print("\n" + table(["serving " + args.model, ""],
-                           [[label, _fmt(_get(s, p), u)] for label, p, u in _SYSTEM_ROWS]))
+                           [[label, _cell(s, p, u)] for label, p, u in _SYSTEM_ROWS]))
         for note in s["footprint"]["notes"]:
             print(f"note: {note}")
     return 0
@@ -286,7 +298,7 @@ def area_command(args: argparse.Namespace) -> int:
 
     a = load_assumptions().with_overrides(parse_set_flags(args.set))
     system = load_system(args.chip)
-    area = chip_area(system.chip, system if system.chip_count > 1 else None, a)
+    area = chip_area(system.chip, a, system if system.chip_count > 1 else None)
     if args.json:
         print(json.dumps(area.to_dict(), indent=2))
         return 0

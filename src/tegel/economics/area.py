@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tegel.economics.assumptions import Assumptions, DieInventory, load_assumptions
+from tegel.economics.assumptions import Assumptions, DieInventory
 from tegel.hardware import Chip, System, load_technology
 from tegel.hardware.schema import DTYPE_CLASSES, StorageLevel
 from tegel.hardware.technology import Technology
@@ -99,9 +99,8 @@ def mac_mm2(chip: Chip, tech: Technology) -> float:
     return widest + vector
 
 
-def chip_area(chip: Chip, system: System | None = None, a: Assumptions | None = None) -> Area:
+def chip_area(chip: Chip, a: Assumptions, system: System | None = None) -> Area:
     """Modelled area of `chip`'s silicon, by component (system: for its chip-to-chip links)."""
-    a = a or load_assumptions()
     tech = load_technology(chip.node)
     inv = a.die_inventory.get(chip.name, DieInventory())
     arch = chip.architecture
@@ -153,17 +152,15 @@ def _links(system: System | None) -> int:
     return link.links_per_chip or min(system.chip_count - 1, 8)
 
 
-def critical_area_fraction(chip: Chip, area: Area | None = None,
-                           a: Assumptions | None = None) -> float:
+def critical_area_fraction(chip: Chip, a: Assumptions, area: Area | None = None) -> float:
     """Share of the die where one defect kills it: all of it, less the tiles when the die
     carries spare tiles (its products enable fewer than it has), or the inventory's figure."""
-    a = a or load_assumptions()
     inv = a.die_inventory.get(chip.name, DieInventory())
     if inv.critical_area_fraction is not None:
         return inv.critical_area_fraction
     if not inv.tiles or inv.tiles <= chip.tile_count:
         return 1.0
-    area = area or chip_area(chip, a=a)
+    area = area or chip_area(chip, a)
     tile_share = area.tiles * area.tile_mm2 / max(area.total_mm2, 1e-9)
     return max(0.0, 1.0 - tile_share)
 

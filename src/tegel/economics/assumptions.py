@@ -1,26 +1,29 @@
 """The economics assumptions: one YAML file (`data/economics.yaml`), every figure cited, every
 figure overridable.
 
-`load_assumptions()` reads and checks the file (every number cited, every cite naming a source or
-labelled `assumption:`/`derived:`); `Assumptions.with_overrides({"pue": 1.2,
-"memory_usd_per_gb.hbm3": 10})` returns a copy with fields (or map entries) replaced, re-validated;
-a bad name or value is a one-line `TegelError` naming it and what was expected.
+`Assumptions` is an immutable value that the area, cost, TCO and claim functions take as an
+argument; nothing reads it from a global. `load_assumptions()` reads and checks the shipped file
+(every number cited, every cite naming a source or labelled `assumption:`/`derived:`); parsing is
+cached by the file's text, so an edited file is read afresh. `Assumptions.with_overrides({"pue":
+1.2, "memory_usd_per_gb.hbm3": 10})` returns a copy with fields (or map entries) replaced,
+re-validated; a bad name or value is a one-line `TegelError` naming it and what was expected.
 """
 
 from __future__ import annotations
 
 import difflib
-import functools
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import Field, ValidationError
 
 from tegel.errors import TegelError
 from tegel.hardware.cite import check_citations, require_cited
 from tegel.hardware.schema import Cited, NonNegative, Positive, Source
-from tegel.hardware.yamlio import format_validation_error, read_yaml
+from tegel.hardware.yamlio import LineDict, _LineLoader, format_validation_error
 
 ECONOMICS_FILE = Path(__file__).parent / "data" / "economics.yaml"
 
@@ -102,8 +105,7 @@ class Assumptions(Cited):
                 fields = AreaFigures.model_fields
             else:
                 target, fields = data, Assumptions.model_fields
-            if field not in fields or field in ("sources", "cite", "kind", "description",
-                                                "die_inventory"):
+            if field not in fields or field in _NOT_FIGURES:
                 raise TegelError(f"{flag} {name}: no assumption named {field!r}{_hint(field)}")
             parsed = _parse(value, flag, name, text=field == "pricing")
             if key:
@@ -135,6 +137,34 @@ class Assumptions(Cited):
         return float(current[key] if key else current)
 
 
+    def changes_from(self, base: Assumptions) -> dict[str, object]:
+        """The figures that differ from `base`, named as `with_overrides` names them."""
+        out: dict[str, object] = {}
+        mine, theirs = self.model_dump(), base.model_dump()
+        for field in Assumptions.model_fields:
+            if field in _NOT_FIGURES:
+                continue
+            if field == "area":
+                for sub in AreaFigures.model_fields:
+                    if sub != "cite":
+                        _diff(f"area.{sub}", mine["area"][sub], theirs["area"][sub], out)
+                continue
+            _diff(field, mine[field], theirs[field], out)
+        return out
+
+
+_NOT_FIGURES = ("sources", "cite", "kind", "description", "die_inventory")
+
+
+def _diff(name: str, mine: object, theirs: object, out: dict[str, object]) -> None:
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        for key in sorted(set(mine) | set(theirs)):
+            if mine.get(key) != theirs.get(key):
+                out[f"{name}.{key}"] = mine.get(key)
+    elif mine != theirs:
+        out[name] = mine
+
+
 def _hint(name: str) -> str:
     names = [n for n in Assumptions.model_fields if n not in ("sources", "cite", "kind")]
     close = difflib.get_close_matches(name, names, n=3)
@@ -159,11 +189,20 @@ def _check_ranges(a: Assumptions, flag: str) -> None:
         raise TegelError(f"{flag} pue: expected >= 1 (total facility power / IT power), got {a.pue:g}")
 
 
-@functools.cache
 def load_assumptions() -> Assumptions:
-    """The shipped assumptions, validated and citation-checked."""
-    raw = read_yaml(ECONOMICS_FILE)
-    source = str(ECONOMICS_FILE)
+    """The shipped assumptions, validated and citation-checked (a fresh value on each call)."""
+    try:
+        text = ECONOMICS_FILE.read_text(encoding="utf-8")
+    except OSError as err:
+        raise TegelError(f"{ECONOMICS_FILE}: cannot read: {err.strerror}") from None
+    return assumptions_from_text(text, str(ECONOMICS_FILE)).model_copy(deep=True)
+
+
+@lru_cache(maxsize=8)
+def assumptions_from_text(text: str, source: str) -> Assumptions:
+    """Assumptions from the YAML text of an economics file, checked like the shipped one;
+    `source` names the file in errors. Cached by content: the text is the key."""
+    raw = _parse_yaml(text, source)
     require_cited(raw, source)
     try:
         out = Assumptions.model_validate(raw)
@@ -172,6 +211,22 @@ def load_assumptions() -> Assumptions:
     check_citations(out, raw, source, out.sources)
     _check_ranges(out, source)
     return out
+
+
+def _parse_yaml(text: str, source: str) -> LineDict:
+    """The top-level mapping of `text` with line numbers (the hardware loader's YAML reader)."""
+    loader = _LineLoader(text)
+    loader.source_name = source
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as err:
+        line = err.problem_mark.line + 1 if err.problem_mark is not None else 0
+        raise TegelError(f"{source}:{line}: not valid YAML: {err.problem}") from None
+    finally:
+        loader.dispose()
+    if not isinstance(data, LineDict):
+        raise TegelError(f"{source}:1: expected a mapping of fields at the top level")
+    return data
 
 
 def parse_set_flags(items: list[str] | None, flag: str = "--set") -> dict[str, str]:

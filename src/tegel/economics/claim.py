@@ -1,18 +1,22 @@
 """`tegel claim`: one workload on two systems — energy, cost and footprint ratios, how they move
 with each assumption, and how far each machine is from the energy floor.
 
+Like for like: each system serves at the largest batch that keeps its speed per user at or above
+the same target (`tco.interactive_run`), unless a batch is given, and is charged for all the
+hardware it occupies — the run's whole-system energy and power (busy replicas, chips the batch
+leaves idle at idle power, hosts, rack overhead), the whole system's capital and nameplate power.
+
 Ratios are A's advantage over B (> 1: A is better by that factor): energy = tokens/J of A /
 tokens/J of B; cost = B's $/Mtoken / A's (TCO and capital only); footprint = B's racks, kW
-(nameplate, facility) and serving kW / A's. Each system serves at the largest batch that keeps
-its speed per user at or above the target (`tco.interactive_run`), unless a batch is given.
+(nameplate, facility) and serving kW / A's.
 
 Sensitivity: each key assumption — economic ones from `economics.yaml`, and the energy figures of
-each system's chip and host — is moved by -/+ `swing` (25%) with everything else fixed (batches
-too) and the ratios recomputed; rows sort by the largest |log| change of any ratio. Energy
-figures and assumptions that move no ratio are left out (a GPU's arithmetic energy is derived from
-its TDP by the GPU policy, not from pJ/op; a chip bought at market price does not care what its
-memory costs). Moving a chip's TDP moves its nameplate power (racks,
-facility) and, on a GPU, its energy per FLOP.
+each system's chip and host (`energy_knobs`) — is moved by -/+ `swing` (25%) with everything else
+fixed (batches and splits too) and the ratios recomputed; rows sort by the largest |log| change of
+any ratio. A GPU's arithmetic energy is derived from its TDP (`hardware/data/gpu_power.yaml`),
+so its row moves compute_power_fraction over the file's stated range instead, and moving a GPU's
+TDP or idle power moves its energy per FLOP too. Assumptions that move no ratio are left out (a
+chip bought at market price does not care what its memory costs).
 """
 
 from __future__ import annotations
@@ -20,14 +24,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tegel.economics import energy_knobs
 from tegel.economics.area import Area, chip_area
 from tegel.economics.assumptions import Assumptions, load_assumptions
 from tegel.economics.cost import ChipCost, chip_cost
 from tegel.economics.floor import EnergyFloor, energy_floor
 from tegel.economics.tco import Footprint, Tco, footprint, interactive_run, tco
-from tegel.errors import TegelError
-from tegel.hardware import StorageLevel, System, load_system
-from tegel.serving.run import RunResult, resolve_precision, run
+from tegel.hardware import System, load_system
+from tegel.mapping.params import Params
+from tegel.serving.run import RunResult, run
+from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig, load_model_config
 
@@ -48,9 +54,9 @@ class Workload:
 
 @dataclass(frozen=True, slots=True)
 class SystemEconomics:
-    """One system on the workload: the run and everything derived from it."""
+    """One system on the workload: the run (whole-system energy and power) and everything
+    derived from it."""
 
-    system: System
     result: RunResult
     floor: EnergyFloor
     tco: Tco
@@ -59,22 +65,28 @@ class SystemEconomics:
     area: Area
 
     @property
+    def system(self) -> System:
+        return self.result.system
+
+    @property
     def floor_ratio(self) -> float:
         """Energy per token / the floor at this chip's node and batch (>= 1)."""
         return self.result.energy_j_per_token / self.floor.j_per_token
 
     def to_dict(self) -> dict[str, object]:
         r = self.result
+        run_dict = r.to_dict()
         return {"system": self.system.name, "chip": self.system.chip.name,
-                "chips": self.system.chip_count, "batch": r.batch,
-                "parallelism": r.to_dict()["parallelism"],
+                "chips": self.system.chip_count, "chips_busy": r.chips_busy,
+                "chips_idle": r.chips_idle, "batch": r.batch,
+                "parallelism": run_dict["parallelism"],
                 "tokens_per_s_per_user": r.tokens_per_s_per_user,
                 "throughput_tokens_per_s": r.throughput_tokens_per_s,
                 "energy_j_per_token": r.energy_j_per_token,
                 "energy_breakdown_j_per_token": r.energy_breakdown_j_per_token,
                 "energy_floor_j_per_token": self.floor.j_per_token,
                 "floor_ratio": self.floor_ratio, "energy_floor": self.floor.to_dict(),
-                "power_w": r.power_w, "tdp_w": self.system.tdp_w,
+                "power_w": r.power_w, "idle_w": self.system.idle_w, "tdp_w": self.system.tdp_w,
                 "chip_price_usd": self.chip_cost.price_usd,
                 "chip_price_basis": self.chip_cost.basis,
                 "chip_cost_breakdown_usd": self.chip_cost.breakdown_usd,
@@ -84,24 +96,28 @@ class SystemEconomics:
                 "footprint": self.footprint.to_dict()}
 
 
-def evaluate_system(w: Workload, system: System, a: Assumptions,
-                    batch: int | None = None) -> SystemEconomics:
-    """Run `system` on the workload (at `batch`, or the interactive batch) and cost it."""
+def evaluate_system(w: Workload, system: System, a: Assumptions, batch: int | None = None, *,
+                    params: Params | None = None) -> SystemEconomics:
+    """Run `system` on the workload (at `batch`, or the interactive batch) and cost it;
+    `params`: the mapping policies' parameters (None: shipped)."""
     precision = w.precision or resolve_precision(system, None)
     if batch is None:
         result = interactive_run(w.model, system, w.min_tokens_per_s_per_user, w.input_tokens,
-                                 w.output_tokens, precision)
+                                 w.output_tokens, precision, params=params)
     else:
-        result = run(w.model, system, batch, w.input_tokens, w.output_tokens, precision)
-    return _cost(w, system, result, a)
+        result = run(w.model, system, batch, w.input_tokens, w.output_tokens, precision,
+                     params=params)
+    return cost_run(w, result, a)
 
 
-def _cost(w: Workload, system: System, result: RunResult, a: Assumptions) -> SystemEconomics:
+def cost_run(w: Workload, result: RunResult, a: Assumptions) -> SystemEconomics:
+    """Floor, TCO, footprint, chip cost and area of a run of the workload (its system's)."""
+    system = result.system
     floor = energy_floor(w.model, result.batch, w.input_tokens, w.output_tokens,
                          result.precision, system.chip.node)
-    return SystemEconomics(system, result, floor, tco(result, system, a),
-                           footprint(result, system, w.target_tokens_per_s, a),
-                           chip_cost(system.chip, a), chip_area(system.chip, system, a))
+    return SystemEconomics(result, floor, tco(result, a),
+                           footprint(result, w.target_tokens_per_s, a),
+                           chip_cost(system.chip, a), chip_area(system.chip, a, system))
 
 
 def ratios(on: SystemEconomics, vs: SystemEconomics) -> dict[str, float]:
@@ -139,52 +155,6 @@ class SensitivityRow:
                 "influence": self.influence, "low": self.low, "high": self.high}
 
 
-def _scaled_chip_energy(system: System, what: str, f: float) -> System | None:
-    chip = system.chip
-    if what == "offchip_pj_per_bit":
-        if chip.offchip is None:
-            return None
-        new = chip.model_copy(update={"offchip": chip.offchip.model_copy(
-            update={"pj_per_bit": chip.offchip_pj_per_bit * f})})
-    elif what == "sram_pj_per_bit":
-        def level(lv: StorageLevel) -> StorageLevel:
-            return lv.model_copy(update={"read_pj_per_bit": (lv.read_pj_per_bit or 0.0) * f,
-                                         "write_pj_per_bit": (lv.write_pj_per_bit or 0.0) * f})
-
-        tiles = chip.tiles.model_copy(update={"storage": tuple(level(x) for x in
-                                                               chip.tiles.storage)})
-        new = chip.model_copy(update={"tiles": tiles, "global_storage": tuple(
-            level(x) for x in chip.global_storage)})
-    elif what == "pj_per_op":
-        unit = chip.tiles.compute
-        unit = unit.model_copy(update={"pj_per_op": {k: v * f for k, v in unit.pj_per_op.items()}})
-        new = chip.model_copy(update={"tiles": chip.tiles.model_copy(update={"compute": unit})})
-    elif what == "idle_w":
-        new = chip.model_copy(update={"idle_w": chip.idle_w * f})
-    elif what == "tdp_w":
-        new = chip.model_copy(update={"tdp_w": chip.tdp_w * f, "idle_w": min(chip.idle_w,
-                                                                              chip.tdp_w * f)})
-    elif what == "host_w":
-        host = system.host
-        if not host.host_w_per_node:
-            return None
-        idle = host.idle_host_w_per_node
-        return system.model_copy(update={"host": host.model_copy(update={
-            "host_w_per_node": host.host_w_per_node * f,
-            "idle_host_w_per_node": None if idle is None else idle * f})})
-    else:
-        raise TegelError(f"unknown energy figure {what!r}")
-    return system.model_copy(update={"chip": new})
-
-
-PHYSICS_KNOBS = (("offchip_pj_per_bit", "off-chip memory pJ/bit"),
-                 ("sram_pj_per_bit", "on-chip SRAM pJ/bit"),
-                 ("pj_per_op", "arithmetic pJ/op"),
-                 ("idle_w", "chip idle (static) power"),
-                 ("tdp_w", "chip TDP (nameplate power)"),
-                 ("host_w", "host power per node"))
-
-
 def economic_knobs(on: SystemEconomics, vs: SystemEconomics, a: Assumptions) -> list[str]:
     """The economics.yaml figures that can move A's or B's results, by override name."""
     names = ["electricity_usd_per_kwh", "pue", "utilization", "years", "facility_usd_per_w",
@@ -207,8 +177,9 @@ def _basis(a: Assumptions, name: str) -> str:
 
 
 def sensitivity(w: Workload, on: SystemEconomics, vs: SystemEconomics, a: Assumptions,
-                swing: float = 0.25) -> list[SensitivityRow]:
-    """Ratios with each key assumption at (1 - swing) and (1 + swing), sorted by influence."""
+                swing: float = 0.25, *, params: Params | None = None) -> list[SensitivityRow]:
+    """Ratios with each key assumption at (1 - swing) and (1 + swing) (a GPU's
+    compute_power_fraction: at its stated range), sorted by influence."""
     base = ratios(on, vs)
     rows = []
     for name in economic_knobs(on, vs, a):
@@ -216,23 +187,24 @@ def sensitivity(w: Workload, on: SystemEconomics, vs: SystemEconomics, a: Assump
         ends = []
         for f in (1.0 - swing, 1.0 + swing):
             b = a.with_overrides({name: _clamped(name, value * f)}, flag="sensitivity")
-            ends.append(ratios(_cost(w, on.system, on.result, b), _cost(w, vs.system, vs.result, b)))
+            ends.append(ratios(cost_run(w, on.result, b), cost_run(w, vs.result, b)))
         rows.append(SensitivityRow(name, _basis(a, name), value, ends[0], ends[1], base))
     for which, s in (("A", on), ("B", vs)):
-        for key, label in PHYSICS_KNOBS:
+        r = s.result
+        same_split = RunOptions(tp=r.parallelism.tp, pp=r.parallelism.pp, ep=r.parallelism.ep,
+                                stages=r.chosen.config.stages)
+        for key, _ in energy_knobs.KNOBS:
+            knob = energy_knobs.moved(s.system, key, swing)
+            if knob is None:
+                continue
             ends = []
-            for f in (1.0 - swing, 1.0 + swing):
-                moved_sys = _scaled_chip_energy(s.system, key, f)
-                if moved_sys is None:
-                    break
-                par = s.result.parallelism
-                r = run(w.model, moved_sys, s.result.batch, w.input_tokens, w.output_tokens,
-                        s.result.precision, tp=par.tp, pp=par.pp, ep=par.ep)
-                moved = _cost(w, moved_sys, r, a)
+            for system in (knob.low, knob.high):
+                again = run(w.model, system, r.batch, w.input_tokens, w.output_tokens,
+                            r.precision, options=same_split, params=params)
+                moved = cost_run(w, again, a)
                 ends.append(ratios(moved, vs) if which == "A" else ratios(on, moved))
-            if len(ends) == 2:
-                rows.append(SensitivityRow(f"{s.system.name}: {label}", _physics_basis(s.system, key),
-                                           float("nan"), ends[0], ends[1], base))
+            rows.append(SensitivityRow(f"{s.system.name}: {knob.label}", knob.basis,
+                                       float("nan"), ends[0], ends[1], base))
     return sorted((r for r in rows if r.influence > 1e-12), key=lambda r: -r.influence)
 
 
@@ -244,29 +216,34 @@ def _clamped(name: str, value: float) -> float:
     return value
 
 
-def _physics_basis(system: System, key: str) -> str:
-    chip = system.chip
-    if key == "offchip_pj_per_bit" and chip.offchip is not None:
-        return chip.offchip.cite.get("pj_per_bit", chip.offchip.cite.get("*", ""))
-    if key in ("idle_w", "tdp_w"):
-        return chip.cite.get(key, "")
-    if key == "host_w":
-        return system.host.cite.get("host_w_per_node", system.host.cite.get("*", ""))
-    if key == "pj_per_op":
-        return f"derived: technology {chip.node} MAC energy"
-    return f"derived: technology {chip.node} SRAM energy"
+@dataclass(frozen=True, slots=True)
+class ClaimOptions:
+    """What the claim is checked on besides the model and systems: lengths, formats (None: each
+    system's default, bf16 where it has it), the speed per user (None: the assumptions'
+    `min_tokens_per_s_per_user`), the throughput the footprint is sized for, fixed batches
+    (None: each system's interactive batch) and the sensitivity swing (0: no sensitivity)."""
+
+    input_tokens: int = 1024
+    output_tokens: int = 256
+    precision: Precision | None = None
+    min_tokens_per_s_per_user: float | None = None
+    target_tokens_per_s: float = 1e6
+    batch_on: int | None = None
+    batch_vs: int | None = None
+    swing: float = 0.25
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The claim check: both systems, the ratios, the sensitivity rows and the floor."""
+    """The claim check: both systems, the ratios, the sensitivity rows and the floor;
+    `overrides`: the assumptions that differ from the shipped file."""
 
     workload: Workload
     on: SystemEconomics
     vs: SystemEconomics
     sensitivity: tuple[SensitivityRow, ...]
     assumptions: Assumptions
-    overrides: dict[str, str]
+    overrides: dict[str, object]
 
     @property
     def ratios(self) -> dict[str, float]:
@@ -276,6 +253,22 @@ class Claim:
     def energy_floor_j_per_token(self) -> float:
         """The workload's floor: the lower of the two systems' floors (node and batch)."""
         return min(self.on.floor.j_per_token, self.vs.floor.j_per_token)
+
+    @property
+    def notes(self) -> list[str]:
+        """What the reader must know besides the numbers: the asymmetry of arithmetic energy
+        where one side's comes from its TDP and the other's does not, and footprint notes."""
+        out = []
+        from_tdp = [s.system.name for s in (self.on, self.vs)
+                    if energy_knobs.pj_from_tdp(s.system.chip)]
+        if len(from_tdp) == 1:
+            f = energy_knobs.gpu_power_fraction()
+            other = next(s.system.name for s in (self.on, self.vs) if s.system.name != from_tdp[0])
+            out.append(f"{from_tdp[0]}'s arithmetic energy is derived from its TDP (a share "
+                       f"{f.central:g} of dynamic power at peak, range {f.low:g}..{f.high:g}); "
+                       f"{other}'s bottom-up from the technology library's MAC energy: an "
+                       f"asymmetry in {other}'s favour")
+        return out + [n for s in (self.on, self.vs) for n in s.footprint.notes]
 
     def to_dict(self) -> dict[str, object]:
         r = self.ratios
@@ -293,6 +286,8 @@ class Claim:
             "energy_floor_j_per_token": self.energy_floor_j_per_token,
             "systems": {s.system.name: s.to_dict() for s in (self.on, self.vs)},
             "sensitivity": [row.to_dict() for row in self.sensitivity],
+            "accounting": LIKE_FOR_LIKE,
+            "notes": self.notes,
             "assumptions": {"pricing": self.assumptions.pricing,
                             "years": self.assumptions.years,
                             "utilization": self.assumptions.utilization,
@@ -303,20 +298,26 @@ class Claim:
         }
 
 
-def claim(model: str | ModelConfig, on: str | System, vs: str | System, *,
-          input_tokens: int = 1024, output_tokens: int = 256, precision: Precision | None = None,
-          min_tokens_per_s_per_user: float | None = None, target_tokens_per_s: float = 1e6,
-          overrides: dict[str, str] | None = None, batch_on: int | None = None,
-          batch_vs: int | None = None, swing: float = 0.25) -> Claim:
-    """Check the claim "A beats B" on one workload (module doc)."""
-    a = load_assumptions().with_overrides(overrides or {})
+LIKE_FOR_LIKE = ("Like for like: each system serves at the same per-user speed target and is "
+                 "charged for all the hardware it occupies (busy chips, chips the batch leaves "
+                 "idle at idle power, hosts and racks).")
+
+
+def claim(model: str | ModelConfig, on: str | System, vs: str | System,
+          a: Assumptions | None = None, *, options: ClaimOptions | None = None,
+          params: Params | None = None) -> Claim:
+    """Check the claim "A beats B" on one workload (module doc). `a`: the economics
+    assumptions (None: the shipped file); `params`: the mapping policies' (None: shipped)."""
+    shipped = load_assumptions()
+    a = shipped if a is None else a
+    o = options or ClaimOptions()
     cfg = model if isinstance(model, ModelConfig) else load_model_config(model)
     sys_on = on if isinstance(on, System) else load_system(on)
     sys_vs = vs if isinstance(vs, System) else load_system(vs)
-    speed = a.min_tokens_per_s_per_user if min_tokens_per_s_per_user is None else \
-        min_tokens_per_s_per_user
-    w = Workload(cfg, input_tokens, output_tokens, precision, speed, target_tokens_per_s)
-    eo = evaluate_system(w, sys_on, a, batch_on)
-    ev = evaluate_system(w, sys_vs, a, batch_vs)
-    rows = tuple(sensitivity(w, eo, ev, a, swing)) if swing > 0 else ()
-    return Claim(w, eo, ev, rows, a, dict(overrides or {}))
+    speed = (a.min_tokens_per_s_per_user if o.min_tokens_per_s_per_user is None
+             else o.min_tokens_per_s_per_user)
+    w = Workload(cfg, o.input_tokens, o.output_tokens, o.precision, speed, o.target_tokens_per_s)
+    eo = evaluate_system(w, sys_on, a, o.batch_on, params=params)
+    ev = evaluate_system(w, sys_vs, a, o.batch_vs, params=params)
+    rows = tuple(sensitivity(w, eo, ev, a, o.swing, params=params)) if o.swing > 0 else ()
+    return Claim(w, eo, ev, rows, a, a.changes_from(shipped))

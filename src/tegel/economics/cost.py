@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 
 from tegel.economics.area import critical_area_fraction
-from tegel.economics.assumptions import Assumptions, load_assumptions
+from tegel.economics.assumptions import Assumptions
 from tegel.errors import TegelError
 from tegel.hardware import Chip, System, load_technology
 
@@ -113,11 +113,10 @@ def die_cost(chip: Chip, area_mm2: float, critical_fraction: float,
     return DieCost(area_mm2, dies_per_wafer(area_mm2, a), y, tech.wafer_usd * a.wafer_price_factor)
 
 
-def chip_cost(chip: Chip, a: Assumptions | None = None) -> ChipCost:
+def chip_cost(chip: Chip, a: Assumptions) -> ChipCost:
     """Price of one chip on its board, by part (rules in the module doc)."""
-    a = a or load_assumptions()
     pkg = chip.package
-    compute = die_cost(chip, chip.die_area_mm2, critical_area_fraction(chip, a=a), a)
+    compute = die_cost(chip, chip.die_area_mm2, critical_area_fraction(chip, a), a)
     dies = pkg.compute_dies * compute.good_die_usd
     if pkg.io_dies:
         dies += pkg.io_dies * die_cost(chip, pkg.io_die_area_mm2, 1.0, a).good_die_usd
@@ -148,8 +147,7 @@ def chip_cost(chip: Chip, a: Assumptions | None = None) -> ChipCost:
     return ChipCost(chip.name, (*made, price - cost), basis, compute)
 
 
-def system_capital(system: System, a: Assumptions | None = None) -> CapitalCost:
+def system_capital(system: System, a: Assumptions) -> CapitalCost:
     """Capital cost of the whole system: its chips at their price plus a host per node."""
-    a = a or load_assumptions()
     chip = chip_cost(system.chip, a)
     return CapitalCost(chip.price_usd * system.chip_count, a.host_usd_per_node * system.node_count)

@@ -7,7 +7,9 @@ its total cost of ownership per million tokens, and its footprint at a target th
 - TCO over `years`: capital (chips + hosts) + facility capital for the system's provisioned
   (nameplate) power, pro rata over the facility's life + energy: (utilisation x serving power +
   (1 - utilisation) x idle power) x PUE x hours x price; tokens = utilisation x throughput x
-  seconds; $/Mtoken = TCO / tokens x 1e6 (and capital-only: capital / tokens x 1e6);
+  seconds; $/Mtoken = TCO / tokens x 1e6 (and capital-only: capital / tokens x 1e6). Serving
+  power is the run's own `power_w`, which already counts the whole system (busy replicas, idle
+  chips and their hosts at idle power, rack overhead) — nothing is added to it here;
 - footprint at a target throughput: systems = ceil(target / system throughput); racks from nodes
   per rack (the system's, and no more than the rack power limit allows at nameplate power; a node
   above the limit takes ceil(node power / limit) racks); IT kW at nameplate and while serving;
@@ -19,11 +21,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from tegel.economics.assumptions import Assumptions, load_assumptions
+from tegel.economics.assumptions import Assumptions
 from tegel.economics.cost import CapitalCost, system_capital
 from tegel.errors import TegelError
 from tegel.hardware import System
+from tegel.mapping.params import Params
+from tegel.mapping.registry import policy_for
 from tegel.serving.run import RunResult, run
+from tegel.serving.scenario import RunOptions
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig
 
@@ -32,19 +37,21 @@ HOURS_PER_YEAR = 365.25 * 24.0
 
 
 def interactive_run(model: ModelConfig, system: System, min_tokens_per_s_per_user: float,
-                    input_tokens: int, output_tokens: int, precision: Precision) -> RunResult:
+                    input_tokens: int, output_tokens: int, precision: Precision, *,
+                    params: Params | None = None) -> RunResult:
     """The run at the largest batch whose speed per user meets `min_tokens_per_s_per_user`.
 
-    At each batch every split of the system is tried (tensor-parallel degree on a GPU, pipeline
-    degree on a dataflow machine), not only the one `tegel.run` picks for the lowest end-to-end
-    latency; the fastest split that meets the speed with the highest throughput is kept.
+    At each batch every split of the system is tried (`best_split`), not only the one
+    `tegel.run` picks for the lowest end-to-end latency; the split that meets the speed with the
+    highest throughput is kept. `params`: the mapping policies' parameters (None: shipped).
     """
     def at(batch: int) -> RunResult:
         return best_split(model, system, batch, input_tokens, output_tokens, precision,
-                           min_tokens_per_s_per_user)
+                          min_tokens_per_s_per_user, params=params)
 
     try:
-        largest = run(model, system, "auto", input_tokens, output_tokens, precision).batch
+        largest = run(model, system, "auto", input_tokens, output_tokens, precision,
+                      params=params).batch
     except TegelError as err:
         raise TegelError(f"{system.name}: {err}") from None
     best = at(1)
@@ -73,19 +80,22 @@ def interactive_run(model: ModelConfig, system: System, min_tokens_per_s_per_use
 
 
 def best_split(model: ModelConfig, system: System, batch: int, input_tokens: int,
-                output_tokens: int, precision: Precision, speed: float) -> RunResult:
+               output_tokens: int, precision: Precision, speed: float, *,
+               params: Params | None = None) -> RunResult:
     """Among the system's splits at `batch`: the highest throughput meeting `speed`, else the
-    fastest per user."""
+    fastest per user. Tried: the lowest-latency split `tegel.run` picks, and each power-of-two
+    tensor-parallel degree (within a node where the machine's policy keeps it there) and
+    pipeline degree, the rest searched."""
     n = system.chip_count
-    powers = [2**i for i in range(int(math.log2(n)) + 1) if n % 2**i == 0]
-    gpu = system.chip.architecture == "gpu"
-    results = [run(model, system, batch, input_tokens, output_tokens, precision)]
-    for k in powers[1:]:
-        if gpu and k > system.chips_per_node:
-            continue
+    powers = [2**i for i in range(1, int(math.log2(n)) + 1) if n % 2**i == 0]
+    within_node = policy_for(system.chip).tp_within_node
+    splits = [RunOptions(tp=k) for k in powers if not (within_node and k > system.chips_per_node)]
+    splits += [RunOptions(pp=k) for k in powers if k <= model.num_layers]
+    results = [run(model, system, batch, input_tokens, output_tokens, precision, params=params)]
+    for options in splits:
         try:
             results.append(run(model, system, batch, input_tokens, output_tokens, precision,
-                               tp=k if gpu else None, pp=None if gpu else k))
+                               options=options, params=params))
         except TegelError:
             continue
     fast = [r for r in results if r.tokens_per_s_per_user >= speed]
@@ -127,21 +137,12 @@ class Tco:
                 "capital_usd_per_mtoken": self.capital_usd_per_mtoken}
 
 
-def serving_power_w(result: RunResult, system: System) -> float:
-    """Power of the whole system while serving: the run's replicas plus idle ones, W (IT)."""
-    chips_busy = result.parallelism.chips_per_replica * -(-result.batch //
-                                                           result.chosen.batch_per_replica)
-    idle_chips = max(0, system.chip_count - chips_busy)
-    return result.power_w + idle_chips * system.idle_w / system.chip_count
-
-
-def tco(result: RunResult, system: System, a: Assumptions | None = None) -> Tco:
-    """TCO of `system` serving `result`'s workload (rules in the module doc)."""
-    a = a or load_assumptions()
+def tco(result: RunResult, a: Assumptions) -> Tco:
+    """TCO of the result's system serving its workload (rules in the module doc)."""
+    system = result.system
     capital = system_capital(system, a)
     facility = a.facility_usd_per_w * system.tdp_w * min(1.0, a.years / a.facility_life_years)
-    busy_w = serving_power_w(result, system)
-    mean_w = a.utilization * busy_w + (1.0 - a.utilization) * system.idle_w
+    mean_w = a.utilization * result.power_w + (1.0 - a.utilization) * system.idle_w
     energy = mean_w * a.pue / 1000.0 * HOURS_PER_YEAR * a.years * a.electricity_usd_per_kwh
     tokens = a.utilization * result.throughput_tokens_per_s * SECONDS_PER_YEAR * a.years
     return Tco(system.name, a.years, capital, facility, energy, tokens)
@@ -171,10 +172,9 @@ class Footprint:
                 "notes": list(self.notes)}
 
 
-def footprint(result: RunResult, system: System, target_tokens_per_s: float,
-              a: Assumptions | None = None) -> Footprint:
+def footprint(result: RunResult, target_tokens_per_s: float, a: Assumptions) -> Footprint:
     """Systems, racks, kW and floor area to serve `target_tokens_per_s` at `result`'s batch."""
-    a = a or load_assumptions()
+    system = result.system
     if target_tokens_per_s <= 0:
         raise TegelError(f"--target-tokens-per-s: expected a positive number, got "
                          f"{target_tokens_per_s:g}")
@@ -193,5 +193,5 @@ def footprint(result: RunResult, system: System, target_tokens_per_s: float,
         racks = math.ceil(nodes / per_rack)
     it_w = n * system.tdp_w
     return Footprint(system.name, target_tokens_per_s, n, n * system.chip_count, nodes, racks,
-                     it_w / 1e3, n * serving_power_w(result, system) / 1e3, it_w * a.pue / 1e3,
+                     it_w / 1e3, n * result.power_w / 1e3, it_w * a.pue / 1e3,
                      racks * a.floor_m2_per_rack, tuple(notes))
