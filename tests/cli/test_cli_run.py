@@ -156,3 +156,20 @@ def test_a_model_that_does_not_fit_says_by_how_much(capsys: pytest.CaptureFixtur
     assert "llama-3.1-405b" in message and "h100-sxm" in message
     assert "GB" in message.split("short by", 1)[1]  # an amount with its unit
     _error(capsys, "run", "llama-3.1-405b", "--on", "h100-sxm", "--json")  # no JSON, the same error
+
+
+def test_default_prompt_is_clipped_to_the_models_positions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "gpt2", "--on", "h100-sxm", "--json"]) == 0
+    captured = capsys.readouterr()
+    d = json.loads(captured.out)
+    assert (d["input_tokens"], d["output_tokens"]) == (768, 256)  # 1024 positions in all
+    assert "clipped to 768" in captured.err
+    assert main(["run", "gpt2", "--on", "h100-sxm", "--input", "1000"]) == 2
+    err = capsys.readouterr().err
+    assert "1256 positions" in err and "1024" in err and err[-1] == "\n" and err.count("\n") == 1
+
+
+def test_run_prints_what_the_energy_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "llama-3.1-8b", "--on", "craftwerk-station", "--tp", "1", "--pp", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "whole system: 1 chip(s) serving, 7 idle" in out

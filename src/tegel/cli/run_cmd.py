@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from tegel.report.text import si, table
@@ -13,7 +14,8 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`)")
     p.add_argument("--batch", default="1", help="sequences served together, or 'auto': the "
                    "largest batch that fits memory, for maximum throughput (1)")
-    p.add_argument("--input", type=int, default=1024, metavar="L", help="prompt tokens (1024)")
+    p.add_argument("--input", type=int, metavar="L", help="prompt tokens (1024, fewer when the "
+                   "model has fewer positions)")
     p.add_argument("--output", type=int, default=256, metavar="O", help="generated tokens (256)")
     p.add_argument("--precision", default="auto", help="weights, activations and KV cache format: "
                    "bf16, fp16, fp8, fp4, int8 (auto: bf16 where the chip has it)")
@@ -63,7 +65,7 @@ def _run(args: argparse.Namespace, system: str) -> Any:
     from tegel.mapping.params import load_params
     from tegel.serving import run
     from tegel.serving.scenario import RunOptions, resolve_precision
-    from tegel.workload import DType, Precision
+    from tegel.workload import DType, Precision, load_model_config
 
     for flag in ("input", "output", "tp", "pp", "ep", "max_batch"):
         _positive("--" + flag.replace("_", "-"), getattr(args, flag))
@@ -84,12 +86,28 @@ def _run(args: argparse.Namespace, system: str) -> Any:
             raise TegelError(f"--{field.replace('_', '-')}: {err}") from None
     options = RunOptions(args.tp, args.pp, args.ep, max_batch_per_replica=args.max_batch,
                          sim=getattr(args, "sim", "analytical"))
-    return run(args.model, sys_, batch, args.input, args.output, Precision(**parts),
+    cfg = load_model_config(args.model)
+    return run(cfg, sys_, batch, _input_tokens(args, cfg), args.output, Precision(**parts),
                options=options, params=load_params(args.params))
 
 
 ACCOUNTING = ("energy and power count the whole system: {busy} chip(s) serving, {idle} idle at "
               "idle power, with their hosts' and racks' share")
+DEFAULT_INPUT_TOKENS = 1024
+
+
+def _input_tokens(args: argparse.Namespace, cfg: Any) -> int:
+    """--input, or 1024 clipped to what the model's positions leave beside --output (said)."""
+    if args.input is not None:
+        return int(args.input)
+    room = cfg.max_position_embeddings - args.output
+    if room >= DEFAULT_INPUT_TOKENS or room < 1:
+        return DEFAULT_INPUT_TOKENS  # room < 1: the run reports the model's limit
+    print(f"note: prompt clipped to {room} tokens: {cfg.name} has "
+          f"{cfg.max_position_embeddings} positions and --output is {args.output}", file=sys.stderr)
+    return room
+
+
 METRICS = (  # (key, label, unit, higher is better)
     ("ttft_s", "TTFT", "s", False),
     ("tpot_s", "TPOT", "s", False),

@@ -36,6 +36,11 @@ class Scenario:
             raise TegelError(f"batch: expected a positive integer or 'auto', got {self.batch!r}")
         if self.beams < 1:
             raise TegelError(f"beams: expected a positive integer, got {self.beams}")
+        limit = self.model.max_position_embeddings
+        if self.model.learned_positions and self.context_tokens > limit:
+            raise TegelError(f"{self.model.name}: {self.input_tokens} prompt + {self.output_tokens}"
+                             f" generated tokens need {self.context_tokens} positions; the model "
+                             f"has {limit} (max_position_embeddings)")
 
     @property
     def context_tokens(self) -> int:
