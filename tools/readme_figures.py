@@ -85,8 +85,46 @@ def dataflow_limits() -> str:
     return "\n".join(rows)
 
 
+def _si(value: float, unit: str) -> str:
+    from tegel.report.text import si
+
+    return si(value, unit)
+
+
+def claim_tables() -> str:
+    """The worked example: CRAFTWERK station against 8 x H100 and 8 x B200 (no sensitivity)."""
+    from tegel.economics.claim import ClaimOptions, claim
+
+    options = ClaimOptions(swing=0.0)
+    claims = [claim("llama-3.1-70b", "craftwerk-station", vs, options=options).to_dict()
+              for vs in ("dgx-h100", "hgx-b200")]
+    systems = {**claims[0]["systems"], **claims[1]["systems"]}  # type: ignore[dict-item]
+    names = ["craftwerk-station", "dgx-h100", "hgx-b200"]
+    floor = systems[names[0]]["energy_floor_j_per_token"]
+
+    def row(label: str, cell: Callable[[dict], str]) -> str:
+        return f"| {label} | " + " | ".join(cell(systems[n]) for n in names) + " |"
+
+    first = ["| | " + " | ".join(names) + " |", "|---|---:|---:|---:|",
+             row("batch at ≥ 50 tok/s per user", lambda d: f"{d['batch']:,}"),
+             row("chips busy / idle", lambda d: f"{d['chips_busy']} / {d['chips_idle']}"),
+             row("energy per token (whole system)", lambda d: _si(d["energy_j_per_token"], "J")),
+             row(f"distance to the energy floor ({_si(floor, 'J')}/token)",
+                 lambda d: f"{d['floor_ratio']:.1f}×"),
+             row("$ per million tokens, TCO", lambda d: f"${d['usd_per_mtoken']:.2f}")]
+    r = [c["ratios"] for c in claims]
+    second = ["| CRAFTWERK's advantage | vs 8 × H100 | vs 8 × B200 |", "|---|---:|---:|"]
+    for label, get in (("energy (tokens/J)", lambda x: x["energy"]),
+                       ("cost, TCO ($/Mtoken)", lambda x: x["cost"]["tco"]),
+                       ("cost, capital only", lambda x: x["cost"]["capital"]),
+                       ("footprint, racks", lambda x: x["footprint"]["racks"]),
+                       ("footprint, facility kW at nameplate", lambda x: x["footprint"]["kw"])):
+        second.append(f"| {label} | {get(r[0]):.2f}× | {get(r[1]):.2f}× |")
+    return "\n".join(first) + "\n\n" + "\n".join(second)
+
+
 BLOCKS: dict[str, Callable[[], str]] = {"main-job": main_job, "validation": validation,
-                                        "dataflow-limits": dataflow_limits}
+                                        "dataflow-limits": dataflow_limits, "claim": claim_tables}
 
 
 def render(text: str, only: set[str] | None = None) -> str:
