@@ -17,13 +17,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError
 
 from tegel.errors import TegelError
 from tegel.hardware.cite import check_citations, require_cited
 from tegel.hardware.schema import Cited, NonNegative, Positive, Source
-from tegel.hardware.yamlio import LineDict, _LineLoader, format_validation_error
+from tegel.hardware.yamlio import format_validation_error, parse_yaml
 
 ECONOMICS_FILE = Path(__file__).parent / "data" / "economics.yaml"
 
@@ -202,7 +201,7 @@ def load_assumptions() -> Assumptions:
 def assumptions_from_text(text: str, source: str) -> Assumptions:
     """Assumptions from the YAML text of an economics file, checked like the shipped one;
     `source` names the file in errors. Cached by content: the text is the key."""
-    raw = _parse_yaml(text, source)
+    raw = parse_yaml(text, source)
     require_cited(raw, source)
     try:
         out = Assumptions.model_validate(raw)
@@ -211,22 +210,6 @@ def assumptions_from_text(text: str, source: str) -> Assumptions:
     check_citations(out, raw, source, out.sources)
     _check_ranges(out, source)
     return out
-
-
-def _parse_yaml(text: str, source: str) -> LineDict:
-    """The top-level mapping of `text` with line numbers (the hardware loader's YAML reader)."""
-    loader = _LineLoader(text)
-    loader.source_name = source
-    try:
-        data = loader.get_single_data()
-    except yaml.MarkedYAMLError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark is not None else 0
-        raise TegelError(f"{source}:{line}: not valid YAML: {err.problem}") from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, LineDict):
-        raise TegelError(f"{source}:1: expected a mapping of fields at the top level")
-    return data
 
 
 def parse_set_flags(items: list[str] | None, flag: str = "--set") -> dict[str, str]:

@@ -83,8 +83,13 @@ def read_yaml(path: Path) -> LineDict:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise TegelError(f"{path}: cannot read: {err.strerror}") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str) -> LineDict:
+    """The top-level mapping of YAML `text` with line numbers; errors name `source` and line."""
     loader = _LineLoader(text)
-    loader.source_name = str(path)
+    loader.source_name = source
     try:
         data = loader.get_single_data()
     except yaml.MarkedYAMLError as err:
@@ -94,11 +99,11 @@ def read_yaml(path: Path) -> LineDict:
             what = f"{err.context}: {err.problem} (line {problem})"
         else:
             line, what = problem, str(err.problem)
-        raise TegelError(f"{path}:{line}: not valid YAML: {what}") from None
+        raise TegelError(f"{source}:{line}: not valid YAML: {what}") from None
     finally:
         loader.dispose()
     if not isinstance(data, LineDict):
-        raise TegelError(f"{path}:1: expected a mapping of fields at the top level")
+        raise TegelError(f"{source}:1: expected a mapping of fields at the top level")
     return data
 
 
