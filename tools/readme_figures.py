@@ -27,13 +27,9 @@ from pathlib import Path
 README = Path(__file__).parents[1] / "README.md"
 MAIN_JOB = ["compare", "llama-3.1-70b", "--on", "dgx-h100,hgx-b200,craftwerk-station",
             "--baseline", "dgx-h100"]
-# (model, system, precision, published tok/s per user, where it was published)
-DATAFLOW_SPEEDS = [
-    ("llama-2-70b", "groq-576", "int8", 300, "GroqCloud, 2024"),
-    ("mixtral-8x7b", "groq-576", "int8", 480, "GroqCloud, 2024"),
-    ("llama-2-7b", "groq-576", "fp16", 750, "GroqCloud, 2024"),
-    ("llama-3.1-8b", "cerebras-wse3", "bf16", 1800, "Artificial Analysis"),
-]
+# published single-user speeds of dataflow machines, with their sources
+DATAFLOW_SPEEDS = (Path(__file__).parents[1] / "src" / "tegel" / "fidelity" / "data"
+                   / "dataflow_single_user.yaml")
 
 
 def _cli(argv: list[str]) -> str:
@@ -72,10 +68,15 @@ def validation() -> str:
 
 
 def dataflow_limits() -> str:
+    import yaml
+
     from tegel.serving import run
 
     rows = ["| model on system | tegel | published | |", "|---|---:|---:|---|"]
-    for model, system, precision, published, where in DATAFLOW_SPEEDS:
+    for entry in yaml.safe_load(DATAFLOW_SPEEDS.read_text(encoding="utf-8")):
+        model, system, precision = entry["model"], entry["system"], entry["precision"]
+        published = entry["tokens_per_s_per_user"]
+        where = f"[{entry['source']['title']}]({entry['source']['url']})"
         r = run(model, system, 1, 1024, 256, precision)
         ratio = r.tokens_per_s_per_user / published
         verdict = ("agrees" if abs(ratio - 1) < 0.1 else

@@ -187,9 +187,6 @@ class CompiledPlan:
     def _splits(self) -> dict[tuple[int, str], OpSplit]:
         return {(s.stage, s.op): s for s in self.splits}
 
-    def homes_at(self, stage: int) -> dict[str, Home]:
-        return self.homes_by_stage().get(stage, {})
-
     def homes_by_stage(self) -> dict[int, dict[str, Home]]:
         """Stage -> tensor -> home (one pass over the homes)."""
         out: dict[int, dict[str, Home]] = {}

@@ -33,7 +33,7 @@ from tegel.mapping.compiled import (
     verify,
 )
 from tegel.mapping.params import DataflowParams, default_params
-from tegel.mapping.plan import Parallelism, PlanRequest
+from tegel.mapping.plan import Parallelism, PlanRequest, llm_request
 from tegel.mapping.routing import chip_route, noc_route
 from tegel.mapping.sharding import OpShard, shard_graph
 from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, Role, Tensor
@@ -53,7 +53,7 @@ class _Target:
     chip: Chip
     params: DataflowParams
     shards: dict[str, OpShard]
-    per_chip: dict[str, list[tuple[Tensor, float, bool]]]  # op -> _per_chip(op), once per graph
+    per_chip: dict[str, list[tuple[Tensor, float]]]  # op -> _per_chip(op), once per graph
 
     def weight_bytes(self, op: Op, index: int) -> float:
         """Bytes of input `index` (a weight) of `op` that each chip of its stage holds."""
@@ -90,19 +90,6 @@ def compile_for(graph: Graph, system: System, req: PlanRequest | None = None,
         transfers=route_transfers(graph, placed, system), microbatches=req.microbatches,
         notes=(f"weights in {levels.weights}, KV cache in {levels.kv_cache}",))
     return verify(plan)
-
-
-def llm_request(cfg: ModelConfig, system: System, phase: Phase, parallelism: Parallelism,
-                stages: int, microbatches: int = 1) -> PlanRequest:
-    """The request of one LLM phase (`phase.batch` sequences per micro-batch) for a layer-folded
-    graph: stages capped at one layer and one tile each, micro-batches at one per stage (the
-    sequences of merged micro-batches run together)."""
-    stages = min(stages, cfg.num_layers, parallelism.pp * system.chip.tile_count)
-    if microbatches > stages:
-        sequences = phase.batch * microbatches
-        microbatches = stages
-        phase = replace(phase, batch=math.ceil(sequences / stages))
-    return PlanRequest(phase, parallelism, cfg.num_layers, stages, microbatches)
 
 
 def compile_llm(cfg: ModelConfig, system: System, phase: Phase, precision: Precision,
@@ -412,13 +399,13 @@ def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, target: _T
 # ---- 5. homes -------------------------------------------------------------------------------
 
 
-def _per_chip(op: Op, shard: OpShard) -> list[tuple[Tensor, float, bool]]:
-    """(tensor, bytes each chip of the stage holds, written by op) for every tensor of `op`."""
+def _per_chip(op: Op, shard: OpShard) -> list[tuple[Tensor, float]]:
+    """(tensor, bytes each chip of the stage holds) for every tensor `op` reads or writes."""
     written = work(op).write_bytes
-    out = [(t, t.nbytes / d, False) for t, d in zip(op.inputs, shard.read_div, strict=True)]
+    out = [(t, t.nbytes / d) for t, d in zip(op.inputs, shard.read_div, strict=True)]
     for t, d, w in zip(op.outputs, shard.write_div, written, strict=True):
         size = w if t.role is Role.KV_CACHE else t.nbytes  # a cache is appended in place
-        out.append((t, size / d, True))
+        out.append((t, size / d))
     return out
 
 
@@ -434,7 +421,7 @@ def place_tensors(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
     for st in stages:
         resident = (_stage_weights(graph, st.segments, target) if levels.weights == tile.name
                     else 0.0)
-        working = max(sum({t.name: b for t, b, _ in target.per_chip[n]
+        working = max(sum({t.name: b for t, b in target.per_chip[n]
                            if t.role in (Role.ACTIVATION, Role.INPUT)}.values())
                       for n in st.op_names())
         spill = resident + working > tile.capacity_bytes * st.region.tiles
@@ -442,7 +429,7 @@ def place_tensors(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
         homes: dict[str, Home] = {}
         for seg in st.segments:
             for name in seg.ops:
-                for t, size, _ in target.per_chip[name]:
+                for t, size in target.per_chip[name]:
                     if t.name in homes:
                         continue
                     if t.role in (Role.WEIGHT, Role.KV_CACHE):

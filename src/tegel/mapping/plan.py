@@ -10,10 +10,13 @@ multiplying is exact and keeps a 126-layer model as cheap to evaluate as a 1-lay
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 
+from tegel.hardware import System
 from tegel.workload.ir import GEMM_KINDS, Op, OpKind
 from tegel.workload.llm import Phase
+from tegel.workload.model_config import ModelConfig
 
 
 class StepKind(enum.Enum):
@@ -132,6 +135,19 @@ class PlanRequest:
     stages: int
     microbatches: int = 1
     software: str | None = None  # GPU software generation (None: current)
+
+
+def llm_request(cfg: ModelConfig, system: System, phase: Phase, parallelism: Parallelism,
+                stages: int, microbatches: int = 1) -> PlanRequest:
+    """The request of one LLM phase (`phase.batch` sequences per micro-batch) for a layer-folded
+    graph, for any policy: stages capped at one layer and one tile each, micro-batches at one per
+    stage (the sequences of merged micro-batches run together)."""
+    stages = min(stages, cfg.num_layers, parallelism.pp * system.chip.tile_count)
+    if microbatches > stages:
+        sequences = phase.batch * microbatches
+        microbatches = stages
+        phase = replace(phase, batch=math.ceil(sequences / stages))
+    return PlanRequest(phase, parallelism, cfg.num_layers, stages, microbatches)
 
 
 @dataclass(frozen=True, slots=True)

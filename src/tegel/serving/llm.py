@@ -20,9 +20,8 @@ from tegel.evaluate.analytical import PhaseCost, evaluate
 from tegel.evaluate.cost import CATEGORIES, Category
 from tegel.hardware import System
 from tegel.mapping.compiled import CompiledPlan
-from tegel.mapping.compiler import llm_request
 from tegel.mapping.params import Params
-from tegel.mapping.plan import Parallelism, PlanRequest
+from tegel.mapping.plan import Parallelism, PlanRequest, llm_request
 from tegel.mapping.registry import policy_for
 from tegel.serving.scenario import RunOptions, Scenario
 from tegel.workload.ir import Graph
