@@ -1,0 +1,184 @@
+"""The step-cost oracle of the serving simulator: what one iteration of one replica costs.
+
+An iteration runs a *mixed* batch — decode sequences (one new token each, at their own KV
+lengths) and prefill chunks (n new tokens after the k of the prompt already cached) — through
+one forward call, as vLLM, TensorRT-LLM and SGLang do. The oracle prices it with the engine of
+`tegel run`, through the system's mapping policy and `evaluate.analytical.evaluate`; it adds no
+cost formula. It only decides which planned steps stand for which part of the work:
+
+- A *uniform* iteration (only decodes, or only prefill chunks of one shape) is exactly one
+  phase of `tegel run`: it is planned and evaluated as that phase, with the same
+  micro-batching as `serving.llm.phase_requests`.
+- A *mixed* iteration is priced as one plan assembled from three planned phases of the same
+  request shape: the token-wise steps (projections, MLP/experts, norms, KV writes, transfers and
+  collectives) from a plan of all its T tokens as one sequence; the attention steps from a plan
+  of each group (the decodes at their mean KV length, each chunk at its own (n, k)); and the
+  epilogue (final norm, LM head) from a plan of one token per sequence that emits a token. The
+  assembled plan is evaluated like any other. Decode attention is linear in the KV length, so the
+  mean length prices the group's sum (docs/serving.md).
+
+Keys are quantised — token counts and KV lengths above 64 to a grid of 64 steps per octave
+(nearest point; at most 0.8 % off) — and every planned phase and every iteration are memoised,
+so a simulation of many thousand iterations plans only a few hundred distinct phases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from tegel.evaluate.analytical import PhaseCost, evaluate
+from tegel.hardware import System
+from tegel.mapping.params import Params
+from tegel.mapping.plan import Parallelism, Plan, Step, StepKind, llm_request
+from tegel.mapping.registry import policy_for
+from tegel.serving.llm import folded_graph
+from tegel.workload.llm import Phase, Precision
+from tegel.workload.model_config import ModelConfig
+from tegel.workload.roles import Section, op_positions
+
+GRID_EXACT_BELOW = 64
+GRID_STEPS_PER_OCTAVE = 64
+
+
+def quantise(n: float) -> int:
+    """`n` rounded to the oracle's grid: exact up to 64, then 64 points per octave."""
+    if n <= GRID_EXACT_BELOW:
+        return max(round(n), 0)
+    e = math.floor(math.log2(n))
+    step = 2.0 ** e / GRID_STEPS_PER_OCTAVE
+    return round(round(n / step) * step)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One iteration's work on one replica.
+
+    decode: sequences generating one token; decode_kv_tokens: their mean cached length;
+    chunks: prefill chunks as (new tokens, tokens of the prompt already cached); emitting:
+    sequences that produce a token (decodes and chunks that finish their prompt)."""
+
+    decode: int = 0
+    decode_kv_tokens: float = 0.0
+    chunks: tuple[tuple[int, int], ...] = ()
+    emitting: int = 0
+
+    @property
+    def sequences(self) -> int:
+        return self.decode + len(self.chunks)
+
+    @property
+    def tokens(self) -> int:
+        return self.decode + sum(n for n, _ in self.chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class IterationCost:
+    """Seconds and joules (by energy category, whole replica, static power included) of one
+    iteration, and the replica's static power (W) for the time it waits between iterations."""
+
+    time_s: float
+    energy_by_category_j: tuple[float, ...]
+    static_w: float
+    host_w: float
+
+
+def _scaled(step: Step, factor: float) -> Step:
+    """The same step doing `factor` times its work (a group spread over micro-batches)."""
+    return replace(step, flops=step.flops * factor,
+                   reads=tuple(b * factor for b in step.reads),
+                   writes=tuple(b * factor for b in step.writes),
+                   noc_byte_hops=step.noc_byte_hops * factor,
+                   link_bytes=step.link_bytes * factor,
+                   transfer_bytes=step.transfer_bytes * factor)
+
+
+class Oracle:
+    """Iteration costs of one replica configuration (model, formats, system, parallelism,
+    stages), memoised. Deterministic: a cost depends only on the (quantised) batch."""
+
+    def __init__(self, model: ModelConfig, precision: Precision, system: System,
+                 parallelism: Parallelism, stages: int, params: Params,
+                 software: str | None = None) -> None:
+        self.model, self.precision, self.system = model, precision, system
+        self.parallelism, self.stages, self.params = parallelism, stages, params
+        self.software = software
+        self._policy = policy_for(system.chip)
+        self._plans: dict[tuple[Phase, int], Plan] = {}
+        self._costs: dict[tuple[object, ...], IterationCost] = {}
+        self.planned = 0  # distinct phases planned (for benchmarks and reports)
+
+    # -- planning (memoised) ---------------------------------------------------------------
+    def plan(self, phase: Phase, microbatches: int) -> Plan:
+        key = (phase, microbatches)
+        plan = self._plans.get(key)
+        if plan is None:
+            req = replace(llm_request(self.model, self.system, phase, self.parallelism,
+                                      self.stages, microbatches), software=self.software)
+            graph = folded_graph(self.model, req.phase, self.precision)
+            plan = self._policy.plan(graph, self.system, req, self.params).plan
+            self._plans[key] = plan
+            self.planned += 1
+        return plan
+
+    def _sections(self, phase: Phase) -> Callable[[Step], Section]:
+        positions = op_positions(folded_graph(self.model, phase, self.precision))
+
+        def section(step: Step) -> Section:
+            found = {positions[o].section for o in step.ops if o in positions}
+            return found.pop() if len(found) == 1 else Section.BLOCK
+
+        return section
+
+    # -- pricing ---------------------------------------------------------------------------
+    def cost(self, batch: Batch) -> IterationCost:
+        """What `batch` costs (see the module doc for how a mixed batch is assembled)."""
+        if batch.sequences == 0:
+            raise ValueError("an iteration needs at least one sequence")
+        m = min(batch.sequences, self.stages)
+        decode = (quantise(math.ceil(batch.decode / m)), quantise(max(batch.decode_kv_tokens, 1.0))
+                  ) if batch.decode else None
+        chunks = tuple(sorted((quantise(n), quantise(k)) for n, k in batch.chunks))
+        key = (m, decode, chunks, quantise(math.ceil(batch.emitting / m)))
+        found = self._costs.get(key)
+        if found is None:
+            found = self._price(m, decode, chunks, key[3])
+            self._costs[key] = found
+        return found
+
+    def _price(self, m: int, decode: tuple[int, int] | None, chunks: tuple[tuple[int, int], ...],
+               emitting: int) -> IterationCost:
+        if decode is not None and not chunks:
+            return self._of(evaluate(self.plan(Phase(decode[0], 1, decode[1]), m), self.system))
+        if decode is None and len(set(chunks)) == 1:
+            n, k = chunks[0]
+            phase = Phase(math.ceil(len(chunks) / m), n, k)
+            return self._of(evaluate(self.plan(phase, m), self.system))
+        return self._of(evaluate(self._assembled(m, decode, chunks, emitting), self.system))
+
+    def _assembled(self, m: int, decode: tuple[int, int] | None,
+                   chunks: tuple[tuple[int, int], ...], emitting: int) -> Plan:
+        tokens = (decode[0] * m if decode else 0) + sum(n for n, _ in chunks)
+        token_phase = Phase(1, quantise(math.ceil(tokens / m)), 0)
+        token_plan = self.plan(token_phase, m)
+        section = self._sections(token_phase)
+        steps = [s for s in token_plan.steps
+                 if s.kind is not StepKind.ATTENTION and section(s) is not Section.EPILOGUE]
+        if decode is not None:
+            plan = self.plan(Phase(decode[0], 1, decode[1]), m)
+            steps += [s for s in plan.steps if s.kind is StepKind.ATTENTION]
+        for n, k in chunks:
+            plan = self.plan(Phase(1, n, k), m)
+            steps += [_scaled(s, 1.0 / m) for s in plan.steps if s.kind is StepKind.ATTENTION]
+        if emitting:
+            out_phase = Phase(emitting, 1, 0)
+            out_section = self._sections(out_phase)
+            steps += [s for s in self.plan(out_phase, m).steps
+                      if out_section(s) is Section.EPILOGUE]
+        return replace(token_plan, steps=tuple(steps), notes=())
+
+    @staticmethod
+    def _of(cost: PhaseCost) -> IterationCost:
+        return IterationCost(cost.time_s, cost.cost.energy_by_category_j, cost.static_w,
+                             cost.host_w)

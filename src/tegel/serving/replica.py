@@ -1,0 +1,340 @@
+"""One serving replica over time: its queue, its paged KV cache and its iteration scheduler.
+
+Schedulers (`SchedulerConfig.kind`):
+
+- `static`: today's `tegel run`. A batch of up to max_seqs waiting requests is admitted only
+  when the replica is empty, each holding its whole KV cache (prompt + output) from the start;
+  one prefill iteration, then decode iterations until every sequence of the batch has finished.
+- `continuous` (Orca; vLLM without chunking): requests join and leave at every iteration.
+  Prefill first: when waiting prompts fit (max_seqs, max_batched_tokens, free KV blocks) they
+  run as a prefill iteration and the running sequences wait; otherwise all running sequences
+  decode one token.
+- `chunked` (Sarathi-Serve; vLLM v1): every iteration carries all running decodes first, then
+  prefill chunks — the oldest partly prefilled prompts, then new ones — up to the token budget.
+- `disaggregated` (DistServe, Splitwise): replicas of a prefill pool run prefill-only
+  iterations; replicas of a decode pool decode only. `simulate` moves the KV cache between them.
+
+The KV cache is paged (vLLM): blocks of `block_tokens`, allocated for the prompt on admission
+and one block at a time as a sequence grows. When a running sequence needs a block and none is
+free, the latest admitted sequence is preempted by recompute: its blocks are freed and it goes
+back to the head of the queue, to be prefilled again over its prompt and the tokens it already
+generated (it keeps them; they are not emitted again).
+
+Costs come from the `Oracle`; a replica keeps no cost formula.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from tegel.errors import TegelError
+from tegel.serving.oracle import Batch, IterationCost, Oracle
+
+SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """How replicas batch. Defaults follow vLLM's engine arguments (max_num_seqs 256, block
+    size 16; chunked prefill's budget 2,048 tokens, as Sarathi-Serve and vLLM's online default)."""
+
+    kind: str = "continuous"
+    max_seqs: int = 256  # sequences running at once per replica
+    max_batched_tokens: int = 8192  # continuous: prompt tokens per prefill iteration
+    chunk_tokens: int = 2048  # chunked: tokens per iteration (decodes + prefill chunks)
+    block_tokens: int = 16  # KV-cache page size
+    prefill_replicas: int | None = None  # disaggregated: replicas prefilling (None: half)
+    router: str = "round-robin"  # or "least-loaded"
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCHEDULERS:
+            raise TegelError(f"scheduler: expected one of {', '.join(SCHEDULERS)}, got {self.kind!r}")
+        if self.router not in ("round-robin", "least-loaded"):
+            raise TegelError(f"router: expected 'round-robin' or 'least-loaded', got {self.router!r}")
+        for name in ("max_seqs", "max_batched_tokens", "chunk_tokens", "block_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TegelError(f"{name}: expected a positive integer, got {value!r}")
+        if self.prefill_replicas is not None and self.prefill_replicas < 1:
+            raise TegelError(f"prefill_replicas: expected >= 1, got {self.prefill_replicas}")
+
+
+class Records:
+    """Per-request outcomes, indexed by request id (plain lists: cheap scalar access)."""
+
+    def __init__(self, n: int) -> None:
+        nan = math.nan
+        self.queued_s = [nan] * n  # when the request reached a replica's queue
+        self.first_s = [nan] * n  # when its first token was out
+        self.finish_s = [nan] * n
+        self.generated = [0] * n
+        self.preemptions = [0] * n
+        self.replica = [-1] * n
+        self.dropped: dict[int, str] = {}
+
+
+@dataclass(slots=True)
+class Iteration:
+    """An iteration in flight: its batch, its cost and what it will complete."""
+
+    batch: Batch
+    cost: IterationCost
+    prefills: list[tuple[int, int]]  # (request, tokens prefilled in this iteration)
+    decodes: bool
+
+
+class Replica:
+    """A replica's state (module doc). `role`: "both", "prefill" or "decode"."""
+
+    def __init__(self, index: int, oracle: Oracle, config: SchedulerConfig, kv_blocks: int,
+                 inputs: list[int], outputs: list[int], records: Records, role: str = "both"):
+        self.index, self.oracle, self.cfg, self.role = index, oracle, config, role
+        self.inputs, self.outputs, self.rec = inputs, outputs, records
+        self.kv_blocks = kv_blocks
+        self.free = kv_blocks
+        self.bs = config.block_tokens
+        self.waiting: deque[int] = deque()
+        self.prefilling: dict[int, int] = {}  # request -> prompt tokens prefilled so far
+        self.running: dict[int, None] = {}  # decoding, in admission order
+        self.blocks: dict[int, int] = {}
+        self.step = 0  # decode iterations so far
+        self._start: dict[int, tuple[int, int]] = {}  # request -> (step joined, gen then)
+        self._cached0 = 0  # sum over running of (cached tokens when joined - step joined)
+        self._done: list[tuple[int, int]] = []  # (step it finishes, request)
+        self._grow: list[tuple[int, int, int]] = []  # (step it needs a block, request, blocks)
+        self.busy = False
+        self.outstanding = 0  # requests routed here and not finished (least-loaded routing)
+        self.peak_blocks = 0
+        self.has_kv: set[int] = set()  # waiting requests whose cache arrived (decode pool)
+
+    # -- queue and KV cache --------------------------------------------------------------
+    def prompt(self, r: int) -> int:
+        """Tokens a prefill of `r` processes: its prompt and, after a preemption, what it had
+        generated (recompute)."""
+        return self.inputs[r] + self.rec.generated[r]
+
+    def blocks_for(self, tokens: int) -> int:
+        return -(-tokens // self.bs)
+
+    def _take(self, r: int, blocks: int) -> None:
+        self.free -= blocks
+        self.blocks[r] = self.blocks.get(r, 0) + blocks
+        self.peak_blocks = max(self.peak_blocks, self.kv_blocks - self.free)
+
+    def release(self, r: int) -> None:
+        self.free += self.blocks.pop(r, 0)
+
+    def enqueue(self, r: int) -> None:
+        self.waiting.append(r)
+
+    def gen_of(self, r: int) -> int:
+        s0, g0 = self._start[r]
+        return g0 + self.step - s0
+
+    def _leave(self, r: int) -> None:
+        """Take a running request out of the decode set (finished or preempted)."""
+        del self.running[r]
+        s0, g0 = self._start.pop(r)
+        self.rec.generated[r] = g0 + self.step - s0
+        self._cached0 -= self.prompt_cached(r, s0, g0)
+
+    def prompt_cached(self, r: int, s0: int, g0: int) -> int:
+        """Tokens cached when `r` joined at step s0 having generated g0 (its prompt and all but
+        the newest token), minus s0: + step gives what is cached at any later step."""
+        return self.inputs[r] + g0 - 1 - s0
+
+    def join(self, r: int) -> None:
+        """Start decoding `r` (its prefill is done; it has generated >= 1 token)."""
+        g0 = self.rec.generated[r]
+        self.running[r] = None
+        self._start[r] = (self.step, g0)
+        self._cached0 += self.prompt_cached(r, self.step, g0)
+        heapq.heappush(self._done, (self.step + self.outputs[r] - g0, r))
+        cached = self.inputs[r] + g0 - 1  # the newest token is cached by its decode step
+        have = self.blocks.get(r, 0)
+        heapq.heappush(self._grow, (self.step + have * self.bs - cached, r, have))
+
+    def preempt_one(self) -> bool:
+        """Free the latest admitted sequence's blocks (recompute); False if there is none."""
+        if self.prefilling:
+            r = next(reversed(self.prefilling))
+            del self.prefilling[r]
+        elif self.running:
+            r = next(reversed(self.running))
+            self._leave(r)
+        else:
+            return False
+        self.release(r)
+        self.rec.preemptions[r] += 1
+        self.waiting.appendleft(r)
+        return True
+
+    def _grow_blocks(self) -> None:
+        """Give every running sequence whose cache is full one more block, preempting the
+        latest admitted ones while none is free."""
+        grow = self._grow
+        while grow and grow[0][0] <= self.step:
+            _, r, have = heapq.heappop(grow)
+            if r not in self.running or self.blocks.get(r, 0) != have:
+                continue  # stale: finished, preempted or re-admitted since
+            while self.free < 1:
+                if not self.preempt_one():
+                    raise AssertionError("a lone sequence outgrew the KV cache")
+            if r not in self.running:
+                continue  # it was the victim itself
+            self._take(r, 1)
+            heapq.heappush(grow, (self.step + self.bs, r, have + 1))
+
+    # -- scheduling ----------------------------------------------------------------------
+    def schedule(self) -> Iteration | None:
+        """The next iteration, or None when there is nothing to do."""
+        kind = self.cfg.kind
+        if kind == "static":
+            return self._static()
+        if self.role == "prefill":
+            return self._prefill_only()
+        if self.running:
+            self._grow_blocks()
+        if self.role == "decode":
+            self._admit_arrived()
+            if self.waiting and self.waiting[0] not in self.has_kv:
+                it = self._prefill_only()  # a preempted sequence recomputes its cache here
+                if it is not None:
+                    return it
+            return self._decode() if self.running else None
+        if kind == "chunked" and self.role == "both":
+            return self._chunked()
+        if self.role == "both":
+            it = self._prefill_only()
+            if it is not None:
+                return it
+        return self._decode() if self.running else None
+
+    def _admit(self, whole: bool) -> int | None:
+        """Admit the head of the queue if a sequence slot and the blocks of its prompt (with
+        `whole`, of its prompt and all its output: a static batch) are free; its id or None."""
+        if not self.waiting or len(self.running) + len(self.prefilling) >= self.cfg.max_seqs:
+            return None
+        r = self.waiting[0]
+        need = self.blocks_for(self.inputs[r] + self.outputs[r] if whole else self.prompt(r))
+        if need > self.free:
+            return None
+        self.waiting.popleft()
+        self._take(r, need)
+        return r
+
+    def _admit_arrived(self) -> None:
+        """Decode pool: start decoding requests whose KV cache has arrived, while slots and
+        blocks last (FCFS)."""
+        while (self.waiting and self.waiting[0] in self.has_kv
+               and len(self.running) + len(self.prefilling) < self.cfg.max_seqs):
+            r = self.waiting[0]
+            need = self.blocks_for(self.prompt(r) - 1)
+            if need > self.free:
+                return
+            self.waiting.popleft()
+            self.has_kv.discard(r)
+            self._take(r, need)
+            self.join(r)
+
+    def _static(self) -> Iteration | None:
+        if self.running:
+            return self._decode()
+        prefills = []
+        while (r := self._admit(whole=True)) is not None:
+            prefills.append((r, self.prompt(r)))
+        return self._prefill_iteration(prefills) if prefills else None
+
+    def _prefill_only(self) -> Iteration | None:
+        prefills: list[tuple[int, int]] = []
+        budget = self.cfg.max_batched_tokens
+        while (self.waiting and self.waiting[0] not in self.has_kv
+               and (not prefills or self.prompt(self.waiting[0]) <= budget)):
+            r = self._admit(whole=False)
+            if r is None:
+                break
+            prefills.append((r, self.prompt(r)))
+            budget -= self.prompt(r)
+        return self._prefill_iteration(prefills) if prefills else None
+
+    def _prefill_iteration(self, prefills: list[tuple[int, int]]) -> Iteration:
+        for r, _ in prefills:
+            self.prefilling[r] = 0
+        chunks = tuple((n, 0) for _, n in prefills)
+        batch = Batch(0, 0.0, chunks, len(prefills))
+        return Iteration(batch, self.oracle.cost(batch), prefills, False)
+
+    def _decode_batch(self) -> tuple[int, float]:
+        d = len(self.running)
+        past = (self._cached0 + d * self.step) / d if d else 0.0
+        return d, past
+
+    def _decode(self) -> Iteration:
+        d, past = self._decode_batch()
+        batch = Batch(d, past, (), d)
+        return Iteration(batch, self.oracle.cost(batch), [], True)
+
+    def _chunked(self) -> Iteration | None:
+        d, past = self._decode_batch()
+        budget = self.cfg.chunk_tokens - d
+        prefills: list[tuple[int, int]] = []
+        chunks: list[tuple[int, int]] = []
+        emitting = d
+        for r, done in list(self.prefilling.items()):
+            if budget <= 0:
+                break
+            n = min(self.prompt(r) - done, budget)
+            prefills.append((r, n))
+            chunks.append((n, done))
+            emitting += done + n == self.prompt(r)
+            budget -= n
+        while budget > 0 and (new := self._admit(whole=False)) is not None:
+            n = min(self.prompt(new), budget)
+            self.prefilling[new] = 0
+            prefills.append((new, n))
+            chunks.append((n, 0))
+            emitting += n == self.prompt(new)
+            budget -= n
+        if not d and not chunks:
+            return None
+        batch = Batch(d, past, tuple(chunks), emitting)
+        return Iteration(batch, self.oracle.cost(batch), prefills, d > 0)
+
+    # -- completion ----------------------------------------------------------------------
+    def complete(self, it: Iteration, now: float) -> tuple[list[int], list[int]]:
+        """Apply a finished iteration at time `now`: (requests finished, requests whose prefill
+        finished and that still have tokens to generate — the caller decides where they go)."""
+        rec = self.rec
+        finished: list[int] = []
+        if it.decodes:
+            self.step += 1
+            done = self._done
+            while done and done[0][0] <= self.step:
+                _, r = heapq.heappop(done)
+                if r in self.running and self._start[r][0] + self.outputs[r] - self._start[r][1] == self.step:
+                    self._leave(r)
+                    rec.finish_s[r] = now
+                    self.release(r)
+                    finished.append(r)
+        prefilled: list[int] = []
+        for r, n in it.prefills:
+            if r not in self.prefilling:
+                continue  # preempted while in flight (cannot happen: preemption is between)
+            total = self.prefilling[r] + n
+            if total < self.prompt(r):
+                self.prefilling[r] = total
+                continue
+            del self.prefilling[r]
+            if rec.generated[r] == 0:
+                rec.first_s[r] = now
+            rec.generated[r] += 1
+            if rec.generated[r] >= self.outputs[r]:
+                rec.finish_s[r] = now
+                self.release(r)
+                finished.append(r)
+            else:
+                prefilled.append(r)
+        return finished, prefilled
