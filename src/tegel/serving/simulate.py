@@ -194,26 +194,39 @@ class Simulation:
         arrival = self.arrival
         events = self.events
         now = 0.0
+        dirty: set[int] = set()  # replicas to start once every event of this instant is in
         while events or (open_loop and nxt < n):
             if open_loop and nxt < n and (not events or arrival[nxt] <= events[0][0]):
-                now = arrival[nxt]
+                t = arrival[nxt]
+            else:
+                t = events[0][0]
+            if t > now and dirty:
+                for i in sorted(dirty):
+                    self.kick(i, now)
+                dirty.clear()
+                continue  # kicking may have added events at `now`
+            now = t
+            if open_loop and nxt < n and arrival[nxt] <= now and (not events or events[0][0] >= now):
                 self.arrive(nxt, now)
                 nxt += 1
                 continue
-            now, kind, _, a, b = heapq.heappop(events)
+            _, kind, _, a, b = heapq.heappop(events)
             if kind == _END:
                 self.end_iteration(a, now)
-                self.kick(a, now)
+                dirty.add(a)
             elif kind == _READY:
                 self.replicas[b].enqueue(a)
-                self.kick(b, now)
+                dirty.add(b)
             else:  # _KV: a cache arrived at its decode replica
                 src, dst = divmod(b, self.pools.replicas)
                 self.replicas[src].release(a)
                 self.replicas[dst].has_kv.add(a)
                 self.replicas[dst].enqueue(a)
-                self.kick(src, now)
-                self.kick(dst, now)
+                dirty.update((src, dst))
+            if not events and not (open_loop and nxt < n):
+                for i in sorted(dirty):
+                    self.kick(i, now)
+                dirty.clear()
         stuck = [r for r in range(n) if math.isnan(self.rec.finish_s[r]) and r not in self.rec.dropped]
         for r in stuck:  # cannot happen with the admission rules; never lose a request silently
             self.rec.dropped[r] = "never scheduled (simulator error)"
