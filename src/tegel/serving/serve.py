@@ -20,6 +20,7 @@ from tegel.errors import TegelError
 from tegel.evaluate.cost import CATEGORIES
 from tegel.hardware import System, load_system
 from tegel.mapping.params import Params, default_params
+from tegel.mapping.plan import Parallelism
 from tegel.mapping.registry import policy_for
 from tegel.serving.llm import Config, memory_per_chip
 from tegel.serving.oracle import Oracle
@@ -151,6 +152,39 @@ class ServeResult:
         return self.energy_j / self.span_s if self.span_s > 0 else math.nan
 
     @property
+    def parallelism(self) -> Parallelism:
+        return self.config.parallelism
+
+    @property
+    def batch(self) -> int:
+        """Sequences in flight: the closed loop's concurrency, else the most a replica set can
+        run at once (replicas x max_seqs) — what the energy floor is taken at."""
+        if self.workload.concurrency is not None:
+            return self.workload.concurrency
+        return self.pools.replicas * self.scheduler.max_seqs
+
+    @property
+    def chips_busy(self) -> int:
+        """Chips of the replicas (they serve, or wait for work, for the whole span)."""
+        return self.pools.replicas * self.pools.chips_per_replica
+
+    @property
+    def chips_idle(self) -> int:
+        """Chips outside every replica (left at idle power)."""
+        return self.system.chip_count - self.chips_busy
+
+    @property
+    def energy_breakdown_j_per_token(self) -> dict[str, float]:
+        tokens = self.output_tokens
+        return {c.value: e / tokens if tokens else math.nan
+                for c, e in zip(CATEGORIES, self.outcome.energy_by_category_j, strict=True)}
+
+    @property
+    def accelerator_energy_j_per_token(self) -> float:
+        """Energy per token without hosts and racks (what GPU power counters measure)."""
+        return (self.energy_j - self.outcome.host_energy_j) / self.output_tokens
+
+    @property
     def preemptions(self) -> int:
         return sum(self.outcome.records.preemptions)
 
@@ -188,9 +222,9 @@ class ServeResult:
             "slo": {"ttft_s": self.slo.ttft_s, "tpot_s": self.slo.tpot_s},
             "goodput_requests_per_s": self.goodput_requests_per_s,
             "energy_j_per_token": self.energy_j_per_token,
-            "energy_breakdown_j_per_token": {
-                c.value: e / self.output_tokens if self.output_tokens else math.nan
-                for c, e in zip(CATEGORIES, self.outcome.energy_by_category_j, strict=True)},
+            "energy_breakdown_j_per_token": self.energy_breakdown_j_per_token,
+            "accelerator_energy_j_per_token": self.accelerator_energy_j_per_token,
+            "chips_busy": self.chips_busy, "chips_idle": self.chips_idle,
             "power_w": self.power_w,
             "preemptions": self.preemptions,
             "kv_cache": {"blocks_per_replica": self.pools.kv_blocks,
