@@ -64,8 +64,8 @@ def _run(args: argparse.Namespace, system: str) -> Any:
     from tegel.hardware import load_system
     from tegel.mapping.params import load_params
     from tegel.serving import run
-    from tegel.serving.scenario import RunOptions, resolve_precision
-    from tegel.workload import DType, Precision, load_model_config
+    from tegel.serving.scenario import RunOptions
+    from tegel.workload import load_model_config
 
     for flag in ("input", "output", "tp", "pp", "ep", "max_batch"):
         _positive("--" + flag.replace("_", "-"), getattr(args, flag))
@@ -76,7 +76,21 @@ def _run(args: argparse.Namespace, system: str) -> Any:
         except ValueError:
             raise TegelError(f"--batch: expected a positive integer or 'auto', got {batch!r}") from None
     sys_ = load_system(system)
-    base = resolve_precision(sys_, args.precision)
+    options = RunOptions(args.tp, args.pp, args.ep, max_batch_per_replica=args.max_batch,
+                         sim=getattr(args, "sim", "analytical"))
+    cfg = load_model_config(args.model)
+    return run(cfg, sys_, batch, _input_tokens(args, cfg), args.output, formats(args, sys_),
+               options=options, params=load_params(args.params))
+
+
+def formats(args: argparse.Namespace, system: Any) -> Any:
+    """The Precision of --precision, overridden part by part by --weights, --activations and
+    --kv-cache (shared by every command that takes them)."""
+    from tegel.errors import TegelError
+    from tegel.serving.scenario import resolve_precision
+    from tegel.workload import DType, Precision
+
+    base = resolve_precision(system, args.precision)
     parts = {}
     for field in ("weights", "activations", "kv_cache"):
         text = getattr(args, field)
@@ -84,11 +98,7 @@ def _run(args: argparse.Namespace, system: str) -> Any:
             parts[field] = DType.parse(text) if text else getattr(base, field)
         except ValueError as err:
             raise TegelError(f"--{field.replace('_', '-')}: {err}") from None
-    options = RunOptions(args.tp, args.pp, args.ep, max_batch_per_replica=args.max_batch,
-                         sim=getattr(args, "sim", "analytical"))
-    cfg = load_model_config(args.model)
-    return run(cfg, sys_, batch, _input_tokens(args, cfg), args.output, Precision(**parts),
-               options=options, params=load_params(args.params))
+    return Precision(**parts)
 
 
 ACCOUNTING = ("energy and power count the whole system: {busy} chip(s) serving, {idle} idle at "
