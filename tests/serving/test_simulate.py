@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 import tegel
+from tegel.hardware import load_system
 from tegel.mapping.params import default_params
 from tegel.serving.oracle import Batch, Oracle, quantise
 from tegel.serving.replica import SchedulerConfig
 from tegel.serving.requests import Workload
-from tegel.serving.serve import Slo, pools_for, replica_config, serve
-from tegel.serving.simulate import Pools, Simulation
 from tegel.serving.scenario import RunOptions, resolve_precision
-from tegel.hardware import load_system
+from tegel.serving.serve import Slo, replica_config, serve
+from tegel.serving.simulate import Pools, Simulation
 from tegel.workload.model_config import load_model_config
 
 MODEL, GPU = "llama-3.1-8b", "h100-sxm"

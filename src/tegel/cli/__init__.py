@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tegel.cli.inspect_cmd",
     "tegel.cli.hw_cmd",
     "tegel.cli.run_cmd",
+    "tegel.cli.serve_cmd",
     "tegel.cli.plan_cmd",
     "tegel.cli.claim_cmd",
     "tegel.cli.validate_cmd",

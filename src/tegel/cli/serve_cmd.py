@@ -1,0 +1,329 @@
+"""`tegel serve` and `tegel curve`: LLM serving over time (requests, batching, KV cache)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from tegel.cli.run_cmd import formats
+from tegel.report.text import si, table
+
+SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
+MLPERF = ("mlperf-offline", "mlperf-server", "mlperf-interactive")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`)")
+    p.add_argument("--precision", default="auto", help="weights, activations and KV cache format: "
+                   "bf16, fp16, fp8, fp4, int8 (auto: bf16 where the chip has it)")
+    p.add_argument("--weights", help="weight format (overrides --precision)")
+    p.add_argument("--activations", help="activation format (overrides --precision)")
+    p.add_argument("--kv-cache", help="KV-cache format (overrides --precision)")
+    p.add_argument("--tp", type=int, help="tensor-parallel degree per replica (default: chosen)")
+    p.add_argument("--pp", type=int, help="pipeline-parallel degree per replica (default: chosen)")
+    p.add_argument("--ep", type=int, help="expert-parallel degree, divides tp (default 1)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, help="static (a batch at a time, as `tegel "
+                   "run`), continuous (vLLM-style, prefill first), chunked (Sarathi: token budget "
+                   "per iteration, decodes first), disaggregated (prefill and decode pools)")
+    p.add_argument("--max-seqs", type=int, default=256, help="sequences a replica runs at once (256)")
+    p.add_argument("--max-batched-tokens", type=int, default=8192,
+                   help="continuous: prompt tokens per prefill iteration (8192)")
+    p.add_argument("--chunk-tokens", type=int, default=2048,
+                   help="chunked: tokens per iteration, decodes included (2048)")
+    p.add_argument("--block-tokens", type=int, default=16, help="KV-cache page size (16)")
+    p.add_argument("--prefill-replicas", type=int, help="disaggregated: replicas that prefill "
+                   "(default: half)")
+    p.add_argument("--router", choices=("round-robin", "least-loaded"), default="round-robin",
+                   help="how requests are spread over replicas (round-robin)")
+    p.add_argument("--slo-ttft", type=float, metavar="S", help="SLO: time to first token, s")
+    p.add_argument("--slo-tpot", type=float, metavar="S", help="SLO: time per output token, s")
+    p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
+                   "--calibrate --write FILE` (default: the shipped parameters)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="serve a stream of requests over time",
+                       description="Simulate requests arriving at a system: iteration-level "
+                       "batching, paged KV cache, preemption. Prints TTFT/TPOT/e2e percentiles, "
+                       "throughput, goodput at the SLO and energy per token.")
+    _common(p)
+    p.add_argument("--on", required=True, metavar="SYSTEM", help="system or chip preset, or YAML")
+    p.add_argument("--rate", type=float, metavar="R", help="arrivals per second (Poisson)")
+    p.add_argument("--cv", type=float, default=1.0, help="with --rate: coefficient of variation "
+                   "of the gaps (1: Poisson; > 1: bursty gamma arrivals)")
+    p.add_argument("--concurrency", type=int, metavar="C", help="closed loop: C requests "
+                   "outstanding, the next sent when one finishes")
+    p.add_argument("--requests", type=int, metavar="N", help="requests (1000; 5000 for an MLPerf "
+                   "server/interactive rate search, so that an overload shows in the p99)")
+    p.add_argument("--input", type=int, metavar="L", help="prompt tokens of every request (1024)")
+    p.add_argument("--output", type=int, metavar="O", help="output tokens of every request (256)")
+    p.add_argument("--lengths", metavar="SPEC", help="length distribution, e.g. "
+                   "lognormal:in=1024,out=256,sigma=0.6 (see docs/serving.md)")
+    p.add_argument("--trace", metavar="FILE", help="replay a request trace (CSV or JSONL; the "
+                   "Azure LLM inference and Mooncake formats are read as they are)")
+    p.add_argument("--scenario", choices=MLPERF, help="an MLPerf scenario: the benchmark's "
+                   "lengths and p99 limits; server and interactive search the highest rate "
+                   "within them")
+    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--requests-out", metavar="FILE", help="write one record per request "
+                   "(.csv or .jsonl)")
+    p.set_defaults(func=serve_command)
+    c = sub.add_parser("curve", help="throughput against per-user speed, per system",
+                       description="Each system at rising concurrency (closed loop, steady "
+                       "state): tokens/s per user against tokens/s of the system, with TTFT.")
+    _common(c)
+    c.add_argument("--on", required=True, metavar="A,B,...", help="comma-separated systems")
+    c.add_argument("--input", type=int, default=1024, metavar="L", help="prompt tokens (1024)")
+    c.add_argument("--output", type=int, default=256, metavar="O", help="output tokens (256)")
+    c.add_argument("--concurrency", metavar="C1,C2,...", help="concurrencies (default: 1, 2, 4, "
+                   "... up to replicas x --max-seqs)")
+    c.add_argument("--requests", type=int, metavar="N", help="requests per point "
+                   "(default: max(4 x concurrency, 64))")
+    c.set_defaults(func=curve_command)
+
+
+def _progress(label: str) -> Any:
+    if not sys.stderr.isatty():
+        return None
+
+    def show(text: Any) -> None:
+        print(f"\r{label}{text}\033[K", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _options(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from tegel.errors import TegelError
+    from tegel.mapping.params import load_params
+    from tegel.serving.replica import SchedulerConfig
+    from tegel.serving.scenario import RunOptions
+
+    for flag in ("tp", "pp", "ep", "prefill_replicas"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise TegelError(f"--{flag.replace('_', '-')}: expected a positive integer, got {value}")
+    kind = args.scheduler or ("chunked" if args.command == "curve" else "continuous")
+    sched = SchedulerConfig(kind, args.max_seqs, args.max_batched_tokens, args.chunk_tokens,
+                            args.block_tokens, args.prefill_replicas, args.router)
+    return sched, RunOptions(args.tp, args.pp, args.ep), load_params(args.params)
+
+
+def _slo(args: argparse.Namespace) -> Any:
+    from tegel.serving.serve import Slo
+
+    return Slo(args.slo_ttft, args.slo_tpot)
+
+
+def _workload(args: argparse.Namespace, cfg: Any) -> Any:
+    from tegel.errors import TegelError
+    from tegel.serving.traces import read_trace
+    from tegel.serving.workload import make_workload
+
+    given = [f for f, v in (("--trace", args.trace), ("--lengths", args.lengths),
+                            ("--scenario", args.scenario)) if v]
+    if args.input is not None or args.output is not None:
+        given.append("--input/--output")
+    if len(given) > 1:
+        raise TegelError(f"give one of --input/--output, --lengths, --trace or --scenario, "
+                         f"not {' and '.join(given)}")
+    if args.rate is not None and args.concurrency is not None:
+        raise TegelError("give --rate or --concurrency, not both")
+    if args.requests < 1:
+        raise TegelError(f"--requests: expected a positive integer, got {args.requests}")
+    if args.trace:
+        if args.rate is not None or args.concurrency is not None:
+            raise TegelError("--trace brings its own arrival times; drop --rate/--concurrency")
+        return read_trace(args.trace, limit=args.requests)
+    lengths = args.lengths
+    if lengths is None:
+        inp = 1024 if args.input is None else args.input
+        out = 256 if args.output is None else args.output
+        if cfg.learned_positions and args.input is None:
+            inp = min(inp, cfg.max_position_embeddings - out)
+        lengths = f"fixed:in={inp},out={out}"
+    return make_workload(args.requests, lengths, rate_per_s=args.rate,
+                         concurrency=args.concurrency, cv=args.cv, seed=args.seed)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    from tegel.hardware import load_system
+    from tegel.serving.serve import serve
+    from tegel.workload import load_model_config
+
+    sched, options, params = _options(args)
+    if args.requests is None:
+        args.requests = 5000 if args.scenario in ("mlperf-server", "mlperf-interactive") else 1000
+    cfg = load_model_config(args.model)
+    system = load_system(args.on)
+    precision = formats(args, system)
+    show = _progress("serving: ")
+    progress = None if show is None else (lambda n: show(f"{n}/{args.requests} requests")
+                                          if n % 200 == 0 else None)
+    search = None
+    if args.scenario:
+        result, search = _mlperf(args, cfg, system, precision, sched, options, params, show)
+    else:
+        result = serve(cfg, system, _workload(args, cfg), sched, precision, options=options,
+                       params=params, slo=_slo(args), progress=progress)
+    if show is not None:
+        print("\r\033[K", end="", file=sys.stderr)
+    if args.requests_out:
+        _write_requests(args.requests_out, result.request_rows())
+    d = result.to_dict()
+    if search is not None:
+        d["mlperf"] = search
+    if args.json:
+        print(json.dumps(_clean(d), indent=2, allow_nan=False))
+        return 0
+    _print(d)
+    return 0
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN: a figure that does not exist (no request had two tokens) is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sched: Any,
+            options: Any, params: Any, show: Any) -> tuple[Any, dict[str, Any]]:
+    """An MLPerf scenario: offline as it is; server/interactive at the highest rate within the
+    benchmark's p99 limits."""
+    from tegel.errors import TegelError
+    from tegel.serving.rate_search import Limits, max_rate
+    from tegel.serving.serve import Slo, serve
+    from tegel.serving.workload import make_workload, mlperf_scenario
+
+    if args.rate is not None or args.concurrency is not None or args.input or args.output:
+        raise TegelError("--scenario sets lengths and arrivals; drop --rate/--concurrency/"
+                         "--input/--output")
+    which = args.scenario.removeprefix("mlperf-")
+    sc = mlperf_scenario(cfg.name, which)
+    slo = Slo(sc.ttft_p99_s, sc.tpot_p99_s)
+    info: dict[str, Any] = {"benchmark": sc.benchmark, "scenario": which,
+                            "ttft_p99_limit_s": sc.ttft_p99_s, "tpot_p99_limit_s": sc.tpot_p99_s,
+                            "e2e_p99_limit_s": sc.e2e_p99_s,
+                            "sources": [{"title": s.title, "url": s.url} for s in sc.sources]}
+
+    def simulate(wl: Any) -> Any:
+        return serve(cfg, system, wl, sched, precision, options=options, params=params, slo=slo)
+
+    if which == "offline":
+        return simulate(sc.workload(args.requests, seed=args.seed)), info
+    search = max_rate(simulate, lambda rate: (make_workload(args.requests, sc.lengths,
+                                                            seed=args.seed)
+                                              if rate is None else
+                                              sc.workload(args.requests, rate_per_s=rate,
+                                                          seed=args.seed)),
+                      Limits(sc.ttft_p99_s, sc.tpot_p99_s, sc.e2e_p99_s),
+                      progress=None if show is None else show)
+    info |= {"rate_per_s": search.rate_per_s, "offline_rate_per_s": search.offline_rate_per_s,
+             "trail": [{"rate_per_s": r, "within_limits": ok} for r, ok in search.trail]}
+    return search.result, info
+
+
+def _write_requests(path: str, rows: list[dict[str, Any]]) -> None:
+    from tegel.errors import TegelError
+
+    out = Path(path)
+    try:
+        with out.open("w", newline="", encoding="utf-8") as f:
+            if out.suffix == ".jsonl":
+                for row in rows:
+                    f.write(json.dumps(_clean(row)) + "\n")
+            else:
+                w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                w.writeheader()
+                w.writerows(rows)
+    except OSError as err:
+        raise TegelError(f"--requests-out {path}: cannot write ({err.strerror})") from None
+
+
+def _print(d: dict[str, Any]) -> None:
+    par = d["parallelism"]
+    s = d["scheduler"]
+    print(f"{d['model']} on {d['system']}: {d['workload']['description']}")
+    print(f"scheduler {s['kind']} (max {s['max_seqs']} sequences/replica), "
+          f"{par['dp']} replica(s) of tp{par['tp']} pp{par['pp']} ep{par['ep']}"
+          + (f", {s['prefill_replicas']} prefilling" if s["prefill_replicas"] else ""))
+    if "mlperf" in d:
+        m = d["mlperf"]
+        if "rate_per_s" in m:
+            print(f"MLPerf {m['benchmark']} {m['scenario']}: highest rate within p99 limits "
+                  f"(TTFT {m['ttft_p99_limit_s']} s, TPOT {m['tpot_p99_limit_s']} s) = "
+                  f"{m['rate_per_s']:.4g} req/s (offline {m['offline_rate_per_s']:.4g} req/s)")
+    rows = [[name, *(si(d[key][q], "s") for q in ("p50", "p90", "p99"))]
+            for key, name in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end to end"))]
+    print(table(["latency", "p50", "p90", "p99"], rows))
+    slo = d["slo"]
+    at = ", ".join(f"{k.removesuffix('_s').upper()} <= {v:g} s" for k, v in slo.items() if v)
+    rows = [["completed / dropped", f"{d['completed']} / {d['dropped']}"],
+            ["throughput", si(d["throughput_tokens_per_s"], "tok/s")],
+            ["requests", si(d["requests_per_s"], "req/s")],
+            ["speed per user (median)", si(d["tokens_per_s_per_user"], "tok/s")],
+            [f"goodput ({at or 'no SLO given'})", si(d["goodput_requests_per_s"], "req/s")],
+            ["energy per token", si(d["energy_j_per_token"], "J")],
+            ["average power", si(d["power_w"], "W")],
+            ["KV cache peak", f"{d['kv_cache']['peak_fraction']:.1%} of "
+                              f"{si(d['kv_cache']['tokens_per_replica'], 'tok')}/replica"],
+            ["preemptions", str(d["preemptions"])]]
+    print(table(["metric", "value"], rows))
+    print(f"energy and power count the whole system: {d['chips_busy']} chip(s) in replicas, "
+          f"{d['chips_idle']} outside at idle power, with their hosts' and racks' share")
+    for reason, count in d["dropped_reasons"].items():
+        print(f"dropped {count}: {reason}")
+
+
+def curve_command(args: argparse.Namespace) -> int:
+    from tegel.errors import TegelError
+    from tegel.hardware import load_system
+    from tegel.serving.curve import curve_of
+    from tegel.workload import load_model_config
+
+    sched, options, params = _options(args)
+    levels = None
+    if args.concurrency:
+        try:
+            levels = [int(x) for x in args.concurrency.split(",")]
+        except ValueError:
+            raise TegelError(f"--concurrency: expected comma-separated integers, got "
+                             f"{args.concurrency!r}") from None
+        if any(c < 1 for c in levels):
+            raise TegelError("--concurrency: every level must be >= 1")
+    if args.requests is not None and args.requests < 1:
+        raise TegelError(f"--requests: expected a positive integer, got {args.requests}")
+    cfg = load_model_config(args.model)
+    curves = []
+    show = _progress("curve: ")
+    for name in [n.strip() for n in args.on.split(",") if n.strip()]:
+        system = load_system(name)
+        curves.append(curve_of(cfg, system, args.input, args.output, concurrencies=levels,
+                               scheduler=sched, precision=formats(args, system), options=options,
+                               params=params, requests_per_point=args.requests, progress=show))
+    if show is not None:
+        print("\r\033[K", end="", file=sys.stderr)
+    if args.json:
+        print(json.dumps(_clean([c.to_dict() for c in curves]), indent=2, allow_nan=False))
+        return 0
+    for c in curves:
+        d = c.to_dict()
+        par = d["parallelism"]
+        print(f"{c.model} on {c.system}: {c.input_tokens} in / {c.output_tokens} out, scheduler "
+              f"{c.scheduler}, {par['dp']} replica(s) of tp{par['tp']} pp{par['pp']}")
+        rows = [[p.concurrency, si(p.tokens_per_s_per_user, "tok/s"),
+                 si(p.throughput_tokens_per_s, "tok/s"), si(p.ttft_p50_s, "s"),
+                 si(p.ttft_p99_s, "s"), si(p.energy_j_per_token, "J")] for p in c.points]
+        print(table(["concurrency", "per user", "system", "TTFT p50", "TTFT p99", "J/token"],
+                    rows) + "\n")
+    return 0
