@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["run"]
+__all__ = ["curve", "run", "serve"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +20,12 @@ def __getattr__(name: str) -> Any:
         from tegel.serving.run import run
 
         return run
+    if name == "serve":
+        from tegel.serving.serve import serve
+
+        return serve
+    if name == "curve":
+        from tegel.serving.curve import curve
+
+        return curve
     raise AttributeError(f"module 'tegel' has no attribute {name!r}")

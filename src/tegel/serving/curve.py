@@ -91,7 +91,7 @@ def steady_point(result: ServeResult, concurrency: int) -> CurvePoint:
     first = np.asarray(rec.first_s)
     out = result.workload.output_tokens
     done_in = (finish > t0) & (finish <= t1)
-    throughput = float(out[done_in].sum()) / (t1 - t0)
+    throughput = float(out[done_in].sum()) / float(t1 - t0)
     ttft = (first - arrival)[window]
     many = window & (out > 1)
     tpot = (finish - first)[many] / (out[many] - 1)

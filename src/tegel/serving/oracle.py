@@ -17,9 +17,13 @@ cost formula. It only decides which planned steps stand for which part of the wo
   assembled plan is evaluated like any other. Decode attention is linear in the KV length, so the
   mean length prices the group's sum (docs/serving.md).
 
-Keys are quantised — token counts and KV lengths above 64 to a grid of 64 steps per octave
-(nearest point; at most 0.8 % off) — and every planned phase and every iteration are memoised,
-so a simulation of many thousand iterations plans only a few hundred distinct phases.
+Keys are quantised — token counts above 64 to a grid of 64 steps per octave (nearest point;
+at most 0.8 % off) — and every planned phase and every iteration are memoised, so a simulation
+of many thousand iterations plans only a few hundred distinct phases. KV lengths are not rounded:
+the work of attending to cached tokens is linear in their number, so a phase at KV length K is
+interpolated between the two nearest points of a coarser grid (8 per octave) — the iteration's
+time and energy for a decode-only iteration, the attention steps' counts in an assembled one.
+Oracles are shared between simulations of the same replica configuration (`oracle_for`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from tegel.workload.roles import Section, op_positions
 
 GRID_EXACT_BELOW = 64
 GRID_STEPS_PER_OCTAVE = 64
+KV_STEPS_PER_OCTAVE = 8
 
 
 def quantise(n: float) -> int:
@@ -49,6 +54,36 @@ def quantise(n: float) -> int:
     e = math.floor(math.log2(n))
     step = 2.0 ** e / GRID_STEPS_PER_OCTAVE
     return round(round(n / step) * step)
+
+
+def kv_bracket(k: float) -> tuple[int, int, float]:
+    """(lower, upper, weight of upper): the KV grid points around `k` (exact up to 16, then 8
+    per octave) and the linear interpolation weight."""
+    if k <= 16:
+        low = math.floor(k)
+        return low, low + 1, k - low
+    e = math.floor(math.log2(k))
+    step = 2.0 ** e / KV_STEPS_PER_OCTAVE
+    lo = math.floor(k / step) * step
+    hi = lo + step
+    return round(lo), round(hi), (k - lo) / step
+
+
+def _lerp(a: Step, b: Step, w: float) -> Step:
+    """Step `a` moved a fraction `w` of the way to `b` in every count (same step, two KV
+    lengths: its counts are linear in the length between grid points)."""
+    if w == 0.0:
+        return a
+
+    def mix(x: float, y: float) -> float:
+        return x + (y - x) * w
+
+    return replace(a, flops=mix(a.flops, b.flops),
+                   reads=tuple(mix(x, y) for x, y in zip(a.reads, b.reads, strict=True)),
+                   writes=tuple(mix(x, y) for x, y in zip(a.writes, b.writes, strict=True)),
+                   noc_byte_hops=mix(a.noc_byte_hops, b.noc_byte_hops),
+                   link_bytes=mix(a.link_bytes, b.link_bytes),
+                   transfer_bytes=mix(a.transfer_bytes, b.transfer_bytes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +142,7 @@ class Oracle:
         self._policy = policy_for(system.chip)
         self._plans: dict[tuple[Phase, int], Plan] = {}
         self._costs: dict[tuple[object, ...], IterationCost] = {}
+        self._phase_costs: dict[tuple[Phase, int], IterationCost] = {}
         self.planned = 0  # distinct phases planned (for benchmarks and reports)
 
     # -- planning (memoised) ---------------------------------------------------------------
@@ -137,7 +173,7 @@ class Oracle:
         if batch.sequences == 0:
             raise ValueError("an iteration needs at least one sequence")
         m = min(batch.sequences, self.stages)
-        decode = (quantise(math.ceil(batch.decode / m)), quantise(max(batch.decode_kv_tokens, 1.0))
+        decode = (quantise(math.ceil(batch.decode / m)), max(quantise(batch.decode_kv_tokens), 1)
                   ) if batch.decode else None
         chunks = tuple(sorted((quantise(n), quantise(k)) for n, k in batch.chunks))
         key = (m, decode, chunks, quantise(math.ceil(batch.emitting / m)))
@@ -150,11 +186,18 @@ class Oracle:
     def _price(self, m: int, decode: tuple[int, int] | None, chunks: tuple[tuple[int, int], ...],
                emitting: int) -> IterationCost:
         if decode is not None and not chunks:
-            return self._of(evaluate(self.plan(Phase(decode[0], 1, decode[1]), m), self.system))
-        if decode is None and len(set(chunks)) == 1:
+            lo, hi, w = kv_bracket(decode[1])
+            a = self._phase_cost(Phase(decode[0], 1, lo), m)
+            if w == 0.0:
+                return a
+            b = self._phase_cost(Phase(decode[0], 1, hi), m)
+            return IterationCost(a.time_s + (b.time_s - a.time_s) * w,
+                                 tuple(x + (y - x) * w for x, y in
+                                       zip(a.energy_by_category_j, b.energy_by_category_j,
+                                           strict=True)), a.static_w, a.host_w)
+        if decode is None and len(set(chunks)) == 1 and chunks[0][1] == 0:
             n, k = chunks[0]
-            phase = Phase(math.ceil(len(chunks) / m), n, k)
-            return self._of(evaluate(self.plan(phase, m), self.system))
+            return self._phase_cost(Phase(math.ceil(len(chunks) / m), n, k), m)
         return self._of(evaluate(self._assembled(m, decode, chunks, emitting), self.system))
 
     def _assembled(self, m: int, decode: tuple[int, int] | None,
@@ -166,11 +209,9 @@ class Oracle:
         steps = [s for s in token_plan.steps
                  if s.kind is not StepKind.ATTENTION and section(s) is not Section.EPILOGUE]
         if decode is not None:
-            plan = self.plan(Phase(decode[0], 1, decode[1]), m)
-            steps += [s for s in plan.steps if s.kind is StepKind.ATTENTION]
+            steps += self._attention(decode[0], 1, decode[1], m)
         for n, k in chunks:
-            plan = self.plan(Phase(1, n, k), m)
-            steps += [_scaled(s, 1.0 / m) for s in plan.steps if s.kind is StepKind.ATTENTION]
+            steps += [_scaled(s, 1.0 / m) for s in self._attention(1, n, k, m)]
         if emitting:
             out_phase = Phase(emitting, 1, 0)
             out_section = self._sections(out_phase)
@@ -178,7 +219,46 @@ class Oracle:
                       if out_section(s) is Section.EPILOGUE]
         return replace(token_plan, steps=tuple(steps), notes=())
 
+    def _phase_cost(self, phase: Phase, m: int) -> IterationCost:
+        key = (phase, m)
+        found = self._phase_costs.get(key)
+        if found is None:
+            found = self._of(evaluate(self.plan(phase, m), self.system))
+            self._phase_costs[key] = found
+        return found
+
+    def _attention(self, batch: int, new: int, past: int, m: int) -> list[Step]:
+        """The attention steps of Phase(batch, new, past), interpolated in the KV length."""
+        lo, hi, w = kv_bracket(past)
+        a = [s for s in self.plan(Phase(batch, new, lo), m).steps if s.kind is StepKind.ATTENTION]
+        if w == 0.0:
+            return a
+        b = [s for s in self.plan(Phase(batch, new, hi), m).steps if s.kind is StepKind.ATTENTION]
+        if [(s.name, s.stage) for s in a] != [(s.name, s.stage) for s in b]:
+            return a if w < 0.5 else b  # the policy placed them differently: the nearer one
+        return [_lerp(x, y, w) for x, y in zip(a, b, strict=True)]
+
     @staticmethod
     def _of(cost: PhaseCost) -> IterationCost:
         return IterationCost(cost.time_s, cost.cost.energy_by_category_j, cost.static_w,
                              cost.host_w)
+
+
+_SHARED: dict[tuple[object, ...], tuple[Oracle, System, Params]] = {}
+
+
+def oracle_for(model: ModelConfig, precision: Precision, system: System,
+               parallelism: Parallelism, stages: int, params: Params,
+               software: str | None = None) -> Oracle:
+    """The oracle of a replica configuration, shared by simulations of it (curves, rate
+    searches): planned phases are reused. Keyed by the objects' identity for the system and
+    parameters (held here so the identity stays theirs), by value for the rest."""
+    key = (model, precision, id(system), parallelism, stages, id(params), software)
+    found = _SHARED.get(key)
+    if found is None:
+        if len(_SHARED) >= 32:
+            _SHARED.pop(next(iter(_SHARED)))
+        found = (Oracle(model, precision, system, parallelism, stages, params, software),
+                 system, params)
+        _SHARED[key] = found
+    return found[0]

@@ -23,7 +23,7 @@ from tegel.mapping.params import Params, default_params
 from tegel.mapping.plan import Parallelism
 from tegel.mapping.registry import policy_for
 from tegel.serving.llm import Config, memory_per_chip
-from tegel.serving.oracle import Oracle
+from tegel.serving.oracle import oracle_for
 from tegel.serving.replica import SchedulerConfig
 from tegel.serving.requests import Workload
 from tegel.serving.scenario import RunOptions, Scenario, resolve_precision
@@ -298,13 +298,32 @@ def pools_for(cfg: ModelConfig, system: System, config: Config, precision: Preci
     return Pools(par.dp, prefill, blocks, float(kv_token), par.chips_per_replica, overhead)
 
 
-def serve(model: str | ModelConfig, system: str | System, workload: Workload,
-          scheduler: SchedulerConfig | None = None, precision: Precision | str | None = None, *,
-          options: RunOptions | None = None, params: Params | None = None,
+def serve(model: str | ModelConfig, system: str | System, workload: Workload | None = None,
+          scheduler: SchedulerConfig | str | None = None,
+          precision: Precision | str | None = None, *, requests: int = 1000,
+          rate_per_s: float | None = None, concurrency: int | None = None,
+          lengths: str | None = None, input_tokens: int = 1024, output_tokens: int = 256,
+          seed: int = 0, options: RunOptions | None = None, params: Params | None = None,
           slo: Slo | None = None, progress: Callable[[int], None] | None = None) -> ServeResult:
-    """Simulate `workload` served by `system` (module doc). `progress` is called with the
-    number of requests done so far."""
+    """Simulate requests served by `system` (module doc).
+
+    The requests are `workload`, or `requests` of them made here: fixed `input_tokens` /
+    `output_tokens` (or a `lengths` SPEC, see `serving.workload`), arriving at `rate_per_s`
+    (Poisson), as a closed loop of `concurrency`, or all at t = 0. `scheduler`: a
+    SchedulerConfig or a kind name ("continuous" by default). `progress` is called with the
+    number of requests done so far.
+
+        tegel.serve("llama-3.1-8b", "h100-sxm", rate_per_s=20, requests=2000,
+                    scheduler="chunked").to_dict()["ttft_s"]["p99"]
+    """
+    if workload is None:
+        from tegel.serving.workload import make_workload
+
+        workload = make_workload(requests, lengths or f"fixed:in={input_tokens},out={output_tokens}",
+                                 rate_per_s=rate_per_s, concurrency=concurrency, seed=seed)
     options = options or RunOptions()
+    if isinstance(scheduler, str):
+        scheduler = SchedulerConfig(kind=scheduler)
     scheduler = scheduler or SchedulerConfig()
     params = params or default_params()
     cfg = model if isinstance(model, ModelConfig) else load_model_config(model)
@@ -312,7 +331,8 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload,
     prec = resolve_precision(sys_, precision)
     config = replica_config(cfg, sys_, workload, prec, scheduler, options, params)
     pools = pools_for(cfg, sys_, config, prec, scheduler, options, params)
-    oracle = Oracle(cfg, prec, sys_, config.parallelism, config.stages, params, options.software)
+    oracle = oracle_for(cfg, prec, sys_, config.parallelism, config.stages, params,
+                        options.software)
     outcome = Simulation(oracle, sys_, pools, scheduler, workload, progress).run()
     return ServeResult(cfg.name, sys_, scheduler, workload, prec, config, pools, outcome,
                        slo or Slo())
