@@ -93,3 +93,15 @@ def test_mlperf_offline_scenario_uses_the_benchmark_lengths(
     assert isinstance(d, dict)
     assert d["mlperf"]["benchmark"] == "llama3.1-8b" and d["completed"] == 100
     assert d["workload"]["lengths"].startswith("lognormal:")
+
+
+def test_an_impossible_slo_says_which_bound_binds(capsys: pytest.CaptureFixture[str]) -> None:
+    d = _json(capsys, ["serve", "llama-3.1-8b", "--on", "h100-sxm", "--rate", "1", "--requests",
+                       "20", "--slo-tpot", "0.0001", "--json"])
+    assert isinstance(d, dict)
+    assert d["goodput_requests_per_s"] == 0
+    (line,) = d["slo"]["binding"]
+    assert "TPOT limit" in line and "binds at any load" in line
+    ok = _json(capsys, ["serve", "llama-3.1-8b", "--on", "h100-sxm", "--rate", "1", "--requests",
+                        "20", "--slo-tpot", "0.1", "--json"])
+    assert isinstance(ok, dict) and ok["slo"]["binding"] == []

@@ -267,7 +267,8 @@ def _print(d: dict[str, Any]) -> None:
             for key, name in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end to end"))]
     print(table(["latency", "p50", "p90", "p99"], rows))
     slo = d["slo"]
-    at = ", ".join(f"{k.removesuffix('_s').upper()} <= {v:g} s" for k, v in slo.items() if v)
+    at = ", ".join(f"{k.removesuffix('_s').upper()} <= {slo[k]:g} s" for k in ("ttft_s", "tpot_s")
+                   if slo[k])
     rows = [["completed / dropped", f"{d['completed']} / {d['dropped']}"],
             ["throughput", si(d["throughput_tokens_per_s"], "tok/s")],
             ["requests", si(d["requests_per_s"], "req/s")],
@@ -281,6 +282,8 @@ def _print(d: dict[str, Any]) -> None:
     print(table(["metric", "value"], rows))
     print(f"energy and power count the whole system: {d['chips_busy']} chip(s) in replicas, "
           f"{d['chips_idle']} outside at idle power, with their hosts' and racks' share")
+    for line in slo["binding"]:
+        print(f"SLO: {line}")
     for reason, count in d["dropped_reasons"].items():
         print(f"dropped {count}: {reason}")
 

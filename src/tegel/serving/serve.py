@@ -23,7 +23,7 @@ from tegel.mapping.params import Params, default_params
 from tegel.mapping.plan import Parallelism
 from tegel.mapping.registry import policy_for
 from tegel.serving.llm import Config, memory_per_chip
-from tegel.serving.oracle import oracle_for
+from tegel.serving.oracle import Batch, oracle_for
 from tegel.serving.replica import SchedulerConfig
 from tegel.serving.requests import Workload
 from tegel.serving.scenario import RunOptions, Scenario, resolve_precision
@@ -71,6 +71,20 @@ class ServeResult:
     pools: Pools
     outcome: Outcome
     slo: Slo
+    unloaded: tuple[float, float] = (math.nan, math.nan)  # (TTFT, TPOT) of a request alone
+
+    def slo_binding(self) -> list[str]:
+        """SLO limits no load could meet: below what a request alone gets (mean lengths)."""
+        out = []
+        ttft, tpot = self.unloaded
+        if self.slo.ttft_s is not None and self.slo.ttft_s < ttft:
+            out.append(f"the TTFT limit {self.slo.ttft_s:g} s is below a lone request's TTFT "
+                       f"({ttft:.3g} s: prefill of the mean prompt + host work): it binds at "
+                       f"any load")
+        if self.slo.tpot_s is not None and self.slo.tpot_s < tpot:
+            out.append(f"the TPOT limit {self.slo.tpot_s:g} s is below a lone request's TPOT "
+                       f"({tpot:.3g} s: one decode step at batch 1): it binds at any load")
+        return out
 
     # -- per request ---------------------------------------------------------------------
     def _arrays(self) -> tuple[np.ndarray, ...]:
@@ -219,7 +233,9 @@ class ServeResult:
             "throughput_tokens_per_s": self.throughput_tokens_per_s,
             "requests_per_s": self.requests_per_s,
             "tokens_per_s_per_user": self.tokens_per_s_per_user,
-            "slo": {"ttft_s": self.slo.ttft_s, "tpot_s": self.slo.tpot_s},
+            "slo": {"ttft_s": self.slo.ttft_s, "tpot_s": self.slo.tpot_s,
+                    "unloaded_ttft_s": self.unloaded[0], "unloaded_tpot_s": self.unloaded[1],
+                    "binding": self.slo_binding()},
             "goodput_requests_per_s": self.goodput_requests_per_s,
             "energy_j_per_token": self.energy_j_per_token,
             "energy_breakdown_j_per_token": self.energy_breakdown_j_per_token,
@@ -334,5 +350,9 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload | N
     oracle = oracle_for(cfg, prec, sys_, config.parallelism, config.stages, params,
                         options.software)
     outcome = Simulation(oracle, sys_, pools, scheduler, workload, progress).run()
+    mean_in = max(1, round(float(workload.input_tokens.mean())))
+    mean_out = max(1, round(float(workload.output_tokens.mean())))
+    unloaded = (pools.overhead_s + oracle.cost(Batch(0, 0.0, ((mean_in, 0),), 1)).time_s,
+                oracle.cost(Batch(1, mean_in + mean_out / 2, (), 1)).time_s)
     return ServeResult(cfg.name, sys_, scheduler, workload, prec, config, pools, outcome,
-                       slo or Slo())
+                       slo or Slo(), unloaded)
