@@ -123,6 +123,8 @@ def no_fit_message(s: Scenario, system: System, shortfall: float | None) -> str:
     smaller = ("--precision fp8" if bits > 8 else "--weights fp4 (or int4)" if bits > 4.5 else "")
     options = ", ".join(o for o in ("a system with more chips", "a smaller batch or context",
                                     smaller) if o)
+    paged = (f"; or `tegel serve --concurrency {s.batch}`, whose paged KV cache holds what fits "
+             f"and preempts the rest" if s.batch and s.batch > 1 else "")
     return (f"{s.model.name} does not fit on {system.name} with {what}, "
             f"{s.input_tokens}+{s.output_tokens} tokens, weights in {s.precision.weights.value}"
-            f"{short}; try {options}")
+            f"{short}; try {options}{paged}")
