@@ -105,3 +105,17 @@ def test_an_impossible_slo_says_which_bound_binds(capsys: pytest.CaptureFixture[
     ok = _json(capsys, ["serve", "llama-3.1-8b", "--on", "h100-sxm", "--rate", "1", "--requests",
                         "20", "--slo-tpot", "0.1", "--json"])
     assert isinstance(ok, dict) and ok["slo"]["binding"] == []
+
+
+def test_a_trace_is_read_whole_unless_requests_limit_it(capsys: pytest.CaptureFixture[str],
+                                                        tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,input_tokens,output_tokens\n"
+                     + "".join(f"{i * 0.01},64,4\n" for i in range(1200)))
+    whole = _json(capsys, ["serve", "llama-3.1-8b", "--on", "h100-sxm", "--trace", str(trace),
+                           "--json"])
+    assert isinstance(whole, dict) and whole["completed"] == 1200
+    part = _json(capsys, ["serve", "llama-3.1-8b", "--on", "h100-sxm", "--trace", str(trace),
+                          "--requests", "100", "--json"])
+    assert isinstance(part, dict) and part["completed"] == 100
+    assert "100" in part["workload"]["description"]

@@ -139,7 +139,7 @@ def _workload(args: argparse.Namespace, cfg: Any) -> Any:
     if args.trace:
         if args.rate is not None or args.concurrency is not None:
             raise TegelError("--trace brings its own arrival times; drop --rate/--concurrency")
-        return read_trace(args.trace, limit=args.requests)
+        return read_trace(args.trace, limit=args.trace_limit)
     lengths = args.lengths
     if lengths is None:
         inp = 1024 if args.input is None else args.input
@@ -157,20 +157,22 @@ def serve_command(args: argparse.Namespace) -> int:
     from tegel.workload import load_model_config
 
     sched, options, params = _options(args)
+    args.trace_limit = args.requests  # a trace is read whole unless --requests is given
     if args.requests is None:
         args.requests = 5000 if args.scenario in ("mlperf-server", "mlperf-interactive") else 1000
     cfg = load_model_config(args.model)
     system = load_system(args.on)
     precision = formats(args, system)
     show = _progress("serving: ")
-    progress = None if show is None else (lambda n: show(f"{n}/{args.requests} requests")
-                                          if n % 200 == 0 else None)
     search = None
     if args.scenario:
         result, search = _mlperf(args, cfg, system, precision, sched, options, params, show)
     else:
-        result = serve(cfg, system, _workload(args, cfg), sched, precision, options=options,
-                       params=params, slo=_slo(args), progress=progress)
+        wl = _workload(args, cfg)
+        progress = None if show is None else (lambda n: show(f"{n}/{len(wl)} requests")
+                                              if n % 200 == 0 else None)
+        result = serve(cfg, system, wl, sched, precision, options=options, params=params,
+                       slo=_slo(args), progress=progress)
     if show is not None:
         print("\r\033[K", end="", file=sys.stderr)
     if args.requests_out:
