@@ -187,3 +187,10 @@ def test_mixed_batch_costs_between_its_parts() -> None:
     # a prefill chunk after cached tokens attends to them: it costs more than one without
     assert oracle.cost(Batch(0, 0.0, ((512, 4096),), 1)).time_s > chunk
     assert math.isfinite(mixed)
+
+
+def test_an_sram_machine_gets_a_prefill_budget_that_leaves_room_for_the_cache() -> None:
+    res = serve("llama-2-7b", "groq-576", fixed(40, 512, 64, rate=20.0))
+    assert res.completed == 40
+    assert res.scheduler.max_batched_tokens < 8192 and res.notes
+    assert "prefill budget lowered" in res.notes[0]

@@ -286,6 +286,8 @@ def _print(d: dict[str, Any]) -> None:
           f"{d['chips_idle']} outside at idle power, with their hosts' and racks' share")
     for line in slo["binding"]:
         print(f"SLO: {line}")
+    for note in d["notes"]:
+        print(f"note: {note}")
     for reason, count in d["dropped_reasons"].items():
         print(f"dropped {count}: {reason}")
 

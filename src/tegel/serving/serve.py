@@ -72,6 +72,7 @@ class ServeResult:
     outcome: Outcome
     slo: Slo
     unloaded: tuple[float, float] = (math.nan, math.nan)  # (TTFT, TPOT) of a request alone
+    notes: tuple[str, ...] = ()
 
     def slo_binding(self) -> list[str]:
         """SLO limits no load could meet: below what a request alone gets (mean lengths)."""
@@ -249,6 +250,7 @@ class ServeResult:
             "iterations": self.outcome.iterations,
             "kv_transfer_s": self.outcome.kv_transfer_s,
             "dropped_reasons": _reasons(self.outcome.records.dropped),
+            "notes": list(self.notes),
         }
 
     def request_rows(self) -> list[dict[str, Any]]:
@@ -287,17 +289,33 @@ def replica_config(cfg: ModelConfig, system: System, workload: Workload, precisi
     return search(scenario, system, opts, params).config
 
 
+def prefill_budget(cfg: ModelConfig, system: System, config: Config, precision: Precision,
+                   scheduler: SchedulerConfig, params: Params, longest: int) -> tuple[int, int]:
+    """(prefill tokens per iteration, KV blocks per replica): the scheduler's budget, halved
+    while the activations it needs leave too little room to cache the longest request (a chip
+    whose memory is its SRAM cannot hold 8,192 tokens of activations beside the weights)."""
+    budget = scheduler.chunk_tokens if scheduler.kind == "chunked" else scheduler.max_batched_tokens
+    if cfg.learned_positions:
+        budget = min(budget, cfg.max_position_embeddings - 1)
+    best = (budget, 0)
+    while True:
+        mem = memory_per_chip(Scenario(cfg, 1, budget, 1, precision), system,
+                              config.parallelism, 1, params)
+        per_token_chip = mem.kv_cache_bytes / (budget + 1)
+        spare = mem.capacity_bytes - mem.weights_bytes - mem.activation_bytes
+        blocks = max(int(spare / per_token_chip) // scheduler.block_tokens, 0)
+        if blocks > best[1]:
+            best = (budget, blocks)
+        if blocks * scheduler.block_tokens >= longest or budget <= 16:
+            return best
+        budget //= 2
+
+
 def pools_for(cfg: ModelConfig, system: System, config: Config, precision: Precision,
-              scheduler: SchedulerConfig, options: RunOptions, params: Params) -> Pools:
+              scheduler: SchedulerConfig, options: RunOptions, params: Params,
+              blocks: int) -> Pools:
     """Replicas, the disaggregated split, and the KV blocks each replica holds."""
     par = config.parallelism
-    prefill_tokens = scheduler.chunk_tokens if scheduler.kind == "chunked" else scheduler.max_batched_tokens
-    if cfg.learned_positions:
-        prefill_tokens = min(prefill_tokens, cfg.max_position_embeddings - 1)
-    mem = memory_per_chip(Scenario(cfg, 1, prefill_tokens, 1, precision), system, par, 1, params)
-    per_token_chip = mem.kv_cache_bytes / (prefill_tokens + 1)
-    spare = mem.capacity_bytes - mem.weights_bytes - mem.activation_bytes
-    blocks = int(spare / per_token_chip) // scheduler.block_tokens if per_token_chip > 0 else 0
     if blocks < 1:
         raise TegelError(f"{cfg.name} on {system.name} ({par.label()}): the weights and "
                          f"activations leave no memory for a KV cache")
@@ -346,7 +364,16 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload | N
     sys_ = system if isinstance(system, System) else load_system(system)
     prec = resolve_precision(sys_, precision)
     config = replica_config(cfg, sys_, workload, prec, scheduler, options, params)
-    pools = pools_for(cfg, sys_, config, prec, scheduler, options, params)
+    longest = int((workload.input_tokens + workload.output_tokens).max())
+    budget, blocks = prefill_budget(cfg, sys_, config, prec, scheduler, params, longest)
+    notes: list[str] = []
+    wanted = scheduler.chunk_tokens if scheduler.kind == "chunked" else scheduler.max_batched_tokens
+    if budget < wanted:
+        scheduler = replace(scheduler, max_batched_tokens=budget,
+                            chunk_tokens=min(scheduler.chunk_tokens, budget))
+        notes.append(f"prefill budget lowered to {budget} tokens per iteration: the activations "
+                     f"of {wanted} would leave too little memory for the KV cache")
+    pools = pools_for(cfg, sys_, config, prec, scheduler, options, params, blocks)
     oracle = oracle_for(cfg, prec, sys_, config.parallelism, config.stages, params,
                         options.software)
     outcome = Simulation(oracle, sys_, pools, scheduler, workload, progress).run()
@@ -355,4 +382,4 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload | N
     unloaded = (pools.overhead_s + oracle.cost(Batch(0, 0.0, ((mean_in, 0),), 1)).time_s,
                 oracle.cost(Batch(1, mean_in + mean_out / 2, (), 1)).time_s)
     return ServeResult(cfg.name, sys_, scheduler, workload, prec, config, pools, outcome,
-                       slo or Slo(), unloaded)
+                       slo or Slo(), unloaded, tuple(notes))
