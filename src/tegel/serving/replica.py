@@ -67,7 +67,6 @@ class Records:
 
     def __init__(self, n: int) -> None:
         nan = math.nan
-        self.queued_s = [nan] * n  # when the request reached a replica's queue
         self.first_s = [nan] * n  # when its first token was out
         self.finish_s = [nan] * n
         self.generated = [0] * n
@@ -129,10 +128,6 @@ class Replica:
 
     def enqueue(self, r: int) -> None:
         self.waiting.append(r)
-
-    def gen_of(self, r: int) -> int:
-        s0, g0 = self._start[r]
-        return g0 + self.step - s0
 
     def _leave(self, r: int) -> None:
         """Take a running request out of the decode set (finished or preempted)."""
