@@ -173,3 +173,53 @@ def test_run_prints_what_the_energy_counts(capsys: pytest.CaptureFixture[str]) -
     assert main(["run", "llama-3.1-8b", "--on", "craftwerk-station", "--tp", "1", "--pp", "1"]) == 0
     out = capsys.readouterr().out
     assert "whole system: 1 chip(s) serving, 7 idle" in out
+
+
+def test_compare_at_a_service_level_places_every_system_at_its_operating_point(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    systems = ["h100-sxm", "dgx-h100"]
+    argv = ("compare", "llama-3.1-8b", "--on", ",".join(systems), *SHORT,
+            "--min-tokens-per-s-per-user", "60", "--max-ttft", "0.5")
+    d = _json(capsys, *argv)
+    assert d["mode"] == "operating point"
+    level = d["service_level"]
+    assert level["min_tokens_per_s_per_user"] == 60 and level["max_ttft_s"] == 0.5
+    assert level["ttft_limit"] == "given (--max-ttft)" and level["scheduler"]["kind"] == "chunked"
+    for name in systems:
+        r = d["results"][name]
+        assert r["tokens_per_s_per_user"] >= 60 and r["ttft_p99_s"] <= 0.5
+        assert r["batch"] == r["concurrency"] >= 1 and r["search"]
+    assert all(v == 1.0 for v in d["ratios"]["h100-sxm"].values())
+    assert main(list(argv)) == 0
+    out = capsys.readouterr().out
+    assert "each system at its operating point (highest throughput) at the same service level: " \
+           ">= 60 tokens/s per user (1 / median TPOT), p99 TTFT <= 0.5 s (given (--max-ttft))" in out
+    assert next(line for line in out.splitlines() if line.startswith("p99 TTFT")).count("x)") == 1
+
+
+def test_compare_says_when_it_runs_one_static_batch(capsys: pytest.CaptureFixture[str]) -> None:
+    d = _json(capsys, "compare", "llama-3.1-8b", "--on", "h100-sxm,dgx-h100", *SHORT)
+    assert d["mode"] == "static batch"
+    assert main(["compare", "llama-3.1-8b", "--on", "h100-sxm,dgx-h100", *SHORT]) == 0
+    assert "static batch 1 (tegel run) on every system; no service level" in capsys.readouterr().out
+
+
+def test_slo_tpot_is_the_per_user_speed_and_the_default_ttft_is_stated(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    d = _json(capsys, "compare", "llama-3.1-8b", "--on", "h100-sxm", *SHORT, "--slo-tpot", "0.02")
+    level = d["service_level"]
+    assert level["min_tokens_per_s_per_user"] == pytest.approx(50.0)
+    assert level["max_ttft_s"] == 2.0 and "default for 1,024-token prompts" in level["ttft_limit"]
+    assert d["results"]["h100-sxm"]["tpot_p50_s"] <= 0.02
+
+
+@pytest.mark.parametrize(("extra", "expected"), [
+    (["--slo-tpot", "0.02", "--min-tokens-per-s-per-user", "50"], "give one"),
+    (["--max-ttft", "1", "--batch", "8"], "--batch: a service level chooses"),
+    (["--scheduler", "continuous"], "--scheduler: needs a service level"),
+    (["--slo-tpot", "0"], "--slo-tpot: expected a positive"),
+    (["--min-tokens-per-s-per-user", "1e6"], "the per-user speed binds"),
+])
+def test_service_level_errors(extra: list[str], expected: str,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert expected in _error(capsys, "compare", "llama-3.1-8b", "--on", "h100-sxm", *SHORT, *extra)

@@ -10,11 +10,13 @@ import pytest
 
 from tegel.cli import main
 from tegel.economics.assumptions import load_assumptions
-from tegel.economics.claim import LIKE_FOR_LIKE, RATIOS, Workload, claim, evaluate_system
+from tegel.economics.claim import RATIOS, ClaimOptions, Workload, claim, evaluate_system
+from tegel.economics.served import ServingPoint
 from tegel.hardware import load_system
 from tegel.mapping.params import default_params
+from tegel.serving.operating import CHUNKED, closed_loop_point
 from tegel.serving.run import run
-from tegel.serving.scenario import RunOptions
+from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.workload.model_config import load_model_config
 
 A = load_assumptions()
@@ -32,17 +34,51 @@ def claim_json() -> dict:  # type: ignore[type-arg]
     return c.to_dict()
 
 
-def test_claim_energy_is_the_runs_whole_system_figure(claim_json: dict) -> None:  # type: ignore[type-arg]
-    """The claim's energy and power per system are RunResult's, for the same batch and split."""
+def test_both_systems_meet_the_service_level_at_their_chosen_points(claim_json: dict) -> None:  # type: ignore[type-arg]
+    """Each system's figures are its serving point's, at the same per-user speed and p99 TTFT;
+    serving the same concurrency and split again gives the same figures (whole system)."""
+    level = claim_json["service_level"]
+    assert level["mode"] == "operating point" and level["scheduler"]["kind"] == "chunked"
+    cfg = load_model_config("llama-3.1-70b")
+    for name, s in claim_json["systems"].items():
+        assert s["tokens_per_s_per_user"] >= level["min_tokens_per_s_per_user"] == 50.0
+        assert s["ttft_p99_s"] <= level["max_ttft_s"] == 2.0
+        assert s["batch"] == s["concurrency"] == s["operating_point"]["concurrency"]
+        par = s["parallelism"]
+        system = load_system(name)
+        split = RunOptions(tp=par["tp"], pp=par["pp"], ep=par["ep"], stages=par["stages"])
+        p = closed_loop_point(cfg, system, s["concurrency"], 1024, 256, CHUNKED,
+                              resolve_precision(system, None), split, default_params())
+        assert s["energy_j_per_token"] == pytest.approx(p.energy_j_per_token, rel=1e-12)
+        assert s["power_w"] == pytest.approx(p.power_w, rel=1e-12)
+        assert s["throughput_tokens_per_s"] == pytest.approx(p.throughput_tokens_per_s, rel=1e-12)
+        assert (s["chips_busy"], s["chips_idle"]) == (p.result.chips_busy, p.result.chips_idle)
+        f = s["footprint"]
+        assert f["serving_kw"] == pytest.approx(f["systems"] * p.power_w / 1e3)
+
+
+def test_the_chosen_concurrency_is_where_the_service_level_stops_it(claim_json: dict) -> None:  # type: ignore[type-arg]
+    """Twice the chosen concurrency on the same split breaks a limit or adds < 5% throughput:
+    the search did not stop short of the operating point."""
+    cfg = load_model_config("llama-3.1-70b")
     for name, s in claim_json["systems"].items():
         par = s["parallelism"]
-        r = run("llama-3.1-70b", name, s["batch"], 1024, 256, options=RunOptions(
-            tp=par["tp"], pp=par["pp"], ep=par["ep"], stages=par["stages"]))
-        assert s["energy_j_per_token"] == pytest.approx(r.energy_j_per_token, rel=1e-12)
-        assert s["power_w"] == pytest.approx(r.power_w, rel=1e-12)
-        assert (s["chips_busy"], s["chips_idle"]) == (r.chips_busy, r.chips_idle)
-        f = s["footprint"]
-        assert f["serving_kw"] == pytest.approx(f["systems"] * r.power_w / 1e3)
+        system = load_system(name)
+        split = RunOptions(tp=par["tp"], pp=par["pp"], ep=par["ep"], stages=par["stages"])
+        more = closed_loop_point(cfg, system, 2 * s["concurrency"], 1024, 256, CHUNKED,
+                                 resolve_precision(system, None), split, default_params())
+        assert (more.tokens_per_s_per_user < 50.0 or more.ttft_p99_s > 2.0
+                or more.throughput_tokens_per_s < 1.05 * s["throughput_tokens_per_s"]), name
+
+
+def test_the_default_ttft_limit_is_stated(claim_json: dict) -> None:  # type: ignore[type-arg]
+    level = claim_json["service_level"]
+    assert level["max_ttft_s"] == claim_json["workload"]["max_ttft_s"] == 2.0
+    assert level["ttft_percentile"] == 99
+    assert "default for 1,024-token prompts" in level["ttft_limit"]
+    assert "not scaled" not in level["ttft_limit"]  # the prompt is 1,024 tokens
+    assert "p99 TTFT <= 2 s (the default for 1,024-token prompts)" in level["text"]
+    assert "2 s" in claim_json["accounting"] and "50 tokens/s per user" in claim_json["accounting"]
 
 
 def test_a_data_parallel_system_at_batch_one_is_charged_for_its_idle_replicas() -> None:
@@ -84,8 +120,13 @@ def test_claim_json_contract(claim_json: dict) -> None:  # type: ignore[type-arg
                                     for r in d["sensitivity"])
     influences = [r["influence"] for r in d["sensitivity"]]
     assert influences == sorted(influences, reverse=True)
+    assert {"mode", "min_tokens_per_s_per_user", "max_ttft_s", "ttft_limit", "scheduler",
+            "text"} <= set(d["service_level"])
     for name in ("craftwerk-station", "dgx-h100"):
         s = d["systems"][name]
+        assert s["batch_basis"] == "highest throughput at the service level"
+        assert {"concurrency", "ttft_p99_s", "operating_point"} <= set(s)
+        assert s["operating_point"]["search"]  # the splits tried, with their bounds
         assert s["energy_j_per_token"] >= s["energy_floor_j_per_token"]
         assert s["floor_ratio"] >= 1
         assert s["tokens_per_s_per_user"] >= d["workload"]["min_tokens_per_s_per_user"]
@@ -112,7 +153,7 @@ def test_sensitivity_rows(claim_json: dict) -> None:  # type: ignore[type-arg]
         if ":" not in row["assumption"]:
             assert row["low"]["energy"] == pytest.approx(energy)
             assert row["high"]["energy"] == pytest.approx(energy)
-        elif "pJ" in row["assumption"]:  # energy figures: same batch and split, same racks
+        elif "pJ" in row["assumption"]:  # energy figures: same concurrency and split, same racks
             assert row["low"]["racks"] == pytest.approx(claim_json["ratios"]["footprint"]["racks"])
             assert row["high"]["racks"] == pytest.approx(claim_json["ratios"]["footprint"]["racks"])
 
@@ -123,8 +164,37 @@ def test_claim_text_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for text in ("energy (tokens/J)", "cost, TCO ($/Mtoken)", "footprint, racks",
                  "energy floor of the workload", "sensitivity:", "x above the floor",
-                 LIKE_FOR_LIKE, "chips busy / idle", "an asymmetry in craftwerk-station's favour"):
+                 "service level, both systems: >= 50 tokens/s per user (1 / median TPOT), p99 "
+                 "TTFT <= 2 s (the default for 1,024-token prompts), chunked scheduler",
+                 "Like for like: both systems held to the same service level",
+                 "concurrency (sequences in flight)", "p99 TTFT", "chips busy / idle",
+                 "an asymmetry in craftwerk-station's favour"):
         assert text in out
+
+
+def test_a_fixed_batch_keeps_static_batches_for_both() -> None:
+    c = claim("llama-3.1-8b", "hgx-b200", "dgx-h100", options=ClaimOptions(
+        input_tokens=512, output_tokens=64, batch_on=8, swing=0)).to_dict()
+    level = c["service_level"]
+    assert level["mode"] == "static batch" and level["max_ttft_s"] is None
+    assert "static batches" in c["accounting"] and "no TTFT limit" in c["accounting"]
+    a, b = c["systems"]["hgx-b200"], c["systems"]["dgx-h100"]
+    assert a["batch"] == 8 and a["batch_basis"] == "fixed (--batch-on)"
+    assert b["batch_basis"] == "largest static batch at the speed per user"
+    assert a["operating_point"] is None and b["operating_point"] is None
+    r = run("llama-3.1-8b", "hgx-b200", 8, 512, 64)
+    assert a["energy_j_per_token"] == pytest.approx(r.energy_j_per_token, rel=1e-12)
+
+
+def test_a_prompt_of_another_length_keeps_the_limit_and_says_so() -> None:
+    w = Workload(load_model_config("llama-3.1-8b"), 512, 64, None, 50.0, 1e5)
+    s = evaluate_system(w, load_system("h100-sxm"), A)
+    assert isinstance(s.result, ServingPoint)
+    assert w.service is not None and w.service.ttft_limit_s == 2.0
+    level = w.service_dict()
+    assert level["max_ttft_s"] == 2.0
+    assert "not scaled to these 512-token prompts" in str(level["ttft_limit"])
+    assert s.result.op.point.ttft_p99_s <= 2.0 and s.result.tokens_per_s_per_user >= 50.0
 
 
 def test_overrides_reach_the_result(capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,7 +218,10 @@ def test_overrides_reach_the_result(capsys: pytest.CaptureFixture[str]) -> None:
     (("--set", "pue"), "--set 'pue': expected NAME=VALUE"),
     (("--pue", "0.5"), "--set pue: expected >= 1"),
     (("--target-tokens-per-s", "0"), "--target-tokens-per-s: expected a positive number"),
-    (("--min-tokens-per-s-per-user", "1e6"), "tokens/s per user"),
+    (("--min-tokens-per-s-per-user", "1e6"), "the per-user speed binds"),
+    (("--max-ttft", "0.001"), "the TTFT limit binds"),
+    (("--max-ttft", "0"), "--max-ttft: expected a positive number of seconds"),
+    (("--max-ttft", "1", "--batch-on", "8"), "--max-ttft: a fixed --batch-on/--batch-vs"),
     (("--batch-on", "0"), "--batch-on: expected a positive integer"),
     (("--precision", "fp7"), "--precision:"),
     (("--params", "no-such-calibration.yaml"), "no such calibration file"),

@@ -52,7 +52,12 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", help="weights, activations and KV-cache format "
                    "(auto: bf16 where the chip has it)")
     p.add_argument("--min-tokens-per-s-per-user", type=float, metavar="S",
-                   help="speed each user must see; the batch is the largest that keeps it (50)")
+                   help="speed each user must see, 1 / median TPOT (50)")
+    p.add_argument("--max-ttft", type=float, metavar="S",
+                   help="p99 time to first token each user must see, s (2: the default for "
+                   "1,024-token prompts, not scaled with --input)")
+    p.add_argument("--scheduler", choices=("chunked", "continuous"), default="chunked",
+                   help="how every system batches requests at its operating point (chunked)")
     p.add_argument("--target-tokens-per-s", "--target", type=float, default=1e6, metavar="T",
                    help="throughput the footprint is sized for, tokens/s (1e6)")
     p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
@@ -62,16 +67,18 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("claim", help="check an energy / cost / footprint claim of A over B",
-                       description="Run one LLM workload on two systems at an interactive speed "
-                       "per user; report A's advantage over B in energy, cost per million tokens "
-                       "and footprint, how each ratio moves with each assumption, and each "
-                       "machine's distance to the energy floor.")
+                       description="Serve one LLM workload on two systems at the same service "
+                       "level (speed per user, p99 TTFT, scheduler), each at the operating point "
+                       "of its serving curve; report A's advantage over B in energy, cost per "
+                       "million tokens and footprint, how each ratio moves with each assumption, "
+                       "and each machine's distance to the energy floor.")
     c.add_argument("model", help="shipped model name or config.json path")
     c.add_argument("--on", required=True, metavar="A", help="the system making the claim")
     c.add_argument("--vs", required=True, metavar="B", help="the system it is compared with")
     _workload_args(c)
-    c.add_argument("--batch-on", type=int, help="fix A's batch instead of searching it")
-    c.add_argument("--batch-vs", type=int, help="fix B's batch instead of searching it")
+    c.add_argument("--batch-on", type=int, help="fix A's batch: both sides then run static "
+                   "batches (tegel run; B at its largest meeting the speed), no TTFT limit")
+    c.add_argument("--batch-vs", type=int, help="fix B's batch (static batches, as --batch-on)")
     c.add_argument("--swing", type=float, default=0.25, help="relative move of each assumption "
                    "in the sensitivity table (0.25; 0 skips it)")
     c.add_argument("--rows", type=int, default=12, help="sensitivity rows to print (12)")
@@ -81,7 +88,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Die, memory, packaging and board cost of a system's chip, "
                        "its capital cost, and with --model its $/Mtoken and footprint.")
     k.add_argument("system", help="system or chip preset, or YAML")
-    k.add_argument("--model", help="also run this model at the interactive batch")
+    k.add_argument("--model", help="also serve this model at its operating point")
     _workload_args(k)
     _economics_args(k)
     k.set_defaults(func=cost_command)
@@ -131,9 +138,12 @@ def claim_command(args: argparse.Namespace) -> int:
 
     _check(args)
     a = load_assumptions().with_overrides(_overrides(args))
-    options = ClaimOptions(args.input, args.output, _precision(args.precision),
-                           args.min_tokens_per_s_per_user, args.target_tokens_per_s,
-                           args.batch_on, args.batch_vs, args.swing)
+    options = ClaimOptions(input_tokens=args.input, output_tokens=args.output,
+                           precision=_precision(args.precision),
+                           min_tokens_per_s_per_user=args.min_tokens_per_s_per_user,
+                           target_tokens_per_s=args.target_tokens_per_s, batch_on=args.batch_on,
+                           batch_vs=args.batch_vs, swing=args.swing, max_ttft_s=args.max_ttft,
+                           scheduler=args.scheduler)
     c = claim(args.model, args.on, args.vs, a, options=options, params=load_params(args.params))
     d = c.to_dict()
     if args.json:
@@ -144,9 +154,10 @@ def claim_command(args: argparse.Namespace) -> int:
 
 
 _SYSTEM_ROWS = (  # (label, key path, unit)
-    ("batch (largest at the speed per user)", ("batch",), ""),
-    ("chips busy / idle at this batch", ("chips_busy", "chips_idle"), "/"),
-    ("speed per user", ("tokens_per_s_per_user",), "tok/s"),
+    ("concurrency (sequences in flight)", ("batch",), ""),
+    ("chips busy / idle", ("chips_busy", "chips_idle"), "/"),
+    ("speed per user (1 / median TPOT)", ("tokens_per_s_per_user",), "tok/s"),
+    ("p99 TTFT", ("ttft_p99_s",), "s"),
     ("throughput per system", ("throughput_tokens_per_s",), "tok/s"),
     ("energy per token", ("energy_j_per_token",), "J"),
     ("energy floor at its node and batch", ("energy_floor_j_per_token",), "J"),
@@ -196,11 +207,13 @@ def render_claim(d: dict, rows: int = 12) -> str:
     w = d["workload"]
     on, vs = d["on"], d["vs"]
     sa, sb = d["systems"][on], d["systems"][vs]
-    out = [f"{d['model']}: {w['input_tokens']} in / {w['output_tokens']} out, at >= "
-           f"{w['min_tokens_per_s_per_user']:g} tokens/s per user; footprint for "
+    out = [f"{d['model']}: {w['input_tokens']} in / {w['output_tokens']} out; footprint for "
            f"{w['target_tokens_per_s']:.3g} tokens/s",
+           f"service level, both systems: {d['service_level']['text']}",
            f"claim: {on} (A) vs {vs} (B); ratios are A's advantage (> 1: A better)",
            d["accounting"], ""]
+    if d["service_level"]["mode"] != "operating point":
+        out.insert(-1, f"batches: A {sa['batch_basis']}, B {sb['batch_basis']}")
     body = [[label, _cell(sa, p, u), _cell(sb, p, u)] for label, p, u in _SYSTEM_ROWS]
     body.append(["parallelism", _par(sa["parallelism"]), _par(sb["parallelism"])])
     body.append(["chip price basis", sa["chip_price_basis"], sb["chip_price_basis"]])
@@ -247,6 +260,7 @@ def cost_command(args: argparse.Namespace) -> int:
     from tegel.economics.cost import chip_cost, system_capital
     from tegel.hardware import load_system
     from tegel.mapping.params import load_params
+    from tegel.serving.replica import SchedulerConfig
     from tegel.workload.model_config import load_model_config
 
     _check(args)
@@ -269,7 +283,9 @@ def cost_command(args: argparse.Namespace) -> int:
         speed = (a.min_tokens_per_s_per_user if args.min_tokens_per_s_per_user is None
                  else args.min_tokens_per_s_per_user)
         w = Workload(load_model_config(args.model), args.input, args.output,
-                     _precision(args.precision), speed, args.target_tokens_per_s)
+                     _precision(args.precision), speed, args.target_tokens_per_s, args.max_ttft,
+                     SchedulerConfig(kind=args.scheduler))
+        d["service_level"] = w.service_dict()
         d["serving"] = evaluate_system(w, system, a, params=load_params(args.params)).to_dict()
     if args.json:
         print(json.dumps(d, indent=2))
@@ -284,7 +300,8 @@ def cost_command(args: argparse.Namespace) -> int:
           f"${cap.hosts_usd:,.0f})")
     if args.model:
         s = d["serving"]
-        print("\n" + table(["serving " + args.model, ""],
+        print(f"\nservice level: {d['service_level']['text']}")
+        print(table(["serving " + args.model, ""],
                            [[label, _cell(s, p, u)] for label, p, u in _SYSTEM_ROWS]))
         for note in s["footprint"]["notes"]:
             print(f"note: {note}")

@@ -12,8 +12,8 @@ from tegel.report.text import si, table
 
 def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`)")
-    p.add_argument("--batch", default="1", help="sequences served together, or 'auto': the "
-                   "largest batch that fits memory, for maximum throughput (1)")
+    p.add_argument("--batch", help="sequences served together, or 'auto': the largest batch "
+                   "that fits memory, for maximum throughput (1)")
     p.add_argument("--input", type=int, metavar="L", help="prompt tokens (1024, fewer when the "
                    "model has fewer positions)")
     p.add_argument("--output", type=int, default=256, metavar="O", help="generated tokens (256)")
@@ -49,6 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     _scenario_args(c)
     c.add_argument("--on", required=True, metavar="A,B,C", help="comma-separated systems")
     c.add_argument("--baseline", help="system the ratios are relative to (default: the first)")
+    slo = c.add_argument_group("service level (any of these: each system at its operating point "
+                               "instead of one static batch)")
+    slo.add_argument("--min-tokens-per-s-per-user", type=float, metavar="X",
+                     help="speed each user must see, 1 / median TPOT")
+    slo.add_argument("--slo-tpot", type=float, metavar="S",
+                     help="median time per output token, s (the same limit as 1/S tokens/s per user)")
+    slo.add_argument("--max-ttft", type=float, metavar="S", help="p99 time to first token, s (2: "
+                     "the default for 1,024-token prompts, not scaled with --input)")
+    slo.add_argument("--scheduler", choices=("chunked", "continuous"),
+                     help="how every system batches requests (chunked)")
     c.set_defaults(func=compare_command)
 
 
@@ -59,28 +69,20 @@ def _positive(flag: str, value: int | None) -> None:
         raise TegelError(f"{flag}: expected a positive integer, got {value}")
 
 
-def _run(args: argparse.Namespace, system: str) -> Any:
-    from tegel.errors import TegelError
+def _setup(args: argparse.Namespace, system: str) -> tuple[Any, ...]:
+    """(model config, system, precision, options, params) from the shared flags."""
     from tegel.hardware import load_system
     from tegel.mapping.params import load_params
-    from tegel.serving import run
     from tegel.serving.scenario import RunOptions
     from tegel.workload import load_model_config
 
     for flag in ("input", "output", "tp", "pp", "ep", "max_batch"):
         _positive("--" + flag.replace("_", "-"), getattr(args, flag))
-    batch: int | str = args.batch
-    if batch != "auto":
-        try:
-            batch = int(batch)
-        except ValueError:
-            raise TegelError(f"--batch: expected a positive integer or 'auto', got {batch!r}") from None
     sys_ = load_system(system)
     options = RunOptions(args.tp, args.pp, args.ep, max_batch_per_replica=args.max_batch,
                          sim=getattr(args, "sim", "analytical"))
-    cfg = load_model_config(args.model)
-    return run(cfg, sys_, batch, _input_tokens(args, cfg), args.output, formats(args, sys_),
-               options=options, params=load_params(args.params))
+    return (load_model_config(args.model), sys_, formats(args, sys_), options,
+            load_params(args.params))
 
 
 def formats(args: argparse.Namespace, system: Any) -> Any:
@@ -99,6 +101,21 @@ def formats(args: argparse.Namespace, system: Any) -> Any:
         except ValueError as err:
             raise TegelError(f"--{field.replace('_', '-')}: {err}") from None
     return Precision(**parts)
+
+
+def _run(args: argparse.Namespace, system: str) -> Any:
+    from tegel.errors import TegelError
+    from tegel.serving import run
+
+    batch: int | str = args.batch or "1"
+    if batch != "auto":
+        try:
+            batch = int(batch)
+        except ValueError:
+            raise TegelError(f"--batch: expected a positive integer or 'auto', got {batch!r}") from None
+    cfg, sys_, precision, options, params = _setup(args, system)
+    return run(cfg, sys_, batch, _input_tokens(args, cfg), args.output, precision,
+               options=options, params=params)
 
 
 ACCOUNTING = ("energy and power count the whole system: {busy} chip(s) serving, {idle} idle at "
@@ -178,33 +195,105 @@ def compare_command(args: argparse.Namespace) -> int:
     baseline = args.baseline or systems[0]
     if baseline not in systems:
         raise TegelError(f"--baseline {baseline!r} is not one of --on: {', '.join(systems)}")
-    results = {name: _run(args, name).to_dict() for name in systems}
+    service = _service_level(args)
+    if service is None:
+        results = {name: _run(args, name).to_dict() for name in systems}
+        metrics: tuple[tuple[str, str, str, bool], ...] = METRICS
+        first = next(iter(results.values()))
+        said = (f"static batch {args.batch or 1} (tegel run) on every system; no service level "
+                f"(give --min-tokens-per-s-per-user or --max-ttft for operating points)")
+    else:
+        results = {name: _operating(args, name, service) for name in systems}
+        metrics = SLO_METRICS
+        first = next(iter(results.values()))
+        said = (f"each system at its operating point (highest throughput) at the same service "
+                f"level: {service.describe(first['input_tokens'])}")
     base = results[baseline]
     if args.json:
-        ratios = {name: {key: r[key] / base[key] for key, *_ in METRICS} for name, r in results.items()}
-        print(json.dumps({"baseline": baseline, "results": results, "ratios": ratios}, indent=2))
+        ratios = {name: {key: r[key] / base[key] for key, *_ in metrics} for name, r in results.items()}
+        mode = {"mode": "static batch"} if service is None else {
+            "mode": "operating point", "service_level": service.to_dict(first["input_tokens"])}
+        print(json.dumps({"baseline": baseline, **mode, "results": results, "ratios": ratios},
+                         indent=2))
         return 0
-    first = next(iter(results.values()))
-    print(f"{first['model']}: {first['input_tokens']} in / {first['output_tokens']} out, batch "
-          f"{args.batch}; ratios against {baseline} (x: better when > 1)")
+    print(f"{first['model']}: {first['input_tokens']} in / {first['output_tokens']} out; ratios "
+          f"against {baseline} (x: better when > 1)")
+    print(said)
     headers = ["metric", *systems]
     rows = []
-    for key, label, unit, higher in METRICS:
+    for key, label, unit, higher in metrics:
         row = [label]
         for name in systems:
             value = results[name][key]
             gain = value / base[key] if higher else base[key] / value
             row.append(si(value, unit) + ("" if name == baseline else f" ({gain:.2f}x)"))
         rows.append(row)
-    rows.append(["batch", *[str(results[n]["batch"]) for n in systems]])
+    rows.append(["batch" if service is None else "concurrency",
+                 *[str(results[n]["batch"]) for n in systems]])
     rows.append(["parallelism", *[_par(results[n]["parallelism"]) for n in systems]])
     rows.append(["chips busy / idle", *[f"{results[n]['chips_busy']} / {results[n]['chips_idle']}"
                                        for n in systems]])
     rows.append(["weights format", *[results[n]["precision"]["weights"] for n in systems]])
     print(table(headers, rows))
     print("energy and power count every chip of each system (idle ones at idle power) with its "
-          "hosts and racks")
+          "hosts and racks" + ("" if service is None else " over the whole serving run; "
+                               "throughput, speed per user and latencies at steady state"))
     return 0
+
+
+SLO_METRICS = (  # (key, label, unit, higher is better)
+    ("ttft_p99_s", "p99 TTFT", "s", False),
+    ("tpot_p50_s", "median TPOT", "s", False),
+    ("throughput_tokens_per_s", "throughput (system)", "tok/s", True),
+    ("tokens_per_s_per_user", "speed per user", "tok/s", True),
+    ("energy_j_per_token", "energy per token", "J", False),
+    ("power_w", "average power", "W", False),
+)
+
+
+def _service_level(args: argparse.Namespace) -> Any:
+    """The service level the SLO flags give (None: none given, today's static batch)."""
+    from tegel.errors import TegelError
+    from tegel.serving.operating import ServiceLevel
+    from tegel.serving.replica import SchedulerConfig
+
+    speed, tpot = args.min_tokens_per_s_per_user, args.slo_tpot
+    if speed is None and tpot is None and args.max_ttft is None:
+        if args.scheduler is not None:
+            raise TegelError("--scheduler: needs a service level (--min-tokens-per-s-per-user, "
+                             "--slo-tpot or --max-ttft)")
+        return None
+    if speed is not None and tpot is not None:
+        raise TegelError("--slo-tpot and --min-tokens-per-s-per-user say the same thing; give one")
+    if tpot is not None and not tpot > 0:
+        raise TegelError(f"--slo-tpot: expected a positive number of seconds, got {tpot:g}")
+    if args.batch is not None:
+        raise TegelError("--batch: a service level chooses each system's concurrency; drop --batch")
+    speed = 1.0 / tpot if tpot is not None else (speed or 0.0)
+    return ServiceLevel(speed, args.max_ttft, SchedulerConfig(kind=args.scheduler or "chunked"))
+
+
+def _operating(args: argparse.Namespace, system: str, service: Any) -> dict[str, Any]:
+    """One system at its operating point, as a flat dict for the table and JSON."""
+    from tegel.serving.operating import find_operating_point
+
+    cfg, sys_, precision, options, params = _setup(args, system)
+    op = find_operating_point(cfg, sys_, _input_tokens(args, cfg), args.output, service,
+                              precision=precision, options=options, params=params)
+    p, r = op.point, op.point.result
+    return {"model": cfg.name, "system": sys_.name, "input_tokens": int(r.workload.input_tokens[0]),
+            "output_tokens": int(r.workload.output_tokens[0]), "batch": p.concurrency,
+            "precision": {"weights": precision.weights.value,
+                          "activations": precision.activations.value,
+                          "kv_cache": precision.kv_cache.value},
+            "chips_busy": r.chips_busy, "chips_idle": r.chips_idle,
+            "ttft_p50_s": p.ttft_p50_s, "ttft_p99_s": p.ttft_p99_s, "tpot_p50_s": p.tpot_p50_s,
+            "tpot_p99_s": p.tpot_p99_s, "throughput_tokens_per_s": p.throughput_tokens_per_s,
+            "tokens_per_s_per_user": p.tokens_per_s_per_user,
+            "energy_j_per_token": p.energy_j_per_token, "power_w": p.power_w,
+            **{k: v for k, v in op.to_dict().items() if k in ("concurrency", "requests",
+                                                               "scheduler", "parallelism",
+                                                               "search")}}
 
 
 def _par(p: dict) -> str:

@@ -1,15 +1,18 @@
-"""Serving economics of one system on one workload: the batch it can serve at a speed per user,
-its total cost of ownership per million tokens, and its footprint at a target throughput.
+"""Serving economics of one system on one workload: the static batch it can serve at a speed
+per user, its total cost of ownership per million tokens, and its footprint at a target
+throughput. TCO and footprint read only the system, its power and its throughput (`Served`):
+a static run or a serving operating point (`serving/operating.py`) alike.
 
-- interactive batch: the largest batch whose tokens/s per user (1 / TPOT) meets the target at
-  some split of the system (tensor- or pipeline-parallel degree), searched over powers of two up
-  to the largest batch that fits memory, then bisected (speed per user falls as the batch grows);
+- interactive batch (the static path of `claim`, with a fixed batch): the largest static batch
+  whose tokens/s per user (1 / TPOT) meets the target at some split of the system (tensor- or
+  pipeline-parallel degree), searched over powers of two up to the largest batch that fits
+  memory, then bisected (speed per user falls as the batch grows);
 - TCO over `years`: capital (chips + hosts) + facility capital for the system's provisioned
   (nameplate) power, pro rata over the facility's life + energy: (utilisation x serving power +
   (1 - utilisation) x idle power) x PUE x hours x price; tokens = utilisation x throughput x
   seconds; $/Mtoken = TCO / tokens x 1e6 (and capital-only: capital / tokens x 1e6). Serving
-  power is the run's own `power_w`, which already counts the whole system (busy replicas, idle
-  chips and their hosts at idle power, rack overhead) — nothing is added to it here;
+  power is the run's (or serving point's) own `power_w`, which already counts the whole system
+  (busy replicas, idle chips and their hosts at idle power, rack overhead) — nothing is added;
 - footprint at a target throughput: systems = ceil(target / system throughput); racks from nodes
   per rack (the system's, and no more than the rack power limit allows at nameplate power; a node
   above the limit takes ceil(node power / limit) racks); IT kW at nameplate and while serving;
@@ -23,10 +26,11 @@ from dataclasses import dataclass
 
 from tegel.economics.assumptions import Assumptions
 from tegel.economics.cost import CapitalCost, system_capital
+from tegel.economics.served import Served
 from tegel.errors import TegelError
 from tegel.hardware import System
 from tegel.mapping.params import Params
-from tegel.mapping.registry import policy_for
+from tegel.serving.operating import candidate_splits
 from tegel.serving.run import RunResult, run
 from tegel.serving.scenario import RunOptions
 from tegel.workload.llm import Precision
@@ -83,14 +87,9 @@ def best_split(model: ModelConfig, system: System, batch: int, input_tokens: int
                output_tokens: int, precision: Precision, speed: float, *,
                params: Params | None = None) -> RunResult:
     """Among the system's splits at `batch`: the highest throughput meeting `speed`, else the
-    fastest per user. Tried: the lowest-latency split `tegel.run` picks, and each power-of-two
-    tensor-parallel degree (within a node where the machine's policy keeps it there) and
-    pipeline degree, the rest searched."""
-    n = system.chip_count
-    powers = [2**i for i in range(1, int(math.log2(n)) + 1) if n % 2**i == 0]
-    within_node = policy_for(system.chip).tp_within_node
-    splits = [RunOptions(tp=k) for k in powers if not (within_node and k > system.chips_per_node)]
-    splits += [RunOptions(pp=k) for k in powers if k <= model.num_layers]
+    fastest per user. Tried: `candidate_splits` (the lowest-latency split `tegel.run` picks, and
+    each power-of-two tensor-parallel and pipeline degree, the rest searched)."""
+    splits = [s for s in candidate_splits(model, system) if s != RunOptions()]
     results = [run(model, system, batch, input_tokens, output_tokens, precision, params=params)]
     for options in splits:
         try:
@@ -137,7 +136,7 @@ class Tco:
                 "capital_usd_per_mtoken": self.capital_usd_per_mtoken}
 
 
-def tco(result: RunResult, a: Assumptions) -> Tco:
+def tco(result: Served, a: Assumptions) -> Tco:
     """TCO of the result's system serving its workload (rules in the module doc)."""
     system = result.system
     capital = system_capital(system, a)
@@ -172,8 +171,8 @@ class Footprint:
                 "notes": list(self.notes)}
 
 
-def footprint(result: RunResult, target_tokens_per_s: float, a: Assumptions) -> Footprint:
-    """Systems, racks, kW and floor area to serve `target_tokens_per_s` at `result`'s batch."""
+def footprint(result: Served, target_tokens_per_s: float, a: Assumptions) -> Footprint:
+    """Systems, racks, kW and floor area to serve `target_tokens_per_s` as `result` serves."""
     system = result.system
     if target_tokens_per_s <= 0:
         raise TegelError(f"--target-tokens-per-s: expected a positive number, got "
