@@ -5,7 +5,8 @@ this script renders each block from the code as it is now. `--check` (what the t
 exits 1 and prints a diff when the README has drifted from the code; `--write` rewrites the
 blocks in place. Blocks:
 - main-job: the output of the README's main command (`tegel compare ...`);
-- validation: the `tegel validate` summary, in sample, on the shipped H100 entries;
+- validation: the `tegel validate` summary, in sample, on the shipped H100 entries, and its
+  serving group (entries taken under load, simulated request by request; out of sample);
 - dataflow-limits: dataflow presets against their published single-user speeds;
 - claim: the worked example of `tegel claim` against 8 x H100 and 8 x B200 (operating points).
 
@@ -64,6 +65,29 @@ def validation() -> str:
             return "—" if v is None else f"{v:.1f} %"
         rows.append(f"| {labels[group]} | {s['entries']} | {pct(s['mape_percent'])} | "
                     f"{pct(s['target_set_mape_percent'])} | {targets[group]} |")
+    return "\n".join(rows) + "\n\n" + _serving_table(report.to_dict()["serving"])
+
+
+def _serving_table(group: dict) -> str:
+    """The serving group's MAPE per metric (and per kind of entry where there are several)."""
+    labels = {"ttft": "TTFT (mean at concurrency C)", "tpot": "ITL / TPOT (mean)",
+              "throughput": "throughput"}
+    kinds = {"NIM closed loop": "NIM concurrency sweeps (closed loop)",
+             "MLPerf Server": "MLPerf Server (highest rate within its p99 limits)"}
+
+    def row(label: str, s: dict) -> str:
+        miss = s["largest_miss"]
+        worst = "—" if miss is None else f"`{miss['id']}` {miss['error_percent']:+.0f} %"
+        mape = "—" if s["mape_percent"] is None else f"{s['mape_percent']:.1f} %"
+        return f"| {label} | {s['entries']} | {mape} | {worst} |"
+
+    rows = ["Serving group — the entries taken under load, simulated request by request",
+            "(`tegel serve`, chunked prefill); **out of sample: not fitted**:", "",
+            "| metric (serving group) | entries | MAPE | largest miss |", "|---|---:|---:|---|"]
+    for metric, s in group["metrics"].items():
+        rows.append(row(labels[metric], s))
+        if len(s["by_kind"]) > 1:
+            rows += [row(f"… {kinds[k]}", k_s) for k, k_s in s["by_kind"].items()]
     return "\n".join(rows)
 
 

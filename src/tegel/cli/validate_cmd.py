@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from tegel.report.text import table
 
 if TYPE_CHECKING:
+    from tegel.fidelity.validate import Report
     from tegel.mapping.params import Params
 
 
@@ -17,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="predicted vs measured on published benchmarks",
                        description="Run the scenario of every published measurement (default: "
                        "the shipped H100 set) and report predicted vs measured, the error, and "
-                       "the MAPE per metric group.")
+                       "the MAPE per metric group. Entries taken under load (NIM concurrency, "
+                       "MLPerf Server) are also simulated request by request in a separate "
+                       "serving group, which is out of sample: never fitted.")
     p.add_argument("files", nargs="*", help="measurement YAML files (format of the shipped set)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--params", metavar="FILE", help="validate (or, with --calibrate, start "
@@ -63,7 +66,27 @@ def run(args: argparse.Namespace) -> int:
         print("\nnot validated:")
         for u in (*report.unmapped, *report.failed):
             print(f"  {u.id}: {u.reason}")
+    if report.serving or report.serving_unmapped:
+        _print_serving(report)
     return 0
+
+
+def _print_serving(report: Report) -> None:
+    from tegel.fidelity.serving import NOTE, summary
+
+    print(f"\nserving group — entries taken under load, simulated request by request; {NOTE}")
+    rows = [[r.case.id, r.case.metric, f"{r.case.measured:.4g}", f"{r.predicted:.4g}",
+             f"{100 * r.error:+.1f}%", r.scenario] for r in report.serving]
+    if rows:
+        print(table(["entry", "metric", "measured", "predicted", "error", "scenario"], rows,
+                    "llrrrl"))
+    print(table(["metric", "entries", "MAPE"],
+                [[m, s["entries"], _pct(s["mape_percent"])]
+                 for m, s in summary(report.serving)["metrics"].items()]))
+    if report.serving_unmapped:
+        print("not simulated:")
+    for u in report.serving_unmapped:
+        print(f"  {u.id}: {u.reason}")
 
 
 def _pct(value: float | None) -> str:

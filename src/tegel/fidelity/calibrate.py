@@ -94,7 +94,8 @@ def calibrate(params: Params, files: list[str] | None = None, passes: int = 2, s
             values = _with(values, key, 1.0 if field == "efficiency_scale" else values[field])
 
     def report(v: dict[str, Any]) -> Report:
-        return validate(entries, params=params.with_gpu(v, "calibration"))
+        # the serving group is out of sample: never run, never in the objective
+        return validate(entries, params=params.with_gpu(v, "calibration"), with_serving=False)
 
     before = report(values)
     best = objective(before)

@@ -8,7 +8,8 @@ figure it predicts — or an `Unmapped` with the reason. Rules (docs/fidelity.md
 - batch-1 first-token latency: TTFT of a batch of one;
 - concurrency sweeps (NIM tables): a static batch of `concurrency` sequences (throughput,
   inter-token latency); their TTFT above concurrency 1 includes queueing, which a static batch
-  does not model, so those entries are listed as unmapped;
+  does not model, so those entries are listed as unmapped here (the serving group,
+  `fidelity/serving.py`, simulates every entry taken under load request by request);
 - MLPerf Offline: batch "auto" at the benchmark data set's mean input/output lengths; MLPerf
   Server: the largest batch whose TPOT meets the benchmark's TPOT limit.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from typing import Any
 import yaml
 
 from tegel.errors import TegelError
+from tegel.hardware import System, load_system
 
 GROUPS = ("throughput", "ttft", "tpot", "energy")
 CURRENT_SOFTWARE_YEAR = 2025  # measurements from earlier years use that year's generation
@@ -76,6 +78,17 @@ def dataset_lengths() -> dict[str, dict[str, Any]]:
     """Mean request lengths of the MLPerf / ML.ENERGY data sets (fidelity/data)."""
     text = (resources.files("tegel.fidelity") / "data" / "mlperf_datasets.yaml").read_text()
     return yaml.safe_load(text)
+
+
+@lru_cache(maxsize=32)
+def h100_system(chips: int) -> System:
+    """An H100 SXM system of `chips` GPUs (DGX H100 nodes of 8; one GPU on its own)."""
+    if chips == 1:
+        return load_system("h100-sxm")
+    dgx = load_system("dgx-h100")
+    if chips == dgx.chip_count:
+        return dgx
+    return dgx.model_copy(update={"chip_count": chips, "name": f"{chips}x-h100-sxm"})
 
 
 def load_entries(paths: list[str | Path] | None = None) -> list[tuple[str, dict[str, Any]]]:
@@ -140,8 +153,29 @@ _GROUP = {"output_throughput": "throughput", "output_throughput_per_gpu": "throu
           "energy_per_token": "energy"}
 
 
-def to_case(entry: dict[str, Any]) -> Case | Unmapped:
-    """The scenario of one measurement entry, or why there is none."""
+@dataclass(frozen=True, slots=True)
+class Stated:
+    """What every measurement entry states, read once (for `to_case` and the serving group)."""
+
+    id: str
+    group: str  # throughput | ttft | tpot | energy
+    model: str
+    dataset: str | None  # the MLPerf data set of the model, if any
+    chips: int
+    tp: int | None
+    precision: str
+    value: float  # SI
+    year: int  # 0: not stated
+
+
+def software_of(stated: Stated) -> str | None:
+    """The GPU software generation (a year) of a measurement; None: the current one."""
+    year = stated.year
+    return str(year) if year and year < CURRENT_SOFTWARE_YEAR and stated.group != "energy" else None
+
+
+def read_entry(entry: dict[str, Any]) -> Stated | Unmapped:
+    """The figures an entry states, or why tegel has no scenario for it."""
     eid, system, w = entry["id"], entry["system"], entry["workload"]
     metric = entry["metric"]
     if entry.get("kind", "measured") != "measured":
@@ -158,9 +192,19 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
     model, dataset = found
     precision = "fp8" if "fp8" in str(w.get("precision", "")).lower() else "bf16"
     tp = _tp(entry)
-    chips = max(_chips(system), tp or 1)
-    value = float(entry["value"]) * _UNIT[entry["unit"]]
-    group = _GROUP[metric]
+    return Stated(eid, _GROUP[metric], model, dataset, max(_chips(system), tp or 1), tp,
+                  precision, float(entry["value"]) * _UNIT[entry["unit"]],
+                  int(entry.get("year", 0) or 0))
+
+
+def to_case(entry: dict[str, Any]) -> Case | Unmapped:
+    """The scenario of one measurement, or why there is none."""
+    stated = read_entry(entry)
+    if isinstance(stated, Unmapped):
+        return stated
+    eid, w, metric = entry["id"], entry["workload"], entry["metric"]
+    model, dataset, chips, tp = stated.model, stated.dataset, stated.chips, stated.tp
+    precision, value, group = stated.precision, stated.value, stated.group
     approx: list[str] = []
     lengths = dataset_lengths()
     if "input_len" in w:
@@ -195,7 +239,7 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
     elif concurrency is not None:
         if group == "ttft" and int(concurrency) > 1:
             return Unmapped(eid, "TTFT under concurrency > 1 includes queueing, which a static "
-                            "batch does not model")
+                            "batch does not model (the serving group simulates it)")
         batch, cap = "auto", int(concurrency)
         itl_e2e = group == "tpot"
         approx.append(f"concurrency {cap} as a static batch of up to {cap} (what fits memory; "
@@ -215,8 +259,7 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
         lout = 1
     # GPU software generations are TensorRT-LLM-class releases; energy entries come from other
     # stacks (vLLM under ML.ENERGY) and are compared with the current generation
-    year = int(entry.get("year", 0) or 0)
-    software = str(year) if year and year < CURRENT_SOFTWARE_YEAR and group != "energy" else None
+    software = software_of(stated)
     return Case(eid, group, model, chips, tp, batch, lin, lout, precision, value,
                 metric == "output_throughput_per_gpu", tpot_limit,
                 str(entry.get("source", {}).get("title", "")), "; ".join(approx), cap, beams,

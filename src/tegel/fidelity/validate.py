@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from tegel.errors import TegelError
-from tegel.fidelity.cases import GROUPS, Case, Unmapped, load_entries, to_case
-from tegel.hardware import System, load_system
+from tegel.fidelity import serving
+from tegel.fidelity.cases import GROUPS, Case, Unmapped, h100_system, load_entries, to_case
+from tegel.hardware import System
 from tegel.mapping.params import Params, default_params
 from tegel.serving.run import RunResult, run
 from tegel.serving.scenario import RunOptions
@@ -37,17 +37,6 @@ class Row:
     def error(self) -> float:
         """(predicted - measured) / measured."""
         return (self.predicted - self.case.measured) / self.case.measured
-
-
-@lru_cache(maxsize=32)
-def h100_system(chips: int) -> System:
-    """An H100 SXM system of `chips` GPUs (DGX H100 nodes of 8; one GPU on its own)."""
-    if chips == 1:
-        return load_system("h100-sxm")
-    dgx = load_system("dgx-h100")
-    if chips == dgx.chip_count:
-        return dgx
-    return dgx.model_copy(update={"chip_count": chips, "name": f"{chips}x-h100-sxm"})
 
 
 def _server_batch(case: Case, system: System, params: Params) -> RunResult:
@@ -99,12 +88,15 @@ def predict(case: Case, params: Params) -> Row:
 @dataclass(frozen=True, slots=True)
 class Report:
     """Rows predicted with the parameters named by `params` (their source), and the entries
-    not validated, with the reason."""
+    not validated, with the reason. The serving group (`fidelity/serving.py`: entries taken
+    under load, simulated request by request) is kept apart: out of sample, never fitted."""
 
     rows: tuple[Row, ...]
     unmapped: tuple[Unmapped, ...]
     failed: tuple[Unmapped, ...]
     params: str = "shipped"
+    serving: tuple[serving.ServingRow, ...] = ()
+    serving_unmapped: tuple[Unmapped, ...] = ()  # and those that failed to run
 
     def mape(self, group: str, target_only: bool = False) -> float | None:
         """Mean absolute percentage error of a group (None when it has no rows)."""
@@ -126,22 +118,42 @@ class Report:
             "summary": self.summary(),
             "unmapped": [{"id": u.id, "reason": u.reason} for u in self.unmapped],
             "failed": [{"id": u.id, "reason": u.reason} for u in self.failed],
+            "serving": {
+                **serving.summary(self.serving),
+                "rows": [{"id": r.case.id, "metric": r.case.metric, "kind": r.case.kind,
+                          "scenario": r.scenario,
+                          "approximation": r.case.approximation, "measured": r.case.measured,
+                          "predicted": r.predicted, "error_percent": 100.0 * r.error}
+                         for r in self.serving],
+                "unmapped": [{"id": u.id, "reason": u.reason} for u in self.serving_unmapped],
+            },
         }
 
 
 def validate(entries: Iterable[tuple[str, dict[str, Any]]] | None = None,
              progress: Callable[[int, int], None] | None = None,
-             params: Params | None = None) -> Report:
+             params: Params | None = None, with_serving: bool = True) -> Report:
     """Validate measurement entries (default: the shipped H100 set) with `params` (default: the
-    shipped parameters); `progress(i, n)` is called before each entry."""
+    shipped parameters); `progress(i, n)` is called before each entry (the serving group's
+    counted after the others). `with_serving=False` leaves the serving group out (calibration
+    does: it is not fitted, and its simulations take seconds)."""
     params = params or default_params()
     items = list(entries) if entries is not None else load_entries()
     rows: list[Row] = []
     unmapped: list[Unmapped] = []
     failed: list[Unmapped] = []
+    loaded: list[serving.ServingCase] = []
+    loaded_unmapped: list[Unmapped] = []
+    for _, entry in items if with_serving else ():
+        found = serving.to_serving_case(entry)
+        if isinstance(found, serving.ServingCase):
+            loaded.append(found)
+        elif found is not None:
+            loaded_unmapped.append(found)
+    total = len(items) + len(loaded)
     for i, (_, entry) in enumerate(items):
         if progress:
-            progress(i, len(items))
+            progress(i, total)
         case = to_case(entry)
         if isinstance(case, Unmapped):
             unmapped.append(case)
@@ -150,4 +162,7 @@ def validate(entries: Iterable[tuple[str, dict[str, Any]]] | None = None,
             rows.append(predict(case, params))
         except TegelError as err:
             failed.append(Unmapped(case.id, f"tegel could not run it: {err}"))
-    return Report(tuple(rows), tuple(unmapped), tuple(failed), params.source)
+    step = None if progress is None else (lambda i, _: progress(len(items) + i, total))
+    served, not_run = serving.predict_serving(loaded, params, step)
+    return Report(tuple(rows), tuple(unmapped), tuple(failed), params.source, tuple(served),
+                  tuple(loaded_unmapped + not_run))

@@ -1,0 +1,321 @@
+"""The serving group of `tegel validate`: figures taken under load, simulated request by request.
+
+The entries of the other groups are priced as static batches; the entries taken *under load* —
+NIM concurrency tables and MLPerf Server runs — are also run here through the request-level
+simulator (`tegel.serving.serve`), every request with its own arrival, queueing and first token:
+
+- **NIM concurrency C** (fixed input/output lengths): a closed loop, as GenAI-Perf drives it —
+  C requests sent at once, the next one when one finishes — of max(4 C, 32) requests.
+  Steady state: the first and last min(C, n / 4) requests (ramp and drain, the window of
+  `serving.curve.steady_point`) are left out. TTFT and ITL are the means over the rest
+  (GenAI-Perf reports averages; ITL = (last token - first token) / (output tokens - 1) per
+  request); throughput is Little's law, C x output tokens / mean end-to-end latency (exactly C
+  requests are outstanding in a closed loop; counting completions in a window of a short run
+  is noisier).
+- **MLPerf Server** (entries with p99 TTFT and TPOT limits): the highest Poisson arrival rate
+  whose p99 TTFT and p99 TPOT meet the limits (`serving.rate_search.max_rate`, as `tegel serve
+  --scenario mlperf-server` searches it: bracketed from the simulated offline rate, never from
+  the published figure; bisection to 1 %), times the mean output length, against the published
+  Server throughput. Lengths are the data set's means, fixed (the benchmark's lognormal lengths,
+  `serving.workload.mlperf_lengths`, triple the run time and moved these entries by 2-4 points).
+  The replicas of a system are identical and the router is round-robin, so replica k sees
+  exactly every dp-th arrival: one replica is simulated with that thinned stream (the same
+  figures, dp times cheaper), 3,000 requests per probe, its p99 over all of them.
+
+Scheduler: chunked prefill (Sarathi-Serve; vLLM v1's default, TensorRT-LLM's chunked context)
+with the simulator's defaults (2,048 tokens per iteration, 16-token KV blocks). NIM and MLPerf
+stacks batch in flight; a prefill-first scheduler would stall every decode for each arriving
+5,000-token prompt. Sequences per replica: the simulator's default 256 for NIM; for MLPerf the
+per-engine batch the entry states, else 2,048 (the cap of `batch="auto"`: submitters tune it).
+
+Out of sample: `--calibrate` never runs this group and its MAPEs are not in the objective. Of
+its figures only the NIM ITLs also enter the fit, as static batches of the TPOT group (whose
+target set is every TPOT entry); TTFT under load, NIM throughput (outside the throughput target
+set) and MLPerf Server never do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from tegel.errors import TegelError
+from tegel.fidelity.cases import (
+    Stated,
+    Unmapped,
+    dataset_lengths,
+    h100_system,
+    read_entry,
+    software_of,
+)
+from tegel.mapping.params import Params
+from tegel.serving.rate_search import Limits, max_rate
+from tegel.serving.replica import SchedulerConfig
+from tegel.serving.requests import Workload
+from tegel.serving.scenario import RunOptions, resolve_precision
+from tegel.serving.serve import ServeResult, replica_config, serve
+from tegel.workload.model_config import load_model_config
+
+METRICS = ("ttft", "tpot", "throughput")
+KINDS = ("NIM closed loop", "MLPerf Server")
+NOTE = ("out of sample: not fitted (`--calibrate` never runs this group; only its NIM ITL "
+        "figures enter the fit, as static batches in the TPOT objective)")
+SCHEDULER = SchedulerConfig(kind="chunked")
+MLPERF_MAX_SEQS = 2048  # per replica where the entry states no engine batch
+CLOSED_LOOP_MIN_REQUESTS = 32
+SERVER_REQUESTS = 3000  # per probe, of one replica
+
+
+@dataclass(frozen=True, slots=True)
+class Load:
+    """What is simulated (hashable: entries of one run share it)."""
+
+    model: str
+    chips: int
+    tp: int | None
+    precision: str
+    input_tokens: int
+    output_tokens: int
+    software: str | None  # GPU software generation (year); None: current
+    concurrency: int | None = None  # NIM: a closed loop of this many requests
+    ttft_limit_s: float | None = None  # MLPerf Server: p99 limits
+    tpot_limit_s: float | None = None
+    max_seqs: int = SCHEDULER.max_seqs
+
+
+@dataclass(frozen=True, slots=True)
+class ServingCase:
+    """One entry taken under load: the load to simulate and the figure to compare."""
+
+    id: str
+    metric: str  # ttft | tpot | throughput
+    load: Load
+    measured: float  # SI
+    approximation: str
+    source: str
+
+    @property
+    def kind(self) -> str:
+        """Which kind of load entry: one of KINDS."""
+        return KINDS[0] if self.load.concurrency is not None else KINDS[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What a simulated load gives (SI) and how it was obtained, in words."""
+
+    ttft_s: float
+    tpot_s: float
+    throughput_tokens_per_s: float
+    scenario: str
+
+    def of(self, metric: str) -> float:
+        return {"ttft": self.ttft_s, "tpot": self.tpot_s,
+                "throughput": self.throughput_tokens_per_s}[metric]
+
+
+@dataclass(frozen=True, slots=True)
+class ServingRow:
+    case: ServingCase
+    predicted: float
+    scenario: str
+
+    @property
+    def error(self) -> float:
+        """(predicted - measured) / measured."""
+        return (self.predicted - self.case.measured) / self.case.measured
+
+
+def _limit_s(text: str, name: str) -> float | None:
+    m = re.search(rf"{name}\s*<=\s*([\d.]+)\s*(ms|s)\b", text)
+    return None if m is None else float(m.group(1)) * (1e-3 if m.group(2) == "ms" else 1.0)
+
+
+def to_serving_case(entry: dict[str, Any]) -> ServingCase | Unmapped | None:
+    """The serving-group case of an entry taken under load, why there is none, or None when
+    the entry was not taken under load (it belongs to the other groups only)."""
+    w, metric = entry["workload"], entry["metric"]
+    concurrency = w.get("concurrency")
+    if concurrency is None and metric != "throughput_server":
+        return None
+    stated = read_entry(entry)
+    if isinstance(stated, Unmapped):
+        return stated
+    if stated.group not in METRICS:
+        return Unmapped(stated.id, f"serving group: {stated.group} is not simulated under load")
+    source = str(entry.get("source", {}).get("title", ""))
+    if concurrency is not None:
+        return _closed_loop_case(entry, stated, int(concurrency), source)
+    return _server_case(entry, stated, source)
+
+
+def _closed_loop_case(entry: dict[str, Any], s: Stated, c: int, source: str) -> ServingCase | Unmapped:
+    w = entry["workload"]
+    if "input_len" not in w or "output_len" not in w:
+        return Unmapped(s.id, "serving group: a concurrency entry without input/output lengths")
+    load = Load(s.model, s.chips, s.tp, s.precision, int(w["input_len"]), int(w["output_len"]),
+                software_of(s), concurrency=c)
+    n = _closed_loop_requests(c)
+    what = {"ttft": "mean TTFT", "tpot": "mean ITL", "throughput": "Little's-law throughput"}
+    return ServingCase(s.id, s.group, load, s.value,
+                       f"closed loop of {c}, {n} requests, {SCHEDULER.kind} scheduler; "
+                       f"{what[s.group]} at steady state (ramp and drain left out)", source)
+
+
+def _server_case(entry: dict[str, Any], s: Stated, source: str) -> ServingCase | Unmapped:
+    w = entry["workload"]
+    limits = str(w.get("latency_constraint", ""))
+    ttft, tpot = _limit_s(limits, "TTFT"), _limit_s(limits, "TPOT")
+    if ttft is None or tpot is None:
+        return Unmapped(s.id, "serving group: MLPerf Server without p99 TTFT and TPOT limits")
+    lengths = dataset_lengths().get(s.dataset or "")
+    if lengths is None or lengths.get("beams", 1) > 1:
+        return Unmapped(s.id, "serving group: no data-set lengths, or beam search (not "
+                        "modelled by the serving simulator)")
+    lin, lout = round(lengths["input_tokens_mean"]), round(lengths["output_tokens_mean"])
+    m = re.search(r"batch (\d+) per engine", str(w.get("software", "")))
+    max_seqs = int(m.group(1)) if m else MLPERF_MAX_SEQS
+    load = Load(s.model, s.chips, s.tp, s.precision, lin, lout, software_of(s),
+                ttft_limit_s=ttft, tpot_limit_s=tpot, max_seqs=max_seqs)
+    return ServingCase(s.id, "throughput", load, s.value,
+                       f"highest Poisson rate with p99 TTFT <= {ttft:g} s and TPOT <= "
+                       f"{tpot * 1e3:g} ms x {lout} output tokens; {s.dataset} as its mean "
+                       f"lengths {lin}/{lout}; {SCHEDULER.kind} scheduler, up to {max_seqs} "
+                       f"sequences per replica", source)
+
+
+def _closed_loop_requests(c: int) -> int:
+    return max(4 * c, CLOSED_LOOP_MIN_REQUESTS)
+
+
+def _options(load: Load, params: Params) -> RunOptions:
+    return RunOptions(tp=load.tp, software=params.gpu.later_generation(load.software))
+
+
+def _fixed(n: int, load: Load, arrival_s: np.ndarray, concurrency: int | None,
+           what: str) -> Workload:
+    return Workload(arrival_s, np.full(n, load.input_tokens, dtype=np.int64),
+                    np.full(n, load.output_tokens, dtype=np.int64), concurrency, what)
+
+
+def _check(result: ServeResult) -> None:
+    if result.dropped:
+        reasons = "; ".join(f"{k} ({v})" for k, v in result.to_dict()["dropped_reasons"].items())
+        raise TegelError(f"{result.dropped} request(s) dropped: {reasons}")
+
+
+def closed_loop(load: Load, params: Params) -> Figures:
+    """Steady-state mean TTFT, mean ITL and throughput of a closed loop (module doc)."""
+    c = load.concurrency or 1
+    n = _closed_loop_requests(c)
+    system = h100_system(load.chips)
+    wl = _fixed(n, load, np.zeros(n), c, f"closed loop of {c}")
+    result = serve(load.model, system, wl, SCHEDULER, load.precision,
+                   options=_options(load, params), params=params)
+    _check(result)
+    skip = min(c, max(n // 4, 1))
+    window = slice(skip, max(n - skip, skip + 1))
+    e2e = float(result.e2e()[window].mean())
+    tpot = result.tpot()[window] if load.output_tokens > 1 else np.array([math.nan])
+    par = result.config.parallelism
+    scenario = (f"{load.model} on {system.name}, {load.input_tokens}/{load.output_tokens} tok, "
+                f"{load.precision}, tp{par.tp} pp{par.pp} dp{par.dp}, closed loop of {c} "
+                f"({n} requests), {result.preemptions} preemptions")
+    return Figures(float(result.ttft()[window].mean()), float(tpot.mean()),
+                   c * load.output_tokens / e2e, scenario)
+
+
+def server_rate(load: Load, params: Params) -> Figures:
+    """The highest Poisson rate meeting the p99 limits (module doc), as output tokens/s, with
+    the p99 TTFT and TPOT there."""
+    full = h100_system(load.chips)
+    cfg = load_model_config(load.model)
+    precision = resolve_precision(full, load.precision)
+    scheduler = replace(SCHEDULER, max_seqs=load.max_seqs)
+    options = replace(_options(load, params), max_batch_per_replica=load.max_seqs)
+    one = _fixed(1, load, np.zeros(1), None, "probe")
+    par = replica_config(cfg, full, one, precision, scheduler, options, params).parallelism
+    replica = h100_system(par.chips_per_replica)
+    replica_options = replace(options, tp=par.tp, pp=par.pp, ep=par.ep)
+    n = SERVER_REQUESTS
+    gaps = np.random.default_rng(0).exponential(1.0, n * par.dp)
+    # replica 0's arrivals (every dp-th of the system's), scaled to 1 request/s per replica
+    unit_s = (np.cumsum(gaps) - gaps[0])[::par.dp] / par.dp
+
+    def workload_at(rate: float | None) -> Workload:
+        if rate is None:
+            return _fixed(n, load, np.zeros(n), None, "offline")
+        return _fixed(n, load, unit_s / rate, None,
+                      f"Poisson arrivals, round-robin to 1 of {par.dp} replicas")
+
+    def simulate(wl: Workload) -> ServeResult:
+        return serve(cfg, replica, wl, scheduler, precision, options=replica_options,
+                     params=params)
+
+    found = max_rate(simulate, workload_at, Limits(load.ttft_limit_s, load.tpot_limit_s))
+    if found.result.config.parallelism != replace(par, dp=1):
+        raise TegelError(f"one replica ran as {found.result.config.parallelism.label()}, not "
+                         f"as the system's {par.label()} replicas")
+    rate = found.rate_per_s * par.dp
+    ttft = float(np.percentile(found.result.ttft(), 99))
+    tpot = float(np.percentile(found.result.tpot(), 99))
+    scenario = (f"{load.model} on {full.name}, {load.input_tokens}/{load.output_tokens} tok, "
+                f"{load.precision}, tp{par.tp} pp{par.pp} dp{par.dp}; {rate:.4g} requests/s "
+                f"(offline {found.offline_rate_per_s * par.dp:.4g}): p99 TTFT {ttft:.3g} s, "
+                f"TPOT {tpot * 1e3:.3g} ms")
+    return Figures(ttft, tpot, rate * load.output_tokens, scenario)
+
+
+def simulate(load: Load, params: Params) -> Figures:
+    """The figures of one load: a closed loop or an MLPerf Server rate search."""
+    return closed_loop(load, params) if load.concurrency is not None else server_rate(load, params)
+
+
+def predict_serving(cases: list[ServingCase], params: Params,
+                    progress: Callable[[int, int], None] | None = None,
+                    ) -> tuple[list[ServingRow], list[Unmapped]]:
+    """Rows of the cases (each distinct load simulated once), and those tegel could not run."""
+    figures: dict[Load, Figures | TegelError] = {}
+    rows: list[ServingRow] = []
+    failed: list[Unmapped] = []
+    for i, case in enumerate(cases):
+        if progress:
+            progress(i, len(cases))
+        if case.load not in figures:
+            try:
+                figures[case.load] = simulate(case.load, params)
+            except TegelError as err:
+                figures[case.load] = err
+        got = figures[case.load]
+        if isinstance(got, TegelError):
+            failed.append(Unmapped(case.id, f"serving group: tegel could not run it: {got}"))
+        else:
+            rows.append(ServingRow(case, got.of(case.metric), got.scenario))
+    return rows, failed
+
+
+def mape(rows: Sequence[ServingRow], metric: str, kind: str | None = None) -> float | None:
+    """Mean absolute percentage error of a metric (of one kind of entry; None: all)."""
+    keep = [r for r in rows if r.case.metric == metric and kind in (None, r.case.kind)]
+    return 100.0 * sum(abs(r.error) for r in keep) / len(keep) if keep else None
+
+
+def summary(rows: Sequence[ServingRow]) -> dict[str, Any]:
+    """MAPE, entry count and largest miss per metric (and per kind of entry), and the group's
+    standing: not fitted."""
+    def stats(metric: str, kind: str | None) -> dict[str, Any]:
+        keep = [r for r in rows if r.case.metric == metric and kind in (None, r.case.kind)]
+        worst = max(keep, key=lambda r: abs(r.error), default=None)
+        return {"mape_percent": mape(rows, metric, kind), "entries": len(keep),
+                "largest_miss": None if worst is None else
+                {"id": worst.case.id, "error_percent": 100.0 * worst.error}}
+
+    return {"fitted": False, "note": NOTE,
+            "metrics": {m: {**stats(m, None),
+                            "by_kind": {k: stats(m, k) for k in KINDS if stats(m, k)["entries"]}}
+                        for m in METRICS}}

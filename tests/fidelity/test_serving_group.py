@@ -1,0 +1,149 @@
+"""The serving group of `tegel validate`: entries taken under load become simulated loads, a
+lone request is not queued, and the group is reported apart from the fitted groups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tegel.cli import main
+from tegel.fidelity import Unmapped, load_entries, serving
+from tegel.fidelity.calibrate import calibrate
+from tegel.fidelity.cases import h100_system
+from tegel.mapping.params import default_params
+from tegel.serving.run import run
+from tegel.serving.scenario import RunOptions
+
+
+def _shipped() -> dict[str, dict[str, Any]]:
+    return {e["id"]: e for _, e in load_entries()}
+
+
+def _cases() -> dict[str, serving.ServingCase | Unmapped]:
+    out = {}
+    for eid, entry in _shipped().items():
+        found = serving.to_serving_case(entry)
+        if found is not None:
+            out[eid] = found
+    return out
+
+
+def test_every_entry_under_load_is_mapped_or_explained() -> None:
+    """27 NIM concurrency entries and 5 MLPerf Server runs (H100 SXM, p99 TTFT and TPOT limits)
+    are simulated; the NVL Server run and the two Server runs without token limits say why not."""
+    shipped = _shipped()
+    under_load = {eid for eid, e in shipped.items()
+                  if "concurrency" in e["workload"] or e["metric"] == "throughput_server"}
+    found = _cases()
+    assert set(found) == under_load
+    mapped = [c for c in found.values() if isinstance(c, serving.ServingCase)]
+    missing = {c.id: c.reason for c in found.values() if isinstance(c, Unmapped)}
+    assert len(mapped) == 32
+    assert sorted(missing) == ["mlp41-gptj-h100x8-srv", "mlp41-l2-h100nvlx8-srv",
+                               "mlp41-mx-h100x8-srv"]
+    assert all(missing.values())
+    counts = {m: sum(c.metric == m for c in mapped) for m in serving.METRICS}
+    assert counts == {"ttft": 9, "tpot": 9, "throughput": 14}
+    assert sum(c.kind == "MLPerf Server" for c in mapped) == 5
+    # the TTFT entries under queueing, unmapped by the static groups, are simulated here
+    assert isinstance(found["nim-l33-70b-2xh100-5000-500-c100-ttft"], serving.ServingCase)
+
+
+def test_an_entry_not_under_load_is_not_in_the_group() -> None:
+    assert serving.to_serving_case(_shipped()["mlp41-l2-h100x8-nv-off"]) is None
+
+
+def test_concurrency_becomes_a_closed_loop_of_the_stated_lengths() -> None:
+    case = _cases()["nim-l33-70b-2xh100-5000-500-c25-itl"]
+    assert isinstance(case, serving.ServingCase)
+    load = case.load
+    assert (load.concurrency, load.input_tokens, load.output_tokens) == (25, 5000, 500)
+    assert (load.model, load.chips, load.tp, load.precision) == ("llama-3.3-70b", 2, 2, "fp8")
+    assert case.metric == "tpot" and case.measured == pytest.approx(38.75e-3)
+
+
+def test_mlperf_server_carries_its_limits_and_engine_batch() -> None:
+    cases = _cases()
+    nv, hpe = cases["mlp41-l2-h100x8-nv-srv"], cases["mlp41-l2-h100x8-hpe-srv"]
+    assert isinstance(nv, serving.ServingCase) and isinstance(hpe, serving.ServingCase)
+    assert (nv.load.ttft_limit_s, nv.load.tpot_limit_s) == (2.0, 0.2)
+    assert nv.load.max_seqs == 1024  # "batch 1024 per engine"
+    assert hpe.load.max_seqs == serving.MLPERF_MAX_SEQS  # not stated
+    assert (nv.load.input_tokens, nv.load.output_tokens) == (222, 294)
+    assert nv.metric == "throughput" and nv.load.software == "2024"
+    redhat = cases["mlp51-l8-h100x1-redhat-srv"]
+    assert isinstance(redhat, serving.ServingCase) and redhat.load.tpot_limit_s == 0.1
+
+
+@pytest.mark.parametrize(("eid", "within"), [
+    ("nim-l33-70b-2xh100-500-2000-c1-ttft", 0.01),
+    # 5,000 prompt tokens run as chunks of 2,048: the weights are read three times, not once
+    ("nim-l33-70b-2xh100-5000-500-c1-ttft", 0.05),
+])
+def test_ttft_at_concurrency_one_is_not_queued(eid: str, within: float) -> None:
+    case = _cases()[eid]
+    assert isinstance(case, serving.ServingCase)
+    load = case.load
+    params = default_params()
+    simulated = serving.closed_loop(load, params).ttft_s
+    alone = run(load.model, h100_system(load.chips), 1, load.input_tokens, 1, load.precision,
+                options=RunOptions(tp=load.tp), params=params).ttft_s
+    assert simulated == pytest.approx(alone, rel=within)
+    assert simulated >= alone * 0.995  # chunking never makes a prefill cheaper
+
+
+def test_queueing_shows_in_ttft_under_load() -> None:
+    """At concurrency 5 every prompt waits for others' chunks: TTFT above the lone request's."""
+    cases = _cases()
+    params = default_params()
+    one, five = (cases[f"nim-l33-70b-2xh100-5000-500-c{c}-ttft"] for c in (1, 5))
+    assert isinstance(one, serving.ServingCase) and isinstance(five, serving.ServingCase)
+    alone = serving.closed_loop(one.load, params)
+    loaded = serving.closed_loop(five.load, params)
+    assert loaded.ttft_s > 1.2 * alone.ttft_s
+    assert loaded.throughput_tokens_per_s > 3 * alone.throughput_tokens_per_s
+
+
+def test_the_serving_group_is_in_validate_json(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    shipped = _shipped()
+    ids = ["nim-l33-70b-2xh100-5000-500-c1-ttft", "nim-l33-70b-2xh100-5000-500-c5-ttft",
+           "nim-l33-70b-2xh100-5000-500-c5-itl"]
+    path = tmp_path / "load.yaml"
+    path.write_text(yaml.safe_dump([shipped[i] for i in ids]))
+    assert main(["validate", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    group = out["serving"]
+    assert group["fitted"] is False and "out of sample" in group["note"]
+    assert [r["id"] for r in group["rows"]] == ids
+    assert group["metrics"]["ttft"]["entries"] == 2 and group["metrics"]["tpot"]["entries"] == 1
+    assert group["metrics"]["throughput"]["entries"] == 0
+    assert group["metrics"]["ttft"]["mape_percent"] == pytest.approx(
+        sum(abs(r["error_percent"]) for r in group["rows"][:2]) / 2)
+    # the static groups are unchanged: the c5 TTFT is still unmapped there, with its reason
+    assert {u["id"] for u in out["unmapped"]} == {ids[1]}
+    assert "serving" not in out["summary"]
+
+
+def test_calibration_never_runs_the_serving_group(monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    def refuse(*_: object) -> None:
+        raise AssertionError("the serving group was simulated during calibration")
+
+    monkeypatch.setattr(serving, "simulate", refuse)
+    path = tmp_path / "load.yaml"
+    path.write_text(yaml.safe_dump([_shipped()["nim-l33-70b-2xh100-5000-500-c5-ttft"]]))
+    _, before, after = calibrate(default_params(), [str(path)], passes=0)
+    assert before.serving == () and after.serving == ()
+
+
+def test_server_search_meets_the_limits_it_searched_for() -> None:
+    case = _cases()["mlp51-l8-h100x1-redhat-srv"]
+    assert isinstance(case, serving.ServingCase)
+    got = serving.server_rate(case.load, default_params())
+    assert got.ttft_s <= 2.0 and got.tpot_s <= 0.1
+    assert got.throughput_tokens_per_s > 0
