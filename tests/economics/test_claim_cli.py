@@ -14,7 +14,8 @@ from tegel.economics.claim import RATIOS, ClaimOptions, Workload, claim, evaluat
 from tegel.economics.served import ServingPoint
 from tegel.hardware import load_system
 from tegel.mapping.params import default_params
-from tegel.serving.operating import CHUNKED, closed_loop_point
+from tegel.serving.curve import closed_loop_point
+from tegel.serving.operating import CHUNKED
 from tegel.serving.run import run
 from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.workload.model_config import load_model_config

@@ -11,16 +11,13 @@ from tegel.economics.energy_knobs import moved
 from tegel.errors import TegelError
 from tegel.hardware import load_system
 from tegel.mapping.params import default_params
-from tegel.serving.curve import curve_of
 from tegel.serving.operating import (
-    CHUNKED,
     ServiceLevel,
     candidate_splits,
-    closed_loop_point,
     find_operating_point,
     served_again,
 )
-from tegel.serving.scenario import RunOptions, resolve_precision
+from tegel.serving.scenario import RunOptions
 from tegel.workload.model_config import load_model_config
 
 CFG = load_model_config("llama-3.1-8b")
@@ -32,14 +29,6 @@ LEVEL = ServiceLevel(50.0)
 def dgx():  # type: ignore[no-untyped-def]
     system = load_system("dgx-h100")
     return system, find_operating_point(CFG, system, IN, OUT, LEVEL)
-
-
-def test_a_closed_loop_point_is_the_curves_point_at_that_concurrency() -> None:
-    system = load_system("h100-sxm")
-    drawn = curve_of(CFG, system, IN, OUT, concurrencies=[24]).points[0]
-    one = closed_loop_point(CFG, system, 24, IN, OUT, CHUNKED, resolve_precision(system, None),
-                            RunOptions(), default_params())
-    assert one.to_dict() == drawn.to_dict()
 
 
 def test_the_operating_point_meets_the_service_level_and_is_the_best_simulated(dgx) -> None:  # type: ignore[no-untyped-def]

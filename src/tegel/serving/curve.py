@@ -112,29 +112,42 @@ def default_concurrencies(result: ServeResult, scheduler: SchedulerConfig) -> li
     return [*out, most]
 
 
+def closed_loop_point(model: ModelConfig, system: System, concurrency: int, input_tokens: int,
+                      output_tokens: int, scheduler: SchedulerConfig,
+                      precision: Precision | str | None = None, options: RunOptions | None = None,
+                      params: Params | None = None,
+                      requests: int | None = None) -> CurvePoint:
+    """One point of a curve: `requests` (default max(4 x concurrency, 64)) fixed-length
+    requests in a closed loop of `concurrency`, measured at steady state."""
+    n = requests or max(4 * concurrency, 64)
+    wl = Workload(np.zeros(n), np.full(n, input_tokens), np.full(n, output_tokens), concurrency,
+                  f"closed loop, concurrency {concurrency}")
+    return steady_point(serve(model, system, wl, scheduler, precision, options=options,
+                              params=params), concurrency)
+
+
 def curve_of(model: ModelConfig, system: System, input_tokens: int, output_tokens: int, *,
              concurrencies: Sequence[int] | None = None, scheduler: SchedulerConfig | None = None,
              precision: Precision | str | None = None, options: RunOptions | None = None,
              params: Params | None = None, requests_per_point: int | None = None,
              progress: Callable[[str], None] | None = None) -> Curve:
-    """One system's curve: a closed-loop run per concurrency (default: powers of two up to
-    what the replicas can run at once), each of max(4 x concurrency, 64) requests."""
+    """One system's curve: a closed-loop point per concurrency (default: powers of two up to
+    what the replicas can run at once)."""
     scheduler = scheduler or SchedulerConfig(kind="chunked")
     params = params or default_params()
 
     def at(c: int) -> CurvePoint:
-        n = requests_per_point or max(4 * c, 64)
-        wl = Workload(np.zeros(n), np.full(n, input_tokens), np.full(n, output_tokens), c,
-                      f"closed loop, concurrency {c}")
         if progress is not None:
             progress(f"{system.name}: concurrency {c}")
-        return steady_point(serve(model, system, wl, scheduler, precision, options=options,
-                                  params=params), c)
+        return closed_loop_point(model, system, c, input_tokens, output_tokens, scheduler,
+                                 precision, options, params, requests_per_point)
 
-    first = at(1)
-    levels = list(concurrencies) if concurrencies else default_concurrencies(first.result,
-                                                                             scheduler)
-    points = [first if c == 1 else at(c) for c in levels]
+    if concurrencies:
+        levels = list(concurrencies)
+        points = [at(c) for c in levels]
+    else:
+        first = at(1)
+        points = [first] + [at(c) for c in default_concurrencies(first.result, scheduler)[1:]]
     return Curve(model.name, system.name, input_tokens, output_tokens, scheduler.kind,
                  tuple(points))
 

@@ -25,15 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-
 from tegel.errors import TegelError
 from tegel.hardware import System
 from tegel.mapping.params import Params, default_params
 from tegel.mapping.registry import policy_for
-from tegel.serving.curve import DEFAULT_TTFT_LIMIT_S, Curve, CurvePoint, operating_point, steady_point
+from tegel.serving.curve import (
+    DEFAULT_TTFT_LIMIT_S,
+    Curve,
+    CurvePoint,
+    closed_loop_point,
+    operating_point,
+    steady_point,
+)
 from tegel.serving.replica import SchedulerConfig
-from tegel.serving.requests import Workload
 from tegel.serving.run import run
 from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.serving.serve import serve
@@ -169,18 +173,6 @@ def candidate_splits(model: ModelConfig, system: System,
     return ([base] + [replace(base, tp=k) for k in powers
                       if not (within_node and k > system.chips_per_node)]
             + [replace(base, pp=k) for k in powers if k <= model.num_layers])
-
-
-def closed_loop_point(model: ModelConfig, system: System, concurrency: int, input_tokens: int,
-                      output_tokens: int, scheduler: SchedulerConfig, precision: Precision,
-                      options: RunOptions, params: Params) -> CurvePoint:
-    """The point `curve_of` draws at one concurrency: max(4 x concurrency, 64) requests, all
-    sent at once in a closed loop, measured at steady state."""
-    n = max(4 * concurrency, 64)
-    wl = Workload(np.zeros(n), np.full(n, input_tokens), np.full(n, output_tokens), concurrency,
-                  f"closed loop, concurrency {concurrency}")
-    return steady_point(serve(model, system, wl, scheduler, precision, options=options,
-                              params=params), concurrency)
 
 
 def _bounded_splits(model: ModelConfig, system: System, input_tokens: int, output_tokens: int,
