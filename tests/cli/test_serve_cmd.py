@@ -119,3 +119,17 @@ def test_a_trace_is_read_whole_unless_requests_limit_it(capsys: pytest.CaptureFi
                           "--requests", "100", "--json"])
     assert isinstance(part, dict) and part["completed"] == 100
     assert "100" in part["workload"]["description"]
+
+
+def test_curve_marks_the_point_at_the_slo(capsys: pytest.CaptureFixture[str]) -> None:
+    d = _json(capsys, ["curve", "llama-3.1-8b", "--on", "h100-sxm", "--concurrency", "1,8,64",
+                       "--input", "512", "--output", "64", "--slo-tpot", "0.02", "--json"])
+    assert isinstance(d, list)
+    (c,) = d
+    op = c["operating_point"]
+    meeting = [p for p in c["points"] if 1 / p["tokens_per_s_per_user"] <= 0.02]
+    assert op["concurrency"] == max(meeting, key=lambda p: p["throughput_tokens_per_s"])[
+        "concurrency"]
+    tight = _json(capsys, ["curve", "llama-3.1-8b", "--on", "h100-sxm", "--concurrency", "1,8",
+                           "--input", "512", "--output", "64", "--slo-tpot", "0.0001", "--json"])
+    assert isinstance(tight, list) and "per-user speed binds" in tight[0]["slo_error"]

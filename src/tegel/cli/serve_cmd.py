@@ -320,11 +320,11 @@ def curve_command(args: argparse.Namespace) -> int:
                                params=params, requests_per_point=args.requests, progress=show))
     if show is not None:
         print("\r\033[K", end="", file=sys.stderr)
+    out = [c.to_dict() | _at_slo(args, c) for c in curves]
     if args.json:
-        print(json.dumps(_clean([c.to_dict() for c in curves]), indent=2, allow_nan=False))
+        print(json.dumps(_clean(out), indent=2, allow_nan=False))
         return 0
-    for c in curves:
-        d = c.to_dict()
+    for c, d in zip(curves, out, strict=True):
         par = d["parallelism"]
         print(f"{c.model} on {c.system}: {c.input_tokens} in / {c.output_tokens} out, scheduler "
               f"{c.scheduler}, {par['dp']} replica(s) of tp{par['tp']} pp{par['pp']}")
@@ -332,5 +332,33 @@ def curve_command(args: argparse.Namespace) -> int:
                  si(p.throughput_tokens_per_s, "tok/s"), si(p.ttft_p50_s, "s"),
                  si(p.ttft_p99_s, "s"), si(p.energy_j_per_token, "J")] for p in c.points]
         print(table(["concurrency", "per user", "system", "TTFT p50", "TTFT p99", "J/token"],
-                    rows) + "\n")
+                    rows))
+        if "operating_point" in d:
+            op = d["operating_point"]
+            print(f"at the SLO ({d['slo']}): concurrency {op['concurrency']}, "
+                  f"{si(op['tokens_per_s_per_user'], 'tok/s')} per user, "
+                  f"{si(op['throughput_tokens_per_s'], 'tok/s')} system")
+        elif "slo_error" in d:
+            print(f"at the SLO ({d['slo']}): {d['slo_error']}")
+        print()
     return 0
+
+
+def _at_slo(args: argparse.Namespace, c: Any) -> dict[str, Any]:
+    """With --slo-ttft/--slo-tpot: the curve's highest-throughput point within them (p99 TTFT,
+    median TPOT), or why none is."""
+    from tegel.errors import TegelError
+    from tegel.serving.curve import operating_point
+
+    if args.slo_ttft is None and args.slo_tpot is None:
+        return {}
+    _slo(args)  # validates the values
+    speed = 1.0 / args.slo_tpot if args.slo_tpot else 0.0
+    ttft = args.slo_ttft if args.slo_ttft is not None else math.inf
+    label = ", ".join(x for x in (f"p99 TTFT <= {args.slo_ttft:g} s" if args.slo_ttft else "",
+                                  f"median TPOT <= {args.slo_tpot:g} s" if args.slo_tpot else "")
+                      if x)
+    try:
+        return {"slo": label, "operating_point": operating_point(c, speed, ttft).to_dict()}
+    except TegelError as err:
+        return {"slo": label, "slo_error": str(err)}
