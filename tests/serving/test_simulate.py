@@ -50,11 +50,11 @@ def test_every_request_completes_and_tokens_are_conserved(kind: str) -> None:
         assert res.outcome.kv_transfer_s > 0 and res.pools.prefill == 4
 
 
-def _tiny_pool_sim(kind: str, blocks: int, wl: Workload) -> Simulation:
+def _tiny_pool_sim(kind: str, blocks: int, wl: Workload, admission: str = "on-demand") -> Simulation:
     cfg = load_model_config(MODEL)
     system = load_system(GPU)
     prec = resolve_precision(system, None)
-    sched = SchedulerConfig(kind=kind, max_seqs=32, block_tokens=16)
+    sched = SchedulerConfig(kind=kind, max_seqs=32, block_tokens=16, admission=admission)
     config = replica_config(cfg, system, wl, prec, sched, RunOptions(), default_params())
     pools = Pools(1, 0, blocks, 131072.0, 1, 0.0)
     oracle = Oracle(cfg, prec, system, config.parallelism, config.stages, default_params())
@@ -80,6 +80,17 @@ def test_kv_cache_never_exceeds_capacity_and_preempts_by_recompute(kind: str) ->
     assert not out.records.dropped
     assert sum(out.records.preemptions) > 0
     assert out.records.generated == [300] * 40
+
+
+@pytest.mark.parametrize("kind", ["continuous", "chunked"])
+def test_reserving_admission_never_preempts(kind: str) -> None:
+    wl = fixed(40, 200, 300, rate=200.0)
+    sim = _tiny_pool_sim(kind, 120, wl, admission="reserve")
+    out = sim.run()
+    assert sum(out.records.preemptions) == 0 and not out.records.dropped
+    assert out.records.generated == [300] * 40
+    # each request holds ceil(500 / 16) = 32 blocks from admission on: at most 3 fit in 120
+    assert sim.replicas[0].peak_blocks == 96
 
 
 def test_a_request_that_can_never_fit_is_dropped_with_its_reason() -> None:

@@ -40,6 +40,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "(default: half)")
     p.add_argument("--router", choices=("round-robin", "least-loaded"), default="round-robin",
                    help="how requests are spread over replicas (round-robin)")
+    p.add_argument("--admission", choices=("on-demand", "reserve"), default="on-demand",
+                   help="KV blocks on admission: for the prompt, growing on demand with "
+                   "preemption (vLLM), or for prompt + output, never evicting (TensorRT-LLM)")
     p.add_argument("--slo-ttft", type=float, metavar="S", help="SLO: time to first token, s")
     p.add_argument("--slo-tpot", type=float, metavar="S", help="SLO: time per output token, s")
     p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
@@ -110,7 +113,7 @@ def _options(args: argparse.Namespace) -> tuple[Any, Any, Any]:
             raise TegelError(f"--{flag.replace('_', '-')}: expected a positive integer, got {value}")
     kind = args.scheduler or ("chunked" if args.command == "curve" else "continuous")
     sched = SchedulerConfig(kind, args.max_seqs, args.max_batched_tokens, args.chunk_tokens,
-                            args.block_tokens, args.prefill_replicas, args.router)
+                            args.block_tokens, args.prefill_replicas, args.router, args.admission)
     return sched, RunOptions(args.tp, args.pp, args.ep), load_params(args.params)
 
 

@@ -18,7 +18,9 @@ The KV cache is paged (vLLM): blocks of `block_tokens`, allocated for the prompt
 and one block at a time as a sequence grows. When a running sequence needs a block and none is
 free, the latest admitted sequence is preempted by recompute: its blocks are freed and it goes
 back to the head of the queue, to be prefilled again over its prompt and the tokens it already
-generated (it keeps them; they are not emitted again).
+generated (it keeps them; they are not emitted again). With `admission="reserve"` (TensorRT-LLM's
+default GUARANTEED_NO_EVICT) a request is admitted only when blocks for its prompt and its whole
+output are free, and nothing is ever preempted.
 
 Costs come from the `Oracle`; a replica keeps no cost formula.
 """
@@ -48,10 +50,13 @@ class SchedulerConfig:
     block_tokens: int = 16  # KV-cache page size
     prefill_replicas: int | None = None  # disaggregated: replicas prefilling (None: half)
     router: str = "round-robin"  # or "least-loaded"
+    admission: str = "on-demand"  # or "reserve" (blocks for prompt + output on admission)
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULERS:
             raise TegelError(f"scheduler: expected one of {', '.join(SCHEDULERS)}, got {self.kind!r}")
+        if self.admission not in ("on-demand", "reserve"):
+            raise TegelError(f"admission: expected 'on-demand' or 'reserve', got {self.admission!r}")
         if self.router not in ("round-robin", "least-loaded"):
             raise TegelError(f"router: expected 'round-robin' or 'least-loaded', got {self.router!r}")
         for name in ("max_seqs", "max_batched_tokens", "chunk_tokens", "block_tokens"):
@@ -95,6 +100,7 @@ class Replica:
         self.kv_blocks = kv_blocks
         self.free = kv_blocks
         self.bs = config.block_tokens
+        self.reserve = config.admission == "reserve"
         self.waiting: deque[int] = deque()
         self.prefilling: dict[int, int] = {}  # request -> prompt tokens prefilled so far
         self.running: dict[int, None] = {}  # decoding, in admission order
@@ -227,7 +233,8 @@ class Replica:
         while (self.waiting and self.waiting[0] in self.has_kv
                and len(self.running) + len(self.prefilling) < self.cfg.max_seqs):
             r = self.waiting[0]
-            need = self.blocks_for(self.prompt(r) - 1)
+            need = self.blocks_for(self.inputs[r] + self.outputs[r] if self.reserve
+                                   else self.prompt(r) - 1)
             if need > self.free:
                 return
             self.waiting.popleft()
@@ -248,7 +255,7 @@ class Replica:
         budget = self.cfg.max_batched_tokens
         while (self.waiting and self.waiting[0] not in self.has_kv
                and (not prefills or self.prompt(self.waiting[0]) <= budget)):
-            r = self._admit(whole=False)
+            r = self._admit(whole=self.reserve)
             if r is None:
                 break
             prefills.append((r, self.prompt(r)))
@@ -286,7 +293,7 @@ class Replica:
             chunks.append((n, done))
             emitting += done + n == self.prompt(r)
             budget -= n
-        while budget > 0 and (new := self._admit(whole=False)) is not None:
+        while budget > 0 and (new := self._admit(whole=self.reserve)) is not None:
             n = min(self.prompt(new), budget)
             self.prefilling[new] = 0
             prefills.append((new, n))

@@ -219,6 +219,7 @@ class ServeResult:
                           "chunk_tokens": self.scheduler.chunk_tokens,
                           "block_tokens": self.scheduler.block_tokens,
                           "router": self.scheduler.router,
+                          "admission": self.scheduler.admission,
                           "prefill_replicas": self.pools.prefill},
             "workload": {"requests": len(self.workload), "description": self.workload.description,
                          "concurrency": self.workload.concurrency, **self.workload.spec},
