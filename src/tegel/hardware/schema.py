@@ -38,13 +38,27 @@ class Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# What kind of page a source is (docs/economics.md, "Sources"): the maker's own page, datasheet,
+# whitepaper or financial report (vendor); a peer-reviewed paper or preprint (paper); published
+# measurements (benchmark); a specification or rule book (standard); a public code or data
+# repository (code); official statistics (statistics); a market analyst's estimate (analyst);
+# news or trade press reporting a figure (press); or no outside page at all, a rule stated in
+# `note` (assumption).
+SourceKind = Literal["vendor", "paper", "benchmark", "standard", "code", "statistics", "analyst",
+                     "press", "assumption"]
+SOURCE_KINDS: tuple[str, ...] = ("vendor", "paper", "benchmark", "standard", "code", "statistics",
+                                 "analyst", "press", "assumption")
+
+
 class Source(Frozen):
-    """Where a figure comes from: a spec sheet, paper, announcement or measurement."""
+    """Where a figure comes from: a spec sheet, paper, announcement or measurement; `kind` one
+    of SOURCE_KINDS (an `assumption` states its rule in `note` and has no URL)."""
 
     title: str
     url: str = ""
     year: int | None = None
     note: str = ""
+    kind: SourceKind | None = None
 
 
 class Cited(Frozen):
