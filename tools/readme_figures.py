@@ -121,7 +121,7 @@ def claim_tables() -> str:
     operating point at the default service level (no sensitivity)."""
     from tegel.economics.claim import ClaimOptions, claim
 
-    options = ClaimOptions(swing=0.0)
+    options = ClaimOptions(tornado=False, equal_load=False)
     claims = [claim("llama-3.1-70b", "craftwerk-station", vs, options=options).to_dict()
               for vs in ("dgx-h100", "hgx-b200")]
     systems = {**claims[0]["systems"], **claims[1]["systems"]}  # type: ignore[dict-item]

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from tegel.cli import main
+from tegel.cli.claim_cmd import render_claim
 from tegel.economics.assumptions import load_assumptions
 from tegel.economics.claim import RATIOS, ClaimOptions, Workload, claim, evaluate_system
 from tegel.economics.served import ServingPoint
@@ -30,9 +31,8 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 
 
 @pytest.fixture(scope="module")
-def claim_json() -> dict:  # type: ignore[type-arg]
-    c = claim("llama-3.1-70b", "craftwerk-station", "dgx-h100")
-    return c.to_dict()
+def claim_json(worked_example) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    return worked_example.to_dict()
 
 
 def test_both_systems_meet_the_service_level_at_their_chosen_points(claim_json: dict) -> None:  # type: ignore[type-arg]
@@ -117,10 +117,15 @@ def test_claim_json_contract(claim_json: dict) -> None:  # type: ignore[type-arg
     assert set(d["ratios"]["cost"]) == {"tco", "capital"}
     assert set(d["ratios"]["footprint"]) >= {"racks", "kw"}
     assert d["energy_floor_j_per_token"] > 0
-    assert d["sensitivity"] and all({"assumption", "low", "high", "influence"} <= set(r)
-                                    for r in d["sensitivity"])
-    influences = [r["influence"] for r in d["sensitivity"]]
+    assert d["tornado"] and all({"assumption", "low", "central", "high", "ratios_low",
+                                 "ratios_high", "influence", "basis", "how"} <= set(r)
+                                for r in d["tornado"])
+    influences = [r["influence"] for r in d["tornado"]]
     assert influences == sorted(influences, reverse=True)
+    assert d["break_even"] and all(set(b["ratios"]) == set(RATIOS) for b in d["break_even"])
+    assert {"claimed", "claim", "advantage", "text", "ratios"} <= set(d["verdict"])
+    assert d["verdict"]["claimed"] == 100.0
+    assert {"tokens_per_s", "basis", "systems", "ratios"} <= set(d["equal_load"])
     assert {"mode", "min_tokens_per_s_per_user", "max_ttft_s", "ttft_limit", "scheduler",
             "text"} <= set(d["service_level"])
     for name in ("craftwerk-station", "dgx-h100"):
@@ -140,31 +145,36 @@ def test_claim_json_contract(claim_json: dict) -> None:  # type: ignore[type-arg
     json.dumps(d)  # serialisable
 
 
-def test_sensitivity_rows(claim_json: dict) -> None:  # type: ignore[type-arg]
-    """Economic assumptions cannot move the energy ratio; every row moves some ratio."""
+def test_tornado_rows(claim_json: dict) -> None:  # type: ignore[type-arg]
+    """Economic figures cannot move the energy ratio; energy figures leave the operating point
+    (and so the racks, but for the nameplate they derive) where it was; every row moves some
+    ratio; the issue's figure is there with its range."""
     energy = claim_json["ratios"]["energy"]
-    names = {row["assumption"] for row in claim_json["sensitivity"]}
-    assert {"electricity_usd_per_kwh", "pue", "memory_usd_per_gb.stacked_dram",
-            "craftwerk-station: off-chip memory pJ/bit", "craftwerk-station: arithmetic pJ/op",
-            "dgx-h100: arithmetic pJ/op: compute_power_fraction 0.5..1"} <= names
-    for row in claim_json["sensitivity"]:
+    rows = {row["assumption"]: row for row in claim_json["tornado"]}
+    assert {"electricity_usd_per_kwh", "pue", "memory_usd_per_gb.stacked_dram", "gross_margin",
+            "chip price basis", "craftwerk-station: off-chip memory pJ/bit",
+            "dgx-h100: arithmetic share of dynamic power at peak"} <= set(rows)
+    pj = rows["craftwerk-station: off-chip memory pJ/bit"]
+    assert (pj["low"], pj["central"], pj["high"]) == ("0.1", "0.1", "0.5")
+    for row in claim_json["tornado"]:
         assert row["influence"] > 0
         for key in RATIOS:
-            assert math.isfinite(row["low"][key]) and math.isfinite(row["high"][key])
-        if ":" not in row["assumption"]:
-            assert row["low"]["energy"] == pytest.approx(energy)
-            assert row["high"]["energy"] == pytest.approx(energy)
-        elif "pJ" in row["assumption"]:  # energy figures: same concurrency and split, same racks
-            assert row["low"]["racks"] == pytest.approx(claim_json["ratios"]["footprint"]["racks"])
-            assert row["high"]["racks"] == pytest.approx(claim_json["ratios"]["footprint"]["racks"])
+            assert math.isfinite(row["ratios_low"][key]) and math.isfinite(row["ratios_high"][key])
+        if row["side"] is None:
+            assert row["ratios_low"]["energy"] == pytest.approx(energy)
+            assert row["ratios_high"]["energy"] == pytest.approx(energy)
+            assert row["how"] == "re-priced"
+        else:
+            assert row["how"].startswith("served again")
 
 
-def test_claim_text_report(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(capsys, "claim", "llama-3.1-70b", "--on", "craftwerk-station", "--vs",
-                        "dgx-h100", "--swing", "0.25", "--rows", "5")
-    assert code == 0
+def test_claim_text_report(claim_json: dict) -> None:  # type: ignore[type-arg]
+    out = render_claim(claim_json, rows=5)
     for text in ("energy (tokens/J)", "cost, TCO ($/Mtoken)", "footprint, racks",
-                 "energy floor of the workload", "sensitivity:", "x above the floor",
+                 "energy floor of the workload", "tornado:", "break-even:", "1x at", "100x at",
+                 "never within [0.1, 0.5]", "equal load: both serve",
+                 "verdict: the claimed 100x holds under no plausible assumptions",
+                 "x above the floor", "more rows in --json)",
                  "service level, both systems: >= 50 tokens/s per user (1 / median TPOT), p99 "
                  "TTFT <= 2 s (the default for 1,024-token prompts), chunked scheduler",
                  "Like for like: both systems held to the same service level",
@@ -175,7 +185,7 @@ def test_claim_text_report(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_fixed_batch_keeps_static_batches_for_both() -> None:
     c = claim("llama-3.1-8b", "hgx-b200", "dgx-h100", options=ClaimOptions(
-        input_tokens=512, output_tokens=64, batch_on=8, swing=0)).to_dict()
+        input_tokens=512, output_tokens=64, batch_on=8, tornado=False)).to_dict()
     level = c["service_level"]
     assert level["mode"] == "static batch" and level["max_ttft_s"] is None
     assert "static batches" in c["accounting"] and "no TTFT limit" in c["accounting"]
@@ -183,6 +193,7 @@ def test_a_fixed_batch_keeps_static_batches_for_both() -> None:
     assert a["batch"] == 8 and a["batch_basis"] == "fixed (--batch-on)"
     assert b["batch_basis"] == "largest static batch at the speed per user"
     assert a["operating_point"] is None and b["operating_point"] is None
+    assert c["equal_load"] is None and c["tornado"] == [] and c["verdict"] is None
     r = run("llama-3.1-8b", "hgx-b200", 8, 512, 64)
     assert a["energy_j_per_token"] == pytest.approx(r.energy_j_per_token, rel=1e-12)
 
@@ -199,8 +210,8 @@ def test_a_prompt_of_another_length_keeps_the_limit_and_says_so() -> None:
 
 
 def test_overrides_reach_the_result(capsys: pytest.CaptureFixture[str]) -> None:
-    args = ("claim", "llama-3.1-8b", "--on", "hgx-b200", "--vs", "dgx-h100", "--swing", "0",
-            "--json", "--input", "512", "--output", "64")
+    args = ("claim", "llama-3.1-8b", "--on", "hgx-b200", "--vs", "dgx-h100", "--no-tornado",
+            "--no-equal-load", "--json", "--input", "512", "--output", "64")
     _, base, _ = _run(capsys, *args)
     _, dear, _ = _run(capsys, *args, "--electricity-usd-per-kwh", "0.5", "--pricing", "cost",
                       "--set", "years=2", "--rack-power-kw", "30")
@@ -211,7 +222,8 @@ def test_overrides_reach_the_result(capsys: pytest.CaptureFixture[str]) -> None:
     assert d["assumptions"]["rack_power_limit_w"] == 30000
     assert d["systems"]["dgx-h100"]["chip_price_basis"] == "cost"
     assert d["systems"]["dgx-h100"]["tco"]["energy_usd"] != b["systems"]["dgx-h100"]["tco"]["energy_usd"]
-    assert d["sensitivity"] == []
+    assert d["tornado"] == [] and d["break_even"] == [] and d["verdict"] is None
+    assert d["equal_load"] is None
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -226,11 +238,13 @@ def test_overrides_reach_the_result(capsys: pytest.CaptureFixture[str]) -> None:
     (("--batch-on", "0"), "--batch-on: expected a positive integer"),
     (("--precision", "fp7"), "--precision:"),
     (("--params", "no-such-calibration.yaml"), "no such calibration file"),
+    (("--claimed", "0"), "--claimed: expected a positive factor"),
+    (("--equal-load", "-5"), "--equal-load: expected a positive number of tokens/s"),
 ])
 def test_bad_flags_are_one_line_errors(capsys: pytest.CaptureFixture[str], argv: tuple[str, ...],
                                        message: str) -> None:
     code, _, err = _run(capsys, "claim", "llama-3.1-8b", "--on", "hgx-b200", "--vs", "dgx-h100",
-                        "--swing", "0", *argv)
+                        "--no-tornado", "--no-equal-load", *argv)
     assert code == 2
     assert err.startswith("tegel: error: ") and message in err and err.count("\n") == 1
 

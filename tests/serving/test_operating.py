@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tegel.economics.energy_knobs import moved
+from tegel.economics.energy_knobs import system_at
 from tegel.errors import TegelError
 from tegel.hardware import load_system
 from tegel.mapping.params import default_params
@@ -60,9 +60,8 @@ def test_served_again_on_the_same_system_is_the_same_point(dgx) -> None:  # type
     system, op = dgx
     again = served_again(CFG, op, system)
     assert again.point.to_dict() == op.point.to_dict()
-    knob = moved(system, "host_w", 0.5)
-    assert knob is not None
-    warmer = served_again(CFG, op, knob.high).point
+    hotter = system_at(system, {"host_w_per_node": 1.5 * system.host.host_w_per_node})
+    warmer = served_again(CFG, op, hotter).point
     assert warmer.concurrency == op.point.concurrency
     assert warmer.throughput_tokens_per_s == pytest.approx(op.point.throughput_tokens_per_s)
     assert warmer.energy_j_per_token > op.point.energy_j_per_token

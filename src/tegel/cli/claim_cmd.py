@@ -70,7 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Serve one LLM workload on two systems at the same service "
                        "level (speed per user, p99 TTFT, scheduler), each at the operating point "
                        "of its serving curve; report A's advantage over B in energy, cost per "
-                       "million tokens and footprint, how each ratio moves with each assumption, "
+                       "million tokens and footprint; each ratio over the plausible range of every "
+                       "unannounced figure (tornado), where it crosses 1x and the claimed figure "
+                       "(break-even) and a one-line verdict; the same comparison at equal load; "
                        "and each machine's distance to the energy floor.")
     c.add_argument("model", help="shipped model name or config.json path")
     c.add_argument("--on", required=True, metavar="A", help="the system making the claim")
@@ -79,9 +81,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--batch-on", type=int, help="fix A's batch: both sides then run static "
                    "batches (tegel run; B at its largest meeting the speed), no TTFT limit")
     c.add_argument("--batch-vs", type=int, help="fix B's batch (static batches, as --batch-on)")
-    c.add_argument("--swing", type=float, default=0.25, help="relative move of each assumption "
-                   "in the sensitivity table (0.25; 0 skips it)")
-    c.add_argument("--rows", type=int, default=12, help="sensitivity rows to print (12)")
+    c.add_argument("--claimed", type=float, default=100.0, metavar="X",
+                   help="the advantage claimed, x (100, as in the vendors' 'up to 100x'): the "
+                   "break-evens and the verdict test it")
+    c.add_argument("--no-tornado", dest="tornado", action="store_false",
+                   help="skip the tornado over the plausible ranges, the break-evens and the "
+                   "verdict (src/tegel/economics/data/ranges.yaml)")
+    c.add_argument("--equal-load", type=float, metavar="TOK_S",
+                   help="tokens/s both systems serve in the equal-load comparison (default: the "
+                   "slower system's throughput at the service level)")
+    c.add_argument("--no-equal-load", dest="equal_load_on", action="store_false",
+                   help="skip the equal-load comparison")
+    c.add_argument("--rows", type=int, default=12, help="tornado rows to print (12)")
     _economics_args(c)
     c.set_defaults(func=claim_command)
     k = sub.add_parser("cost", help="capital cost of a system; with --model, TCO and footprint",
@@ -127,8 +138,12 @@ def _check(args: argparse.Namespace) -> None:
     if not args.target_tokens_per_s > 0:
         raise TegelError(f"--target-tokens-per-s: expected a positive number, got "
                          f"{args.target_tokens_per_s:g}")
-    if getattr(args, "swing", 0.0) is not None and not 0 <= getattr(args, "swing", 0.0) < 1:
-        raise TegelError(f"--swing: expected a fraction in [0, 1), got {args.swing:g}")
+    claimed = getattr(args, "claimed", 100.0)
+    if not (claimed > 0 and math.isfinite(claimed)):
+        raise TegelError(f"--claimed: expected a positive factor, got {claimed:g}")
+    load = getattr(args, "equal_load", None)
+    if load is not None and not (load > 0 and math.isfinite(load)):
+        raise TegelError(f"--equal-load: expected a positive number of tokens/s, got {load:g}")
 
 
 def claim_command(args: argparse.Namespace) -> int:
@@ -142,8 +157,10 @@ def claim_command(args: argparse.Namespace) -> int:
                            precision=_precision(args.precision),
                            min_tokens_per_s_per_user=args.min_tokens_per_s_per_user,
                            target_tokens_per_s=args.target_tokens_per_s, batch_on=args.batch_on,
-                           batch_vs=args.batch_vs, swing=args.swing, max_ttft_s=args.max_ttft,
-                           scheduler=args.scheduler)
+                           batch_vs=args.batch_vs, max_ttft_s=args.max_ttft,
+                           scheduler=args.scheduler, claimed=args.claimed, tornado=args.tornado,
+                           equal_load=args.equal_load_on,
+                           equal_load_tokens_per_s=args.equal_load)
     c = claim(args.model, args.on, args.vs, a, options=options, params=load_params(args.params))
     d = c.to_dict()
     if args.json:
@@ -230,24 +247,75 @@ def render_claim(d: dict, rows: int = 12) -> str:
             "the lower of A's and B's (arithmetic + one read of the weights per batch from the "
             "smallest SRAM macro, at each chip's node and batch)",
             f"distance to the floor: A {sa['floor_ratio']:.3g}x, B {sb['floor_ratio']:.3g}x"]
-    sens = d["sensitivity"]
-    if sens:
-        shown = sens[:rows]
-        body = [[s["assumption"], *(f"{s['low'][k]:.3g}..{s['high'][k]:.3g}"
-                                    for k in ("energy", "cost_tco", "racks", "kw")),
-                 _short(s["basis"])] for s in shown]
-        out += ["", "sensitivity: each assumption -/+ its swing (a GPU's compute_power_fraction: "
-                "its stated range), ratios at each end (most influential first)",
-                table(["assumption", "energy", "cost TCO", "racks", "kW", "basis"], body,
-                      align="lrrrrl")]
-        if len(sens) > rows:
-            out.append(f"({len(sens) - rows} more rows in --json)")
+    if d["tornado"]:
+        out += ["", *_tornado_lines(d, rows)]
+    if d["equal_load"]:
+        out += ["", *_equal_load_lines(d)]
     out += [f"note: {n}" for n in d["notes"]]
+    if d["verdict"]:
+        out += ["", f"verdict: {d['verdict']['text']}"]
     return "\n".join(out)
 
 
-def _short(text: str, n: int = 60) -> str:
-    return text if len(text) <= n else text[: n - 3] + "..."
+_TORNADO_RATIOS = (("energy", "energy"), ("cost_tco", "cost TCO"), ("racks", "racks"),
+                   ("kw", "facility kW"))
+_ALL_RATIOS = (*_TORNADO_RATIOS, ("cost_capital", "cost capital"), ("serving_kw", "serving kW"))
+
+
+def _tornado_lines(d: dict, rows: int) -> list[str]:
+    """The tornado (most influential first) and the break-evens found inside a range."""
+    t = d["tornado"]
+    body = [[("* " if r["how"].startswith("served") else "") + r["assumption"],
+             f"{r['low']} | {r['central']} | {r['high']}",
+             *(f"{r['ratios_low'][k]:.3g}..{r['ratios_high'][k]:.3g}" for k, _ in _TORNADO_RATIOS)]
+            for r in t[:rows]]
+    out = ["tornado: A's advantage with each unannounced figure at the low and the high end of "
+           "its plausible range, the rest central (most influential first; * served again, "
+           "else re-priced; ranges and sources: src/tegel/economics/data/ranges.yaml)",
+           table(["assumption", "low | central | high", *(n for _, n in _TORNADO_RATIOS)], body,
+                 align="lr" + "r" * len(_TORNADO_RATIOS))]
+    if len(t) > rows:
+        out.append(f"({len(t) - rows} more rows in --json)")
+    claimed = d["verdict"]["claimed"]
+    found = [[b["assumption"], label, cell["to_1x"]["text"], cell["to_claimed"]["text"]]
+             for b in d["break_even"] for k, label in _ALL_RATIOS
+             for cell in [b["ratios"][k]]
+             if cell["to_1x"]["value"] is not None or cell["to_claimed"]["value"] is not None]
+    out += ["", f"break-even: where A's advantage crosses 1x and the claimed {claimed:g}x inside "
+            "each range (the crossing nearest the central value)"]
+    if found:
+        out.append(table(["assumption", "ratio", "1x at", f"{claimed:g}x at"], found,
+                         align="llrr"))
+        out.append("every other assumption and ratio: never within its range")
+    else:
+        out.append("none: no assumption moves any ratio across 1x or the claimed figure within "
+                   "its range")
+    return out
+
+
+def _equal_load_lines(d: dict) -> list[str]:
+    e = d["equal_load"]
+    on, vs = d["on"], d["vs"]
+    a, b = e["systems"][on], e["systems"][vs]
+    rows = (("systems x concurrency", lambda s: f"{s['systems']} x {s['concurrency']}"),
+            ("throughput per system", lambda s: si(s["throughput_per_system_tokens_per_s"],
+                                                   "tok/s")),
+            ("speed per user / p99 TTFT", lambda s: f"{s['tokens_per_s_per_user']:,.0f} tok/s "
+                                                    f"/ {si(s['ttft_p99_s'], 's')}"),
+            ("energy per token", lambda s: si(s["energy_j_per_token"], "J")),
+            ("power per system (idle)", lambda s: f"{si(s['power_per_system_w'], 'W')} "
+                                                  f"({si(s['idle_w'], 'W')})"),
+            ("$ per million tokens (TCO)", lambda s: _fmt(s["usd_per_mtoken"], "$")),
+            ("racks / facility kW", lambda s: f"{s['footprint']['racks']} / "
+                                              f"{s['footprint']['facility_kw']:,.0f} kW"))
+    r = e["ratios"]
+    return [f"equal load: both serve {si(e['tokens_per_s'], 'tok/s')} ({e['basis']}) at the "
+            "same service level, each sized in whole systems and charged for all they occupy",
+            table(["", f"A: {on}", f"B: {vs}"], [[label, f(a), f(b)] for label, f in rows]),
+            f"A's advantage at equal load: energy {r['energy']:.3g}x, cost TCO "
+            f"{r['cost']['tco']:.3g}x, capital {r['cost']['capital']:.3g}x, racks "
+            f"{r['footprint']['racks']:.3g}x, facility kW {r['footprint']['kw']:.3g}x, IT kW "
+            f"while serving {r['footprint']['serving_kw']:.3g}x"]
 
 
 def _par(p: dict) -> str:

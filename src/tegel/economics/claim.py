@@ -1,5 +1,6 @@
-"""`tegel claim`: one workload on two systems — energy, cost and footprint ratios, how they move
-with each assumption, and how far each machine is from the energy floor.
+"""`tegel claim`: one workload on two systems — energy, cost and footprint ratios, how they hold
+over the plausible range of every unannounced figure, the same comparison at equal load, and how
+far each machine is from the energy floor.
 
 Like for like: both systems are held to the same service level — a speed per user (1 / median
 TPOT at steady state) and a p99 TTFT limit (default 2 s, set for 1,024-token prompts), served by
@@ -9,266 +10,46 @@ and each is charged for all the hardware it occupies: the serving run's whole-sy
 power (busy replicas, chips outside them at idle power, hosts, rack overhead), the whole
 system's capital and nameplate power. A fixed batch for either side (`batch_on`, `batch_vs`)
 runs both as static batches instead (`tegel run`; the other side at its largest static batch
-meeting the speed, `tco.interactive_run`), with no TTFT limit — today's static path, said so.
+meeting the speed, `tco.interactive_run`), with no TTFT limit — the static path, said so.
 
 Ratios are A's advantage over B (> 1: A is better by that factor): energy = tokens/J of A /
 tokens/J of B; cost = B's $/Mtoken / A's (TCO and capital only); footprint = B's racks, kW
 (nameplate, facility) and serving kW / A's.
 
-Sensitivity: each key assumption — economic ones from `economics.yaml`, and the energy figures of
-each system's chip and host (`energy_knobs`) — is moved by -/+ `swing` (25%) with everything else
-fixed (concurrencies or batches, splits and requests too: an energy figure is re-priced by
-serving the same requests again at the same concurrency and split, without searching the
-operating point again) and the ratios recomputed; rows sort by the largest |log| change of
-any ratio. A GPU's arithmetic energy is derived from its TDP (`hardware/data/gpu_power.yaml`),
-so its row moves compute_power_fraction over the file's stated range instead, and moving a GPU's
-TDP or idle power moves its energy per FLOP too. Assumptions that move no ratio are left out (a
-chip bought at market price does not care what its memory costs).
+Over the assumptions (`tornado.py`): every unannounced figure with a range in
+`data/ranges.yaml` is moved over it — the tornado, the break-even values (1x and the claimed
+figure), the worst and best cases and the one-line verdict. At equal load (`equal_load.py`):
+both systems serve the same tokens/s (default: the slower one's top throughput at the service
+level), each sized in whole systems and charged for all of them.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from tegel.economics import energy_knobs
-from tegel.economics.area import Area, chip_area
 from tegel.economics.assumptions import Assumptions, load_assumptions
-from tegel.economics.cost import ChipCost, chip_cost
-from tegel.economics.floor import EnergyFloor, energy_floor
-from tegel.economics.served import Served, ServingPoint, service_fields
-from tegel.economics.tco import Footprint, Tco, footprint, interactive_run, tco
+from tegel.economics.equal_load import EqualLoad, equal_load
+from tegel.economics.evaluate import (
+    RATIOS,
+    SystemEconomics,
+    Workload,
+    cost_run,
+    evaluate_system,
+    ratios,
+    served_again,
+)
+from tegel.economics.served import ServingPoint
+from tegel.economics.tornado import Tornado, tornado
 from tegel.errors import TegelError
 from tegel.hardware import System, load_system
 from tegel.mapping.params import Params
-from tegel.serving.operating import CHUNKED, ServiceLevel, find_operating_point
-from tegel.serving.operating import served_again as serve_point_again
 from tegel.serving.replica import SchedulerConfig
-from tegel.serving.run import RunResult, run
-from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig, load_model_config
 
-RATIOS = ("energy", "cost_tco", "cost_capital", "racks", "kw", "serving_kw")
-
-
-@dataclass(frozen=True, slots=True)
-class Workload:
-    """What both systems serve: a model, prompt and output lengths, formats, the service level
-    (speed per user, p99 TTFT limit — None: the default —, scheduler — None: static batches)
-    and the throughput the footprint is sized for."""
-
-    model: ModelConfig
-    input_tokens: int
-    output_tokens: int
-    precision: Precision | None  # None: each system's default (bf16 where it has it)
-    min_tokens_per_s_per_user: float
-    target_tokens_per_s: float
-    max_ttft_s: float | None = None
-    scheduler: SchedulerConfig | None = CHUNKED
-
-    @property
-    def service(self) -> ServiceLevel | None:
-        """The service level both systems are held to (None: static batches, no TTFT limit)."""
-        if self.scheduler is None:
-            return None
-        return ServiceLevel(self.min_tokens_per_s_per_user, self.max_ttft_s, self.scheduler)
-
-    def service_dict(self) -> dict[str, object]:
-        s = self.service
-        if s is not None:
-            return {"mode": "operating point", **s.to_dict(self.input_tokens)}
-        return {"mode": "static batch", "min_tokens_per_s_per_user": self.min_tokens_per_s_per_user,
-                "per_user_speed": "1 / TPOT of the static batch", "max_ttft_s": None,
-                "ttft_limit": "none (static batches)", "scheduler": {"kind": "static run"},
-                "text": f">= {self.min_tokens_per_s_per_user:g} tokens/s per user where a batch "
-                        f"is searched; static batches (`tegel run`: prefill, then decode), no "
-                        f"TTFT limit"}
-
-
-@dataclass(frozen=True, slots=True)
-class SystemEconomics:
-    """One system on the workload: how it serves (a static run or an operating point; whole-
-    system energy and power) and everything derived from it; `basis`: how its batch or
-    concurrency was chosen."""
-
-    result: Served
-    floor: EnergyFloor
-    tco: Tco
-    footprint: Footprint
-    chip_cost: ChipCost
-    area: Area
-    basis: str = ""
-
-    @property
-    def system(self) -> System:
-        return self.result.system
-
-    @property
-    def floor_ratio(self) -> float:
-        """Energy per token / the floor at this chip's node and batch (>= 1)."""
-        return self.result.energy_j_per_token / self.floor.j_per_token
-
-    def to_dict(self) -> dict[str, object]:
-        r = self.result
-        return {"system": self.system.name, "chip": self.system.chip.name,
-                "chips": self.system.chip_count, "chips_busy": r.chips_busy,
-                "chips_idle": r.chips_idle, "batch": r.batch, "batch_basis": self.basis,
-                **service_fields(r),
-                "tokens_per_s_per_user": r.tokens_per_s_per_user,
-                "throughput_tokens_per_s": r.throughput_tokens_per_s,
-                "energy_j_per_token": r.energy_j_per_token,
-                "energy_breakdown_j_per_token": r.energy_breakdown_j_per_token,
-                "energy_floor_j_per_token": self.floor.j_per_token,
-                "floor_ratio": self.floor_ratio, "energy_floor": self.floor.to_dict(),
-                "power_w": r.power_w, "idle_w": self.system.idle_w, "tdp_w": self.system.tdp_w,
-                "chip_price_usd": self.chip_cost.price_usd,
-                "chip_price_basis": self.chip_cost.basis,
-                "chip_cost_breakdown_usd": self.chip_cost.breakdown_usd,
-                "area": self.area.to_dict(), "tco": self.tco.to_dict(),
-                "usd_per_mtoken": self.tco.usd_per_mtoken,
-                "capital_usd_per_mtoken": self.tco.capital_usd_per_mtoken,
-                "footprint": self.footprint.to_dict()}
-
-
-def evaluate_system(w: Workload, system: System, a: Assumptions, batch: int | None = None, *,
-                    params: Params | None = None, basis: str = "") -> SystemEconomics:
-    """Place `system` on the workload and cost it: a static run at `batch` when given; else at
-    its operating point at the workload's service level, or (no scheduler) at its largest
-    static batch meeting the speed. `params`: the mapping policies' parameters (None: shipped);
-    `basis`: how a given batch was chosen (said in the report)."""
-    precision = w.precision or resolve_precision(system, None)
-    service = w.service
-    result: Served
-    if batch is not None:
-        result = run(w.model, system, batch, w.input_tokens, w.output_tokens, precision,
-                     params=params)
-        basis = basis or "fixed"
-    elif service is None:
-        result = interactive_run(w.model, system, w.min_tokens_per_s_per_user, w.input_tokens,
-                                 w.output_tokens, precision, params=params)
-        basis = "largest static batch at the speed per user"
-    else:
-        result = ServingPoint(find_operating_point(w.model, system, w.input_tokens,
-                                                   w.output_tokens, service, precision=precision,
-                                                   params=params))
-        basis = "highest throughput at the service level"
-    return cost_run(w, result, a, basis)
-
-
-def cost_run(w: Workload, result: Served, a: Assumptions, basis: str = "") -> SystemEconomics:
-    """Floor, TCO, footprint, chip cost and area of a system serving the workload."""
-    system = result.system
-    floor = energy_floor(w.model, result.batch, w.input_tokens, w.output_tokens,
-                         result.precision, system.chip.node)
-    return SystemEconomics(result, floor, tco(result, a),
-                           footprint(result, w.target_tokens_per_s, a),
-                           chip_cost(system.chip, a), chip_area(system.chip, a, system), basis)
-
-
-def served_again(w: Workload, served: Served, system: System,
-                 params: Params | None = None) -> Served:
-    """`served` again on `system` (one energy figure moved), at the same batch or concurrency,
-    split and requests: nothing searched again."""
-    if isinstance(served, ServingPoint):
-        return ServingPoint(serve_point_again(w.model, served.op, system, params))
-    if not isinstance(served, RunResult):
-        raise TypeError(f"not a run or an operating point: {type(served).__name__}")
-    par = served.parallelism
-    same_split = RunOptions(tp=par.tp, pp=par.pp, ep=par.ep, stages=served.chosen.config.stages)
-    return run(w.model, system, served.batch, w.input_tokens, w.output_tokens, served.precision,
-               options=same_split, params=params)
-
-
-def ratios(on: SystemEconomics, vs: SystemEconomics) -> dict[str, float]:
-    """A's advantage over B per ratio name in RATIOS (> 1: A better)."""
-    fa, fb = on.footprint, vs.footprint
-    return {
-        "energy": vs.result.energy_j_per_token / on.result.energy_j_per_token,
-        "cost_tco": vs.tco.usd_per_mtoken / on.tco.usd_per_mtoken,
-        "cost_capital": vs.tco.capital_usd_per_mtoken / on.tco.capital_usd_per_mtoken,
-        "racks": fb.racks / fa.racks,
-        "kw": fb.facility_kw / fa.facility_kw,
-        "serving_kw": fb.serving_kw / fa.serving_kw,
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class SensitivityRow:
-    """One assumption moved down and up: the ratios at each end."""
-
-    name: str
-    basis: str  # the assumption's citation (source id or labelled text)
-    base_value: float
-    low: dict[str, float]
-    high: dict[str, float]
-    base: dict[str, float]
-
-    @property
-    def influence(self) -> float:
-        """Largest |ln(ratio / base ratio)| over both ends and every ratio."""
-        return max(abs(math.log(end[k] / self.base[k])) for end in (self.low, self.high)
-                   for k in RATIOS)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"assumption": self.name, "basis": self.basis, "value": self.base_value,
-                "influence": self.influence, "low": self.low, "high": self.high}
-
-
-def economic_knobs(on: SystemEconomics, vs: SystemEconomics, a: Assumptions) -> list[str]:
-    """The economics.yaml figures that can move A's or B's results, by override name."""
-    names = ["electricity_usd_per_kwh", "pue", "utilization", "years", "facility_usd_per_w",
-             "host_usd_per_node", "wafer_price_factor", "defect_density_factor",
-             "interposer_usd_per_mm2", "test_assembly_usd_per_package", "board_usd_per_chip",
-             "rack_power_limit_w"]
-    if any(s.chip_cost.basis == "cost" for s in (on, vs)):
-        names.append("gross_margin")
-    for s in (on, vs):
-        chip = s.system.chip
-        if chip.offchip is not None:
-            names.append(f"memory_usd_per_gb.{chip.offchip.kind}")
-        if s.chip_cost.basis == "market":
-            names.append(f"market_price_usd.{chip.name}")
-    return list(dict.fromkeys(names))
-
-
-def _basis(a: Assumptions, name: str) -> str:
-    return a.cite.get(name, a.cite.get(name.split(".", 1)[0], ""))
-
-
-def sensitivity(w: Workload, on: SystemEconomics, vs: SystemEconomics, a: Assumptions,
-                swing: float = 0.25, *, params: Params | None = None) -> list[SensitivityRow]:
-    """Ratios with each key assumption at (1 - swing) and (1 + swing) (a GPU's
-    compute_power_fraction: at its stated range), sorted by influence."""
-    base = ratios(on, vs)
-    rows = []
-    for name in economic_knobs(on, vs, a):
-        value = a.value(name)
-        ends = []
-        for f in (1.0 - swing, 1.0 + swing):
-            b = a.with_overrides({name: _clamped(name, value * f)}, flag="sensitivity")
-            ends.append(ratios(cost_run(w, on.result, b), cost_run(w, vs.result, b)))
-        rows.append(SensitivityRow(name, _basis(a, name), value, ends[0], ends[1], base))
-    for which, s in (("A", on), ("B", vs)):
-        for key, _ in energy_knobs.KNOBS:
-            knob = energy_knobs.moved(s.system, key, swing)
-            if knob is None:
-                continue
-            ends = []
-            for system in (knob.low, knob.high):
-                moved = cost_run(w, served_again(w, s.result, system, params), a)
-                ends.append(ratios(moved, vs) if which == "A" else ratios(on, moved))
-            rows.append(SensitivityRow(f"{s.system.name}: {knob.label}", knob.basis,
-                                       float("nan"), ends[0], ends[1], base))
-    return sorted((r for r in rows if r.influence > 1e-12), key=lambda r: -r.influence)
-
-
-def _clamped(name: str, value: float) -> float:
-    if name in ("utilization", "gross_margin"):
-        return min(value, 0.99)
-    if name == "pue":
-        return max(value, 1.0)
-    return value
+__all__ = ["RATIOS", "Claim", "ClaimOptions", "SystemEconomics", "Workload", "claim", "cost_run",
+           "evaluate_system", "like_for_like", "ratios", "served_again"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,8 +58,10 @@ class ClaimOptions:
     system's default, bf16 where it has it), the speed per user (None: the assumptions'
     `min_tokens_per_s_per_user`), the throughput the footprint is sized for, fixed batches
     (None: each system at its operating point; either fixed: static batches for both), the
-    sensitivity swing (0: no sensitivity), the p99 TTFT limit (None: the default, 2 s for
-    1,024-token prompts) and the scheduler of the operating points."""
+    p99 TTFT limit (None: the default, 2 s for 1,024-token prompts), the scheduler of the
+    operating points, the claimed advantage the verdict tests (`claimed`, x), whether to run the
+    tornado over the ranges (`tornado`) and the equal-load comparison (`equal_load`; its load in
+    tokens/s, None: the slower system's top throughput at the service level)."""
 
     input_tokens: int = 1024
     output_tokens: int = 256
@@ -287,20 +70,25 @@ class ClaimOptions:
     target_tokens_per_s: float = 1e6
     batch_on: int | None = None
     batch_vs: int | None = None
-    swing: float = 0.25
     max_ttft_s: float | None = None
     scheduler: str = "chunked"
+    claimed: float = 100.0
+    tornado: bool = True
+    equal_load: bool = True
+    equal_load_tokens_per_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """The claim check: both systems, the ratios, the sensitivity rows and the floor;
-    `overrides`: the assumptions that differ from the shipped file."""
+    """The claim check: both systems, the ratios, the tornado over the ranges with its verdict
+    (None: not run), the equal-load comparison (None: not run, or static batches) and the
+    floor; `overrides`: the assumptions that differ from the shipped file."""
 
     workload: Workload
     on: SystemEconomics
     vs: SystemEconomics
-    sensitivity: tuple[SensitivityRow, ...]
+    tornado: Tornado | None
+    equal_load: EqualLoad | None
     assumptions: Assumptions
     overrides: dict[str, object]
 
@@ -339,6 +127,7 @@ class Claim:
     def to_dict(self) -> dict[str, object]:
         r = self.ratios
         w = self.workload
+        t = self.tornado
         return {
             "model": w.model.name, "on": self.on.system.name, "vs": self.vs.system.name,
             "workload": {"input_tokens": w.input_tokens, "output_tokens": w.output_tokens,
@@ -353,7 +142,11 @@ class Claim:
                        "meaning": "A's advantage over B: > 1 means A is better by that factor"},
             "energy_floor_j_per_token": self.energy_floor_j_per_token,
             "systems": {s.system.name: s.to_dict() for s in (self.on, self.vs)},
-            "sensitivity": [row.to_dict() for row in self.sensitivity],
+            "tornado": [] if t is None else [row.to_dict() for row in t.rows],
+            "break_even": [] if t is None else [row.break_even_dict(t.claimed) for row in t.rows
+                                                if row.values is not None],
+            "verdict": None if t is None else t.to_dict(),
+            "equal_load": None if self.equal_load is None else self.equal_load.to_dict(),
             "accounting": like_for_like(w),
             "notes": self.notes,
             "assumptions": {"pricing": self.assumptions.pricing,
@@ -402,5 +195,9 @@ def claim(model: str | ModelConfig, on: str | System, vs: str | System,
                  o.max_ttft_s, None if static else SchedulerConfig(kind=o.scheduler))
     eo = evaluate_system(w, sys_on, a, o.batch_on, params=params, basis="fixed (--batch-on)")
     ev = evaluate_system(w, sys_vs, a, o.batch_vs, params=params, basis="fixed (--batch-vs)")
-    rows = tuple(sensitivity(w, eo, ev, a, o.swing, params=params)) if o.swing > 0 else ()
-    return Claim(w, eo, ev, rows, a, a.changes_from(shipped))
+    if not o.claimed > 0:
+        raise TegelError(f"--claimed: expected a positive factor, got {o.claimed:g}")
+    t = tornado(w, eo, ev, a, o.claimed, params=params) if o.tornado else None
+    level = (equal_load(w, eo, ev, a, o.equal_load_tokens_per_s, params=params)
+             if o.equal_load and not static else None)
+    return Claim(w, eo, ev, t, level, a, a.changes_from(shipped))
