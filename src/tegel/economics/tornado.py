@@ -174,6 +174,7 @@ class Tornado:
         groups = {k: [RATIO_LABELS[r] for r in HEADLINE if v[r].advantage == k]
                   for k in ("all", "some", "no")}
         parts = [f"under {k} in {' and '.join(names)}" for k, names in groups.items() if names]
+        parts[0] = parts[0].replace(" in ", " plausible assumptions in ", 1)
         out += f"; an advantage (> 1x) holds {', '.join(parts)}"
         deciding = [f"{RATIO_LABELS[r]}: {', '.join(v[r].advantage_decided_by)}"
                     for r in HEADLINE if v[r].advantage == "some"]
