@@ -25,12 +25,11 @@ from tegel.hardware.schema import SOURCE_KINDS
 PACKAGE = Path(__file__).parents[2] / "src" / "tegel"
 DATA_FILES = sorted(p for p in PACKAGE.glob("*/data/**/*.yaml"))
 
-# Files whose sources do not all have kinds yet (issue 13): the first seven were being edited by
+# Files whose sources do not all have kinds yet (issue 13): the first six were being edited by
 # other engineers when kinds were added, and get them when those edits land; the last has two
 # sources still without a page that states their figure. Path relative to src/tegel -> why.
 PENDING: dict[str, str] = {
     "fidelity/data/dataflow_single_user.yaml": "being edited for the dataflow calibration",
-    "fidelity/data/h100_measurements.yaml": "being edited for the out-of-sample GPU fit",
     "hardware/data/presets/dgx-h100.yaml": "host section being edited (power at the wall)",
     "hardware/data/presets/hgx-b200.yaml": "host section being edited (power at the wall)",
     "hardware/data/presets/hgx-h200.yaml": "host section being edited (power at the wall)",

@@ -17,7 +17,7 @@ from tegel.fidelity import load_entries, validate
 from tegel.fidelity.calibrate import calibrate, calibration_target, write_calibration
 from tegel.mapping.params import default_params, load_params
 
-SLOWER = {"gemm_peak_fraction": 0.3, "hbm_bandwidth_fraction": 0.5}
+SLOWER = {"gemm_serving_fraction": 0.3, "hbm_serving_fraction": 0.5}
 ENTRY: dict[str, Any] = {
     "id": "x", "system": "1x H100", "kind": "measured", "metric": "output_throughput",
     "value": 1000.0, "unit": "tokens/s", "year": 2025,
@@ -55,17 +55,16 @@ def test_validate_with_other_params_predicts_otherwise_and_leaves_the_defaults()
 def test_calibrate_fits_a_value_without_changing_the_defaults(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shipped = default_params()
-    monkeypatch.setattr(calibration, "BOUNDS", {"gemm_peak_fraction": (0.4, 0.95)})
-    start = shipped.with_gpu({"gemm_peak_fraction": 0.94}, "start")
-    values, before, after = calibrate(start, passes=1, steps=0)
+    monkeypatch.setattr(calibration, "BOUNDS", {"gemm_serving_fraction": (0.4, 0.99)})
+    start = shipped.with_gpu({"gemm_serving_fraction": 0.98}, "start")
+    values, before, after = calibrate(start, passes=1, steps=0, entries=_subset())
     assert calibration.objective(after) <= calibration.objective(before)
-    assert values["gemm_peak_fraction"] != 0.94
+    assert values["gemm_serving_fraction"] != 0.98
     assert default_params() == shipped
     written = write_calibration(values, before, after, tmp_path / "fit.yaml", base=start.source)
     doc = yaml.safe_load(written.read_text())
-    assert doc["started_from"] == "start" and set(doc["parameters"]) == {
-        "gemm_peak_fraction", "generations"}
-    assert load_params(written).gpu.gemm_peak_fraction == values["gemm_peak_fraction"]
+    assert doc["started_from"] == "start" and set(doc["parameters"]) == {"gemm_serving_fraction"}
+    assert load_params(written).gpu.gemm_serving_fraction == values["gemm_serving_fraction"]
 
 
 def _good_file(tmp_path: Path) -> Path:
@@ -99,10 +98,13 @@ def test_validate_cli_with_a_written_calibration(
     (None, "no such calibration file"),
     ("parameters: [1, 2\n", "not valid YAML"),
     ("how: nothing\n", "parameters: expected a mapping"),
-    ("parameters: {gemm_peak_fraction: fast}\n", "gemm_peak_fraction: expected a finite number"),
-    ("parameters: {gemm_peek_fraction: 0.5}\n", "unknown parameter 'gemm_peek_fraction'"),
-    ("parameters: {generations: {'2023': {efficiency_scale: -1}}}\n",
-     "generations.2023.efficiency_scale"),
+    ("parameters: {gemm_serving_fraction: fast}\n",
+     "gemm_serving_fraction: expected a finite number"),
+    ("parameters: {gemm_peak_fraction: 0.5}\n", "unknown parameter 'gemm_peak_fraction'"),
+    ("parameters: {generations: {'trtllm-0.6': {gqa_kv_sharing: -1}}}\n",
+     "generations.trtllm-0.6.gqa_kv_sharing: expected a non-negative number"),
+    ("parameters: {generations: {'2023': {efficiency_scale: 0.9}}}\n",
+     "generations.2023.efficiency_scale: removed (issue 13)"),
 ])
 def test_a_bad_calibration_file_is_a_one_line_error_naming_file_and_field(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], body: str | None, message: str) -> None:
@@ -156,7 +158,7 @@ def test_calibrate_cli_writes_to_the_current_directory_by_default(
     assert main(["validate", "--calibrate"]) == 0
     assert "wrote gpu_calibration.yaml" in capsys.readouterr().out
     loaded = load_params(tmp_path / "gpu_calibration.yaml").gpu
-    assert loaded.gemm_peak_fraction == SLOWER["gemm_peak_fraction"]
+    assert loaded.gemm_serving_fraction == SLOWER["gemm_serving_fraction"]
     (tmp_path / "out").mkdir()
     assert main(["validate", "--calibrate", "--write", "out"]) == 0
     assert (tmp_path / "out" / "gpu_calibration.yaml").is_file()

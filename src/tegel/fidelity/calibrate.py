@@ -1,15 +1,22 @@
-"""Fit the GPU policy's efficiency parameters on published H100 measurements.
+"""Fit the GPU policy's serving parameters on published H100 measurements.
+
+What is fitted, and within which bounds, is the data file's to say: the entries of
+mapping/data/gpu.yaml marked `fitted`, each inside its stated plausible range (`BOUNDS` reads
+them). Everything else — each chip's microbenchmark shares (gpu_chips.yaml), the earlier
+software stacks' cited features, the assumptions — is held fixed.
 
 Objective: the mean over the timed metric groups (throughput, TTFT, TPOT) of each group's MAPE
 on its target set. Energy is not fitted: GPU energy per FLOP is a hardware property
 (hardware/data/gpu_power.yaml), so the J/token entries are predictions. Method: coordinate
 descent — a golden-section search on each parameter within its bounds, in turn, for a few
-passes. Deterministic; a few minutes on two cores. Only H100 entries are used: other GPUs are
-predicted from their own specifications with the fitted parameters.
+passes. Deterministic; a few minutes on two cores. Only H100 entries are fitted (entries of
+other GPUs given to it are left out and counted): other GPUs are predicted from their own
+specifications and microbenchmarks with the fitted serving shares.
 
 Candidates are values, not state: each is a `Params` (`params.with_gpu(...)`) handed to
 `validate`, so nothing global changes while fitting, and the result is written only where the
-user says (`write_calibration`), never into the installed package.
+user says (`write_calibration`), never into the installed package. `fidelity/folds.py` runs the
+same fit k times, each without one group of publications, for the out-of-sample figures.
 """
 
 from __future__ import annotations
@@ -17,35 +24,38 @@ from __future__ import annotations
 import datetime
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tegel.errors import TegelError
-from tegel.fidelity.cases import load_entries
+from tegel.fidelity.cases import CALIBRATION_GPU, Unmapped, load_entries, read_entry
 from tegel.fidelity.validate import Report, validate
+from tegel.mapping.gpu_data import gpu_fitted_ranges
 from tegel.mapping.params import Params
 
-# parameter -> (low, high); "generations.YEAR" fits that year's efficiency scale,
-# "generations.YEAR.FIELD" that year's own value of FIELD
-BOUNDS: dict[str, tuple[float, float]] = {
-    "gemm_peak_fraction": (0.4, 0.95),
-    "attention_peak_fraction": (0.2, 0.9),
-    "hbm_bandwidth_fraction": (0.5, 0.95),
-    "kernel_overhead_s": (0.0, 2.0e-5),
-    "collective_overhead_s": (0.0, 4.0e-5),
-    "request_overhead_s": (0.0, 1.0e-2),
-    "moe_gemm_efficiency": (0.05, 1.0),
-    "generations.2023": (0.2, 1.2),
-    "generations.2024": (0.3, 1.2),
-    # collectives before TensorRT-LLM's custom all-reduce (2024) went through NCCL
-    "generations.2023.collective_overhead_s": (0.0, 1.0e-4),
-}
 FITTED_GROUPS = ("throughput", "ttft", "tpot")  # energy is predicted, not fitted
 DEFAULT_WRITE = "gpu_calibration.yaml"  # in the current directory
 _GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def fitted_bounds() -> dict[str, tuple[float, float]]:
+    """{parameter: (low, high)}: the entries of the shipped gpu.yaml marked `fitted`."""
+    text = (resources.files("tegel.mapping") / "data" / "gpu.yaml").read_text(encoding="utf-8")
+    return gpu_fitted_ranges(yaml.safe_load(text))
+
+
+BOUNDS: dict[str, tuple[float, float]] = fitted_bounds()
+
+
+def uncalibrated_values() -> dict[str, float]:
+    """The fitted parameters at the values gpu.yaml states (before any calibration)."""
+    text = (resources.files("tegel.mapping") / "data" / "gpu.yaml").read_text(encoding="utf-8")
+    doc = yaml.safe_load(text)
+    return {k: float(doc[k]["value"]) for k in BOUNDS}
 
 
 def objective(report: Report) -> float:
@@ -55,43 +65,32 @@ def objective(report: Report) -> float:
     return sum(present) / len(present) if present else math.inf
 
 
-def _generation_key(key: str) -> tuple[str, str]:
-    """'generations.2023' -> ('2023', 'efficiency_scale'); 'generations.2023.x' -> ('2023', 'x')."""
-    parts = key.split(".")
-    return parts[1], parts[2] if len(parts) > 2 else "efficiency_scale"
-
-
-def _with(values: dict[str, Any], key: str, x: float) -> dict[str, Any]:
-    out = dict(values)
-    if key.startswith("generations."):
-        year, field = _generation_key(key)
-        gens = {k: dict(v) for k, v in (out.get("generations") or {}).items()}
-        gens.setdefault(year, {})[field] = x
-        out["generations"] = gens
-    else:
-        out[key] = x
-    return out
-
-
-def _get(values: dict[str, Any], key: str, default: float) -> float:
-    if key.startswith("generations."):
-        year, field = _generation_key(key)
-        gen = (values.get("generations") or {}).get(year) or {}
-        return float(gen[field]) if field in gen else default
-    return float(values[key])
+def h100_only(entries: Iterable[tuple[str, dict[str, Any]]]) -> tuple[list[tuple[str, dict]], int]:
+    """(the entries measured on H100, how many others were left out)."""
+    kept, dropped = [], 0
+    for name, entry in entries:
+        stated = read_entry(entry)
+        if isinstance(stated, Unmapped) or stated.gpu == CALIBRATION_GPU:
+            kept.append((name, entry))  # unmapped ones are listed by validate, never fitted
+        else:
+            dropped += 1
+    return kept, dropped
 
 
 def calibrate(params: Params, files: list[str] | None = None, passes: int = 2, steps: int = 10,
-              progress: Callable[[str], None] | None = None) -> tuple[dict[str, Any], Report, Report]:
+              progress: Callable[[str], None] | None = None,
+              entries: list[tuple[str, dict[str, Any]]] | None = None
+              ) -> tuple[dict[str, Any], Report, Report]:
     """(fitted GPU values as a data mapping, report before, report after), starting from
-    `params`, on the shipped H100 entries plus those of `files` (e.g. written by
-    benchmarks/gpu/measure.py on an H100). `params` itself is not changed."""
-    entries = load_entries() + (load_entries(list(files)) if files else [])
-    values = params.gpu_data()
-    for key in BOUNDS:  # start earlier generations at the current software's values
-        if key.startswith("generations.") and _get(values, key, -1) < 0:
-            field = _generation_key(key)[1]
-            values = _with(values, key, 1.0 if field == "efficiency_scale" else values[field])
+    `params`, on `entries` (default: the shipped H100 entries plus those of `files`, e.g.
+    written by benchmarks/gpu/measure.py on an H100); only H100 entries are fitted. `params`
+    itself is not changed."""
+    if entries is None:
+        entries = load_entries() + (load_entries(list(files)) if files else [])
+    entries, dropped = h100_only(entries)
+    if dropped and progress:
+        progress(f"{dropped} entries of other GPUs left out: calibration fits H100 only")
+    values = {k: v for k, v in params.gpu_data().items() if k in BOUNDS}
 
     def report(v: dict[str, Any]) -> Report:
         # the serving group is out of sample: never run, never in the objective
@@ -103,21 +102,22 @@ def calibrate(params: Params, files: list[str] | None = None, passes: int = 2, s
         for key, (lo, hi) in BOUNDS.items():
             a, b = lo, hi
             c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
-            fc, fd = objective(report(_with(values, key, c))), objective(report(_with(values, key, d)))
+            fc = objective(report({**values, key: c}))
+            fd = objective(report({**values, key: d}))
             for _ in range(steps):
                 if fc < fd:
                     b, d, fd = d, c, fc
                     c = b - _GOLDEN * (b - a)
-                    fc = objective(report(_with(values, key, c)))
+                    fc = objective(report({**values, key: c}))
                 else:
                     a, c, fc = c, d, fd
                     d = a + _GOLDEN * (b - a)
-                    fd = objective(report(_with(values, key, d)))
+                    fd = objective(report({**values, key: d}))
             x, fx = (c, fc) if fc < fd else (d, fd)
             if fx < best:
-                values, best = _with(values, key, x), fx
+                values, best = {**values, key: x}, fx
             if progress:
-                progress(f"{key} = {_get(values, key, x):.4g}  objective {best:.2f}%")
+                progress(f"{key} = {values[key]:.4g}  objective {best:.2f}%")
     return values, before, report(values)
 
 
@@ -125,6 +125,13 @@ def _package_dir() -> Path:
     import tegel
 
     return Path(tegel.__file__).resolve().parent
+
+
+def refuse_package_path(path: Path) -> None:
+    """A fit is never written into the installed package (the shipped one changes by review)."""
+    if path.resolve().is_relative_to(_package_dir()):
+        raise TegelError(f"{path}: inside the installed tegel package ({_package_dir()}); "
+                         "write the calibration elsewhere and use it with --params")
 
 
 def calibration_target(path: str | Path | None) -> Path:
@@ -135,10 +142,8 @@ def calibration_target(path: str | Path | None) -> Path:
     target = Path(path) if path is not None else Path(DEFAULT_WRITE)
     if target.is_dir():
         target = target / DEFAULT_WRITE
+    refuse_package_path(target)
     resolved = target.resolve()
-    if resolved.is_relative_to(_package_dir()):
-        raise TegelError(f"{target}: inside the installed tegel package ({_package_dir()}); "
-                         "write the calibration elsewhere and use it with --params")
     folder = resolved.parent
     if not folder.is_dir():
         raise TegelError(f"{target}: directory {folder} does not exist")
@@ -158,14 +163,14 @@ def write_calibration(values: dict[str, Any], before: Report, after: Report, pat
     `calibration_target`); `base` names the parameters the fit started from. Returns the path
     written; `tegel validate --params PATH` and `load_params(PATH)` read it back."""
     target = calibration_target(path)
-    fitted = {k: values[k] for k in BOUNDS if not k.startswith("generations.")}
-    fitted["generations"] = values.get("generations") or {}
+    fitted = {k: values[k] for k in BOUNDS}
     doc = {
         "how": ("Fitted by `tegel validate --calibrate` on the shipped H100 measurements "
                 "(src/tegel/fidelity/data/h100_measurements.yaml) only: coordinate descent with "
-                "golden-section searches, objective = mean over throughput, TTFT and TPOT of "
-                "the target-set MAPE (energy is predicted, not fitted). Other GPUs use these "
-                "values with their own specifications."),
+                "golden-section searches within the ranges of mapping/data/gpu.yaml, objective "
+                "= mean over throughput, TTFT and TPOT of the target-set MAPE (energy is "
+                "predicted, not fitted). Other GPUs use these values with their own "
+                "specifications and microbenchmarks (mapping/data/gpu_chips.yaml)."),
         "date": datetime.date.today().isoformat(),
         "started_from": base,
         "objective_percent": {"before": objective(before), "after": objective(after)},

@@ -27,6 +27,8 @@ import yaml
 
 from tegel.errors import TegelError
 from tegel.hardware import System, load_system
+from tegel.workload.dtypes import DType
+from tegel.workload.llm import Precision
 
 GROUPS = ("throughput", "ttft", "tpot", "energy")
 CURRENT_SOFTWARE_YEAR = 2025  # measurements from earlier years use that year's generation
@@ -36,11 +38,24 @@ _MODELS = (  # (pattern on the workload's model text, shipped model, MLPerf data
     (r"llama\(2\) 7b|llama-?2-7b", "llama-2-7b", None),
     (r"llama-?3\.3-70b", "llama-3.3-70b", None),
     (r"llama-?3\.1-405b", "llama-3.1-405b", "llama3.1-405b"),
+    (r"llama-?3\.1-70b", "llama-3.1-70b", None),
     (r"llama-?3\.1-8b", "llama-3.1-8b", "llama3.1-8b"),
     (r"llama-?3-8b", "llama-3.1-8b", None),
     (r"gpt-?j", "gpt-j-6b", "gptj"),
     (r"mixtral-8x7b", "mixtral-8x7b", "mixtral-8x7b"),
+    (r"mistral-?7b|mistral 7b", "mistral-7b", None),
 )
+CALIBRATION_GPU = "h100-sxm"  # the only GPU whose measurements are fitted
+# (pattern on the entry's system text, chip preset, system of 8 such GPUs: a preset, or a file in
+# fidelity/data/systems/ where no preset exists). Form factors without a preset are refused.
+_GPUS = (
+    (r"H100", "h100-sxm", "dgx-h100"),
+    (r"H200", "h200", "hgx-h200"),
+    (r"(?<!G)B200", "b200", "hgx-b200"),
+    (r"MI300X", "mi300x", "mi300x-8"),
+    (r"A100", "a100-80gb", "dgx-a100.yaml"),
+)
+_NO_PRESET = r"NVL|PCIe|GH200|GB200"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +78,9 @@ class Case:
     approximation: str
     max_batch: int = 2048  # cap of an "auto" batch (a concurrency limit)
     beams: int = 1
-    software: str | None = None  # GPU software generation (year) of the measurement
+    software: str | None = None  # GPU software stack of the measurement (None: current)
     itl_from_e2e: bool = False  # inter-token latency as end-to-end latency / output tokens
+    gpu: str = CALIBRATION_GPU  # chip preset of the measured system
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,21 +90,61 @@ class Unmapped:
 
 
 @cache
+def engine_defaults() -> list[dict[str, Any]]:
+    """Serving engines' default concurrency limits (fidelity/data/engines.yaml)."""
+    text = (resources.files("tegel.fidelity") / "data" / "engines.yaml").read_text()
+    return list(yaml.safe_load(text))
+
+
+def concurrency_cap(workload: dict[str, Any]) -> tuple[int, str] | None:
+    """(most sequences one replica runs at once, why) where the entry or its engine's default
+    says; None: tegel's own cap of a maximum-throughput batch."""
+    if "max_batch_per_replica" in workload:
+        return int(workload["max_batch_per_replica"]), "the submission's batch per engine"
+    software = str(workload.get("software", "")).lower()
+    for engine in engine_defaults():
+        if engine["pattern"] in software:
+            return int(engine["max_num_seqs"]), f"{engine['engine']}'s default max_num_seqs"
+    return None
+
+
+@cache
 def dataset_lengths() -> dict[str, dict[str, Any]]:
     """Mean request lengths of the MLPerf / ML.ENERGY data sets (fidelity/data)."""
     text = (resources.files("tegel.fidelity") / "data" / "mlperf_datasets.yaml").read_text()
     return yaml.safe_load(text)
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=64)
+def gpu_system(chip: str, chips: int) -> System:
+    """A system of `chips` GPUs of preset `chip` (nodes of 8 as its 8-GPU system; one GPU on
+    its own)."""
+    if chips == 1:
+        return load_system(chip)
+    node = next(n for _, c, n in _GPUS if c == chip)
+    if node.endswith(".yaml"):
+        node = str(resources.files("tegel.fidelity") / "data" / "systems" / node)
+    base = load_system(node)
+    if chips == base.chip_count:
+        return base
+    return base.model_copy(update={"chip_count": chips, "name": f"{chips}x-{chip}"})
+
+
 def h100_system(chips: int) -> System:
     """An H100 SXM system of `chips` GPUs (DGX H100 nodes of 8; one GPU on its own)."""
-    if chips == 1:
-        return load_system("h100-sxm")
-    dgx = load_system("dgx-h100")
-    if chips == dgx.chip_count:
-        return dgx
-    return dgx.model_copy(update={"chip_count": chips, "name": f"{chips}x-h100-sxm"})
+    return gpu_system(CALIBRATION_GPU, chips)
+
+
+def precision_of(name: str) -> Precision:
+    """The formats a measurement's precision names: fp8 (weights, activations and KV cache in
+    FP8), fp4 (NVFP4-class weights and activations with an FP8 KV cache, as TensorRT-LLM's FP4
+    checkpoints and MLPerf's FP4 submissions run), bf16 / fp16."""
+    if name == "fp4":
+        return Precision(DType.FP4_E2M1, DType.FP4_E2M1, DType.FP8_E4M3)
+    return Precision.uniform(DType.parse(name))
+
+
+OTHER_GPUS_FILE = "other_gpu_measurements.yaml"  # never fitted: the validation of other GPUs
 
 
 def load_entries(paths: list[str | Path] | None = None) -> list[tuple[str, dict[str, Any]]]:
@@ -103,6 +159,12 @@ def load_entries(paths: list[str | Path] | None = None) -> list[tuple[str, dict[
             raise TegelError(f"{p}: no such measurement file")
         out += [(str(p), e) for e in _parse(p.read_text(), str(p))]
     return out
+
+
+def other_gpu_entries() -> list[tuple[str, dict[str, Any]]]:
+    """The shipped published results of GPUs other than the H100 (never fitted)."""
+    text = (resources.files("tegel.fidelity") / "data" / OTHER_GPUS_FILE).read_text()
+    return [(OTHER_GPUS_FILE, e) for e in _parse(text, OTHER_GPUS_FILE)]
 
 
 def _parse(text: str, name: str) -> list[dict[str, Any]]:
@@ -166,12 +228,33 @@ class Stated:
     precision: str
     value: float  # SI
     year: int  # 0: not stated
+    gpu: str = CALIBRATION_GPU  # chip preset of the measured system
+    software: str = ""  # the entry's workload.software text
+
+
+@cache
+def _stacks() -> tuple[tuple[str, str, tuple[int, ...]], ...]:
+    """(name, software pattern, years) of the shipped GPU software stacks, in file order."""
+    text = (resources.files("tegel.mapping") / "data" / "gpu.yaml").read_text(encoding="utf-8")
+    gens = (yaml.safe_load(text) or {}).get("generations") or {}
+    return tuple((str(n), str(b.get("pattern") or ""), tuple(b.get("years") or ()))
+                 for n, b in gens.items())
 
 
 def software_of(stated: Stated) -> str | None:
-    """The GPU software generation (a year) of a measurement; None: the current one."""
-    year = stated.year
-    return str(year) if year and year < CURRENT_SOFTWARE_YEAR and stated.group != "energy" else None
+    """The GPU software stack a measurement ran (mapping/data/gpu.yaml `generations`): the first
+    whose pattern matches its software text, else its year's, else the nearest later year's;
+    None: the current one. Energy entries (ML.ENERGY, vLLM) run the current stack."""
+    if stated.group == "energy":
+        return None
+    for name, pattern, _ in _stacks():
+        if pattern and re.search(pattern, stated.software, re.IGNORECASE):
+            return name
+    if not stated.year or stated.year >= CURRENT_SOFTWARE_YEAR:
+        return None
+    later = sorted((min(y for y in years if y >= stated.year), name)
+                   for name, _, years in _stacks() if any(y >= stated.year for y in years))
+    return later[0][1] if later else None
 
 
 def read_entry(entry: dict[str, Any]) -> Stated | Unmapped:
@@ -180,21 +263,25 @@ def read_entry(entry: dict[str, Any]) -> Stated | Unmapped:
     metric = entry["metric"]
     if entry.get("kind", "measured") != "measured":
         return Unmapped(eid, f"kind {entry.get('kind')!r}: only measurements are validated")
-    if "H100" not in system:
-        return Unmapped(eid, "not an H100 system (other GPUs are predicted, not validated here)")
-    if re.search(r"NVL|PCIe", system):
-        return Unmapped(eid, "H100 NVL / PCIe form factor: no preset (only h100-sxm)")
+    gpu = next((chip for pattern, chip, _ in _GPUS if re.search(pattern, system)), None)
+    if gpu is None:
+        return Unmapped(eid, f"no GPU preset for system {system!r} (known: H100, H200, B200, "
+                        "MI300X, A100)")
+    if re.search(_NO_PRESET, system):
+        return Unmapped(eid, "NVL / PCIe / Grace form factor: no preset (only the SXM/OAM "
+                        "parts: h100-sxm, h200, b200, mi300x, a100-80gb)")
     if metric not in _GROUP or entry["unit"] not in _UNIT:
         return Unmapped(eid, f"metric {metric!r} in {entry['unit']!r} has no tegel counterpart")
     found = _model(str(w.get("model", "")))
     if found is None:
         return Unmapped(eid, f"model {w.get('model')!r} has no shipped config")
     model, dataset = found
-    precision = "fp8" if "fp8" in str(w.get("precision", "")).lower() else "bf16"
+    stated_precision = str(w.get("precision", "")).lower()
+    precision = next((p for p in ("fp8", "fp4", "fp16") if p in stated_precision), "bf16")
     tp = _tp(entry)
     return Stated(eid, _GROUP[metric], model, dataset, max(_chips(system), tp or 1), tp,
                   precision, float(entry["value"]) * _UNIT[entry["unit"]],
-                  int(entry.get("year", 0) or 0))
+                  int(entry.get("year", 0) or 0), gpu, str(w.get("software", "")))
 
 
 def to_case(entry: dict[str, Any]) -> Case | Unmapped:
@@ -255,6 +342,10 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
     else:
         batch = "auto"
         approx.append("maximum throughput as the largest batch that fits")
+    stated_cap = concurrency_cap(w)
+    if batch == "auto" and concurrency is None and stated_cap is not None:
+        cap = stated_cap[0]
+        approx.append(f"at most {cap} sequences per replica ({stated_cap[1]})")
     if group == "ttft":
         lout = 1
     # GPU software generations are TensorRT-LLM-class releases; energy entries come from other
@@ -263,4 +354,4 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
     return Case(eid, group, model, chips, tp, batch, lin, lout, precision, value,
                 metric == "output_throughput_per_gpu", tpot_limit,
                 str(entry.get("source", {}).get("title", "")), "; ".join(approx), cap, beams,
-                software, itl_e2e)
+                software, itl_e2e, stated.gpu)

@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from tegel.errors import TegelError
 from tegel.fidelity import serving
-from tegel.fidelity.cases import GROUPS, Case, Unmapped, h100_system, load_entries, to_case
+from tegel.fidelity.cases import (
+    CALIBRATION_GPU,
+    GROUPS,
+    Case,
+    Unmapped,
+    gpu_system,
+    load_entries,
+    precision_of,
+    read_entry,
+    to_case,
+)
 from tegel.hardware import System
 from tegel.mapping.params import Params, default_params
 from tegel.serving.run import RunResult, run
 from tegel.serving.scenario import RunOptions
 
+if TYPE_CHECKING:
+    from tegel.fidelity.folds import Fold
+
+OTHER_GPUS = "all other GPUs"  # gpu key of the summary over every GPU but the calibration one
 # The subset the issue sets a target on: TensorRT-LLM fixed-length tables and MLPerf Offline.
 TARGET_SET = {
     "throughput": lambda c: c.id.startswith("trtllm-l") or (
@@ -60,13 +74,13 @@ def _server_batch(case: Case, system: System, params: Params) -> RunResult:
 def _run(case: Case, system: System, batch: int | str, params: Params) -> RunResult:
     options = RunOptions(tp=case.tp, max_batch_per_replica=case.max_batch, beams=case.beams,
                          software=params.gpu.later_generation(case.software))
-    return run(case.model, system, batch, case.input_tokens, case.output_tokens, case.precision,
-               options=options, params=params)
+    return run(case.model, system, batch, case.input_tokens, case.output_tokens,
+               precision_of(case.precision), options=options, params=params)
 
 
 def predict(case: Case, params: Params) -> Row:
     """Run the case's scenario with `params` and read off the figure the measurement reports."""
-    system = h100_system(case.chips)
+    system = gpu_system(case.gpu, case.chips)
     result = (_server_batch(case, system, params) if case.batch == "server"
               else _run(case, system, case.batch, params))
     d = result.to_dict()
@@ -88,8 +102,11 @@ def predict(case: Case, params: Params) -> Row:
 @dataclass(frozen=True, slots=True)
 class Report:
     """Rows predicted with the parameters named by `params` (their source), and the entries
-    not validated, with the reason. The serving group (`fidelity/serving.py`: entries taken
-    under load, simulated request by request) is kept apart: out of sample, never fitted."""
+    not validated, with the reason. H100 rows are in sample (those parameters were fitted on
+    them); `out_of_sample` predicts each H100 entry held out by a k-fold calibration with the
+    fold that did not see it (`fidelity/folds.py`); rows of other GPUs are never fitted. The
+    serving group (`fidelity/serving.py`: entries taken under load, simulated request by
+    request) is kept apart: out of sample, never fitted."""
 
     rows: tuple[Row, ...]
     unmapped: tuple[Unmapped, ...]
@@ -97,25 +114,72 @@ class Report:
     params: str = "shipped"
     serving: tuple[serving.ServingRow, ...] = ()
     serving_unmapped: tuple[Unmapped, ...] = ()  # and those that failed to run
+    out_of_sample: tuple[Row, ...] = ()  # H100 entries, each by the fold that held it out
+    fold_of: tuple[tuple[str, int], ...] = ()  # (entry id, fold)
+    folds_stale: bool = False  # a fold was fitted on other data files than the shipped ones
 
-    def mape(self, group: str, target_only: bool = False) -> float | None:
-        """Mean absolute percentage error of a group (None when it has no rows)."""
-        keep = [r for r in self.rows if r.case.group == group
+    def mape(self, group: str, target_only: bool = False, gpu: str | None = CALIBRATION_GPU,
+             out_of_sample: bool = False) -> float | None:
+        """Mean absolute percentage error of a group on one GPU (OTHER_GPUS: every GPU but the
+        calibration one; None: every GPU), in sample or (`out_of_sample`) by the folds that
+        held the entries out; None when the group has no rows."""
+        rows = self.out_of_sample if out_of_sample else self.rows
+        keep = [r for r in rows if r.case.group == group
+                and (gpu is None or r.case.gpu == gpu
+                     or (gpu == OTHER_GPUS and r.case.gpu != CALIBRATION_GPU))
                 and (not target_only or TARGET_SET[group](r.case))]
         return 100.0 * sum(abs(r.error) for r in keep) / len(keep) if keep else None
 
     def summary(self) -> dict[str, Any]:
-        return {g: {"mape_percent": self.mape(g), "target_set_mape_percent": self.mape(g, True),
-                    "entries": sum(1 for r in self.rows if r.case.group == g)} for g in GROUPS}
+        """Per metric group on the calibration GPU (H100): MAPE in sample and out of sample
+        (k-fold), over all entries and the target set."""
+        out = {}
+        for g in GROUPS:
+            out[g] = {"mape_percent": self.mape(g), "target_set_mape_percent": self.mape(g, True),
+                      "entries": sum(1 for r in self.rows if r.case.group == g
+                                     and r.case.gpu == CALIBRATION_GPU),
+                      "out_of_sample_mape_percent": self.mape(g, out_of_sample=True),
+                      "out_of_sample_target_set_mape_percent": self.mape(g, True,
+                                                                         out_of_sample=True),
+                      "out_of_sample_entries": sum(1 for r in self.out_of_sample
+                                                   if r.case.group == g)}
+        return out
+
+    def gpu_summary(self) -> dict[str, dict[str, Any]]:
+        """Per GPU other than the calibration one (and OTHER_GPUS: all of them), per metric
+        group: entries and MAPE (never fitted: predicted from the GPU's specification and
+        microbenchmarks)."""
+        gpus = sorted({r.case.gpu for r in self.rows} - {CALIBRATION_GPU})
+        if gpus:
+            gpus.append(OTHER_GPUS)
+        return {gpu: {g: {"entries": n, "mape_percent": self.mape(g, gpu=gpu)}
+                      for g in GROUPS
+                      if (n := sum(1 for r in self.rows if r.case.group == g
+                                   and (r.case.gpu == gpu or (gpu == OTHER_GPUS
+                                                              and r.case.gpu != CALIBRATION_GPU))))}
+                for gpu in gpus}
 
     def to_dict(self) -> dict[str, Any]:
+        oos = {r.case.id: r for r in self.out_of_sample}
+        fold = dict(self.fold_of)
+
+        def row(r: Row) -> dict[str, Any]:
+            d = {"id": r.case.id, "gpu": r.case.gpu, "group": r.case.group,
+                 "scenario": r.scenario, "approximation": r.case.approximation,
+                 "measured": r.case.measured, "predicted": r.predicted,
+                 "error_percent": 100.0 * r.error,
+                 "in_target_set": TARGET_SET[r.case.group](r.case)}
+            if r.case.id in oos:
+                d["out_of_sample"] = {"fold": fold[r.case.id], "predicted": oos[r.case.id].predicted,
+                                      "error_percent": 100.0 * oos[r.case.id].error}
+            return d
+
         return {
             "params": self.params,
-            "rows": [{"id": r.case.id, "group": r.case.group, "scenario": r.scenario,
-                      "approximation": r.case.approximation, "measured": r.case.measured,
-                      "predicted": r.predicted, "error_percent": 100.0 * r.error,
-                      "in_target_set": TARGET_SET[r.case.group](r.case)} for r in self.rows],
+            "rows": [row(r) for r in self.rows],
             "summary": self.summary(),
+            "other_gpus": self.gpu_summary(),
+            "folds_stale": self.folds_stale,
             "unmapped": [{"id": u.id, "reason": u.reason} for u in self.unmapped],
             "failed": [{"id": u.id, "reason": u.reason} for u in self.failed],
             "serving": {
@@ -132,11 +196,14 @@ class Report:
 
 def validate(entries: Iterable[tuple[str, dict[str, Any]]] | None = None,
              progress: Callable[[int, int], None] | None = None,
-             params: Params | None = None, with_serving: bool = True) -> Report:
+             params: Params | None = None, with_serving: bool = True,
+             folds: Sequence[Fold] = ()) -> Report:
     """Validate measurement entries (default: the shipped H100 set) with `params` (default: the
     shipped parameters); `progress(i, n)` is called before each entry (the serving group's
     counted after the others). `with_serving=False` leaves the serving group out (calibration
-    does: it is not fitted, and its simulations take seconds)."""
+    does: it is not fitted, and its simulations take seconds). With `folds`
+    (`folds.load_folds()`), every entry a fold held out is also predicted by that fold's fit
+    (the shipped parameters with the fold's fitted values on top): `Report.out_of_sample`."""
     params = params or default_params()
     items = list(entries) if entries is not None else load_entries()
     rows: list[Row] = []
@@ -145,6 +212,12 @@ def validate(entries: Iterable[tuple[str, dict[str, Any]]] | None = None,
     loaded: list[serving.ServingCase] = []
     loaded_unmapped: list[Unmapped] = []
     for _, entry in items if with_serving else ():
+        stated = read_entry(entry)
+        if not isinstance(stated, Unmapped) and stated.gpu != CALIBRATION_GPU:
+            if serving.to_serving_case(entry) is not None:
+                loaded_unmapped.append(Unmapped(stated.id, "serving group: simulated on H100 "
+                                                "systems only"))
+            continue
         found = serving.to_serving_case(entry)
         if isinstance(found, serving.ServingCase):
             loaded.append(found)
@@ -164,5 +237,28 @@ def validate(entries: Iterable[tuple[str, dict[str, Any]]] | None = None,
             failed.append(Unmapped(case.id, f"tegel could not run it: {err}"))
     step = None if progress is None else (lambda i, _: progress(len(items) + i, total))
     served, not_run = serving.predict_serving(loaded, params, step)
-    return Report(tuple(rows), tuple(unmapped), tuple(failed), params.source, tuple(served),
-                  tuple(loaded_unmapped + not_run))
+    report = Report(tuple(rows), tuple(unmapped), tuple(failed), params.source, tuple(served),
+                    tuple(loaded_unmapped + not_run))
+    return _with_folds(report, items, folds) if folds else report
+
+
+def _with_folds(report: Report, items: list[tuple[str, dict[str, Any]]],
+                folds: Sequence[Fold]) -> Report:
+    """`report` with each held-out entry predicted by its fold (from the shipped parameters,
+    which the fold files were fitted from)."""
+    from tegel.fidelity.folds import inputs_digest
+
+    base = default_params()
+    oos: list[Row] = []
+    fold_of: list[tuple[str, int]] = []
+    for f in folds:
+        held = set(f.held_out_ids)
+        mine = [(n, e) for n, e in items if e["id"] in held]
+        if mine:
+            fit = validate(mine, params=base.with_gpu(f.parameters, f"fold {f.index}"),
+                           with_serving=False)
+            oos += fit.rows
+            fold_of += [(r.case.id, f.index) for r in fit.rows]
+    digest = inputs_digest()
+    stale = any(f.record.get("inputs_sha256") != digest for f in folds)
+    return replace(report, out_of_sample=tuple(oos), fold_of=tuple(fold_of), folds_stale=stale)

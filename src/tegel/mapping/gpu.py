@@ -9,6 +9,12 @@ Passes, in order (`plan_gpu` runs them):
    between kernels stay in L2 when small enough, else go through HBM; GEMM operands are re-read
    from L2 once per tile row/column (tile reuse); compute efficiency from tile and wave
    quantization of the GEMM shape; a fixed launch overhead per kernel.
+
+Achieved rates are the chip's own: the GEMM and STREAM shares its microbenchmarks measured
+(`GpuParams.rates`, data/gpu_chips.yaml) times the serving shares fitted on H100. Attention runs
+at the chip's GEMM share x `attention_serving_fraction`, in the wider of the query's and the KV
+cache's formats (FP16 where the software stack has no FP8 context attention); a stack without
+GQA-aware decode kernels (`gqa_kv_sharing` 0) reads each KV head once per query head.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import math
 from dataclasses import dataclass, replace
 
 from tegel.hardware import Chip, System
+from tegel.mapping.gpu_data import ChipRates
 from tegel.mapping.params import GpuParams
 from tegel.mapping.plan import Plan, PlanRequest, Step, StepKind, compute_class, step_kind
 from tegel.mapping.sharding import OpShard, collective_traffic, shard_graph
@@ -67,8 +74,10 @@ def fuse_kernels(graph: Graph) -> tuple[Kernel, ...]:
                         f"{ops[0].name}+{len(ops) - 1}", tuple(ops)) for ops in kernels)
 
 
-def gemm_efficiency(m: float, n: int, k: int, batch: int, sms: int, p: GpuParams) -> float:
-    """Share of peak a GEMM reaches after tile and wave quantization (x the policy's best case).
+def gemm_efficiency(m: float, n: int, k: int, batch: int, sms: int, p: GpuParams,
+                    share: float) -> float:
+    """Share of peak a GEMM reaches: `share` (the best case: the chip's measured GEMM share x
+    the serving share) after tile and wave quantization.
 
     Tiles of tile_m x tile_n (small_tile_m rows when M is small) are spread over the SMs in
     waves; a GEMM with fewer tiles than SMs splits K to fill them, down to split_k_min_k.
@@ -80,7 +89,7 @@ def gemm_efficiency(m: float, n: int, k: int, batch: int, sms: int, p: GpuParams
     waves = math.ceil(tiles * split / sms)
     wave_use = tiles * split / (waves * sms)
     tile_use = (m * n) / (tiles_m * tm * tiles_n * p.tile_n)
-    return p.gemm_peak_fraction * wave_use * tile_use
+    return share * wave_use * tile_use
 
 
 class _Levels:
@@ -107,6 +116,7 @@ class _Context:
     levels: _Levels
     chip: Chip
     params: GpuParams
+    rates: ChipRates  # the chip's measured microbenchmark shares
     layers: int  # per stage
 
 
@@ -137,23 +147,48 @@ def _kernel_step(kernel: Kernel, index: int, ctx: _Context) -> Step:
                 place(b / d, t.role, writes)
     main = kernel.ops[0]
     efficiency = 1.0
+    cls = compute_class(main)
     if kernel.kind in (StepKind.GEMM, StepKind.MOE):
-        efficiency, smem = _gemm_traffic(kernel, shards, ctx.chip, p)
+        share = ctx.rates.gemm_fraction(cls) * p.gemm_serving_fraction
+        efficiency, smem = _gemm_traffic(kernel, shards, ctx.chip, p, share)
         reads[lv.smem] += smem
         writes[lv.smem] += smem
         if lv.l2 is not None:
             reads[lv.l2] += max(0.0, smem - reads[lv.l2])
     elif kernel.kind is StepKind.ATTENTION:
-        efficiency = p.attention_peak_fraction
+        cls = _attention_class(main, p)
+        efficiency = ctx.rates.gemm_fraction(cls) * p.attention_serving_fraction
+        extra = _kv_rereads(main, p)
+        for t, b, d in zip(main.inputs[1:], work(main).read_bytes[1:],
+                           shards[main.name].read_div[1:], strict=True):
+            place(extra * b / d, t.role, reads)
     return Step(name=kernel.name, kind=kernel.kind, stage=-1 if main.layer >= 0 else 0,
                 repeat=ctx.layers if main.layer >= 0 else 1, flops=flops,
-                compute_class=compute_class(main), compute_efficiency=efficiency,
+                compute_class=cls, compute_efficiency=efficiency,
                 reads=tuple(reads), writes=tuple(writes), overhead_s=p.kernel_overhead_s,
                 ops=tuple(o.name for o in kernel.ops), first_layer=0 if main.layer >= 0 else -1)
 
 
+def _attention_class(op: Op, p: GpuParams) -> str:
+    """The format attention computes in: the wider of the query's and the KV cache's (FP4
+    activations with an FP8 cache attend in FP8), 16-bit without FP8 context attention."""
+    widest = max((t.dtype for t in op.inputs), key=lambda d: d.bits)
+    if widest.bits <= 8 and not p.fp8_context_attention:
+        return "bf16"
+    return widest.compute_class
+
+
+def _kv_rereads(op: Op, p: GpuParams) -> float:
+    """Extra reads of the KV cache, in multiples of it, of a decode attention kernel that is
+    not GQA-aware: each of the group's query heads reads its KV head again."""
+    a = op.attrs
+    group = a.num_heads // a.num_kv_heads  # type: ignore[union-attr]
+    decode = op.inputs[0].shape[1] == 1
+    return (group - 1) * (1.0 - p.gqa_kv_sharing) if decode and group > 1 else 0.0
+
+
 def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
-                  p: GpuParams) -> tuple[float, float]:
+                  p: GpuParams, share: float) -> tuple[float, float]:
     """(compute efficiency, bytes staged through shared memory) of a (fused) GEMM kernel."""
     gemms = [op for op in kernel.ops if op.kind in GEMM_KINDS]
     main = gemms[0]
@@ -166,14 +201,14 @@ def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
         per_expert = tokens * a.top_k / touched  # type: ignore[union-attr]
         f_chip = max(1, f // int(shards[main.name].flops_div))
         eff = p.moe_gemm_efficiency * gemm_efficiency(per_expert, 2 * f_chip, h, math.ceil(touched),
-                                                      chip.tile_count, p)
+                                                      chip.tile_count, p, share)
         staged = sum(work(main).read_bytes[3:]) / shards[main.name].flops_div
         return eff, staged * math.ceil(per_expert / p.tile_m) + main.inputs[0].nbytes * 3
     dims = gemm_dims(main)[0]
     m, k, batch = dims.m, dims.k, math.ceil(dims.count)
     n = sum(gemm_dims(g)[0].n / shards[g.name].write_div[0] for g in gemms)
     n_int = max(1, int(n))
-    eff = gemm_efficiency(m, n_int, k, batch, chip.tile_count, p)
+    eff = gemm_efficiency(m, n_int, k, batch, chip.tile_count, p, share)
     tm = p.small_tile_m if m <= p.small_tile_m else p.tile_m
     bytes_a = main.inputs[0].nbytes / shards[main.name].read_div[0]
     bytes_b = sum(work(g).read_bytes[1] / shards[g.name].read_div[1] for g in gemms)
@@ -199,8 +234,10 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
         for op in kern.ops:
             for t in op.inputs:
                 consumers.setdefault(t.name, set()).add(i)
+    rates = p.rates(chip.name)
     ctx = _Context(shard_graph(graph, par.tp, par.ep), consumers,
-                   {t.name for t in graph.outputs}, lv, chip, p, math.ceil(req.layers / par.pp))
+                   {t.name for t in graph.outputs}, lv, chip, p, rates,
+                   math.ceil(req.layers / par.pp))
     after_layers = {name for name, pos in op_positions(graph).items()
                     if pos.section is Section.EPILOGUE}
     steps: list[Step] = []
@@ -208,6 +245,9 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
         step = _kernel_step(kern, i, ctx)
         if kern.ops[0].name in after_layers:
             step = _with_stage(step, par.pp - 1)
+        elif i == 0 and step.repeat == 1:
+            # the engine's host work per forward call (schedule, sample) before kernel 0
+            step = replace(step, overhead_s=step.overhead_s + p.iteration_overhead_s)
         steps.append(step)
         for op in kern.ops:
             shard = ctx.shards[op.name]
@@ -219,11 +259,14 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
         steps.append(Step("stage_transfer", StepKind.TRANSFER, -1, 1, 0.0, "bf16", 1.0,
                           (0.0,) * len(lv.names), (0.0,) * len(lv.names),
                           link_bytes=carried.nbytes, link_latency_s=link_latency_s))
-    efficiencies = tuple(p.hbm_bandwidth_fraction if i == lv.hbm else
+    efficiencies = tuple(rates.hbm_fraction * p.hbm_serving_fraction if i == lv.hbm else
                          p.l2_bandwidth_fraction if i == lv.l2 else 1.0
                          for i in range(len(lv.names)))
+    measured = ("microbenchmarks: measured" if rates.measured else
+                f"microbenchmarks: none for {chip.name}; default shares assumed (gpu_chips.yaml)")
     return Plan(system.name, "gpu", req.phase, par, lv.names, efficiencies, par.pp,
-                req.microbatches, par.tp, tuple(steps), notes=(f"software: {p.software}",))
+                req.microbatches, par.tp, tuple(steps),
+                notes=(f"software: {p.software}", measured))
 
 
 def _with_stage(step: Step, stage: int) -> Step:

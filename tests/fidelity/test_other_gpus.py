@@ -1,0 +1,138 @@
+"""Other GPUs: a never-fitted validation set, predicted from each GPU's specification and its
+own microbenchmarks (mapping/data/gpu_chips.yaml) with the serving shares fitted on H100."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from tegel.errors import TegelError
+from tegel.fidelity import validate
+from tegel.fidelity.cases import CALIBRATION_GPU, gpu_system, other_gpu_entries, read_entry
+from tegel.fidelity.validate import OTHER_GPUS
+from tegel.hardware import list_presets, load_system
+from tegel.mapping.gpu_data import chip_table
+from tegel.mapping.params import default_params
+from tegel.mapping.plan import Parallelism, PlanRequest, StepKind
+from tegel.mapping.registry import policy_for
+from tegel.serving.llm import folded_graph
+from tegel.workload.dtypes import DType
+from tegel.workload.llm import Phase, Precision
+from tegel.workload.model_config import load_model_config
+
+
+@pytest.fixture(scope="module")
+def report():
+    return validate(other_gpu_entries(), with_serving=False)
+
+
+def test_every_entry_is_another_gpu_with_a_source_and_validated_or_explained(report) -> None:
+    entries = other_gpu_entries()
+    assert len(entries) >= 100
+    ids = [e["id"] for _, e in entries]
+    assert len(ids) == len(set(ids))
+    for _, e in entries:
+        assert e["kind"] == "measured" and e["source"]["title"] and e["source"]["url"]
+        stated = read_entry(e)
+        assert getattr(stated, "gpu", None) != CALIBRATION_GPU
+    seen = {r.case.id for r in report.rows} | {u.id for u in (*report.unmapped, *report.failed)}
+    assert seen == set(ids)
+    assert len(report.rows) >= 0.95 * len(ids)
+    assert {r.case.gpu for r in report.rows} == {"h200", "b200", "mi300x", "a100-80gb"}
+
+
+def test_predictions_of_other_gpus_stay_within_what_was_reached(report) -> None:
+    """Out of sample by construction (nothing here is fitted). Not the issue's targets
+    (throughput <= 12 %, TTFT <= 20 %: see docs/fidelity.md for what is reached and why): a
+    guard that a change does not make the GPU model worse on hardware it was not fitted to."""
+    throughput = report.mape("throughput", gpu=OTHER_GPUS)
+    ttft = report.mape("ttft", gpu=OTHER_GPUS)
+    assert throughput is not None and throughput < 17.0
+    assert ttft is not None and ttft < 21.0
+    for gpu, groups in report.gpu_summary().items():
+        assert groups["throughput"]["mape_percent"] < 25.0, gpu
+
+
+def test_every_gpu_preset_has_cited_microbenchmarks_within_its_peaks() -> None:
+    table = default_params().gpu.chips
+    gpus = {p.name for p in list_presets()
+            if p.kind == "chip" and load_system(p.name).chip.architecture == "gpu"}
+    assert gpus <= {r.chip for r in table.rates}
+    for r in table.rates:
+        assert 0.3 < r.hbm_fraction <= 1.0 and all(0.2 < s <= 1.0 for _, s in r.gemm)
+    mi300x, h100 = table.of("mi300x"), table.of("h100-sxm")
+    assert mi300x.gemm_fraction("fp8") < h100.gemm_fraction("fp8")  # hipBLASLt vs cuBLASLt
+    assert not table.of("my-gpu").measured
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"chips": {"x": {"gemm": {"fp8": {"achieved_flops_per_s": 2e15, "peak_flops_per_s": 1e15,
+                                       "source": "s"}},
+                      "hbm": {"achieved_bytes_per_s": 1, "peak_bytes_per_s": 2, "source": "s"}}},
+      "default": {"gemm": 0.5, "hbm": 0.5}}, r"chips.x.gemm.fp8: achieved 2e\+15 exceeds the peak"),
+    ({"chips": {"x": {"gemm": {"fp8": {"achieved_flops_per_s": 1, "peak_flops_per_s": 2}},
+                      "hbm": {"achieved_bytes_per_s": 1, "peak_bytes_per_s": 2, "source": "s"}}},
+      "default": {"gemm": 0.5, "hbm": 0.5}}, "chips.x.gemm.fp8: missing source"),
+    ({"chips": {}}, "expected 'chips' and 'default' mappings"),
+])
+def test_a_bad_microbenchmark_table_names_the_entry(body: dict, message: str) -> None:
+    with pytest.raises(TegelError, match=message):
+        chip_table(yaml.safe_load(yaml.safe_dump(body)), "gpu_chips.yaml")
+
+
+def _plan(system_name: str, params, phase: Phase, precision: Precision):  # type: ignore[no-untyped-def]
+    system = load_system(system_name)
+    cfg = load_model_config("llama-3.1-8b")
+    graph = folded_graph(cfg, phase, precision)
+    req = PlanRequest(phase, Parallelism(), cfg.num_layers, 1)
+    return policy_for(system.chip).plan(graph, system, req, params).plan
+
+
+def test_a_gpu_computes_at_its_measured_share_times_the_serving_share() -> None:
+    """A large GEMM reaches the chip's microbenchmark share x the fitted serving share (tile
+    and wave quantization aside); halving the chip's measured share halves it."""
+    params = default_params()
+    fp8 = Precision.uniform(DType.FP8_E4M3)
+    for chip in ("h100-sxm", "mi300x"):
+        plan = _plan(chip, params, Phase.prefill(8, 2048), fp8)
+        best = max(s.compute_efficiency for s in plan.steps if s.kind is StepKind.GEMM)
+        share = params.gpu.rates(chip).gemm_fraction("fp8") * params.gpu.gemm_serving_fraction
+        assert 0.8 * share < best <= share
+        assert plan.bandwidth_efficiency[-1] == pytest.approx(
+            params.gpu.rates(chip).hbm_fraction * params.gpu.hbm_serving_fraction)
+    table = params.gpu.chips
+    slow = replace(table, rates=tuple(replace(r, gemm=tuple((c, s / 2) for c, s in r.gemm))
+                                      for r in table.rates))
+    halved = _plan("h100-sxm", replace(params, gpu=replace(params.gpu, chips=slow)),
+                   Phase.prefill(8, 2048), fp8)
+    before = _plan("h100-sxm", params, Phase.prefill(8, 2048), fp8)
+    for a, b in zip(halved.steps, before.steps, strict=True):
+        if a.kind is StepKind.GEMM:
+            assert a.compute_efficiency == pytest.approx(b.compute_efficiency / 2)
+
+
+def test_a_stack_without_gqa_kernels_reads_the_kv_cache_once_per_query_head() -> None:
+    """Llama-3.1-8B has 4 query heads per KV head: a decode step of the v0.8 stack (XQA off)
+    reads the cache 4 times; the current stack once."""
+    params = default_params()
+    old = replace(params, gpu=params.gpu.for_software("trtllm-0.8"))
+    phase = Phase.decode(16, 4096)
+    precision = Precision.uniform(DType.FP8_E4M3)
+    now_plan, old_plan = _plan("h100-sxm", params, phase, precision), _plan("h100-sxm", old, phase,
+                                                                            precision)
+
+    def hbm(plan) -> float:  # type: ignore[no-untyped-def]
+        return sum(s.reads[-1] for s in plan.steps if s.kind is StepKind.ATTENTION)
+
+    cfg = load_model_config("llama-3.1-8b")
+    group = cfg.num_heads // cfg.num_kv_heads
+    kv = hbm(now_plan)
+    assert hbm(old_plan) == pytest.approx(kv * group, rel=0.02)
+
+
+def test_other_gpu_systems_are_their_presets() -> None:
+    assert gpu_system("b200", 8).name == "hgx-b200"
+    assert gpu_system("a100-80gb", 8).scale_up is not None
+    assert gpu_system("a100-80gb", 4).chip_count == 4
