@@ -101,7 +101,7 @@ def test_a_data_parallel_system_at_batch_one_is_charged_for_its_idle_replicas() 
 def test_parameters_reach_the_runs() -> None:
     """`params` travel through evaluate_system to run(): same params, same result."""
     p = default_params()
-    slow = replace(p, gpu=replace(p.gpu, gemm_peak_fraction=p.gpu.gemm_peak_fraction / 2))
+    slow = replace(p, gpu=replace(p.gpu, gemm_serving_fraction=p.gpu.gemm_serving_fraction / 2))
     w = Workload(load_model_config("llama-3.1-8b"), 512, 64, None, 50.0, 1e5)
     system = load_system("dgx-h100")
     base = evaluate_system(w, system, A, batch=8)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from tegel.errors import TegelError
 from tegel.evaluate.analytical import PhaseCost
+from tegel.evaluate.terms import static_power_w
 from tegel.hardware import StorageLevel, System, load_system
 from tegel.serving import RunResult, run
 from tegel.serving.scenario import RunOptions
@@ -207,10 +208,10 @@ def test_energy_breakdowns_sum_to_totals(case: Case) -> None:
     c, system = result.chosen, result.system
     replica_j = (c.prefill.cost.energy_j + (case.output_tokens - 1) * c.decode.cost.energy_j
                  + c.prefill.static_w * c.request_overhead_s)
-    host = system.host
-    host_idle_w = host.host_w_per_node if host.idle_host_w_per_node is None else host.idle_host_w_per_node
-    idle_w = (d["chips_idle"] * (system.chip.idle_w + host_idle_w / system.chips_per_node)
-              + host.rack_overhead_w * system.rack_share)
+    # chips outside the busy replicas: static power at the wall (idle, active floor, hosts' share,
+    # fans and supply losses at that load), plus the racks' overhead
+    idle_w = (static_power_w(system, d["chips_idle"])[0]
+              + system.host.rack_overhead_w * system.rack_share)
     busy = d["chips_busy"] // result.parallelism.chips_per_replica
     assert d["chips_busy"] + d["chips_idle"] == system.chip_count
     total_j = busy * replica_j + idle_w * d["e2e_latency_s"]

@@ -155,10 +155,10 @@ def test_unfolded_graphs_are_cut_at_layer_boundaries() -> None:
 
 def test_folded_stages_need_layers() -> None:
     cfg = load_model_config("qwen2.5-0.5b")
-    plan = compile_phase("qwen2.5-0.5b", "craftwerk", "decode", stages=cfg.num_layers + 5)
+    plan = compile_phase("qwen2.5-0.5b", "ref-dataflow", "decode", stages=cfg.num_layers + 5)
     assert [st.layers for st in plan.stages] == [1] * cfg.num_layers  # capped at one layer each
     with pytest.raises(TegelError, match="at least as many layers"):
-        compile_for(plan.graph, system("craftwerk"),
+        compile_for(plan.graph, system("ref-dataflow"),
                     PlanRequest(plan.phase, Parallelism(), cfg.num_layers, cfg.num_layers + 1))
 
 

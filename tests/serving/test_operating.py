@@ -87,7 +87,7 @@ def test_a_tighter_level_gives_a_lower_concurrency(dgx) -> None:  # type: ignore
 
 def test_parameters_reach_the_search() -> None:
     p = default_params()
-    slow = replace(p, gpu=replace(p.gpu, gemm_peak_fraction=p.gpu.gemm_peak_fraction / 2))
+    slow = replace(p, gpu=replace(p.gpu, gemm_serving_fraction=p.gpu.gemm_serving_fraction / 2))
     system = load_system("h100-sxm")
     base = find_operating_point(CFG, system, IN, OUT, LEVEL)
     moved = find_operating_point(CFG, system, IN, OUT, LEVEL, params=slow)

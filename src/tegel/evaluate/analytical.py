@@ -16,8 +16,8 @@ from tegel.evaluate.terms import (
     Bound,
     Rates,
     dynamic_limit_w,
+    phase_static_w,
     power_capped,
-    static_power_w,
     step_terms,
 )
 from tegel.hardware import System
@@ -49,8 +49,8 @@ class PhaseCost:
     plan: Plan
     cost: Cost
     steps: tuple[StepCost, ...]
-    static_w: float  # chips idle plus their share of host power, whole replica
-    host_w: float  # the host part of static_w
+    static_w: float  # all but the dynamic power, at the wall: chips idle + active, hosts, fans, PSU loss
+    host_w: float  # the part of static_w outside the chips (hosts, fans, PSU loss)
     power_capped: bool  # the chips' board power limit stretched the time
 
     @property
@@ -85,11 +85,11 @@ def dynamic_energy(plan: Plan, costs: tuple[StepCost, ...]) -> list[float]:
 def finish(plan: Plan, system: System, time_s: float, energy: list[float],
            steps: tuple[StepCost, ...]) -> PhaseCost:
     """A call of `time_s` seconds with `energy` (dynamic, by category) as a PhaseCost: the power
-    cap applied, static energy of the replica's chips and hosts over the (capped) time added.
-    Both evaluators end here."""
+    cap applied, static energy of the replica's chips and hosts — with the fans and power-supply
+    losses the call's load causes — over the (capped) time added. Both evaluators end here."""
     chips = plan.parallelism.chips_per_replica
     time, capped = power_capped(time_s, sum(energy), dynamic_limit_w(system, chips))
-    static_w, host_w = static_power_w(system, chips)
+    static_w, host_w = phase_static_w(system, chips, time, sum(energy))
     energy = list(energy)
     energy[_STATIC] = static_w * time
     return PhaseCost(plan, Cost(time, tuple(energy)), steps, static_w, host_w, capped)

@@ -7,7 +7,10 @@ what cannot overlap follows them — a route's latency, a collective on the chip
 (it waits for the op it combines), and fixed overheads. Energy is actions x energy per action.
 
 The analytical evaluator takes a step's time as the slowest concurrent term plus the serial
-ones; the event simulator gives the same terms to resources that queue. Neither has a formula of
+ones; the event simulator gives the same terms to resources that queue. Power is counted at the
+wall: the chips' dynamic energy, their static power (idle and, on a GPU, the active floor of a
+serving context) and their hosts, fans and power-supply losses (`static_power_w`,
+`phase_static_w`; docs/power.md). Neither has a formula of
 its own, so where nothing is contended they agree, and where they differ it is contention.
 """
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from tegel.errors import TegelError
 from tegel.evaluate.cost import CATEGORIES, Category
 from tegel.hardware import System
+from tegel.hardware.derive import active_power_w
 from tegel.mapping.plan import Plan, Step
 from tegel.mapping.routing import noc_links
 
@@ -155,15 +159,48 @@ def power_capped(time_s: float, dynamic_j: float, limit_w: float) -> tuple[float
     return time_s, False
 
 
+def chip_static_w(system: System) -> float:
+    """What one chip of a serving system draws whatever it computes, W (DC): its idle power plus
+    its active floor (`hardware.derive.active_power_w`: a GPU holding a context and running
+    kernels at its operating clock)."""
+    return system.chip.idle_w + active_power_w(system.chip)
+
+
 def dynamic_limit_w(system: System, chips: int) -> float:
-    """Dynamic power `chips` chips may draw above idle: (TDP - idle) each."""
-    return chips * (system.chip.tdp_w - system.chip.idle_w)
+    """Power `chips` chips may draw above their static power before their clocks throttle:
+    (power limit - idle - active floor) each; the limit is the TDP unless the system sets one."""
+    return chips * max(0.0, system.chip_limit_w - chip_static_w(system))
+
+
+def wall_power_w(system: System, chips: float, chip_dc_w: float) -> tuple[float, float]:
+    """(W at the wall, the part outside the chips) of `chips` chips that draw `chip_dc_w` W
+    together: their share of their nodes' input power, the nodes taken to be loaded alike —
+    the chips, the serving host (CPUs, memory, NICs, switch chips, drives), fans and the power
+    supplies' conversion loss at that load (`hardware.host`)."""
+    if chips <= 0:
+        return 0.0, 0.0
+    per_node = system.chips_per_node
+    node_w = system.node_wall_w(chip_dc_w / chips, system.host.host_w_per_node)
+    wall = node_w * chips / per_node
+    return wall, wall - chip_dc_w
 
 
 def static_power_w(system: System, chips: float) -> tuple[float, float]:
-    """(static W, the hosts' part of it) of `chips` chips: their idle power plus their share of
-    the idle power of the hosts they sit in (hosts are shared by the chips of a node)."""
-    host = system.host
-    host_idle = host.host_w_per_node if host.idle_host_w_per_node is None else host.idle_host_w_per_node
-    host_w = chips * host_idle / system.chips_per_node
-    return chips * system.chip.idle_w + host_w, host_w
+    """(static W at the wall, the part outside the chips) of `chips` chips of a serving system:
+    their idle power and active floor, and their share of their nodes' host, fans and supply
+    losses at that load. Work on top adds its energy and the losses it causes
+    (`phase_static_w`)."""
+    return wall_power_w(system, chips, chips * chip_static_w(system))
+
+
+def phase_static_w(system: System, chips: int, time_s: float,
+                   dynamic_j: float) -> tuple[float, float]:
+    """(static W, the part outside the chips) of `chips` chips that spend `dynamic_j` J of
+    dynamic energy in `time_s` s: their power at the wall less that dynamic power — the chips'
+    static power, their hosts' share, and the fans and supply losses at the load the work puts
+    on the nodes. Static x time + dynamic energy is the energy at the wall."""
+    if time_s <= 0:
+        return static_power_w(system, chips)
+    dynamic_w = dynamic_j / time_s
+    wall, outside = wall_power_w(system, chips, chips * chip_static_w(system) + dynamic_w)
+    return wall - dynamic_w, outside

@@ -2,8 +2,10 @@
 
 Rules (each filled value's cite reads `derived: technology <node>: <rule>`):
 - compute: pJ per op of each dtype class = technology MAC energy / 2 on dataflow chips; on GPUs
-  (TDP - idle) x compute_power_fraction / peak ops/s of that class (data/gpu_power.yaml: the
-  share of dynamic board power arithmetic draws at the peak rate, with its source) — bottom-up
+  (TDP - idle - active) x compute_power_fraction / peak ops/s of that class, where active =
+  active_power_fraction x (TDP - idle) (data/gpu_power.yaml: the power a serving GPU draws above
+  idle whatever its kernels do, and what its arithmetic would draw at the nominal peak as a share
+  of the rest — above 1: a large GEMM throttles at the power limit; sources there) — bottom-up
   multiplier energies leave out the SIMT overhead that dominates a GPU's arithmetic.
 - tile storage: SRAM read energy of a macro of `macro_bytes` (default: min(capacity, 8 KiB) for
   registers, min(capacity, 32 KiB) otherwise); write = read x write factor.
@@ -37,15 +39,18 @@ def complete_chip(chip: Chip, tech: Technology) -> Chip:
     pj = dict(compute.pj_per_op)
     cite = dict(compute.cite)
     fraction = gpu_compute_power_fraction() if chip.architecture == "gpu" else None
+    active = gpu_active_power_fraction()
     for dtype in compute.dtypes:
         if dtype in pj:
             continue
         if fraction is not None:
             peak = chip.peak_flops_per_s(dtype)
-            pj[dtype] = 1e12 * (chip.tdp_w - chip.idle_w) * fraction / peak  # type: ignore[index]
+            budget_w = (chip.tdp_w - chip.idle_w) * (1.0 - active)
+            pj[dtype] = 1e12 * budget_w * fraction / peak  # type: ignore[index]
             cite[f"pj_per_op.{dtype}"] = (
-                f"derived: (TDP - idle) x {fraction:g} / peak {dtype} ops/s "
-                "(hardware/data/gpu_power.yaml: share of dynamic power arithmetic draws at peak)")
+                f"derived: (TDP - idle) x (1 - {active:g} active) x {fraction:g} / peak {dtype} "
+                "ops/s (hardware/data/gpu_power.yaml: what arithmetic would draw at the nominal "
+                "peak, as a share of the power above the active floor)")
         else:
             pj[dtype] = tech.pj_per_op(dtype)  # type: ignore[index]
             cite[f"pj_per_op.{dtype}"] = (
@@ -73,11 +78,30 @@ def complete_chip(chip: Chip, tech: Technology) -> Chip:
 
 
 @lru_cache(maxsize=1)
-def gpu_compute_power_fraction() -> float:
-    """Share of a GPU's dynamic board power its arithmetic draws at the peak rate
-    (data/gpu_power.yaml, with its source; package data, read once)."""
+def _gpu_power() -> dict[str, object]:
     data = yaml.safe_load((DATA_DIR / "gpu_power.yaml").read_text(encoding="utf-8"))
-    return float(data["compute_power_fraction"])
+    return dict(data)
+
+
+def gpu_compute_power_fraction() -> float:
+    """What a GPU's arithmetic would draw at its nominal peak rate, as a share of the board power
+    above its active floor (data/gpu_power.yaml, with its source; package data, read once)."""
+    return float(_gpu_power()["compute_power_fraction"])  # type: ignore[arg-type]
+
+
+def gpu_active_power_fraction() -> float:
+    """Share of (TDP - idle) a serving GPU draws whatever its kernels do (data/gpu_power.yaml)."""
+    return float(_gpu_power()["active_power_fraction"])  # type: ignore[arg-type]
+
+
+def active_power_w(chip: Chip) -> float:
+    """Power a chip draws above idle while it serves, whatever its work: on a GPU
+    active_power_fraction x (TDP - idle) (clocks, warp scheduling, leakage at the operating
+    voltage); 0 on a dataflow chip, whose bottom-up energies have no such term (an asymmetry in
+    its favour, like its arithmetic's)."""
+    if chip.architecture != "gpu":
+        return 0.0
+    return gpu_active_power_fraction() * max(0.0, chip.tdp_w - chip.idle_w)
 
 
 def _complete_level(lv: StorageLevel, tech: Technology, wire_mm: float | None) -> StorageLevel:

@@ -13,7 +13,10 @@ from typing import Literal
 from pydantic import Field
 
 from tegel.errors import TegelError
+from tegel.hardware.host import Host, HostPart, Psu
 from tegel.hardware.schema import Chip, Cited, Count, NonNegative, Positive, Source
+
+__all__ = ["ChipLink", "Host", "HostPart", "LinkKind", "Psu", "System"]
 
 LinkKind = Literal[
     "nvlink",
@@ -38,16 +41,9 @@ class ChipLink(Cited):
     latency_s: NonNegative
     pj_per_bit: NonNegative | None = None  # absent: derived from the technology library by kind
     torus_dims: tuple[Count, ...] | None = None
-
-
-class Host(Cited):
-    """What surrounds the chips: per-node host power (CPUs, NICs, fans, PSU loss) and racks."""
-
-    host_w_per_node: NonNegative = 0.0
-    idle_host_w_per_node: NonNegative | None = None  # default: same as host_w_per_node
-    nodes_per_rack: Count | None = None
-    rack_overhead_w: NonNegative = 0.0  # switches and power shelves not inside a node
-    rack_power_limit_w: Positive | None = None
+    # traffic leaves and enters the chips through host servers (NIC, host memory, runtime) rather
+    # than chip to chip: every hop then costs the dataflow policy's host round trip
+    via_host: bool = False
 
 
 class System(Cited):
@@ -62,6 +58,9 @@ class System(Cited):
     scale_up: ChipLink | None = None
     scale_out: ChipLink | None = None
     host: Host = Field(default_factory=Host)
+    # the board power limit each chip runs under (`nvidia-smi -pl`; MLPerf's MaxQ submissions set
+    # one below TDP); None: its TDP. Energies per action stay those derived from the TDP.
+    chip_power_limit_w: Positive | None = None
     sources: dict[str, Source] = Field(default_factory=dict)
     notes: str = ""
 
@@ -108,24 +107,29 @@ class System(Cited):
         return self.node_count / per_rack if per_rack else 0.0
 
     @property
+    def chip_limit_w(self) -> float:
+        """Board power limit of each chip, W (its TDP unless the system sets a lower one)."""
+        return self.chip.tdp_w if self.chip_power_limit_w is None else self.chip_power_limit_w
+
+    def node_wall_w(self, chip_dc_w: float, host_dc_w: float) -> float:
+        """Input power of one node whose chips draw `chip_dc_w` W each and whose host draws
+        `host_dc_w` W (fans and supply losses on top: `Host.wall_w`)."""
+        return self.host.wall_w(chip_dc_w * self.chips_per_node + host_dc_w)
+
+    @property
     def tdp_w(self) -> float:
-        """Chips at TDP plus host and (pro-rated) rack overheads, W (before facility PUE)."""
-        return (
-            self.chip.tdp_w * self.chip_count
-            + self.host.host_w_per_node * self.node_count
-            + self.host.rack_overhead_w * self.rack_share
-        )
+        """Nameplate power at the wall, W (before facility PUE): each node's stated maximum input
+        power, or its chips at TDP with the host serving, fans and supply losses; plus the
+        (pro-rated) rack overheads."""
+        node = self.host.nameplate_w_per_node or self.node_wall_w(self.chip.tdp_w,
+                                                                  self.host.host_w_per_node)
+        return node * self.chip_count / self.chips_per_node + self.host.rack_overhead_w * self.rack_share
 
     @property
     def idle_w(self) -> float:
-        """Chips idle plus hosts idle plus (pro-rated) rack overheads, W."""
-        host_idle = self.host.idle_host_w_per_node
-        host = self.host.host_w_per_node if host_idle is None else host_idle
-        return (
-            self.chip.idle_w * self.chip_count
-            + host * self.node_count
-            + self.host.rack_overhead_w * self.rack_share
-        )
+        """Power at the wall with every chip and host idle, plus (pro-rated) rack overheads, W."""
+        node = self.node_wall_w(self.chip.idle_w, self.host.idle_w_per_node)
+        return node * self.chip_count / self.chips_per_node + self.host.rack_overhead_w * self.rack_share
 
     @property
     def link_pj_per_bit(self) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -22,70 +22,107 @@ from typing import Any
 import yaml
 
 from tegel.errors import TegelError
-
-SCALED_BY_GENERATION = ("gemm_peak_fraction", "attention_peak_fraction", "hbm_bandwidth_fraction")
+from tegel.mapping.gpu_data import (
+    GPU_FILE,
+    ChipRates,
+    ChipTable,
+    check_fitted,
+    gpu_fitted_ranges,
+    gpu_values,
+    merge_gpu_values,
+    shipped_chip_table,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Generation:
-    """An earlier GPU software generation (keyed by year): its achieved shares of peak compute
-    and bandwidth are the current ones x `efficiency_scale`; `own` sets fields of its own."""
+    """An earlier GPU software stack: its name, the fields it sets differently from the current
+    stack (`own`), each a feature difference that mapping/data/gpu.yaml cites (no scale on
+    achieved rates: those were fudge factors), and which measurements ran it: those whose
+    software text matches `pattern`, else those of `years`."""
 
-    year: str
-    efficiency_scale: float = 1.0
+    name: str
     own: tuple[tuple[str, float], ...] = ()
+    years: tuple[int, ...] = ()
+    pattern: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class GpuParams:
-    """Achieved-vs-peak parameters of the GPU policy for one software generation."""
+    """Parameters of the GPU policy for one software stack. A chip's achieved rates are its own
+    measured microbenchmark shares (`chips`, mapping/data/gpu_chips.yaml, never fitted) times
+    the serving shares here, which are fitted on H100 only (mapping/data/gpu_calibration.yaml);
+    meanings, plausible ranges and sources: mapping/data/gpu.yaml and docs/fidelity.md."""
 
     software: str
-    gemm_peak_fraction: float
-    attention_peak_fraction: float
-    hbm_bandwidth_fraction: float
+    gemm_serving_fraction: float  # achieved / microbenchmark GEMM rate inside a serving engine
+    attention_serving_fraction: float  # attention kernels' rate / the chip's GEMM rate
+    hbm_serving_fraction: float  # achieved / STREAM bandwidth of streaming kernels
     l2_bandwidth_fraction: float
     tile_m: int
     tile_n: int
     small_tile_m: int
     split_k_min_k: int
     kernel_overhead_s: float
+    iteration_overhead_s: float  # the engine's host work per forward call (schedule, sample)
     l2_resident_fraction: float
     collective_overhead_s: float
     memory_usable_fraction: float
     request_overhead_s: float
     moe_gemm_efficiency: float
+    gqa_kv_sharing: float = 1.0  # 1: decode attention reads a KV head once per query group
+    fp8_context_attention: float = 1.0  # 1: prefill attention in FP8 when the KV cache is FP8
     generations: tuple[Generation, ...] = ()
+    chips: ChipTable = field(default_factory=shipped_chip_table)
 
     def for_software(self, software: str | None) -> GpuParams:
-        """These parameters as software generation `software` ran (None: the current one)."""
+        """These parameters as software generation `software` ran: a generation's name, or a
+        year (the stack of that year, else of the nearest later one); None: the current one."""
+        if software is not None and software.isdigit():
+            software = self.later_generation(software)
         if software is None or software == self.software:
             return self
-        gen = next((g for g in self.generations if g.year == software), None)
+        gen = next((g for g in self.generations if g.name == software), None)
         if gen is None:
-            known = ", ".join([self.software, *(g.year for g in self.generations)])
+            known = ", ".join([self.software, *(g.name for g in self.generations)])
             raise TegelError(f"unknown GPU software generation {software!r}; known: {known}")
-        scaled = {k: getattr(self, k) * gen.efficiency_scale for k in SCALED_BY_GENERATION}
-        return replace(self, software=software, **{**scaled, **dict(gen.own)})
+        own: dict[str, Any] = dict(gen.own)  # numeric fields, checked when read
+        return replace(self, software=software, **own)
 
     def later_generation(self, year: str | None) -> str | None:
-        """The generation a measurement from `year` ran: that year's, else the nearest later one
-        (None: the current software)."""
-        if year is None:
-            return None
-        later = sorted(g.year for g in self.generations if g.year >= year)
-        return later[0] if later else None
+        """The generation a measurement ran: `year` itself when it names one, else the one of
+        that year or the nearest later year (None: the current software)."""
+        if year is None or any(g.name == year for g in self.generations):
+            return year
+        if not year.isdigit():
+            raise TegelError(f"unknown GPU software generation {year!r}")
+        later = sorted((min(y for y in g.years if y >= int(year)), g.name)
+                       for g in self.generations if any(y >= int(year) for y in g.years))
+        return later[0][1] if later else None
+
+    def rates(self, chip: str) -> ChipRates:
+        """The microbenchmark shares measured on chip preset `chip` (else the stated default)."""
+        return self.chips.of(chip)
 
 
 @dataclass(frozen=True, slots=True)
 class DataflowParams:
-    """Assumptions of the dataflow policy (the spatial compiler's placement and rates)."""
+    """Assumptions of the dataflow policy (the spatial compiler's placement and rates) and what
+    a deployed system adds to the compiled plan (`mapping.lower` applies them to its steps):
+    the host round trip of every forward call (and of every hop on a link that passes through
+    host servers), the fixed cost of a pipeline hand-off and of a collective between chips, and
+    the achieved shares of NoC and memory bandwidth. Values, ranges and sources:
+    `data/dataflow.yaml`; fitted ones: `data/dataflow_calibration.yaml`."""
 
     compute_peak_fraction: float
     sram_weight_fraction: float
     sram_bandwidth_fraction: float
     offchip_bandwidth_fraction: float
     step_overhead_s: float
+    noc_bandwidth_fraction: float = 1.0
+    host_round_trip_s: float = 0.0
+    stage_handoff_s: float = 0.0
+    collective_sync_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +137,22 @@ class Params:
     def gpu_data(self) -> dict[str, Any]:
         """The GPU parameters as the data-file mapping (for calibration and reports)."""
         data = {f.name: getattr(self.gpu, f.name) for f in fields(GpuParams)
-                if f.name != "generations"}
-        data["generations"] = {g.year: {"efficiency_scale": g.efficiency_scale, **dict(g.own)}
-                               for g in self.gpu.generations}
+                if f.name not in ("generations", "chips")}
+        data["generations"] = {g.name: {**dict(g.own), "years": list(g.years),
+                                        "pattern": g.pattern} for g in self.gpu.generations}
         return data
 
     def with_gpu(self, values: Mapping[str, Any], source: str) -> Params:
         """A copy with GPU fields (and `generations`) replaced from a data mapping."""
-        merged = {**self.gpu_data(), **values}
-        return replace(self, gpu=_gpu_from(merged, source), source=source)
+        merged = merge_gpu_values(self.gpu_data(), values)
+        return replace(self, gpu=_gpu_from(merged, source, self.gpu.chips), source=source)
+
+    def with_dataflow(self, values: Mapping[str, Any], source: str) -> Params:
+        """A copy with dataflow fields replaced from a data mapping (a calibration's values)."""
+        merged = {f.name: getattr(self.dataflow, f.name) for f in fields(DataflowParams)}
+        merged.update(values)
+        return replace(self, dataflow=DataflowParams(**_typed(DataflowParams, merged, source)),
+                       source=source)
 
 
 def _number(value: Any, where: str) -> float:
@@ -146,8 +190,8 @@ def _typed(cls: type, data: Mapping[str, Any], source: str, skip: tuple[str, ...
     return out
 
 
-def _gpu_from(data: Mapping[str, Any], source: str) -> GpuParams:
-    values = _typed(GpuParams, data, source, skip=("generations",))
+def _gpu_from(data: Mapping[str, Any], source: str, chips: ChipTable | None = None) -> GpuParams:
+    values = _typed(GpuParams, data, source, skip=("generations", "chips"))
     raw = data.get("generations") or {}
     if not isinstance(raw, Mapping):
         raise TegelError(f"{source}: generations: expected a mapping of year -> fields")
@@ -157,20 +201,25 @@ def _gpu_from(data: Mapping[str, Any], source: str) -> GpuParams:
         if not isinstance(body, Mapping):
             raise TegelError(f"{where}: expected a mapping of fields")
         own = []
+        years = body.get("years") or []
+        if not isinstance(years, list) or not all(isinstance(y, int) for y in years):
+            raise TegelError(f"{where}.years: expected a list of years")
+        pattern = str(body.get("pattern") or "")
         for key, value in sorted(body.items()):
-            if key == "efficiency_scale":
+            if key in ("years", "pattern"):
                 continue
+            if key == "efficiency_scale":
+                raise TegelError(f"{where}.efficiency_scale: removed (issue 13): a software "
+                                 "generation sets the fields whose feature differs, with a "
+                                 "source, not a scale on achieved rates (docs/fidelity.md)")
             if key not in values or key == "software":
                 raise TegelError(f"{where}: unknown field {key!r}")
             number = _number(value, f"{where}.{key}")
             if number < 0:
                 raise TegelError(f"{where}.{key}: expected a non-negative number, got {value!r}")
             own.append((str(key), number))
-        scale = _number(body.get("efficiency_scale", 1.0), f"{where}.efficiency_scale")
-        if scale <= 0:
-            raise TegelError(f"{where}.efficiency_scale: expected a positive number, got {scale!r}")
-        gens.append(Generation(str(year), scale, tuple(own)))
-    return GpuParams(**values, generations=tuple(gens))
+        gens.append(Generation(str(year), tuple(own), tuple(years), pattern))
+    return GpuParams(**values, generations=tuple(gens), chips=chips or shipped_chip_table())
 
 
 def _read(path: Path | Any, source: str) -> dict[str, Any]:
@@ -198,12 +247,73 @@ def _parse(text: str, source: str) -> dict[str, Any]:
 
 def _shipped() -> tuple[dict[str, Any], dict[str, Any]]:
     folder = resources.files("tegel.mapping") / "data"
-    gpu = _read(folder / "gpu.yaml", "mapping/data/gpu.yaml")
+    doc = _read(folder / "gpu.yaml", GPU_FILE)
+    gpu = gpu_values(doc)
     fitted = folder / "gpu_calibration.yaml"
     if fitted.is_file():  # values fitted by `tegel validate --calibrate` replace the defaults
-        gpu.update(calibration_values(_read(fitted, "mapping/data/gpu_calibration.yaml"),
-                                      "mapping/data/gpu_calibration.yaml"))
-    return gpu, _read(folder / "dataflow.yaml", "mapping/data/dataflow.yaml")
+        where = "mapping/data/gpu_calibration.yaml"
+        values = calibration_values(_read(fitted, where), where)
+        check_fitted(values, gpu_fitted_ranges(doc), where)
+        gpu = merge_gpu_values(gpu, values)
+    dataflow = _dataflow_values(_read(folder / "dataflow.yaml", DATAFLOW_FILE), DATAFLOW_FILE)
+    fitted = folder / "dataflow_calibration.yaml"
+    if fitted.is_file():  # values fitted by tools/calibrate_dataflow.py replace the defaults
+        where = "mapping/data/dataflow_calibration.yaml"
+        dataflow.update(_dataflow_calibration(_read(fitted, where), where))
+    return gpu, dataflow
+
+
+DATAFLOW_FILE = "mapping/data/dataflow.yaml"
+
+
+def _dataflow_values(doc: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """{name: value} of the dataflow file, whose entries are `{value, low, high, fitted,
+    meaning, source}` mappings (a bare number is a value without a range); a value outside its
+    range names the entry."""
+    out: dict[str, Any] = {}
+    for name, entry in doc.items():
+        if not isinstance(entry, Mapping):
+            out[name] = entry
+            continue
+        if "value" not in entry:
+            raise TegelError(f"{source}: {name}: missing 'value'")
+        value = _number(entry["value"], f"{source}: {name}.value")
+        low = _number(entry.get("low", value), f"{source}: {name}.low")
+        high = _number(entry.get("high", value), f"{source}: {name}.high")
+        if not low <= value <= high:
+            raise TegelError(f"{source}: {name}: value {value:g} outside its range "
+                             f"[{low:g}, {high:g}]")
+        out[name] = value
+    return out
+
+
+def dataflow_fitted_ranges() -> dict[str, tuple[float, float]]:
+    """{parameter: (low, high)} of the dataflow parameters marked `fitted` in the shipped file:
+    what tools/calibrate_dataflow.py may fit, and within which range."""
+    folder = resources.files("tegel.mapping") / "data"
+    doc = _read(folder / "dataflow.yaml", DATAFLOW_FILE)
+    return {name: (float(e["low"]), float(e["high"])) for name, e in doc.items()
+            if isinstance(e, Mapping) and e.get("fitted")}
+
+
+def uncalibrated_dataflow() -> dict[str, Any]:
+    """The central values of the fitted dataflow parameters (before any calibration)."""
+    folder = resources.files("tegel.mapping") / "data"
+    values = _dataflow_values(_read(folder / "dataflow.yaml", DATAFLOW_FILE), DATAFLOW_FILE)
+    return {name: values[name] for name in dataflow_fitted_ranges()}
+
+
+def _dataflow_calibration(doc: Mapping[str, Any], source: str) -> dict[str, Any]:
+    values = calibration_values(doc, source)
+    ranges = dataflow_fitted_ranges()
+    for name, value in values.items():
+        if name not in ranges:
+            raise TegelError(f"{source}: {name} is not a fitted dataflow parameter; fitted: "
+                             f"{', '.join(sorted(ranges))}")
+        lo, hi = ranges[name]
+        if not lo <= _number(value, f"{source}: {name}") <= hi:
+            raise TegelError(f"{source}: {name} = {value:g} outside its range [{lo:g}, {hi:g}]")
+    return values
 
 
 def calibration_values(doc: Mapping[str, Any], source: str) -> dict[str, Any]:
@@ -219,7 +329,7 @@ def default_params() -> Params:
     """The shipped parameters (read afresh: a value, not a global)."""
     gpu, dataflow = _shipped()
     return Params(_gpu_from(gpu, "mapping/data/gpu.yaml"),
-                  DataflowParams(**_typed(DataflowParams, dataflow, "mapping/data/dataflow.yaml")))
+                  DataflowParams(**_typed(DataflowParams, dataflow, DATAFLOW_FILE)))
 
 
 def load_params(path: str | Path | None) -> Params:
@@ -230,7 +340,11 @@ def load_params(path: str | Path | None) -> Params:
     p = Path(path)
     if not p.is_file():
         raise TegelError(f"{p}: no such calibration file")
-    return base.with_gpu(calibration_values(_read(p, str(p)), str(p)), str(p))
+    doc = _read(p, str(p))
+    if doc.get("policy") == "dataflow":  # written by tools/calibrate_dataflow.py
+        return base.with_dataflow(_dataflow_calibration(doc, str(p)), str(p))
+    return base.with_gpu(calibration_values(doc, str(p)), str(p))
 
 
-__all__ = ["DataflowParams", "Generation", "GpuParams", "Params", "default_params", "load_params"]
+__all__ = ["DataflowParams", "Generation", "GpuParams", "Params", "dataflow_fitted_ranges",
+           "default_params", "load_params", "uncalibrated_dataflow"]

@@ -93,9 +93,17 @@ def collective_traffic(shard: OpShard, tp: int, topology: str) -> tuple[float, i
 
     An all-reduce sends 2(n-1)/n of the tensor per chip, an all-gather or all-to-all (n-1)/n.
     Through a switch or a full mesh the latency is two traversals (reduce-scatter, all-gather)
-    or one; on a ring, torus or mesh one per step of the ring algorithm.
+    or one; through a dragonfly the same traversals, each of up to three hops (local, global,
+    local: the topology's diameter), since every chip reaches every other directly; on a ring,
+    torus or mesh one per step of the ring algorithm.
     """
     reduce = shard.collective == "all_reduce"
     sent = (2.0 if reduce else 1.0) * (tp - 1) / tp * shard.collective_bytes
-    hops = (2 if reduce else 1) * (1 if topology in ("switch", "full") else tp - 1)
+    per_traversal = {"switch": 1, "full": 1, "dragonfly": _DRAGONFLY_DIAMETER}.get(topology, tp - 1)
+    hops = (2 if reduce else 1) * per_traversal
     return sent, hops
+
+
+# Kim, Dally, Scott, Abts, "Technology-Driven, Highly-Scalable Dragonfly Topology", ISCA 2008:
+# minimal routes take at most one local, one global and one local hop.
+_DRAGONFLY_DIAMETER = 3

@@ -84,6 +84,7 @@ class Simulation:
         self.done = 0
         self.kv_transfer_s = 0.0
         self.next_closed = 0
+        self.host_j = 0.0  # the part of the static energy outside the chips
 
     # -- events --------------------------------------------------------------------------
     def push(self, t: float, kind: int, a: int, b: int = -1) -> None:
@@ -125,7 +126,9 @@ class Simulation:
         it = rep.schedule()
         if it is None:
             return
-        self.energy[_STATIC] += self.static_w * (t - self.idle_since[i])
+        gap = t - self.idle_since[i]
+        self.energy[_STATIC] += self.static_w * gap
+        self.host_j += self.host_w * gap
         rep.busy = True
         self.current[i] = it
         self.push(t + it.cost.time_s, _END, i)
@@ -140,6 +143,7 @@ class Simulation:
         self.iterations += 1
         for k, e in enumerate(it.cost.energy_by_category_j):
             self.energy[k] += e
+        self.host_j += it.cost.host_w * it.cost.time_s  # hosts, fans, losses at this load
         finished, prefilled = rep.complete(it, t)
         for r in finished:
             rep.outstanding -= 1
@@ -234,9 +238,10 @@ class Simulation:
 
     def _outcome(self, end: float) -> Outcome:
         energy = list(self.energy)
+        host_j = self.host_j
         for i in range(self.pools.replicas):
             energy[_STATIC] += self.static_w * (end - self.idle_since[i])
-        host_j = self.host_w * self.pools.replicas * end
+            host_j += self.host_w * (end - self.idle_since[i])
         outside = self.system.chip_count - self.pools.replicas * self.pools.chips_per_replica
         idle_w, idle_host_w = static_power_w(self.system, outside)
         rack_w = self.system.host.rack_overhead_w * self.system.rack_share

@@ -1,0 +1,164 @@
+"""Power at the wall against MLPerf Inference Power: tokens per joule, predicted vs measured.
+
+Each entry of `data/power_measurements.yaml` is a node measured at the wall during a timed MLPerf
+run under a per-GPU power limit (MaxQ). tegel runs the same scenario on the same preset with that
+limit as the system's chip power limit — Offline as the largest batch that fits (maximum
+throughput), Server as the largest batch whose decode step meets the benchmark's TPOT limit — at
+the data set's mean request lengths, and compares tokens/s, node watts at the wall (the racks'
+share of switches is outside the analyzer and left out) and their ratio. Nothing is fitted here:
+H100 entries validate the power model, other GPUs are predicted from their specifications.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from tegel.errors import TegelError
+from tegel.fidelity.cases import dataset_lengths
+from tegel.hardware import System, load_system
+from tegel.mapping.params import Params, default_params
+from tegel.serving.run import RunResult, run
+from tegel.serving.scenario import RunOptions
+
+TARGET_PERCENT = 15.0  # |tokens/J error| the H100 (validation) entries are held to
+
+
+@dataclass(frozen=True, slots=True)
+class PowerEntry:
+    """One MLPerf Power measurement: the scenario and what the analyzer and loadgen reported."""
+
+    id: str
+    role: str  # validation (H100) | predicted (other GPUs)
+    system: str  # preset
+    chip_power_limit_w: float
+    model: str
+    dataset: str
+    scenario: str  # offline | server
+    tp: int
+    precision: str
+    year: int
+    tokens_per_s: float
+    system_w: float
+    tpot_limit_s: float | None = None
+
+    @property
+    def tokens_per_j(self) -> float:
+        return self.tokens_per_s / self.system_w
+
+
+@dataclass(frozen=True, slots=True)
+class PowerRow:
+    """An entry with tegel's prediction: tokens/s, node watts at the wall, the parallelism."""
+
+    entry: PowerEntry
+    tokens_per_s: float
+    system_w: float
+    capped: bool
+    scenario: str
+
+    @property
+    def tokens_per_j(self) -> float:
+        return self.tokens_per_s / self.system_w
+
+    def error(self, metric: str = "tokens_per_j") -> float:
+        """(predicted - measured) / measured of tokens_per_j, tokens_per_s or system_w."""
+        measured = getattr(self.entry, metric)
+        return (getattr(self, metric) - measured) / measured
+
+
+@cache
+def load_power_entries() -> tuple[PowerEntry, ...]:
+    """The shipped MLPerf Power entries (fidelity/data/power_measurements.yaml)."""
+    text = (resources.files("tegel.fidelity") / "data" / "power_measurements.yaml").read_text()
+    return tuple(_entry(e) for e in yaml.safe_load(text)["entries"])
+
+
+def _entry(e: dict[str, Any]) -> PowerEntry:
+    try:
+        return PowerEntry(str(e["id"]), str(e["role"]), str(e["system"]),
+                          float(e["chip_power_limit_w"]), str(e["model"]), str(e["dataset"]),
+                          str(e["scenario"]), int(e["tp"]), str(e["precision"]), int(e["year"]),
+                          float(e["tokens_per_s"]), float(e["system_w"]),
+                          float(e["tpot_limit_s"]) if e.get("tpot_limit_s") else None)
+    except KeyError as err:
+        raise TegelError(f"power_measurements.yaml: entry {e.get('id', '?')} lacks {err}") from err
+
+
+def _run(entry: PowerEntry, system: System, batch: int | str, params: Params) -> RunResult:
+    lengths = dataset_lengths()[entry.dataset]
+    options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)))
+    return run(entry.model, system, batch, round(lengths["input_tokens_mean"]),
+               round(lengths["output_tokens_mean"]), entry.precision, options=options,
+               params=params)
+
+
+def _server(entry: PowerEntry, system: System, params: Params) -> RunResult:
+    """The largest batch whose decode step meets the TPOT limit (powers of two, then bisection
+    to 1/32 of the batch)."""
+    limit = entry.tpot_limit_s or math.inf
+    top = _run(entry, system, "auto", params)
+    if top.tpot_s <= limit:
+        return top
+    lo, hi, best = 1, top.batch, _run(entry, system, 1, params)
+    while hi - lo > max(1, lo // 32):
+        mid = (lo + hi) // 2
+        r = _run(entry, system, mid, params)
+        if r.tpot_s <= limit:
+            lo, best = mid, r
+        else:
+            hi = mid
+    return best
+
+
+def predict_power(entry: PowerEntry, params: Params | None = None) -> PowerRow:
+    """tegel's tokens/s and node watts at the wall for one entry (module doc)."""
+    params = params or default_params()
+    system = load_system(entry.system).model_copy(
+        update={"chip_power_limit_w": entry.chip_power_limit_w})
+    result = (_server(entry, system, params) if entry.scenario == "server"
+              else _run(entry, system, "auto", params))
+    racks_w = system.host.rack_overhead_w * system.rack_share
+    d = result.to_dict()
+    par = d["parallelism"]
+    scenario = (f"{entry.model} on {system.name} at {entry.chip_power_limit_w:.0f} W per chip, "
+                f"batch {d['batch']}, tp{par['tp']} dp{par['dp']}, {entry.precision}")
+    return PowerRow(entry, result.throughput_tokens_per_s, result.power_w - racks_w,
+                    bool(d["power_capped"]), scenario)
+
+
+def power_report(params: Params | None = None) -> tuple[PowerRow, ...]:
+    """Every shipped entry predicted."""
+    return tuple(predict_power(e, params) for e in load_power_entries())
+
+
+def mape(rows: tuple[PowerRow, ...], role: str, metric: str = "tokens_per_j") -> float | None:
+    """Mean |error| (percent) of `metric` over the rows of one role (None when there are none)."""
+    keep = [abs(r.error(metric)) for r in rows if r.entry.role == role]
+    return 100.0 * sum(keep) / len(keep) if keep else None
+
+
+def format_power(rows: tuple[PowerRow, ...]) -> str:
+    """The power group of `tegel validate`: one line per entry and a MAPE line per role."""
+    head = (f"{'entry':<26} {'role':<10} {'tok/s meas':>10} {'pred':>8} {'W meas':>7} "
+            f"{'pred':>7} {'tok/J meas':>10} {'pred':>6} {'error':>7}  scenario")
+    lines = ["power group — MLPerf Inference Power, node power at the wall (MaxQ: the GPUs' "
+             "power limit applied); out of sample, nothing fitted", head, "-" * len(head)]
+    for r in rows:
+        e = r.entry
+        lines.append(f"{e.id:<26} {e.role:<10} {e.tokens_per_s:>10.0f} {r.tokens_per_s:>8.0f} "
+                     f"{e.system_w:>7.0f} {r.system_w:>7.0f} {e.tokens_per_j:>10.3f} "
+                     f"{r.tokens_per_j:>6.3f} {100 * r.error():>+6.1f}%  {r.scenario}"
+                     + ("; power-capped" if r.capped else ""))
+    for role in ("validation", "predicted"):
+        m = mape(rows, role)
+        if m is not None:
+            w, t = mape(rows, role, "system_w"), mape(rows, role, "tokens_per_s")
+            lines.append(f"{role}: tokens/J MAPE {m:.1f}% (watts {w:.1f}%, tokens/s {t:.1f}%)"
+                         + (f"; target {TARGET_PERCENT:.0f}%" if role == "validation" else ""))
+    return "\n".join(lines)

@@ -1,0 +1,62 @@
+"""MLPerf Inference Power entries against tegel's power at the wall (fidelity/power.py)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import pytest
+
+from tegel.fidelity.power import (
+    PowerRow,
+    format_power,
+    load_power_entries,
+    mape,
+    power_report,
+)
+
+
+@cache
+def _rows() -> tuple[PowerRow, ...]:
+    return power_report()
+
+
+def test_entries_state_their_scenario_measurement_and_role() -> None:
+    entries = load_power_entries()
+    assert {e.role for e in entries} == {"validation", "predicted"}
+    for e in entries:
+        assert (e.role == "validation") == (e.system == "dgx-h100")
+        assert e.chip_power_limit_w < 700  # MaxQ: every entry runs under a power limit
+        assert 2.0 < e.tokens_per_j < 10.0
+        assert e.scenario in ("offline", "server")
+        assert (e.tpot_limit_s is not None) == (e.scenario == "server")
+
+
+def test_a_maxq_node_at_its_power_limit_draws_what_the_analyzer_measured() -> None:
+    """Under MaxQ the GPUs run at their power limit; with them there, the node's wall power is
+    the host, fans and supplies model alone (predicted, never fitted; H100 and H200 nodes)."""
+    from tegel.hardware import load_system
+
+    for e in load_power_entries():
+        system = load_system(e.system)
+        wall = system.node_wall_w(e.chip_power_limit_w, system.host.host_w_per_node)
+        assert abs(wall / e.system_w - 1) < 0.05, (e.id, wall, e.system_w)
+
+
+def test_h100_tokens_per_joule_regression_guard() -> None:
+    """The target is 15 % on H100 entries (docs/power.md). tegel over-predicts H100 Offline
+    tokens/J: by ~30 % with the GPUs at their limit (per-token GPU energy ~25 % too low, so ~25 %
+    more tokens fit under the cap); by ~15 % where the time model keeps them below it. This
+    guards the figures the docs state; a change that closes the gap tightens the bound."""
+    row = next(r for r in _rows() if r.entry.id == "mlp40-l2-h100x8-maxq-off")
+    assert 0.0 < row.error() < 0.35, row.error()
+    assert abs(row.error("system_w")) < 0.15, row.error("system_w")
+
+
+def test_report_prints_every_entry_and_a_mape_per_role() -> None:
+    rows = _rows()
+    text = format_power(rows)
+    for r in rows:
+        assert r.entry.id in text
+    assert "validation: tokens/J MAPE" in text and "predicted: tokens/J MAPE" in text
+    assert mape(rows, "validation") == pytest.approx(
+        100 * sum(abs(r.error()) for r in rows if r.entry.role == "validation") / 2)
