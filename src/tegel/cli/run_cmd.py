@@ -10,6 +10,15 @@ from typing import Any
 from tegel.report.text import si, table
 
 
+def format_args(p: argparse.ArgumentParser) -> None:
+    """--precision and its per-part overrides (read back by `formats`)."""
+    p.add_argument("--precision", default="auto", help="weights, activations and KV cache format: "
+                   "bf16, fp16, fp8, fp4, int8 (auto: bf16 where the chip has it)")
+    p.add_argument("--weights", help="weight format (overrides --precision)")
+    p.add_argument("--activations", help="activation format (overrides --precision)")
+    p.add_argument("--kv-cache", help="KV-cache format (overrides --precision)")
+
+
 def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`)")
     p.add_argument("--batch", help="sequences served together, or 'auto': the largest batch "
@@ -17,11 +26,7 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", type=int, metavar="L", help="prompt tokens (1024, fewer when the "
                    "model has fewer positions)")
     p.add_argument("--output", type=int, default=256, metavar="O", help="generated tokens (256)")
-    p.add_argument("--precision", default="auto", help="weights, activations and KV cache format: "
-                   "bf16, fp16, fp8, fp4, int8 (auto: bf16 where the chip has it)")
-    p.add_argument("--weights", help="weight format (overrides --precision)")
-    p.add_argument("--activations", help="activation format (overrides --precision)")
-    p.add_argument("--kv-cache", help="KV-cache format (overrides --precision)")
+    format_args(p)
     p.add_argument("--tp", type=int, help="tensor-parallel degree (default: chosen)")
     p.add_argument("--pp", type=int, help="pipeline-parallel degree (default: chosen)")
     p.add_argument("--ep", type=int, help="expert-parallel degree, divides tp (default 1)")
@@ -241,13 +246,10 @@ def compare_command(args: argparse.Namespace) -> int:
     return 0
 
 
-SLO_METRICS = (  # (key, label, unit, higher is better)
+SLO_METRICS = (  # the latencies at a service level, then METRICS from throughput on
     ("ttft_p99_s", "p99 TTFT", "s", False),
     ("tpot_p50_s", "median TPOT", "s", False),
-    ("throughput_tokens_per_s", "throughput (system)", "tok/s", True),
-    ("tokens_per_s_per_user", "speed per user", "tok/s", True),
-    ("energy_j_per_token", "energy per token", "J", False),
-    ("power_w", "average power", "W", False),
+    *METRICS[3:],
 )
 
 

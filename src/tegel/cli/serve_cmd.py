@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tegel.cli.run_cmd import formats
+from tegel.cli.run_cmd import format_args, formats
 from tegel.report.text import si, table
 
 SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
@@ -19,11 +19,7 @@ MLPERF = ("mlperf-offline", "mlperf-server", "mlperf-interactive")
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`)")
-    p.add_argument("--precision", default="auto", help="weights, activations and KV cache format: "
-                   "bf16, fp16, fp8, fp4, int8 (auto: bf16 where the chip has it)")
-    p.add_argument("--weights", help="weight format (overrides --precision)")
-    p.add_argument("--activations", help="activation format (overrides --precision)")
-    p.add_argument("--kv-cache", help="KV-cache format (overrides --precision)")
+    format_args(p)
     p.add_argument("--tp", type=int, help="tensor-parallel degree per replica (default: chosen)")
     p.add_argument("--pp", type=int, help="pipeline-parallel degree per replica (default: chosen)")
     p.add_argument("--ep", type=int, help="expert-parallel degree, divides tp (default 1)")

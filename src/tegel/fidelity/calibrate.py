@@ -33,13 +33,13 @@ import yaml
 
 from tegel.errors import TegelError
 from tegel.fidelity.cases import CALIBRATION_GPU, Unmapped, load_entries, read_entry
+from tegel.fidelity.fitting import coordinate_descent, write_fitted
 from tegel.fidelity.validate import Report, validate
 from tegel.mapping.gpu_data import gpu_fitted_ranges
 from tegel.mapping.params import Params
 
 FITTED_GROUPS = ("throughput", "ttft", "tpot")  # energy is predicted, not fitted
 DEFAULT_WRITE = "gpu_calibration.yaml"  # in the current directory
-_GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 def fitted_bounds() -> dict[str, tuple[float, float]]:
@@ -97,27 +97,8 @@ def calibrate(params: Params, files: list[str] | None = None, passes: int = 2, s
         return validate(entries, params=params.with_gpu(v, "calibration"), with_serving=False)
 
     before = report(values)
-    best = objective(before)
-    for _ in range(passes):
-        for key, (lo, hi) in BOUNDS.items():
-            a, b = lo, hi
-            c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
-            fc = objective(report({**values, key: c}))
-            fd = objective(report({**values, key: d}))
-            for _ in range(steps):
-                if fc < fd:
-                    b, d, fd = d, c, fc
-                    c = b - _GOLDEN * (b - a)
-                    fc = objective(report({**values, key: c}))
-                else:
-                    a, c, fc = c, d, fd
-                    d = a + _GOLDEN * (b - a)
-                    fd = objective(report({**values, key: d}))
-            x, fx = (c, fc) if fc < fd else (d, fd)
-            if fx < best:
-                values, best = {**values, key: x}, fx
-            if progress:
-                progress(f"{key} = {values[key]:.4g}  objective {best:.2f}%")
+    values = coordinate_descent(values, BOUNDS, lambda v: objective(report(v)),
+                                objective(before), passes, steps, progress)
     return values, before, report(values)
 
 
@@ -177,9 +158,4 @@ def write_calibration(values: dict[str, Any], before: Report, after: Report, pat
         "mape_percent_after": {g: after.mape(g) for g in (*FITTED_GROUPS, "energy")},
         "parameters": fitted,
     }
-    try:
-        target.write_text("# Written by `tegel validate --calibrate`; do not edit by hand.\n"
-                          + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    except OSError as err:
-        raise TegelError(f"{target}: cannot write: {err.strerror}") from None
-    return target
+    return write_fitted(target, "`tegel validate --calibrate`", doc)

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from tegel.errors import TegelError
+from tegel.fidelity.fitting import coordinate_descent, write_fitted
 from tegel.mapping.params import Params, dataflow_fitted_ranges, default_params
 from tegel.serving.run import run
 
@@ -31,7 +32,6 @@ DATA_FILE = "dataflow_single_user.yaml"
 # the target of issue 13: every scored entry within 35 %, none over-predicted by more than 1.5x
 TARGET_ERROR = 0.35
 TARGET_OVER = 1.5
-_GOLDEN = (math.sqrt(5) - 1) / 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,27 +196,8 @@ def calibrate_dataflow(params: Params, passes: int = 2, steps: int = 10,
         return validate_dataflow(params.with_dataflow(v, "calibration"), cases, ("train",))
 
     before = report(values)
-    best = objective(before)
-    for _ in range(passes):
-        for key, (lo, hi) in ranges.items():
-            a, b = lo, hi
-            c, d = b - _GOLDEN * (b - a), a + _GOLDEN * (b - a)
-            fc = objective(report({**values, key: c}))
-            fd = objective(report({**values, key: d}))
-            for _ in range(steps):
-                if fc < fd:
-                    b, d, fd = d, c, fc
-                    c = b - _GOLDEN * (b - a)
-                    fc = objective(report({**values, key: c}))
-                else:
-                    a, c, fc = c, d, fd
-                    d = a + _GOLDEN * (b - a)
-                    fd = objective(report({**values, key: d}))
-            x, fx = (c, fc) if fc < fd else (d, fd)
-            if fx < best:
-                values, best = {**values, key: x}, fx
-            if progress:
-                progress(f"{key} = {values[key]:.4g}  training MAPE {best:.2f}%")
+    values = coordinate_descent(values, ranges, lambda v: objective(report(v)),
+                                objective(before), passes, steps, progress, "training MAPE")
     return values, before, report(values)
 
 
@@ -238,12 +219,7 @@ def write_dataflow_calibration(values: Mapping[str, float], before: DataflowRepo
         "mape_percent": {"train": after.mape("train"), "held_out": held_out.mape("held_out")},
         "parameters": {k: float(v) for k, v in values.items()},
     }
-    try:
-        target.write_text("# Written by tools/calibrate_dataflow.py; do not edit by hand.\n"
-                          + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    except OSError as err:
-        raise TegelError(f"{target}: cannot write: {err.strerror}") from None
-    return target
+    return write_fitted(target, "tools/calibrate_dataflow.py", doc)
 
 
 __all__ = ["DataflowCase", "DataflowReport", "DataflowRow", "calibrate_dataflow",

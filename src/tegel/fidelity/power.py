@@ -11,7 +11,6 @@ H100 entries validate the power model, other GPUs are predicted from their speci
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -21,6 +20,7 @@ import yaml
 
 from tegel.errors import TegelError
 from tegel.fidelity.cases import dataset_lengths
+from tegel.fidelity.validate import largest_batch_within
 from tegel.hardware import System, load_system
 from tegel.mapping.params import Params, default_params
 from tegel.serving.run import RunResult, run
@@ -99,21 +99,8 @@ def _run(entry: PowerEntry, system: System, batch: int | str, params: Params) ->
 
 
 def _server(entry: PowerEntry, system: System, params: Params) -> RunResult:
-    """The largest batch whose decode step meets the TPOT limit (powers of two, then bisection
-    to 1/32 of the batch)."""
-    limit = entry.tpot_limit_s or math.inf
-    top = _run(entry, system, "auto", params)
-    if top.tpot_s <= limit:
-        return top
-    lo, hi, best = 1, top.batch, _run(entry, system, 1, params)
-    while hi - lo > max(1, lo // 32):
-        mid = (lo + hi) // 2
-        r = _run(entry, system, mid, params)
-        if r.tpot_s <= limit:
-            lo, best = mid, r
-        else:
-            hi = mid
-    return best
+    """The largest batch whose decode step meets the TPOT limit (`largest_batch_within`)."""
+    return largest_batch_within(lambda b: _run(entry, system, b, params), entry.tpot_limit_s)
 
 
 def predict_power(entry: PowerEntry, params: Params | None = None) -> PowerRow:

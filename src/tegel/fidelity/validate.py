@@ -53,22 +53,28 @@ class Row:
         return (self.predicted - self.case.measured) / self.case.measured
 
 
-def _server_batch(case: Case, system: System, params: Params) -> RunResult:
-    """Largest batch whose decode step meets the TPOT limit (bisection over powers then steps)."""
-    limit = case.tpot_limit_s or math.inf
-    best = _run(case, system, 1, params)
-    top = _run(case, system, "auto", params)
-    lo, hi = 1, top.batch
+def largest_batch_within(run_at: Callable[[int | str], RunResult],
+                         tpot_limit_s: float | None) -> RunResult:
+    """The run at the largest batch whose decode step meets the TPOT limit: the largest that
+    fits if it does, else bisection between 1 and it, to 1/32 of the batch."""
+    limit = tpot_limit_s or math.inf
+    top = run_at("auto")
     if top.tpot_s <= limit:
         return top
+    lo, hi, best = 1, top.batch, run_at(1)
     while hi - lo > max(1, lo // 32):
         mid = (lo + hi) // 2
-        r = _run(case, system, mid, params)
+        r = run_at(mid)
         if r.tpot_s <= limit:
             lo, best = mid, r
         else:
             hi = mid
     return best
+
+
+def _server_batch(case: Case, system: System, params: Params) -> RunResult:
+    """Largest batch whose decode step meets the case's TPOT limit."""
+    return largest_batch_within(lambda b: _run(case, system, b, params), case.tpot_limit_s)
 
 
 def _run(case: Case, system: System, batch: int | str, params: Params) -> RunResult:
