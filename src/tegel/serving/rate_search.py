@@ -53,17 +53,12 @@ class RateSearch:
 def steady_rate(r: ServeResult) -> float:
     """Completions per second between the 10th and 90th percentile of completion times (the
     ramp and the drain left out)."""
-    finish = np.sort(r.e2e() + np.asarray(r.outcome.arrival_s)[_completed(r)])
+    finish = np.asarray(r.outcome.records.finish_s)
+    finish = np.sort(finish[np.isfinite(finish)])  # dropped requests never finish
     if finish.size < 10:
         return r.requests_per_s
     a, b = int(0.1 * finish.size), int(0.9 * finish.size)
     return (b - a) / (finish[b] - finish[a]) if finish[b] > finish[a] else r.requests_per_s
-
-
-def _completed(r: ServeResult) -> np.ndarray:
-    ok = np.ones(len(r.workload), dtype=bool)
-    ok[list(r.outcome.records.dropped)] = False
-    return ok
 
 
 def max_rate(simulate: Callable[[Workload], ServeResult], workload_at: Callable[[float | None], Workload],
