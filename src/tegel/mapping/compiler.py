@@ -82,13 +82,14 @@ def compile_for(graph: Graph, system: System, req: PlanRequest | None = None,
     levels = choose_levels(graph, blueprint, on_chip, target)
     regions = assign_regions(graph, blueprint, on_chip, levels, target)
     placed = tuple(Stage(i, r, segs) for i, (r, segs) in enumerate(zip(regions, blueprint, strict=True)))
+    levels = fill_levels(graph, placed, levels, target)
     plan = CompiledPlan(
         graph=graph, system=system.name, phase=req.phase, parallelism=par,
         chips=par.pp * par.tp, grid=(chip.tiles.rows, chip.tiles.cols), levels=_level_specs(chip),
         stages=placed, splits=split_ops(graph, placed, levels, target),
         homes=place_tensors(graph, placed, levels, target),
         transfers=route_transfers(graph, placed, system), microbatches=req.microbatches,
-        notes=(f"weights in {levels.weights}, KV cache in {levels.kv_cache}",))
+        notes=(levels.note(tuple(lv.name for lv in chip.levels())),))
     return verify(plan)
 
 
@@ -183,25 +184,50 @@ def _balanced(graph: Graph, stages: int, chip: Chip) -> Blueprint:
 # ---- 2. levels ------------------------------------------------------------------------------
 
 
+# ops that read only part of a weight per call: the rows gathered, the experts touched
+_PART_READ = frozenset({OpKind.EMBEDDING, OpKind.MOE_EXPERTS})
+
+
 @dataclass(frozen=True, slots=True)
 class Levels:
-    """Storage level names chosen for each kind of tensor."""
+    """Storage levels chosen for each kind of tensor: each weight of each stage its own
+    (`weights[(stage, tensor)]`, holding `weight_bytes` on each chip of the stage), the KV cache
+    and activations one level each."""
 
-    weights: str
+    weights: dict[tuple[int, str], str]
+    weight_bytes: dict[tuple[int, str], float]
     kv_cache: str
     activations: str
 
-    def of(self, role: Role) -> str:
-        return {Role.WEIGHT: self.weights, Role.KV_CACHE: self.kv_cache}.get(role, self.activations)
+    def of(self, role: Role, stage: int, tensor: str) -> str:
+        if role is Role.WEIGHT:
+            return self.weights[(stage, tensor)]
+        return self.kv_cache if role is Role.KV_CACHE else self.activations
+
+    def held(self, stage: int, level: str) -> float:
+        """Bytes of weights of `stage` that each of its chips holds in `level`."""
+        return sum(b for key, b in self.weight_bytes.items()
+                   if key[0] == stage and self.weights[key] == level)
+
+    def note(self, names: tuple[str, ...]) -> str:
+        """Where the weights are (in the order of `names`, the chip's levels nearest first)
+        and the KV cache; for weights split across levels, the share of their bytes in each."""
+        held = {n: 0.0 for n in names if n in set(self.weights.values())}
+        for key, b in self.weight_bytes.items():
+            held[self.weights[key]] += b
+        total = sum(held.values()) or 1.0
+        split = ("; weight bytes " + ", ".join(f"{b / total:.0%} in {lv}" for lv, b in held.items())
+                 if len(held) > 1 else "")
+        return f"weights in {' and '.join(held)}, KV cache in {self.kv_cache}{split}"
 
 
 def _level_specs(chip: Chip) -> tuple[LevelSpec, ...]:
     return tuple(LevelSpec(lv.name, lv.scope, lv.capacity_bytes, lv.total_bytes) for lv in chip.levels())
 
 
-def _stage_weights(graph: Graph, segs: tuple[Segment, ...], target: _Target,
-                   gemm_only: bool = False) -> float:
-    """Bytes of the weights each chip of a stage holds (each folded layer its own copy)."""
+def _weight_shares(graph: Graph, segs: tuple[Segment, ...], target: _Target,
+                   gemm_only: bool = False) -> dict[str, float]:
+    """Weight -> bytes of it each chip of a stage holds (each folded layer its own copy)."""
     ops = {op.name: op for op in graph.ops}
     seen: dict[str, float] = {}
     for seg in segs:
@@ -212,30 +238,89 @@ def _stage_weights(graph: Graph, segs: tuple[Segment, ...], target: _Target,
             for i, t in enumerate(op.inputs):
                 if t.role is Role.WEIGHT:
                     seen[t.name] = target.weight_bytes(op, i) * seg.repeat
-    return sum(seen.values())
+    return seen
+
+
+def _stage_weights(graph: Graph, segs: tuple[Segment, ...], target: _Target,
+                   gemm_only: bool = False) -> float:
+    """Bytes of the weights each chip of a stage holds (each folded layer its own copy)."""
+    return sum(_weight_shares(graph, segs, target, gemm_only).values())
 
 
 def choose_levels(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...],
                   target: _Target) -> Levels:
-    """Weights in the nearest level that takes every chip's share (a `sram_weight_fraction` of
-    on-chip levels); the KV cache off chip when there is memory there; activations in tile SRAM."""
+    """All weights in the nearest level that takes every chip's share (a
+    `sram_weight_fraction` of on-chip levels), else off chip, from where `fill_levels` brings
+    what fits nearer; the KV cache off chip when there is memory there; activations in tile
+    SRAM."""
     chip = target.chip
     levels = chip.levels()
     tile = [lv for lv in levels if lv.scope == "tile"]
     if not tile:
         raise TegelError(f"{chip.name}: a dataflow chip needs tile-level storage")
     sram = max(tile, key=lambda lv: lv.total_bytes)
+    sizes = {(i, t): b for i, segs in enumerate(blueprint)
+             for t, b in _weight_shares(graph, segs, target).items()}
     per_chip: dict[int, float] = {}
-    for segs, c in zip(blueprint, on_chip, strict=True):
-        per_chip[c] = per_chip.get(c, 0.0) + _stage_weights(graph, segs, target)
-    need = max(per_chip.values())
+    for (i, _), b in sizes.items():
+        per_chip[on_chip[i]] = per_chip.get(on_chip[i], 0.0) + b
+    need = max(per_chip.values(), default=0.0)
     fraction = target.params.sram_weight_fraction
     candidates = [sram, *(lv for lv in levels if lv.scope == "chip")]
     offchip = [lv for lv in levels if lv.scope == "offchip"]
     weights = next((lv.name for lv in candidates if need <= fraction * lv.total_bytes),
                    offchip[0].name if offchip else sram.name)
     kv = offchip[0].name if offchip else candidates[-1].name
-    return Levels(weights, kv, sram.name)
+    return Levels(dict.fromkeys(sizes, weights), sizes, kv, sram.name)
+
+
+def fill_levels(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
+                target: _Target) -> Levels:
+    """Weights that `choose_levels` left off chip (a model larger than the chips' on-chip
+    storage) brought as near as there is room: each stage's region takes a
+    `sram_weight_fraction` of its tiles' SRAM, then each chip-wide level the same share of
+    it on each chip, and the rest stays off chip.
+
+    Order: weights that every call reads whole (GEMM weights, norm scales) before those it
+    reads in part (embedding rows gathered, experts touched: `_PART_READ`); within each, the
+    larger first, ties in graph then stage order, each into the nearest level with room (first
+    fit decreasing: every weight of a class is read once per call, so the time saved grows
+    with the bytes placed nearer, and this order packs the most). The figures are phase
+    independent, so prefill and decode plans place the weights alike."""
+    chip_levels = target.chip.levels()
+    offchip = {lv.name for lv in chip_levels if lv.scope == "offchip"}
+    far = [key for key, lv in levels.weights.items() if lv in offchip]
+    if not far:
+        return levels
+    tile = next(lv for lv in chip_levels if lv.name == levels.activations)
+    fraction = target.params.sram_weight_fraction
+    room_tile = {st.index: fraction * tile.capacity_bytes * st.region.tiles for st in stages}
+    shared = [lv for lv in chip_levels if lv.scope == "chip"]
+    room_chip = {(st.region.chip, lv.name): fraction * lv.total_bytes
+                 for st in stages for lv in shared}
+    part = _part_read(graph)
+    order = {t.name: i for i, t in enumerate(graph.weights)}
+    placed = dict(levels.weights)
+    sizes = levels.weight_bytes
+    for key in sorted(far, key=lambda k: (k[1] in part, -sizes[k], order.get(k[1], 0), k[0])):
+        b, chip = sizes[key], stages[key[0]].region.chip
+        if b <= room_tile[key[0]]:
+            room_tile[key[0]] -= b
+            placed[key] = tile.name
+            continue
+        where = next((lv.name for lv in shared if b <= room_chip[(chip, lv.name)]), None)
+        if where is not None:
+            room_chip[(chip, where)] -= b
+            placed[key] = where
+    return replace(levels, weights=placed)
+
+
+def _part_read(graph: Graph) -> set[str]:
+    """Weights that only ops reading part of them per call read (`_PART_READ`)."""
+    whole = {t.name for op in graph.ops if op.kind not in _PART_READ
+             for t in op.inputs if t.role is Role.WEIGHT}
+    return {t.name for op in graph.ops if op.kind in _PART_READ
+            for t in op.inputs if t.role is Role.WEIGHT and t.name not in whole}
 
 
 # ---- 3. regions -----------------------------------------------------------------------------
@@ -250,14 +335,14 @@ def assign_regions(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...],
     per_tile = tile_level.capacity_bytes * target.params.sram_weight_fraction
     out: list[Rect] = []
     for c in sorted(set(on_chip)):
-        mine = [segs for segs, cc in zip(blueprint, on_chip, strict=True) if cc == c]
+        stages = [i for i, cc in enumerate(on_chip) if cc == c]
+        mine = [blueprint[i] for i in stages]
         sizes = [_stage_weights(graph, segs, target, gemm_only=True) for segs in mine]
         if not sum(sizes):
             ops = {op.name: op for op in graph.ops}
             sizes = [sum(_op_seconds(ops[n], chip) * s.repeat for s in segs for n in s.ops)
                      for segs in mine]
-        mins = [math.ceil(_stage_weights(graph, segs, target) / per_tile)
-                if levels.weights == tile_level.name else 1 for segs in mine]
+        mins = [math.ceil(levels.held(i, tile_level.name) / per_tile) for i in stages]
         if len(mine) > chip.tile_count or sum(mins) > chip.tile_count:
             raise PlanError(f"{len(mine)} stages needing {sum(mins)} tiles do not fit the "
                              f"{chip.tile_count} tiles of {chip.name}")
@@ -388,7 +473,9 @@ def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, target: _T
     elif op.kind in (OpKind.RMSNORM, OpKind.LAYERNORM, OpKind.SOFTMAX):
         tokens = out.numel // out.shape[-1]
         byte_hops, hops = 8.0 * tokens * (line - 1), line - 1
-    elif op.kind is OpKind.EMBEDDING and levels.weights == levels.activations:
+    elif op.kind is OpKind.EMBEDDING and any(
+            levels.of(t.role, st.index, t.name) == levels.activations
+            for t in op.inputs if t.role is Role.WEIGHT):
         byte_hops, hops = out.nbytes / shard.write_div[0] * spread, r.rows + r.cols - 2
     elif len(acts) > 1 and any(layout.get(t.name, axis) != axis for t in acts[1:]):
         byte_hops = sum(t.nbytes for t in acts[1:] if layout.get(t.name, axis) != axis) * spread / div
@@ -419,8 +506,7 @@ def place_tensors(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
     tile = next(lv for lv in target.chip.levels() if lv.name == levels.activations)
     out: list[Home] = []
     for st in stages:
-        resident = (_stage_weights(graph, st.segments, target) if levels.weights == tile.name
-                    else 0.0)
+        resident = levels.held(st.index, tile.name)
         working = max(sum({t.name: b for t, b in target.per_chip[n]
                            if t.role in (Role.ACTIVATION, Role.INPUT)}.values())
                       for n in st.op_names())
@@ -434,7 +520,8 @@ def place_tensors(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
                         continue
                     if t.role in (Role.WEIGHT, Role.KV_CACHE):
                         size *= seg.repeat
-                    homes[t.name] = Home(t.name, st.index, here.of(t.role), kinds[t.role], size)
+                    level = here.of(t.role, st.index, t.name)
+                    homes[t.name] = Home(t.name, st.index, level, kinds[t.role], size)
         out += homes.values()
     return tuple(out)
 
