@@ -29,6 +29,7 @@ def test_entries_state_their_scenario_measurement_and_role() -> None:
         assert 2.0 < e.tokens_per_j < 10.0
         assert e.scenario in ("offline", "server")
         assert (e.tpot_limit_s is not None) == (e.scenario == "server")
+        assert (e.ttft_limit_s is not None) == (e.scenario == "server")
 
 
 def test_a_maxq_node_at_its_power_limit_draws_what_the_analyzer_measured() -> None:
@@ -43,13 +44,27 @@ def test_a_maxq_node_at_its_power_limit_draws_what_the_analyzer_measured() -> No
 
 
 def test_h100_tokens_per_joule_regression_guard() -> None:
-    """The target is 15 % on H100 entries (docs/power.md). tegel over-predicts H100 Offline
-    tokens/J: by ~30 % with the GPUs at their limit (per-token GPU energy ~25 % too low, so ~25 %
-    more tokens fit under the cap); by ~15 % where the time model keeps them below it. This
-    guards the figures the docs state; a change that closes the gap tightens the bound."""
-    row = next(r for r in _rows() if r.entry.id == "mlp40-l2-h100x8-maxq-off")
-    assert 0.0 < row.error() < 0.35, row.error()
-    assert abs(row.error("system_w")) < 0.15, row.error("system_w")
+    """The target is 15 % on H100 entries (docs/power.md). With the busy power of a GPU's compute
+    and DVFS under the cap, Offline is within it (+14 %, the GPUs at their 450 W limit); Server,
+    simulated request by request, over-predicts by ~30 %, as the serving group over-predicts
+    uncapped H100 Server runs of the same software generation (+21-23 %). This guards the
+    figures the docs state; a change that closes the gap tightens the bound."""
+    rows = {r.entry.id: r for r in _rows()}
+    off, srv = rows["mlp40-l2-h100x8-maxq-off"], rows["mlp40-l2-h100x8-maxq-srv"]
+    assert off.capped
+    assert abs(off.error()) < 0.15, off.error()
+    assert 0.0 < srv.error() < 0.35, srv.error()
+    for r in (off, srv):
+        assert abs(r.error("system_w")) < 0.05, (r.entry.id, r.error("system_w"))
+
+
+def test_server_entries_run_a_rate_search_below_the_offline_rate() -> None:
+    for r in _rows():
+        if r.entry.scenario == "server":
+            assert "Server" in r.scenario and "p99 TTFT" in r.scenario
+            offline = next(o for o in _rows() if o.entry.scenario == "offline"
+                           and o.entry.system == r.entry.system and o.entry.model == r.entry.model)
+            assert r.tokens_per_s < 1.05 * offline.tokens_per_s, r.entry.id
 
 
 def test_report_prints_every_entry_and_a_mape_per_role() -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from tegel.errors import TegelError
 from tegel.evaluate.cost import CATEGORIES, Category
 from tegel.hardware import System
-from tegel.hardware.derive import active_power_w
+from tegel.hardware.derive import active_power_w, busy_share, dvfs_energy_exponent
 from tegel.mapping.plan import Plan, Step
 from tegel.mapping.routing import noc_links
 
@@ -57,6 +57,7 @@ class Rates:
     noc_pj: float
     link_bps: float
     link_pj: float
+    busy_share: float  # compute below this share of peak is charged its busy power (GPU)
 
     @classmethod
     def of(cls, system: System, plan: Plan) -> Rates:
@@ -77,7 +78,7 @@ class Rates:
             {d: chip.peak_flops_per_s(d) for d in chip.dtypes},
             {d: chip.pj_per_flop(d) for d in chip.dtypes},
             chip.noc.link_bytes_per_s * noc_links(chip), chip.noc_pj_per_bit_per_hop,
-            link.link_bytes_per_s if link else 0.0, system.link_pj_per_bit)
+            link.link_bytes_per_s if link else 0.0, system.link_pj_per_bit, busy_share(chip))
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,8 @@ def step_terms(s: Step, r: Rates) -> StepTerms:
     compute_s = 0.0
     if s.flops:
         compute_s = s.flops / (r.peak[s.compute_class] * s.compute_efficiency * share)
-        energy[_IDX[Category.COMPUTE]] = s.flops * r.pj_per_flop[s.compute_class] * 1e-12
+        busy = max(1.0, r.busy_share / s.compute_efficiency)  # busy power at a low share of peak
+        energy[_IDX[Category.COMPUTE]] = s.flops * r.pj_per_flop[s.compute_class] * busy * 1e-12
     level_s = []
     for i, (rd, wr) in enumerate(zip(s.reads, s.writes, strict=True)):
         level_s.append((rd / r.read_bps[i] + wr / r.write_bps[i]) / share if rd or wr else 0.0)
@@ -151,12 +153,20 @@ def step_terms(s: Step, r: Rates) -> StepTerms:
                      tuple(energy))
 
 
-def power_capped(time_s: float, dynamic_j: float, limit_w: float) -> tuple[float, bool]:
-    """(time, capped): work that would draw more than `limit_w` of dynamic power runs slower —
-    the clocks throttle — and takes dynamic energy / available power."""
+def power_capped(time_s: float, dynamic_j: float, limit_w: float,
+                 exponent: float | None = None) -> tuple[float, float, bool]:
+    """(time, dynamic-energy factor, capped) of work that takes `time_s` and spends `dynamic_j`
+    when nothing limits it, under `limit_w` of dynamic power. Work that would draw
+    P0 = dynamic_j / time_s > limit_w runs at a lower clock and voltage (DVFS): energy per op
+    ~ clock^a (a: `exponent`, default `hardware.derive.dvfs_energy_exponent`), time ~ 1 / clock,
+    so at clock ratio s = (limit / P0)^(1 / (1 + a)) it takes time_s / s and spends
+    dynamic_j x s^a — exactly `limit_w` of power. a = 0: energy per op fixed, time stretched to
+    dynamic_j / limit_w. A limit at or above P0 changes nothing."""
     if limit_w > 0 and dynamic_j > limit_w * time_s > 0:
-        return dynamic_j / limit_w, True
-    return time_s, False
+        a = dvfs_energy_exponent() if exponent is None else exponent
+        clock = (limit_w * time_s / dynamic_j) ** (1.0 / (1.0 + a))
+        return time_s / clock, clock**a, True
+    return time_s, 1.0, False
 
 
 def chip_static_w(system: System) -> float:

@@ -2,29 +2,38 @@
 
 Each entry of `data/power_measurements.yaml` is a node measured at the wall during a timed MLPerf
 run under a per-GPU power limit (MaxQ). tegel runs the same scenario on the same preset with that
-limit as the system's chip power limit — Offline as the largest batch that fits (maximum
-throughput), Server as the largest batch whose decode step meets the benchmark's TPOT limit — at
-the data set's mean request lengths, and compares tokens/s, node watts at the wall (the racks'
-share of switches is outside the analyzer and left out) and their ratio. Nothing is fitted here:
-H100 entries validate the power model, other GPUs are predicted from their specifications.
+limit as the system's chip power limit, at the data set's mean request lengths — Offline as the
+largest batch that fits (maximum throughput); Server through the request-level simulator, as the
+serving group runs MLPerf Server (`fidelity.serving`): the highest Poisson rate whose p99 TTFT
+and TPOT meet the benchmark's limits (`serving.rate_search.max_rate`), one replica fed every
+dp-th arrival with up to the engine batch the submission's config states (else 2,048), its
+energy over the run's span (ramp and drain included, as the analyzer's window holds them) — and
+compares tokens/s, node watts at the wall (the racks' share of switches is outside the analyzer
+and left out) and their ratio. Nothing is fitted here: H100 entries validate the power model,
+other GPUs are predicted from their specifications.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import numpy as np
 import yaml
 
 from tegel.errors import TegelError
 from tegel.fidelity.cases import dataset_lengths
-from tegel.fidelity.validate import largest_batch_within
+from tegel.fidelity.serving import MLPERF_MAX_SEQS, SCHEDULER, SERVER_REQUESTS
 from tegel.hardware import System, load_system
 from tegel.mapping.params import Params, default_params
+from tegel.serving.rate_search import Limits, max_rate
+from tegel.serving.requests import Workload
 from tegel.serving.run import RunResult, run
-from tegel.serving.scenario import RunOptions
+from tegel.serving.scenario import RunOptions, resolve_precision
+from tegel.serving.serve import replica_config, serve
+from tegel.workload.model_config import load_model_config
 
 TARGET_PERCENT = 15.0  # |tokens/J error| the H100 (validation) entries are held to
 
@@ -46,6 +55,8 @@ class PowerEntry:
     tokens_per_s: float
     system_w: float
     tpot_limit_s: float | None = None
+    ttft_limit_s: float | None = None
+    engine_batch: int | None = None  # Server: sequences per engine the submission configures
 
     @property
     def tokens_per_j(self) -> float:
@@ -85,7 +96,9 @@ def _entry(e: dict[str, Any]) -> PowerEntry:
                           float(e["chip_power_limit_w"]), str(e["model"]), str(e["dataset"]),
                           str(e["scenario"]), int(e["tp"]), str(e["precision"]), int(e["year"]),
                           float(e["tokens_per_s"]), float(e["system_w"]),
-                          float(e["tpot_limit_s"]) if e.get("tpot_limit_s") else None)
+                          float(e["tpot_limit_s"]) if e.get("tpot_limit_s") else None,
+                          float(e["ttft_limit_s"]) if e.get("ttft_limit_s") else None,
+                          int(e["engine_batch"]) if e.get("engine_batch") else None)
     except KeyError as err:
         raise TegelError(f"power_measurements.yaml: entry {e.get('id', '?')} lacks {err}") from err
 
@@ -98,9 +111,45 @@ def _run(entry: PowerEntry, system: System, batch: int | str, params: Params) ->
                params=params)
 
 
-def _server(entry: PowerEntry, system: System, params: Params) -> RunResult:
-    """The largest batch whose decode step meets the TPOT limit (`largest_batch_within`)."""
-    return largest_batch_within(lambda b: _run(entry, system, b, params), entry.tpot_limit_s)
+def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, float, str]:
+    """(tokens/s, node W at the wall without racks, scenario) of the highest Poisson rate
+    whose p99 TTFT and TPOT meet the entry's limits (module doc; as `fidelity.serving`)."""
+    lengths = dataset_lengths()[entry.dataset]
+    lin, lout = round(lengths["input_tokens_mean"]), round(lengths["output_tokens_mean"])
+    cfg = load_model_config(entry.model)
+    precision = resolve_precision(system, entry.precision)
+    seqs = entry.engine_batch or MLPERF_MAX_SEQS  # as the serving group: stated, else 2,048
+    scheduler = replace(SCHEDULER, max_seqs=seqs)
+    options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)),
+                         max_batch_per_replica=seqs)
+    n = SERVER_REQUESTS
+
+    def fixed(arrival_s: np.ndarray, what: str) -> Workload:
+        return Workload(arrival_s, np.full(n, lin, dtype=np.int64),
+                        np.full(n, lout, dtype=np.int64), None, what)
+
+    par = replica_config(cfg, system, fixed(np.zeros(n), "probe"), precision, scheduler,
+                         options, params).parallelism
+    replica = system.model_copy(update={"chip_count": par.chips_per_replica})
+    replica_options = replace(options, tp=par.tp, pp=par.pp, ep=par.ep)
+    gaps = np.random.default_rng(0).exponential(1.0, n * par.dp)
+    unit_s = (np.cumsum(gaps) - gaps[0])[::par.dp] / par.dp  # replica 0's share, 1/s
+
+    def workload_at(rate: float | None) -> Workload:
+        return fixed(np.zeros(n) if rate is None else unit_s / rate, "Poisson arrivals")
+
+    found = max_rate(lambda wl: serve(cfg, replica, wl, scheduler, precision,
+                                      options=replica_options, params=params),
+                     workload_at, Limits(entry.ttft_limit_s, entry.tpot_limit_s))
+    r = found.result
+    racks_w = replica.host.rack_overhead_w * replica.rack_share
+    scenario = (f"{entry.model} on {system.name} at {entry.chip_power_limit_w:.0f} W per chip, "
+                f"{lin}/{lout} tok, tp{par.tp} dp{par.dp}, {entry.precision}; Server "
+                f"{found.rate_per_s * par.dp:.4g} requests/s (offline "
+                f"{found.offline_rate_per_s * par.dp:.4g}), p99 TTFT "
+                f"{float(np.percentile(r.ttft(), 99)):.3g} s, TPOT "
+                f"{1e3 * float(np.percentile(r.tpot(), 99)):.3g} ms")
+    return found.rate_per_s * par.dp * lout, (r.power_w - racks_w) * par.dp, scenario
 
 
 def predict_power(entry: PowerEntry, params: Params | None = None) -> PowerRow:
@@ -108,8 +157,10 @@ def predict_power(entry: PowerEntry, params: Params | None = None) -> PowerRow:
     params = params or default_params()
     system = load_system(entry.system).model_copy(
         update={"chip_power_limit_w": entry.chip_power_limit_w})
-    result = (_server(entry, system, params) if entry.scenario == "server"
-              else _run(entry, system, "auto", params))
+    if entry.scenario == "server":
+        tokens_s, wall_w, scenario = _server(entry, system, params)
+        return PowerRow(entry, tokens_s, wall_w, False, scenario)
+    result = _run(entry, system, "auto", params)
     racks_w = system.host.rack_overhead_w * system.rack_share
     d = result.to_dict()
     par = d["parallelism"]

@@ -94,6 +94,25 @@ def gpu_active_power_fraction() -> float:
     return float(_gpu_power()["active_power_fraction"])  # type: ignore[arg-type]
 
 
+def gpu_sustained_share() -> float:
+    """Share of its nominal peak a GPU's power-limited GEMM sustains at the board limit: a step
+    whose compute is busy at a lower share draws that busy power for its busy time
+    (data/gpu_power.yaml: sustained_share; evaluate/terms.py: step_terms)."""
+    return float(_gpu_power()["sustained_share"])  # type: ignore[arg-type]
+
+
+def dvfs_energy_exponent() -> float:
+    """a in energy per op ~ clock^a under a power limit (voltage follows the clock;
+    data/gpu_power.yaml: dvfs_energy_exponent; evaluate/terms.py: power_capped)."""
+    return float(_gpu_power()["dvfs_energy_exponent"])  # type: ignore[arg-type]
+
+
+def busy_share(chip: Chip) -> float:
+    """The sustained share below which a chip's compute is charged its busy power rather than
+    per useful op: `gpu_sustained_share` on a GPU, 0 (per op only) on a dataflow chip."""
+    return gpu_sustained_share() if chip.architecture == "gpu" else 0.0
+
+
 def active_power_w(chip: Chip) -> float:
     """Power a chip draws above idle while it serves, whatever its work: on a GPU
     active_power_fraction x (TDP - idle) (clocks, warp scheduling, leakage at the operating
