@@ -86,7 +86,15 @@ def test_a_gpus_arithmetic_follows_compute_power_fraction_and_its_tdp_rule() -> 
 def test_host_figures_belong_to_the_system() -> None:
     moved = system_at(DATAFLOW, {"host_w_per_node": 4600.0, "rack_overhead_w": 2000.0})
     assert moved.chip == DATAFLOW.chip
-    assert moved.tdp_w - DATAFLOW.tdp_w == pytest.approx(1600.0 + 1000.0 * DATAFLOW.rack_share)
+    host = DATAFLOW.host
+    assert host.psu is not None and DATAFLOW.host.nameplate_w_per_node is None
+
+    def node_wall(host_w: float) -> float:  # chips at TDP and the host, fans, supplies' loss
+        cooled = (DATAFLOW.chip.tdp_w * DATAFLOW.chips_per_node + host_w) * (1 + host.fan_fraction)
+        return cooled / host.psu.efficiency_at(cooled)  # type: ignore[union-attr]
+
+    assert moved.tdp_w - DATAFLOW.tdp_w == pytest.approx(
+        node_wall(4600.0) - node_wall(3000.0) + 1000.0 * DATAFLOW.rack_share)
     assert moved.idle_w > DATAFLOW.idle_w
 
 
