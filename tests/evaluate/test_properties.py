@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from tegel.errors import TegelError
 from tegel.evaluate.analytical import PhaseCost
-from tegel.evaluate.terms import static_power_w
+from tegel.evaluate.terms import dynamic_limit_w, static_power_w
 from tegel.hardware import StorageLevel, System, load_system
 from tegel.serving import RunResult, run
 from tegel.serving.scenario import RunOptions
@@ -180,7 +180,7 @@ def test_faster_noc_and_links_are_never_slower(case: Case, noc: float, link: flo
 # --- (b) breakdowns sum to totals ----------------------------------------------------------------
 
 
-def _check_phase_sums(phase: PhaseCost) -> None:
+def _check_phase_sums(phase: PhaseCost, system: System) -> None:
     cost = phase.cost
     assert math.isclose(sum(cost.energy_breakdown_j.values()), cost.energy_j, rel_tol=REL)
     plan = phase.plan
@@ -189,8 +189,16 @@ def _check_phase_sums(phase: PhaseCost) -> None:
         copies = plan.stages if sc.step.stage < 0 else 1
         from_steps += (sum(sc.energy_by_category_j) * sc.step.repeat * copies
                        * plan.chips_per_stage * plan.microbatches)
-    # every action's energy plus static power over the call, nothing else
-    assert math.isclose(from_steps + phase.static_w * phase.time_s, cost.energy_j, rel_tol=REL)
+    dynamic = cost.energy_j - phase.static_w * phase.time_s
+    if phase.power_capped:
+        # DVFS under the cap: less energy per action, drawn at exactly the limit
+        limit = dynamic_limit_w(system, plan.parallelism.chips_per_replica)
+        assert dynamic < from_steps
+        assert math.isclose(dynamic / phase.time_s, limit, rel_tol=REL)
+    else:
+        # every action's energy plus static power over the call, nothing else
+        assert math.isclose(dynamic + phase.static_w * phase.time_s,
+                            from_steps + phase.static_w * phase.time_s, rel_tol=REL)
     assert math.isclose(cost.energy_breakdown_j["static"], phase.static_w * phase.time_s, rel_tol=REL)
 
 
@@ -202,7 +210,7 @@ def test_energy_breakdowns_sum_to_totals(case: Case) -> None:
     breakdown = d["energy_breakdown_j_per_token"]
     assert math.isclose(sum(breakdown.values()), d["energy_j_per_token"], rel_tol=REL)
     for phase in (result.chosen.prefill, result.chosen.decode):
-        _check_phase_sums(phase)
+        _check_phase_sums(phase, result.system)
     # whole system: the busy replicas' runs, and every other chip (with its hosts' share and
     # the racks' overhead) at idle power for as long
     c, system = result.chosen, result.system
@@ -282,14 +290,15 @@ def _weight_bytes_read_per_decode_step(result: RunResult, cfg: ModelConfig) -> f
 
 
 def _weight_level_bandwidth(result: RunResult, system: System) -> float:
-    """Peak read bandwidth of the storage level the weights live in, bytes/s (whole chip)."""
+    """Peak read bandwidth of the storage level the weights live in, bytes/s (whole chip); of
+    the fastest one where they are split across levels."""
     levels = system.chip.levels()
     if system.chip.architecture == "gpu":
         return next(lv.read_bytes_per_s for lv in levels if lv.scope == "offchip")
     note = result.chosen.decode.plan.notes[0]
     assert note.startswith("weights in "), note
-    name = note.removeprefix("weights in ").split(",")[0]
-    return next(lv.read_bytes_per_s for lv in levels if lv.name == name)
+    names = note.removeprefix("weights in ").split(",")[0].split(" and ")
+    return max(lv.read_bytes_per_s for lv in levels if lv.name in names)
 
 
 @PROPERTY

@@ -88,9 +88,9 @@ def finish(plan: Plan, system: System, time_s: float, energy: list[float],
     cap applied, static energy of the replica's chips and hosts — with the fans and power-supply
     losses the call's load causes — over the (capped) time added. Both evaluators end here."""
     chips = plan.parallelism.chips_per_replica
-    time, capped = power_capped(time_s, sum(energy), dynamic_limit_w(system, chips))
+    time, scale, capped = power_capped(time_s, sum(energy), dynamic_limit_w(system, chips))
+    energy = [e * scale for e in energy]  # DVFS: lower voltage under the cap, less per op
     static_w, host_w = phase_static_w(system, chips, time, sum(energy))
-    energy = list(energy)
     energy[_STATIC] = static_w * time
     return PhaseCost(plan, Cost(time, tuple(energy)), steps, static_w, host_w, capped)
 
