@@ -10,6 +10,7 @@ import yaml
 
 from tegel.errors import TegelError
 from tegel.fidelity.dataflow import (
+    TARGET_ERROR,
     TARGET_OVER,
     load_dataflow_cases,
     validate_dataflow,
@@ -75,13 +76,15 @@ def test_seventy_b_runs_on_four_cs3_systems_through_hosts() -> None:
 
 
 def test_accuracy_train_and_held_out() -> None:
-    """The state the docs report: training entries fitted to a few per cent, held-out ones
-    predicted within 45 % (SambaNova is the worst, -40 %), none over-predicted by 1.5x."""
+    """The state the docs report: training entries fitted to a few per cent, every scored entry
+    within 35 % (SambaNova, its weights split between SRAM and HBM, is the worst, -24 %), none
+    over-predicted by 1.5x: issue 13's target."""
     report = validate_dataflow()
     assert not report.failed
     assert {r.case.set for r in report.rows} == {"train", "held_out"}
     assert report.mape("train") < 6.0
-    assert report.mape("held_out") < 30.0
+    assert report.mape("held_out") < 25.0
     for r in report.rows:
         assert r.predicted <= TARGET_OVER * r.case.measured, r.case.id
-        assert abs(r.error) < 0.45, r.case.id
+        assert abs(r.error) <= TARGET_ERROR, r.case.id
+    assert report.meets_target()
