@@ -1,0 +1,135 @@
+"""What an exploration found, for a person and for a program: the Pareto front, what rules
+points out, and the best point against the baseline with the bound that holds it back."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from tegel.evaluate.cost import CATEGORIES
+from tegel.explore.metrics import CONSTRAINTS, METRICS
+from tegel.explore.point import PointResult
+from tegel.report.text import si, table
+
+TARGET_RATIO = 100.0  # the mission's question: 100x a GPU system's tokens per joule
+
+
+def pareto(points: Sequence[PointResult], objectives: Sequence[tuple[str, str]]
+           ) -> list[PointResult]:
+    """The feasible points no other feasible point beats on every objective, sorted by the
+    first objective (best first)."""
+    signs = [1.0 if s == "max" else -1.0 for _, s in objectives]
+    names = [n for n, _ in objectives]
+    ok = [p for p in points if p.feasible and all(n in p.metrics for n in names)]
+    vals = [tuple(s * p.metrics[n] for n, s in zip(names, signs, strict=True)) for p in ok]
+    front = []
+    for i, v in enumerate(vals):
+        dominated = any(all(a >= b for a, b in zip(w, v, strict=True)) and w != v
+                        for j, w in enumerate(vals) if j != i)
+        if not dominated:
+            front.append((v, ok[i]))
+    front.sort(key=lambda x: x[0], reverse=True)
+    return [p for _, p in front]
+
+
+def ruled_out(points: Sequence[PointResult]) -> dict[str, Any]:
+    """How many points each constraint rules out (a point may miss several), how many it alone
+    rules out, and how many failed with an error."""
+    n = len(points)
+    every: Counter[str] = Counter()
+    alone: Counter[str] = Counter()
+    for p in points:
+        every.update(p.violated)
+        if len(p.violated) == 1:
+            alone.update(p.violated)
+    errors = sum(p.error is not None for p in points)
+    return {"points": n, "feasible": sum(p.feasible for p in points), "errors": errors,
+            "constraints": {c: {"points": k, "share": k / n if n else 0.0,
+                                "only_this": alone[c]} for c, k in every.most_common()}}
+
+
+def ruled_out_text(r: dict[str, Any]) -> str:
+    n = r["points"]
+    lines = [f"{r['feasible']:,} of {n:,} points feasible"
+             + (f"; {r['errors']:,} failed with an error (stored with the message)"
+                if r["errors"] else "")]
+    for name, c in r["constraints"].items():
+        lines.append(f"  {name:<32} rules out {c['points']:>7,} ({c['share']:6.1%}); "
+                     f"{c['only_this']:,} by itself")
+    return "\n".join(lines)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def pareto_table(front: Sequence[PointResult], objectives: Sequence[tuple[str, str]],
+                 names: Sequence[str], limit: int = 15) -> str:
+    obj = [n for n, _ in objectives]
+    heads = ["trial", *obj, *names, "binding"]
+    rows = [[p.trial, *(_fmt(p.metrics[m]) for m in obj), *(_fmt(p.params[n]) for n in names),
+             ",".join(p.binding) or "-"] for p in front[:limit]]
+    more = f"\n({len(front) - limit} more on the front)" if len(front) > limit else ""
+    return table(heads, rows) + more
+
+
+def point_dict(p: PointResult) -> dict[str, Any]:
+    return {"key": p.key, "trial": p.trial, "feasible": p.feasible, "params": p.params,
+            "metrics": p.metrics, "violated": list(p.violated), "binding": list(p.binding),
+            "error": p.error, "elapsed_s": p.elapsed_s}
+
+
+def against(best: PointResult, base: dict[str, float],
+            points: Sequence[PointResult]) -> dict[str, Any]:
+    """The best design against the baseline in tokens/J, and, below TARGET_RATIO, what holds
+    it back: the floor (the most any design at the node could reach), the best design's
+    energy by category, and the constraints that rule designs out or bind."""
+    m = best.metrics
+    ratio = base["energy_j_per_token"] / m["energy_j_per_token"]
+    floor_ratio = base["energy_j_per_token"] / m["energy_floor_j_per_token"]
+    parts = {c.value: m.get(f"energy_{c.value}_j_per_token", 0.0) for c in CATEGORIES}
+    total = m["energy_j_per_token"]
+    shares = {k: v / total for k, v in sorted(parts.items(), key=lambda kv: -kv[1])}
+    top, share = next(iter(shares.items()))
+    # tokens/J if the largest category cost nothing: how much that one term holds back
+    without_top = base["energy_j_per_token"] / max(total - parts[top], m["energy_floor_j_per_token"])
+    out: dict[str, Any] = {
+        "best_tokens_per_j": m["tokens_per_j"], "baseline_tokens_per_j": base["tokens_per_j"],
+        "ratio": ratio, "target_ratio": TARGET_RATIO, "reaches_target": ratio >= TARGET_RATIO,
+        "floor_ratio": floor_ratio, "floor_j_per_token": m["energy_floor_j_per_token"],
+        "energy_share": shares, "largest_term": top, "largest_term_share": share,
+        "ratio_without_largest_term": without_top,
+        "binding": list(best.binding), "ruled_out": ruled_out(points)["constraints"]}
+    if ratio >= TARGET_RATIO:
+        out["verdict"] = f"{ratio:.1f}x the baseline's tokens/J: at or beyond {TARGET_RATIO:g}x"
+    elif floor_ratio < TARGET_RATIO:
+        out["verdict"] = (f"{ratio:.1f}x; {TARGET_RATIO:g}x is below the energy floor at this "
+                          f"node and batch (at most {floor_ratio:.1f}x for any design)")
+    else:
+        out["verdict"] = (f"{ratio:.1f}x; held back by {top} energy ({share:.0%} of the best "
+                          f"design's J/token; without it {without_top:.1f}x), the floor allows "
+                          f"{floor_ratio:.0f}x")
+    return out
+
+
+def against_text(a: dict[str, Any], baseline: str) -> str:
+    lines = [f"best tokens/J {a['best_tokens_per_j']:.4g} vs {baseline} "
+             f"{a['baseline_tokens_per_j']:.4g}: {a['ratio']:.1f}x",
+             f"  energy floor at this node and batch: {si(a['floor_j_per_token'], 'J')}/token "
+             f"-> at most {a['floor_ratio']:.0f}x for any design",
+             "  best design's energy per token: " + ", ".join(
+                 f"{k} {v:.0%}" for k, v in a["energy_share"].items() if v >= 0.005),
+             f"  binding at the best design: {', '.join(a['binding']) or 'none'}",
+             f"  verdict: {a['verdict']}"]
+    return "\n".join(lines)
+
+
+def metric_unit(name: str) -> str:
+    return METRICS[name].unit if name in METRICS else ""
+
+
+def constraint_names() -> list[str]:
+    return list(CONSTRAINTS)
