@@ -28,6 +28,8 @@ METRICS: dict[str, Metric] = {
     **_ENERGY,
     "energy_floor_j_per_token": Metric("J/token", "the energy floor at the design's node "
                                        "(economics/floor.py)"),
+    "energy_floor_arithmetic_j_per_token": Metric("J/token", "the floor's arithmetic part"),
+    "energy_floor_weights_j_per_token": Metric("J/token", "the floor's weight-read part"),
     "floor_ratio": Metric("x", "energy per token / the floor"),
     "usd_per_mtoken": Metric("USD/Mtoken", "TCO per million tokens (economics/tco.py)"),
     "capital_usd_per_mtoken": Metric("USD/Mtoken", "capital only, per million tokens"),

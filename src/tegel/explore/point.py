@@ -277,6 +277,8 @@ def served_metrics(e: SystemEconomics) -> dict[str, float]:
         "tokens_per_j": 1.0 / r.energy_j_per_token,
         "energy_j_per_token": r.energy_j_per_token,
         "energy_floor_j_per_token": e.floor.j_per_token,
+        "energy_floor_arithmetic_j_per_token": e.floor.arithmetic_j_per_token,
+        "energy_floor_weights_j_per_token": e.floor.weights_j_per_token,
         "floor_ratio": e.floor_ratio,
         "usd_per_mtoken": e.tco.usd_per_mtoken,
         "capital_usd_per_mtoken": e.tco.capital_usd_per_mtoken,

@@ -79,6 +79,8 @@ def explore(space: Space, *, trials: int | None = None, store_path: Path | None 
     stored (`interrupted` True)."""
     start = time.perf_counter()
     n = trials or space.spec.search.trials
+    if space.spec.search.method == "grid":
+        n = min(n, math.prod(len(p.grid()) for p in space.spec.parameters.values()))
     path = store_path or default_store(space)
     store = Store(path, space, allow_mixed=allow_mixed, seed=space.spec.search.seed)
     ex: Executor | None = None

@@ -107,12 +107,14 @@ class OptunaSearch:
         spec = space.spec.search
         self._objectives = space.objectives
         self._limits = space.spec.constraints
+        # Optuna >= 5 reads constraints set on the trial; older versions take a function
+        self._set_constraint = hasattr(optuna.trial.Trial, "set_constraint")
+        extra: dict[str, Any] = {} if self._set_constraint else {"constraints_func": _constraints}
         if spec.method == "tpe":
-            sampler: Any = optuna.samplers.TPESampler(seed=spec.seed,
-                                                      constraints_func=_constraints)
+            sampler: Any = optuna.samplers.TPESampler(seed=spec.seed, **extra)
         else:
             sampler = optuna.samplers.NSGAIISampler(seed=spec.seed, population_size=spec.batch,
-                                                    constraints_func=_constraints)
+                                                    **extra)
         self._study = optuna.create_study(
             sampler=sampler, directions=[_direction(s) for _, s in self._objectives])
         self._dists = {n: _distribution(p) for n, p in space.spec.parameters.items()}
@@ -137,7 +139,12 @@ class OptunaSearch:
             if r.error is not None:
                 self._study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 continue
-            trial.set_user_attr("constraints", self._violations(r))
+            violations = self._violations(r)
+            if self._set_constraint:
+                for i, v in enumerate(violations):
+                    trial.set_constraint(f"c{i}", v)
+            else:
+                trial.set_user_attr("constraints", violations)
             values = [r.metrics.get(m, math.nan) for m, _ in self._objectives]
             values = [v if math.isfinite(v) else (_WORST if s == "min" else -_WORST)
                       for v, (_, s) in zip(values, self._objectives, strict=True)]

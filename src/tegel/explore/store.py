@@ -88,6 +88,10 @@ class Store:
     def meta(self) -> dict[str, Any]:
         try:
             rows = self.con.execute("SELECT name, value FROM meta").fetchall()
+        except RuntimeError as err:
+            if _interrupted(err):
+                raise KeyboardInterrupt from None
+            raise TegelError(f"{self.path}: not a tegel explore store (no meta table)") from None
         except Exception:
             raise TegelError(f"{self.path}: not a tegel explore store (no meta table)") from None
         return {k: json.loads(v) for k, v in rows}
@@ -138,10 +142,16 @@ class Store:
         if not keys:
             return {}
         names = self.meta()["parameters"]
-        rel = self.con.execute(f"SELECT * FROM {table} WHERE key IN (SELECT UNNEST(?))", [keys])
-        cols = [d[0] for d in rel.description]
-        return {r.key: r for r in (_row(dict(zip(cols, row, strict=True)), names)
-                                   for row in rel.fetchall())}
+        try:
+            rel = self.con.execute(f"SELECT * FROM {table} WHERE key IN (SELECT UNNEST(?))",
+                                   [keys])
+            cols = [d[0] for d in rel.description]
+            rows = rel.fetchall()
+        except RuntimeError as err:
+            if _interrupted(err):
+                raise KeyboardInterrupt from None
+            raise
+        return {r.key: r for r in (_row(dict(zip(cols, row, strict=True)), names) for row in rows)}
 
     def add(self, results: list[PointResult], table: str = "points") -> None:
         """Write whole points in one transaction (already stored keys are left as they are)."""
@@ -162,8 +172,10 @@ class Store:
             self.con.executemany(
                 f"INSERT INTO {table} ({quoted}) VALUES ({marks}) ON CONFLICT DO NOTHING", rows)
             self.con.execute("COMMIT")
-        except BaseException:
+        except BaseException as err:
             self.con.execute("ROLLBACK")
+            if isinstance(err, RuntimeError) and _interrupted(err):
+                raise KeyboardInterrupt from None
             raise
 
     def all(self, table: str = "points") -> list[PointResult]:
@@ -188,6 +200,11 @@ class Store:
         """Export one row per point, `param_<name>` and `metric_<name>` columns."""
         self.con.execute(f"COPY (SELECT * FROM {table} ORDER BY trial) TO '{out}' (FORMAT PARQUET)")
         return self.count(table)
+
+
+def _interrupted(err: Exception) -> bool:
+    """DuckDB turns Ctrl-C during a query into an error; the driver wants KeyboardInterrupt."""
+    return "interrupt" in str(err).lower()
 
 
 def _finite(v: float | None) -> float | None:
