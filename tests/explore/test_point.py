@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from explore.conftest import write_space
 
+from explore.conftest import write_space
 from tegel.economics.evaluate import Workload, evaluate_system
 from tegel.explore.point import Evaluator, Task
 from tegel.explore.report import ruled_out

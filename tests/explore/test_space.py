@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from explore.conftest import write_space
 
+from explore.conftest import write_space
 from tegel.errors import TegelError
 from tegel.explore.space import Param, load_space
 

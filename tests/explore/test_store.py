@@ -12,8 +12,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from explore.conftest import write_space
 
+from explore.conftest import write_space
 from tegel.cli import main
 from tegel.errors import TegelError
 from tegel.explore import explore, load_space
@@ -27,13 +27,19 @@ def _run_until(args: list[str], marker: str, sig: int, timeout_s: float = 60.0
     """Start `tegel explore`, wait until its progress shows `marker`, send `sig`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([*CLI, "explore", *args], stderr=subprocess.PIPE,
-                            stdout=subprocess.DEVNULL, text=True, env=env)
+                            stdout=subprocess.DEVNULL, text=True, env=env,
+                            start_new_session=True)
     assert proc.stderr is not None
     deadline = time.monotonic() + timeout_s
     for line in proc.stderr:
         if marker in line or time.monotonic() > deadline:
             break
     proc.send_signal(sig)
+    if sig == signal.SIGKILL:  # its workers lose their parent: stop them too (our own group)
+        rc = proc.wait(timeout=60)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.stderr.close()
+        return rc, ""
     _, rest = proc.communicate(timeout=60)
     return proc.returncode, rest
 
@@ -47,11 +53,12 @@ def test_sigkill_then_resume_finds_every_point_once(tmp_path: Path) -> None:
     assert rc == -signal.SIGKILL
     with duckdb.connect(str(store), read_only=True) as con:
         before = con.execute("SELECT count(*) FROM points").fetchone()[0]
-    assert 0 < before
+    assert before > 0
     resumed = explore(load_space(path), store_path=store, executor="inline", baseline=False)
     whole = explore(load_space(path), store_path=tmp_path / "whole.duckdb", executor="inline",
                     baseline=False)
-    assert resumed.evaluated < len(whole.points)  # what was stored was not evaluated again
+    assert before < len(whole.points)  # killed part-way
+    assert resumed.evaluated == len(whole.points) - before  # the stored were not redone
     with duckdb.connect(str(store), read_only=True) as con:
         keys = [k for (k,) in con.execute("SELECT key FROM points").fetchall()]
     assert len(keys) == len(set(keys)) == len(whole.points)
@@ -76,7 +83,7 @@ def test_another_engine_version_is_refused(tmp_path: Path, space_file: Path,
     store = tmp_path / "s.duckdb"
     explore(space, trials=8, store_path=store, executor="inline", baseline=False)
     monkeypatch.setattr(store_module, "engine_version", lambda: "0.0.0+other")
-    with pytest.raises(TegelError, match="written by engine version .*--allow-mixed"):
+    with pytest.raises(TegelError, match=r"written by engine version .*--allow-mixed"):
         explore(space, trials=8, store_path=store, executor="inline", baseline=False)
     r = explore(space, trials=16, store_path=store, executor="inline", baseline=False,
                 allow_mixed=True)
@@ -97,8 +104,9 @@ def test_another_space_is_refused(tmp_path: Path, space_file: Path) -> None:
         explore(load_space(other), trials=4, store_path=store, executor="inline")
 
 
-def test_show_pareto_sql_parquet_and_json(tmp_path: Path, space_file: Path,
+def test_show_pareto_sql_parquet_and_json(tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
+    space_file = write_space(tmp_path, "grid")
     store = tmp_path / "s.duckdb"
     assert main(["explore", str(space_file), "--store", str(store), "--workers", "1",
                  "--no-baseline", "--trials", "12"]) == 0
@@ -125,7 +133,7 @@ def test_no_feasible_point_says_what_rules_them_out(tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path = write_space(tmp_path, "grid", **{"max_die_area_mm2: 858": "max_die_area_mm2: 1"})
     assert main(["explore", str(path), "--store", str(tmp_path / "n.duckdb"), "--workers", "1",
-                 "--no-baseline"]) == 0
+                 "--no-baseline", "--trials", "1000"]) == 0
     out = capsys.readouterr().out
     assert "0 of 32 points feasible" in out and "no feasible point" in out
     assert "max_die_area_mm2" in out and "rules out      32 (100.0%)" in out

@@ -160,7 +160,7 @@ class Evaluator:
                     violated += self._slo_violations(metrics)
         except TegelError as err:
             error = str(err)
-        except Exception as err:  # noqa: BLE001 - one bad point must not stop the search
+        except Exception as err:
             error = f"{type(err).__name__}: {err}"
         binding = () if violated or error else self._binding(metrics)
         return PointResult(task.key, task.trial, dict(task.params), metrics,

@@ -163,19 +163,20 @@ def _constraints(trial: Any) -> list[float]:
     return list(trial.user_attrs.get("constraints", [0.0]))
 
 
-def _direction(sense: str) -> str:
+def _direction(sense: str) -> Any:
     return "maximize" if sense == "max" else "minimize"
 
 
 def _plain(value: Any) -> Value:
     """Optuna hands back numpy scalars for some distributions; the store wants plain values."""
     if isinstance(value, np.generic):
-        return value.item()  # type: ignore[no-any-return]
-    return value  # type: ignore[no-any-return]
+        return value.item()
+    return value
 
 
 STRATEGIES = {"grid": Grid, "random": Random, "tpe": OptunaSearch, "nsga2": OptunaSearch}
 
 
 def strategy_for(space: Space, trials: int) -> Strategy:
-    return STRATEGIES[space.spec.search.method](space, trials)  # type: ignore[no-any-return]
+    kind: Any = STRATEGIES[space.spec.search.method]
+    return kind(space, trials)  # type: ignore[no-any-return]

@@ -74,9 +74,10 @@ class Param(_Model):
             return list(self.values)
         if self.step is None or self.low is None or self.high is None:
             raise TegelError("a continuous range has no grid")
-        n = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        n = math.floor((self.high - self.low) / self.step + 1e-9) + 1
         raw = [self.low + i * self.step for i in range(n)]
-        return [int(round(v)) for v in raw] if self.is_int else raw
+        out: list[Value] = [round(v) for v in raw] if self.is_int else list(raw)
+        return out
 
 
 class WorkloadSpec(_Model):
