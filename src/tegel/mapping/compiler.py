@@ -2,8 +2,9 @@
 
 `compile_for` is the whole compiler; its passes are pure functions run in order —
 `partition_stages` (whole layers, or balanced runs of ops), `choose_levels` (where weights, KV
-cache and activations live), `assign_regions` (a rectangle of tiles per stage, by guillotine
-cuts), `split_ops` (each op m x n x k over its region), `place_tensors` (a home per tensor per
+cache and activations live; `mapping.levels`), `assign_regions` (a rectangle of tiles per stage,
+by guillotine cuts), `fill_levels` (weights left off chip brought as near as there is room),
+`split_ops` (each op m x n x k over its region), `place_tensors` (a home per tensor per
 stage), `route_transfers` (what crosses stages, routed) — then `verify`. `mapping.lower` gives
 the Plan of steps both evaluators price; the event simulator also plays the compiled plan's data
 dependencies.
@@ -32,11 +33,12 @@ from tegel.mapping.compiled import (
     Transfer,
     verify,
 )
+from tegel.mapping.levels import Levels, choose_levels, fill_levels, stage_weights
 from tegel.mapping.params import DataflowParams, default_params
 from tegel.mapping.plan import Parallelism, PlanRequest, llm_request
 from tegel.mapping.routing import chip_route, noc_route
 from tegel.mapping.sharding import OpShard, shard_graph
-from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, Role, Tensor
+from tegel.workload.ir import Graph, Op, OpKind, Role, Tensor
 from tegel.workload.llm import Phase, Precision, build_llm_graph
 from tegel.workload.model_config import ModelConfig
 from tegel.workload.ops import gemm_dims, work
@@ -184,143 +186,8 @@ def _balanced(graph: Graph, stages: int, chip: Chip) -> Blueprint:
 # ---- 2. levels ------------------------------------------------------------------------------
 
 
-# ops that read only part of a weight per call: the rows gathered, the experts touched
-_PART_READ = frozenset({OpKind.EMBEDDING, OpKind.MOE_EXPERTS})
-
-
-@dataclass(frozen=True, slots=True)
-class Levels:
-    """Storage levels chosen for each kind of tensor: each weight of each stage its own
-    (`weights[(stage, tensor)]`, holding `weight_bytes` on each chip of the stage), the KV cache
-    and activations one level each."""
-
-    weights: dict[tuple[int, str], str]
-    weight_bytes: dict[tuple[int, str], float]
-    kv_cache: str
-    activations: str
-
-    def of(self, role: Role, stage: int, tensor: str) -> str:
-        if role is Role.WEIGHT:
-            return self.weights[(stage, tensor)]
-        return self.kv_cache if role is Role.KV_CACHE else self.activations
-
-    def held(self, stage: int, level: str) -> float:
-        """Bytes of weights of `stage` that each of its chips holds in `level`."""
-        return sum(b for key, b in self.weight_bytes.items()
-                   if key[0] == stage and self.weights[key] == level)
-
-    def note(self, names: tuple[str, ...]) -> str:
-        """Where the weights are (in the order of `names`, the chip's levels nearest first)
-        and the KV cache; for weights split across levels, the share of their bytes in each."""
-        held = {n: 0.0 for n in names if n in set(self.weights.values())}
-        for key, b in self.weight_bytes.items():
-            held[self.weights[key]] += b
-        total = sum(held.values()) or 1.0
-        split = ("; weight bytes " + ", ".join(f"{b / total:.0%} in {lv}" for lv, b in held.items())
-                 if len(held) > 1 else "")
-        return f"weights in {' and '.join(held)}, KV cache in {self.kv_cache}{split}"
-
-
 def _level_specs(chip: Chip) -> tuple[LevelSpec, ...]:
     return tuple(LevelSpec(lv.name, lv.scope, lv.capacity_bytes, lv.total_bytes) for lv in chip.levels())
-
-
-def _weight_shares(graph: Graph, segs: tuple[Segment, ...], target: _Target,
-                   gemm_only: bool = False) -> dict[str, float]:
-    """Weight -> bytes of it each chip of a stage holds (each folded layer its own copy)."""
-    ops = {op.name: op for op in graph.ops}
-    seen: dict[str, float] = {}
-    for seg in segs:
-        for name in seg.ops:
-            op = ops[name]
-            if gemm_only and op.kind not in GEMM_KINDS:
-                continue
-            for i, t in enumerate(op.inputs):
-                if t.role is Role.WEIGHT:
-                    seen[t.name] = target.weight_bytes(op, i) * seg.repeat
-    return seen
-
-
-def _stage_weights(graph: Graph, segs: tuple[Segment, ...], target: _Target,
-                   gemm_only: bool = False) -> float:
-    """Bytes of the weights each chip of a stage holds (each folded layer its own copy)."""
-    return sum(_weight_shares(graph, segs, target, gemm_only).values())
-
-
-def choose_levels(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...],
-                  target: _Target) -> Levels:
-    """All weights in the nearest level that takes every chip's share (a
-    `sram_weight_fraction` of on-chip levels), else off chip, from where `fill_levels` brings
-    what fits nearer; the KV cache off chip when there is memory there; activations in tile
-    SRAM."""
-    chip = target.chip
-    levels = chip.levels()
-    tile = [lv for lv in levels if lv.scope == "tile"]
-    if not tile:
-        raise TegelError(f"{chip.name}: a dataflow chip needs tile-level storage")
-    sram = max(tile, key=lambda lv: lv.total_bytes)
-    sizes = {(i, t): b for i, segs in enumerate(blueprint)
-             for t, b in _weight_shares(graph, segs, target).items()}
-    per_chip: dict[int, float] = {}
-    for (i, _), b in sizes.items():
-        per_chip[on_chip[i]] = per_chip.get(on_chip[i], 0.0) + b
-    need = max(per_chip.values(), default=0.0)
-    fraction = target.params.sram_weight_fraction
-    candidates = [sram, *(lv for lv in levels if lv.scope == "chip")]
-    offchip = [lv for lv in levels if lv.scope == "offchip"]
-    weights = next((lv.name for lv in candidates if need <= fraction * lv.total_bytes),
-                   offchip[0].name if offchip else sram.name)
-    kv = offchip[0].name if offchip else candidates[-1].name
-    return Levels(dict.fromkeys(sizes, weights), sizes, kv, sram.name)
-
-
-def fill_levels(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
-                target: _Target) -> Levels:
-    """Weights that `choose_levels` left off chip (a model larger than the chips' on-chip
-    storage) brought as near as there is room: each stage's region takes a
-    `sram_weight_fraction` of its tiles' SRAM, then each chip-wide level the same share of
-    it on each chip, and the rest stays off chip.
-
-    Order: weights that every call reads whole (GEMM weights, norm scales) before those it
-    reads in part (embedding rows gathered, experts touched: `_PART_READ`); within each, the
-    larger first, ties in graph then stage order, each into the nearest level with room (first
-    fit decreasing: every weight of a class is read once per call, so the time saved grows
-    with the bytes placed nearer, and this order packs the most). The figures are phase
-    independent, so prefill and decode plans place the weights alike."""
-    chip_levels = target.chip.levels()
-    offchip = {lv.name for lv in chip_levels if lv.scope == "offchip"}
-    far = [key for key, lv in levels.weights.items() if lv in offchip]
-    if not far:
-        return levels
-    tile = next(lv for lv in chip_levels if lv.name == levels.activations)
-    fraction = target.params.sram_weight_fraction
-    room_tile = {st.index: fraction * tile.capacity_bytes * st.region.tiles for st in stages}
-    shared = [lv for lv in chip_levels if lv.scope == "chip"]
-    room_chip = {(st.region.chip, lv.name): fraction * lv.total_bytes
-                 for st in stages for lv in shared}
-    part = _part_read(graph)
-    order = {t.name: i for i, t in enumerate(graph.weights)}
-    placed = dict(levels.weights)
-    sizes = levels.weight_bytes
-    for key in sorted(far, key=lambda k: (k[1] in part, -sizes[k], order.get(k[1], 0), k[0])):
-        b, chip = sizes[key], stages[key[0]].region.chip
-        if b <= room_tile[key[0]]:
-            room_tile[key[0]] -= b
-            placed[key] = tile.name
-            continue
-        where = next((lv.name for lv in shared if b <= room_chip[(chip, lv.name)]), None)
-        if where is not None:
-            room_chip[(chip, where)] -= b
-            placed[key] = where
-    return replace(levels, weights=placed)
-
-
-def _part_read(graph: Graph) -> set[str]:
-    """Weights that only ops reading part of them per call read (`_PART_READ`)."""
-    whole = {t.name for op in graph.ops if op.kind not in _PART_READ
-             for t in op.inputs if t.role is Role.WEIGHT}
-    return {t.name for op in graph.ops if op.kind in _PART_READ
-            for t in op.inputs if t.role is Role.WEIGHT and t.name not in whole}
 
 
 # ---- 3. regions -----------------------------------------------------------------------------
@@ -337,7 +204,7 @@ def assign_regions(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...],
     for c in sorted(set(on_chip)):
         stages = [i for i, cc in enumerate(on_chip) if cc == c]
         mine = [blueprint[i] for i in stages]
-        sizes = [_stage_weights(graph, segs, target, gemm_only=True) for segs in mine]
+        sizes = [stage_weights(graph, segs, target, gemm_only=True) for segs in mine]
         if not sum(sizes):
             ops = {op.name: op for op in graph.ops}
             sizes = [sum(_op_seconds(ops[n], chip) * s.repeat for s in segs for n in s.ops)
