@@ -101,6 +101,9 @@ def write_run_trace(path: str, result: Any) -> int:
     for label, cost, plan in (("prefill", chosen.prefill, compiled[0]),
                               ("decode", chosen.decode, compiled[1])):
         rec = TraceRecorder(label, offset)
-        offset += simulate(plan or cost.plan, result.system, tracer=rec, lowered=cost.plan).time_s
+        simulated = simulate(plan or cost.plan, result.system, tracer=rec, lowered=cost.plan)
+        if simulated.power_capped and rec.end_s > 0:  # drawn at the throttled clock
+            rec.stretch(simulated.time_s / rec.end_s)
+        offset += simulated.time_s
         recorders.append(rec)
     return write_chrome_trace(path, recorders)

@@ -29,6 +29,11 @@ class TraceRecorder:
              args: dict[str, Any]) -> None:
         self.spans.append((process, track, name, start_s, end_s, args))
 
+    def stretch(self, factor: float) -> None:
+        """Every span's start and end times `factor`: a phase its power limit slows (the clocks
+        throttle, so every step takes that much longer)."""
+        self.spans = [(p, t, n, a * factor, b * factor, x) for p, t, n, a, b, x in self.spans]
+
     @property
     def end_s(self) -> float:
         return max((s[4] for s in self.spans), default=0.0)
