@@ -179,4 +179,4 @@ STRATEGIES = {"grid": Grid, "random": Random, "tpe": OptunaSearch, "nsga2": Optu
 
 def strategy_for(space: Space, trials: int) -> Strategy:
     kind: Any = STRATEGIES[space.spec.search.method]
-    return kind(space, trials)  # type: ignore[no-any-return]
+    return kind(space, trials)
