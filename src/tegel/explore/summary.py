@@ -16,6 +16,7 @@ from tegel.explore.report import (
     ruled_out_text,
 )
 from tegel.explore.run import ExploreResult
+from tegel.explore.space import Space
 from tegel.explore.store import Store
 
 
@@ -32,6 +33,24 @@ def _against(points: tuple[PointResult, ...] | list[PointResult],
     return {"best": point_dict(best), **against(best, base, points)}
 
 
+def at_edges(space: Space, params: dict[str, Any]) -> list[str]:
+    """The numeric parameters whose value is the lowest or highest the space allows: the search
+    would have gone further that way."""
+    out = []
+    for name, p in space.spec.parameters.items():
+        v = params.get(name)
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            continue
+        values = ([x for x in p.values if isinstance(x, int | float)] if p.values is not None
+                  else [p.low, p.high])
+        numbers = [float(x) for x in values if x is not None]
+        if len(numbers) > 1 and v >= max(numbers):
+            out.append(f"{name}={v:g} (highest)")
+        elif len(numbers) > 1 and v <= min(numbers):
+            out.append(f"{name}={v:g} (lowest)")
+    return out
+
+
 def summary_dict(r: ExploreResult) -> dict[str, Any]:
     objectives = list(r.space.objectives)
     front = pareto(r.points, objectives)
@@ -43,7 +62,13 @@ def summary_dict(r: ExploreResult) -> dict[str, Any]:
             "ruled_out": ruled_out(r.points),
             "refined": [point_dict(p) for p in r.refined],
             "baseline": {"name": r.space.spec.baseline, "metrics": r.baseline},
-            "against_baseline": _against(r.points, r.refined, objectives, r.baseline)}
+            "against_baseline": _against(r.points, r.refined, objectives, r.baseline),
+            "best_at_space_edges": _edges_of_best(r)}
+
+
+def _edges_of_best(r: ExploreResult) -> list[str]:
+    a = _against(r.points, r.refined, list(r.space.objectives), r.baseline)
+    return [] if a is None else at_edges(r.space, a["best"]["params"])
 
 
 def _text(name: str, points: tuple[PointResult, ...] | list[PointResult],
@@ -77,6 +102,9 @@ def summary_text(r: ExploreResult) -> str:
         head += "\ninterrupted: what finished is stored; run the same command to resume"
     lines = _text(r.space.spec.name, r.points, r.refined, list(r.space.objectives),
                   list(r.space.names), r.baseline, r.space.spec.baseline)
+    edges = _edges_of_best(r)
+    if edges:
+        lines.append(f"  at the space's edge (the search would go further): {', '.join(edges)}")
     return "\n".join([head, *lines])
 
 
