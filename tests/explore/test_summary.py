@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from explore.conftest import write_space
 
+from explore.conftest import write_space
 from tegel.explore import explore, load_space
 from tegel.explore.summary import summary_dict, summary_text
 from tegel.serving.run import run
