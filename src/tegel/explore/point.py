@@ -291,14 +291,16 @@ def served_metrics(e: SystemEconomics) -> dict[str, float]:
     return out
 
 
-def baseline_metrics(space: Space, name: str, at_operating_point: bool) -> dict[str, float]:
-    """The space's workload and SLO on a named system (e.g. dgx-h100): at the operating point,
-    or a static run at the space's batch (with a batch parameter, and no SLO: its largest)."""
+def baseline_metrics(space: Space, name: str, at_operating_point: bool,
+                     precision: str | None = None) -> dict[str, float]:
+    """The space's workload and SLO on a named system (e.g. dgx-h100), in `precision` (default:
+    the space's): at the operating point, or a static run at the space's batch (with a batch
+    parameter, and no SLO: its largest)."""
     ev = Evaluator(space)
     system = load_system(name)
     w = ev.workload()
-    precision = resolve_precision(system, space.spec.workload.precision)
-    w = Workload(w.model, w.input_tokens, w.output_tokens, precision,
+    fmt = resolve_precision(system, precision or space.spec.workload.precision)
+    w = Workload(w.model, w.input_tokens, w.output_tokens, fmt,
                  w.min_tokens_per_s_per_user, w.target_tokens_per_s, w.max_ttft_s)
     batch = None
     if not at_operating_point:

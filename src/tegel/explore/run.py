@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,7 @@ class ExploreResult:
     points: tuple[PointResult, ...]  # every distinct point of the trials done, trial order
     refined: tuple[PointResult, ...]
     baseline: dict[str, float] | None
+    baseline_label: str | None  # the baseline system and the number format it ran in
     interrupted: bool
     wall_s: float
 
@@ -115,17 +116,18 @@ def explore(space: Space, *, trials: int | None = None, store_path: Path | None 
                 progress(Progress(done, n, evaluated, _feasible(by_key, {}),
                                   time.perf_counter() - start, best))
         refined = _refine(space, store, list(by_key.values()), ex, executor, workers, address)
-        base = _baseline(space, store) if baseline else None
+        base, label = _baseline(space, store, list(by_key.values()), refined) if baseline \
+            else (None, None)
     except KeyboardInterrupt:
         interrupted = True
-        refined, base = [], None
+        refined, base, label = [], None, None
     finally:
         if ex is not None:
             ex.close()
     points = tuple(sorted(by_key.values(), key=lambda p: p.trial))
     store.close()
     return ExploreResult(space, path, n, done, evaluated, reused, points, tuple(refined), base,
-                         interrupted, time.perf_counter() - start)
+                         label, interrupted, time.perf_counter() - start)
 
 
 def _feasible(by_key: dict[str, PointResult], more: dict[str, PointResult]) -> int:
@@ -156,16 +158,34 @@ def _refine(space: Space, store: Store, points: list[PointResult], ex: Executor 
     return [known[p.key] for p in ok]
 
 
-def _baseline(space: Space, store: Store) -> dict[str, float] | None:
-    """The baseline system's metrics on the same workload and evaluation (stored once)."""
+def best_by_tokens_per_j(points: Sequence[PointResult], refined: Sequence[PointResult]
+                         ) -> PointResult | None:
+    """The design the comparison with the baseline is about: the feasible point with the most
+    tokens/J, among those refined at the operating point where there are any."""
+    pool = [p for p in (refined or points) if p.feasible and "tokens_per_j" in p.metrics]
+    return max(pool, key=lambda p: p.metrics["tokens_per_j"]) if pool else None
+
+
+def _baseline(space: Space, store: Store, points: Sequence[PointResult],
+              refined: Sequence[PointResult]) -> tuple[dict[str, float] | None, str | None]:
+    """The baseline system's metrics on the same workload and evaluation, in the number format
+    of the best design (like for like: a GPU serves fp8 too), and its label; stored once per
+    format."""
     name = space.spec.baseline
     if name is None:
-        return None
+        return None, None
+    best = best_by_tokens_per_j(points, refined)
+    chosen = best.params.get("workload.precision") if best is not None else None
+    precision = str(chosen) if chosen is not None else space.spec.workload.precision
+    label = f"{name} ({precision or 'its default format'})"
     meta = store.meta()
     saved = meta.get("baseline")
-    if saved and saved.get("name") == name and saved.get("engine") == store.version:
-        return dict(saved["metrics"])
+    if (saved and saved.get("name") == name and saved.get("engine") == store.version
+            and saved.get("precision") == precision):
+        return dict(saved["metrics"]), label
     metrics = baseline_metrics(space, name, at_operating_point=bool(
-        space.spec.evaluate.kind == "operating_point" or space.spec.evaluate.refine_top))
-    store.set_meta("baseline", {"name": name, "engine": store.version, "metrics": metrics})
-    return metrics
+        space.spec.evaluate.kind == "operating_point" or space.spec.evaluate.refine_top),
+        precision=precision)
+    store.set_meta("baseline", {"name": name, "engine": store.version, "precision": precision,
+                                "label": label, "metrics": metrics})
+    return metrics, label

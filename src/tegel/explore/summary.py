@@ -15,7 +15,7 @@ from tegel.explore.report import (
     ruled_out,
     ruled_out_text,
 )
-from tegel.explore.run import ExploreResult
+from tegel.explore.run import ExploreResult, best_by_tokens_per_j
 from tegel.explore.space import Space
 from tegel.explore.store import Store
 
@@ -26,10 +26,9 @@ def _against(points: tuple[PointResult, ...] | list[PointResult],
              ) -> dict[str, Any] | None:
     """The best design by tokens/J (refined at the operating point where there are refined
     points) against the baseline."""
-    pool = [p for p in (refined or points) if p.feasible and "tokens_per_j" in p.metrics]
-    if base is None or not pool:
+    best = best_by_tokens_per_j(points, refined)
+    if base is None or best is None:
         return None
-    best = max(pool, key=lambda p: p.metrics["tokens_per_j"])
     return {"best": point_dict(best), **against(best, base, points)}
 
 
@@ -61,7 +60,8 @@ def summary_dict(r: ExploreResult) -> dict[str, Any]:
             "pareto": [point_dict(p) for p in front],
             "ruled_out": ruled_out(r.points),
             "refined": [point_dict(p) for p in r.refined],
-            "baseline": {"name": r.space.spec.baseline, "metrics": r.baseline},
+            "baseline": {"name": r.space.spec.baseline, "label": r.baseline_label,
+                         "metrics": r.baseline},
             "against_baseline": _against(r.points, r.refined, objectives, r.baseline),
             "best_at_space_edges": _edges_of_best(r)}
 
@@ -101,7 +101,7 @@ def summary_text(r: ExploreResult) -> str:
     if r.interrupted:
         head += "\ninterrupted: what finished is stored; run the same command to resume"
     lines = _text(r.space.spec.name, r.points, r.refined, list(r.space.objectives),
-                  list(r.space.names), r.baseline, r.space.spec.baseline)
+                  list(r.space.names), r.baseline, r.baseline_label)
     edges = _edges_of_best(r)
     if edges:
         lines.append(f"  at the space's edge (the search would go further): {', '.join(edges)}")
@@ -137,6 +137,7 @@ def show_text(store: Store, pareto_only: bool = False) -> str:
     if pareto_only:
         front = pareto(points, objectives)
         return pareto_table(front, objectives, params, limit=len(front))
-    name = (meta.get("baseline") or {}).get("name")
+    saved = meta.get("baseline") or {}
+    name = saved.get("label") or saved.get("name")
     return "\n".join(_text(str(meta.get("space")), points, refined, objectives, params, base,
                            name))
