@@ -8,7 +8,7 @@ from tegel.errors import TegelError
 from tegel.hardware import load_system
 from tegel.mapping.params import default_params
 from tegel.mapping.plan import Parallelism
-from tegel.serving.llm import Config, evaluate_config, memory_per_chip
+from tegel.serving.llm import Config, evaluate_config, kv_tokens_held, memory_per_chip
 from tegel.serving.scenario import RunOptions, Scenario
 from tegel.serving.search import better, candidate_parallelisms, fit, search
 from tegel.workload import Precision, load_model_config
@@ -49,8 +49,10 @@ def test_fit_is_the_memory_model() -> None:
     s, system = _scenario("llama-3.1-70b", batch=None, inp=4096, out=1024), load_system("dgx-h100")
     f = fit(s, system, Parallelism(8, 1, 1, 1), RunOptions(), PARAMS)
     assert f.batch_per_replica > 1
-    assert memory_per_chip(s, system, Parallelism(8), f.batch_per_replica, PARAMS).fits
-    assert not memory_per_chip(s, system, Parallelism(8), f.batch_per_replica + 1, PARAMS).fits
+    held = RunOptions()  # batch "auto" on the current stack: KV pages held in flight
+    assert memory_per_chip(s, system, Parallelism(8), f.batch_per_replica, PARAMS, held).fits
+    assert not memory_per_chip(s, system, Parallelism(8), f.batch_per_replica + 1, PARAMS,
+                               held).fits
     short = fit(s, system, Parallelism(1, 1, 1, 8), RunOptions(), PARAMS)  # 140 GB on one GPU
     assert short.batch_per_replica == 0 and short.shortfall_bytes > 50e9
 
@@ -91,3 +93,22 @@ def test_search_returns_the_best_candidate_it_tried(model: str, system_name: str
 def test_nothing_fits_names_the_shortfall() -> None:
     with pytest.raises(TegelError, match=r"does not fit on h100-sxm .* short by"):
         search(_scenario("llama-3.1-405b"), load_system("h100-sxm"), RunOptions(), PARAMS)
+
+
+def test_an_in_flight_batch_holds_each_sequences_mean_context() -> None:
+    """Paged KV in flight (Little's law): prompt + half the output per sequence; a static batch
+    (a stack without it, a fixed batch, a dataflow chip) holds the full context."""
+    s = _scenario("llama-3.1-70b", batch=None, inp=1000, out=3000)
+    assert kv_tokens_held(s, 0.0) == 4000 and kv_tokens_held(s, 1.0) == 2500
+    beams = Scenario(s.model, None, 1000, 3000, Precision(), beams=4)
+    assert kv_tokens_held(beams, 1.0) == 1000 + 4 * 1500  # beams share the prompt
+    system, par = load_system("dgx-h100"), Parallelism(8)
+    paged = fit(s, system, par, RunOptions(), PARAMS).batch_per_replica
+    static = fit(s, system, par, RunOptions(software="trtllm-0.8"), PARAMS).batch_per_replica
+    assert static > 1 and paged == pytest.approx(static * 4000 / 2500, rel=0.01)
+    fixed = _scenario("llama-3.1-70b", batch=paged, inp=1000, out=3000)
+    assert not fit(fixed, system, par, RunOptions(), PARAMS).batch_per_replica  # static
+    assert fit(fixed, system, par, RunOptions(in_flight=True), PARAMS).batch_per_replica == paged
+    wafer = load_system("cerebras-wse3")
+    assert memory_per_chip(s, wafer, Parallelism(), 1, PARAMS, RunOptions()).kv_cache_bytes == (
+        memory_per_chip(s, wafer, Parallelism(), 1, PARAMS).kv_cache_bytes)  # dataflow: static

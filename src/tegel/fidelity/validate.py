@@ -78,8 +78,10 @@ def _server_batch(case: Case, system: System, params: Params) -> RunResult:
 
 
 def _run(case: Case, system: System, batch: int | str, params: Params) -> RunResult:
+    """The case's scenario at `batch`; a Server case's batches are in-flight concurrencies."""
     options = RunOptions(tp=case.tp, max_batch_per_replica=case.max_batch, beams=case.beams,
-                         software=params.gpu.later_generation(case.software))
+                         software=params.gpu.later_generation(case.software),
+                         in_flight=case.batch == "server")
     return run(case.model, system, batch, case.input_tokens, case.output_tokens,
                precision_of(case.precision), options=options, params=params)
 

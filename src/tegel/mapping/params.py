@@ -72,6 +72,7 @@ class GpuParams:
     moe_gemm_efficiency: float
     gqa_kv_sharing: float = 1.0  # 1: decode attention reads a KV head once per query group
     fp8_context_attention: float = 1.0  # 1: prefill attention in FP8 when the KV cache is FP8
+    kv_pages_on_demand: float = 1.0  # 1: in-flight batching, KV pages held as sequences grow
     generations: tuple[Generation, ...] = ()
     chips: ChipTable = field(default_factory=shipped_chip_table)
 

@@ -3,8 +3,9 @@
 A policy turns (graph, system, request, parameters) into a `Planned` — the `Plan` of steps both
 evaluators price, and, for a spatial policy, the `CompiledPlan` it lowered them from (the event
 simulator plays its data dependencies). It also answers what the parallelism search needs to
-know of the machine kind: how much memory a chip offers, which stage counts to try, whether
-tensor parallelism may leave a node, the fixed host work per request.
+know of the machine kind: how much memory a chip offers, how much KV cache a sequence of a
+maximum-throughput batch holds, which stage counts to try, whether tensor parallelism may leave
+a node, the fixed host work per request.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Policy(Protocol):
 
     def usable_memory_bytes(self, chip: Chip, params: Params) -> float: ...
 
+    def kv_pages_on_demand(self, params: Params, software: str | None) -> float: ...
+
     def stage_counts(self, pp: int, layers: int) -> list[int]: ...
 
     def pp_degrees(self, chips_left: int, layers: int) -> list[int]: ...
@@ -64,6 +67,11 @@ class GpuPolicy:
 
     def usable_memory_bytes(self, chip: Chip, params: Params) -> float:
         return chip.offchip_usable_bytes * params.gpu.memory_usable_fraction
+
+    def kv_pages_on_demand(self, params: Params, software: str | None) -> float:
+        """1 where the software stack batches in flight with KV pages allocated as sequences
+        grow (mapping/data/gpu.yaml), 0 where every sequence holds its full context."""
+        return params.gpu.for_software(software).kv_pages_on_demand
 
     def stage_counts(self, pp: int, layers: int) -> list[int]:
         return [pp]  # one stage per pipeline rank
@@ -88,6 +96,9 @@ class DataflowPolicy:
     def usable_memory_bytes(self, chip: Chip, params: Params) -> float:
         sram = sum(lv.total_bytes for lv in chip.levels() if lv.scope != "offchip")
         return chip.offchip_usable_bytes + sram * params.dataflow.sram_weight_fraction
+
+    def kv_pages_on_demand(self, params: Params, software: str | None) -> float:
+        return 0.0  # a static schedule places each sequence's KV cache for its full context
 
     def stage_counts(self, pp: int, layers: int) -> list[int]:
         """pp, 2 pp, 4 pp, ... stages (regions per chip), at most one layer each."""

@@ -7,7 +7,9 @@ first token, time per output token, and the energy of one replica serving its sh
 Approximations (docs/design.md): a static batch — every sequence has the same input and output
 length; decode is evaluated once at the mean KV length L + O/2 (decode work is linear in K, so
 this is the average step up to roofline kinks); the transformer layers are identical, so one is
-planned and repeated.
+planned and repeated. Memory: a sequence of a static batch holds its full context; one of an
+in-flight batch (batch "auto", or `RunOptions.in_flight`) on a stack that pages its KV cache
+holds its prompt + half its output on average (`kv_tokens_held`).
 """
 
 from __future__ import annotations
@@ -65,14 +67,33 @@ def model_weight_bytes(cfg: ModelConfig, precision: Precision) -> float:
     return per_layer * cfg.num_layers + sum(w.nbytes for w in non_layer_weights(one))
 
 
+def kv_tokens_held(s: Scenario, pages_on_demand: float) -> float:
+    """KV-cache tokens one sequence holds. In a static batch (`pages_on_demand` 0) its full
+    context: the prompt and every beam's output. In an engine that batches in flight and
+    allocates KV pages as a sequence grows (1; Kwon et al., PagedAttention, SOSP 2023), the
+    sequences of a steady batch are spread evenly over their decode progress, so by Little's
+    law each holds the prompt + half the output on average."""
+    return s.input_tokens + s.beams * s.output_tokens * (1.0 - pages_on_demand / 2.0)
+
+
+def pages_on_demand(s: Scenario, system: System, params: Params,
+                    options: RunOptions | None) -> float:
+    """Whether (1) or not (0) the run's sequences hold KV pages on demand: an in-flight batch
+    (batch "auto", or `options.in_flight`) on a software stack that pages its KV cache."""
+    if options is None or (s.batch is not None and not options.in_flight):
+        return 0.0
+    return policy_for(system.chip).kv_pages_on_demand(params, options.software)
+
+
 def memory_per_chip(s: Scenario, system: System, par: Parallelism, batch_per_replica: int,
-                    params: Params) -> Memory:
+                    params: Params, options: RunOptions | None = None) -> Memory:
     """Weights, KV cache and transient activations on each chip of a replica. With beam
-    search the beams of a sequence share the prompt's cache and keep their own generated part."""
+    search the beams of a sequence share the prompt's cache and keep their own generated part;
+    `options` say whether the batch runs in flight with a paged KV cache (None: static)."""
     cfg, p = s.model, s.precision
     weights = model_weight_bytes(cfg, p) / (par.tp * par.pp)
     kv_token = p.kv_cache.nbytes(cfg.kv_cache_elements_per_token())
-    cached = s.input_tokens + s.beams * s.output_tokens
+    cached = kv_tokens_held(s, pages_on_demand(s, system, params, options))
     kv = batch_per_replica * cached * kv_token / (min(par.tp, cfg.num_kv_heads) * par.pp)
     tokens = min(batch_per_replica * s.input_tokens, PREFILL_CHUNK_TOKENS)
     width = 4 * cfg.hidden_size + (3 * cfg.intermediate_size + cfg.vocab_size) / par.tp
@@ -81,15 +102,18 @@ def memory_per_chip(s: Scenario, system: System, par: Parallelism, batch_per_rep
     return Memory(weights, kv, activations, capacity)
 
 
-def max_batch(s: Scenario, system: System, par: Parallelism, limit: int, params: Params) -> int:
-    """Largest batch per replica that fits memory, at most `limit` (0 if not even one fits)."""
-    one = memory_per_chip(s, system, par, 1, params)
+def max_batch(s: Scenario, system: System, par: Parallelism, limit: int, params: Params,
+              options: RunOptions | None = None) -> int:
+    """Largest batch per replica that fits memory, at most `limit` (0 if not even one fits);
+    `options` as for `memory_per_chip`."""
+    one = memory_per_chip(s, system, par, 1, params, options)
     if not one.fits:
         return 0
     per_seq = one.kv_cache_bytes
     spare = one.capacity_bytes - one.weights_bytes - one.activation_bytes - per_seq
     # activations are bounded by the prefill chunk, so they grow no further with batch
-    spare -= memory_per_chip(s, system, par, limit, params).activation_bytes - one.activation_bytes
+    spare -= (memory_per_chip(s, system, par, limit, params, options).activation_bytes
+              - one.activation_bytes)
     return max(1, min(limit, 1 + int(spare // per_seq))) if per_seq > 0 else limit
 
 
@@ -182,7 +206,8 @@ def evaluate_config(s: Scenario, system: System, config: Config, options: RunOpt
             costs.append(evaluate(planned.plan, system))
         if planned.compiled is not None:
             compiled.append(planned.compiled)
-    memory = memory_per_chip(s, system, config.parallelism, config.batch_per_replica, params)
+    memory = memory_per_chip(s, system, config.parallelism, config.batch_per_replica, params,
+                             options)
     overhead = policy.request_overhead_s(params, options.software)
     return Evaluated(config, costs[0], costs[1], memory, s.output_tokens, overhead,
                      (compiled[0], compiled[1]) if len(compiled) == 2 else None)

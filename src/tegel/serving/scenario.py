@@ -54,7 +54,9 @@ class RunOptions:
     tp, pp, ep: parallel degrees; stages: pipeline stages (dataflow chips: regions per chip x pp);
     max_batch_per_replica caps `batch="auto"`; software: a GPU software generation (a year of
     `mapping/data/gpu.yaml`; None: current); sim: "analytical" or "event"; beams: the
-    scenario's beam width (it sets Scenario.beams).
+    scenario's beam width (it sets Scenario.beams); in_flight: a fixed batch is the number of
+    sequences an in-flight batching engine keeps running (a steady state, as `batch="auto"`
+    always is), not a static batch that starts and ends together.
     """
 
     tp: int | None = None
@@ -65,6 +67,7 @@ class RunOptions:
     software: str | None = None
     sim: str = "analytical"
     beams: int = 1  # beam search: hypotheses per request (MLPerf GPT-J: 4)
+    in_flight: bool = False
 
     def __post_init__(self) -> None:
         if self.sim not in SIMULATORS:

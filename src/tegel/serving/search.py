@@ -62,15 +62,16 @@ class Fit:
 
 def fit(s: Scenario, system: System, par: Parallelism, options: RunOptions, params: Params) -> Fit:
     """How many sequences per replica `par` serves: the largest that fits memory (batch None),
-    else the scenario's batch over the replicas, if it fits."""
+    else the scenario's batch over the replicas, if it fits; an in-flight batch on a stack that
+    pages its KV cache holds each sequence's mean context (`llm.kv_tokens_held`)."""
     if s.batch is None:
-        b = max_batch(s, system, par, options.max_batch_per_replica, params)
+        b = max_batch(s, system, par, options.max_batch_per_replica, params, options)
         if b:
             return Fit(b)
-        mem = memory_per_chip(s, system, par, 1, params)
+        mem = memory_per_chip(s, system, par, 1, params, options)
     else:
         b = -(-s.batch // par.dp)
-        mem = memory_per_chip(s, system, par, b, params)
+        mem = memory_per_chip(s, system, par, b, params, options)
         if mem.fits:
             return Fit(b)
     return Fit(0, mem.total_bytes - mem.capacity_bytes)
