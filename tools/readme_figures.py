@@ -8,7 +8,8 @@ blocks in place. Blocks:
 - validation: the `tegel validate` summary, in sample, on the shipped H100 entries, and its
   serving group (entries taken under load, simulated request by request; out of sample);
 - dataflow-limits: dataflow presets against their published single-user speeds;
-- claim: the worked example of `tegel claim` against 8 x H100 and 8 x B200 (operating points).
+- claim: the worked example of `tegel claim` against 8 x H100 and 8 x B200 (operating points);
+- explore: the shipped design-space example's answer to the 100x question (`tegel explore`).
 
     python tools/readme_figures.py --check
     python tools/readme_figures.py --write
@@ -168,8 +169,40 @@ def claim_tables() -> str:
     return "\n".join(first) + "\n\n" + "\n".join(second)
 
 
+EXPLORE_EXAMPLE = Path(__file__).parents[1] / "examples" / "craftwerk-70b.yaml"
+
+
+def explore_answer() -> str:
+    """The example's best design at the SLO against 8 x H100 in the same number format, and
+    what holds it back (a fresh store: nothing answered from an earlier run)."""
+    import tempfile
+
+    from tegel.explore import explore, load_space
+    from tegel.explore.report import against_text
+    from tegel.explore.summary import at_edges, summary_dict
+
+    with tempfile.TemporaryDirectory() as tmp:
+        r = explore(load_space(EXPLORE_EXAMPLE), store_path=Path(tmp) / "store.duckdb")
+    d = summary_dict(r)
+    a = d["against_baseline"]
+    if a is None or r.baseline_label is None:
+        raise SystemExit("the explore example found no feasible design")
+    best = ", ".join(f"{k}={v:g}" if isinstance(v, int | float) else f"{k}={v}"
+                     for k, v in a["best"]["params"].items())
+    lines = [f"$ tegel explore examples/craftwerk-70b.yaml --trials {r.trials}",
+             f"{len(r.points):,} distinct designs, {sum(p.feasible for p in r.points):,} feasible; "
+             f"the {len(r.refined)} best re-evaluated at the SLO's operating point",
+             f"best design: {best}",
+             against_text(a, r.baseline_label)]
+    edges = at_edges(r.space, a["best"]["params"])
+    if edges:
+        lines.append(f"  at the space's edge: {', '.join(edges)}")
+    return "```text\n" + "\n".join(lines) + "\n```"
+
+
 BLOCKS: dict[str, Callable[[], str]] = {"main-job": main_job, "validation": validation,
-                                        "dataflow-limits": dataflow_limits, "claim": claim_tables}
+                                        "dataflow-limits": dataflow_limits, "claim": claim_tables,
+                                        "explore": explore_answer}
 
 
 def render(text: str, only: set[str] | None = None) -> str:
