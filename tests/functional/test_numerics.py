@@ -69,3 +69,32 @@ def test_stored_bytes_equal_the_dtype_size(dtype: DType) -> None:
 def test_bad_block_size_is_an_error() -> None:
     with pytest.raises(TegelError, match="block size"):
         encode(np.ones(4, np.float32), DType.INT8, 0)
+
+
+def test_nvfp4_matches_a_hand_computed_example() -> None:
+    """Three blocks of 16 under one tensor scale: amax 10.5 gives the tensor scale
+    10.5 / (6 x 448) = 2^-8 exactly. Block 1 (amax 10.5): e4m3 scale 448, step 1.75, values
+    1.75 x e2m1 codes come back exactly. Block 2 (amax 3): scale 3 / 6 / 2^-8 = 128, step 0.5:
+    1.1 -> 2.2 -> 2 -> 1.0; 2.6 -> 5.2 -> 6 -> 3.0; 0.3 -> 0.6 -> 0.5 -> 0.25; -1.3 -> -2.6
+    -> -3 -> -1.5. Block 3 (amax 1.3): 1.3 / 6 / 2^-8 = 55.47 rounds to the e4m3 value 56, step
+    0.21875: 1.3 -> 5.94 -> 6 -> 1.3125; 0.7 -> 3.2 -> 3 -> 0.65625; -0.1 -> -0.46 -> -0.5."""
+    one = [10.5, -10.5, 7.0, 5.25, 3.5, 2.625, 1.75, 0.875]
+    two = [3.0, 1.1, 2.6, 0.3, -1.3]
+    three = [1.3, 0.7, -0.1]
+    x = np.zeros(48, np.float32)
+    x[:8], x[16:21], x[32:35] = one, two, three
+    e = encode(x, DType.NVFP4)
+    assert e.tensor_scale == 2.0**-8 and e.block_size == 16
+    assert e.scales.astype(np.float32).ravel().tolist() == [448.0, 128.0, 56.0]
+    want = np.zeros(48, np.float32)
+    want[:8], want[16:21] = one, [3.0, 1.0, 3.0, 0.25, -1.5]
+    want[32:35] = [1.3125, 0.65625, -0.109375]
+    np.testing.assert_array_equal(decode(e), want)
+    assert stored_bytes(e) == 48 * 4 / 8 + 3 + 4  # nibbles, an e4m3 scale per 16, FP32 tensor
+    assert DType.NVFP4.bits == 4.5 and DType.FP4_E2M1.bits == 4.25
+    assert DType.parse("nvfp4") is DType.NVFP4 and DType.parse("fp4") is DType.FP4_E2M1
+
+
+def test_nvfp4_of_zeros_is_zeros() -> None:
+    np.testing.assert_array_equal(quantize(np.zeros((2, 16), np.float32), DType.NVFP4),
+                                  np.zeros((2, 16), np.float32))

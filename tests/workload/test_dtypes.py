@@ -25,6 +25,8 @@ from tegel.workload.dtypes import DType
         ("fp4", DType.FP4_E2M1),
         ("mxfp4", DType.FP4_E2M1),
         ("fp4-e2m1", DType.FP4_E2M1),
+        ("nvfp4", DType.NVFP4),
+        ("NVFP4-E2M1", DType.NVFP4),
         ("  int4 ", DType.INT4),
         ("int8", DType.INT8),
         ("Int32", DType.INT32),
@@ -60,6 +62,7 @@ def test_parse_rejects_unknown_names_listing_valid_ones(text: str) -> None:
         (DType.FP8_E4M3, 8.0),
         (DType.FP8_E5M2, 8.0),
         (DType.FP4_E2M1, 4.25),  # 4-bit element + one 8-bit scale per 32
+        (DType.NVFP4, 4.5),  # 4-bit element + one FP8 scale per 16 (tensor scale not counted)
         (DType.INT8, 8.5),  # 8 + 16/32: one fp16 scale per block of 32
         (DType.INT4, 4.5),  # 4-bit element + one fp16 scale per group of 32
         (DType.INT32, 32.0),
@@ -79,6 +82,7 @@ def test_bits_include_block_scale_share(dtype: DType, bits: float) -> None:
         (DType.FP8_E4M3, "fp8"),
         (DType.FP8_E5M2, "fp8"),
         (DType.FP4_E2M1, "fp4"),
+        (DType.NVFP4, "fp4"),
         (DType.INT8, "int8"),
         (DType.INT4, "int4"),
     ],
@@ -90,7 +94,8 @@ def test_compute_class(dtype: DType, cls: str) -> None:
 def test_float_flags() -> None:
     floats = {d for d in DType if d.info.is_float}
     assert floats == {
-        DType.FP32, DType.BF16, DType.FP16, DType.FP8_E4M3, DType.FP8_E5M2, DType.FP4_E2M1
+        DType.FP32, DType.BF16, DType.FP16, DType.FP8_E4M3, DType.FP8_E5M2, DType.FP4_E2M1,
+        DType.NVFP4,
     }
 
 
@@ -98,6 +103,7 @@ def test_nbytes_of_known_sizes() -> None:
     assert DType.BF16.nbytes(1024) == 2048
     assert DType.FP8_E4M3.nbytes(1024) == 1024
     assert DType.FP4_E2M1.nbytes(32) == 17  # 16 B of nibbles + 1 B scale
+    assert DType.NVFP4.nbytes(32) == 18  # 16 B of nibbles + 2 B of FP8 scales
     assert DType.INT4.nbytes(32) == 18  # 16 B of nibbles + 2 B fp16 scale
     assert DType.FP32.nbytes(0) == 0
 

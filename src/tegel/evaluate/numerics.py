@@ -8,6 +8,10 @@ is the round trip. Scaling rules:
 - fp4-e2m1 (MX): blocks of `block_size` along the last axis share one power-of-two scale (an
   e8m0 exponent) chosen so the block's largest magnitude fits the element range (OCP MX v1.0:
   scale = 2^(floor(log2(amax)) - emax_element)).
+- nvfp4: blocks of 16 share an FP8 e4m3 scale, under one FP32 scale per tensor (two-level, as
+  NVIDIA's quantizers compute it): tensor scale = amax(tensor) / (6 x 448), block scale =
+  e4m3(amax(block) / 6 / tensor scale), element = e2m1(x / (block scale x tensor scale)),
+  saturating at 6 (the e4m3 rounding of the block scale can push the largest element over).
 - int8, int4: symmetric, one fp16 scale per block, scale = amax / qmax.
 """
 
@@ -25,6 +29,7 @@ _FLOAT = {DType.BF16: ml_dtypes.bfloat16, DType.FP16: np.float16,
           DType.FP8_E4M3: ml_dtypes.float8_e4m3fn, DType.FP8_E5M2: ml_dtypes.float8_e5m2}
 _FP4 = ml_dtypes.float4_e2m1fn
 _FP4_EMAX = 2  # e2m1: largest normal 6 = 1.5 x 2^2
+_NVFP4_BLOCK = 16  # elements per e4m3 scale (the format fixes it)
 _INT_MAX = {DType.INT8: 127, DType.INT4: 7}
 
 
@@ -37,6 +42,7 @@ class Encoded:
     scales: np.ndarray | None
     shape: tuple[int, ...]
     block_size: int
+    tensor_scale: float = 1.0  # nvfp4: the FP32 scale of the whole tensor
 
 
 def _blocks(x: np.ndarray, block: int) -> np.ndarray:
@@ -58,6 +64,8 @@ def encode(x: np.ndarray, dtype: DType, block_size: int = 32) -> Encoded:
         return Encoded(dtype, np.clip(x, -limit, limit).astype(t), None, x.shape, 0)
     if block_size < 1:
         raise TegelError(f"block size must be >= 1, got {block_size}")
+    if dtype is DType.NVFP4:
+        return _encode_nvfp4(x)
     blocks = _blocks(x, block_size)
     amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
     if dtype is DType.FP4_E2M1:
@@ -77,11 +85,27 @@ def encode(x: np.ndarray, dtype: DType, block_size: int = 32) -> Encoded:
     raise TegelError(f"no number-format emulation for {dtype.value}")
 
 
+def _encode_nvfp4(x: np.ndarray) -> Encoded:
+    """NVFP4 (module doc): e2m1 elements, an e4m3 scale per 16, an FP32 scale per tensor."""
+    limit = float(ml_dtypes.finfo(_FP4).max)  # 6
+    scale_max = float(ml_dtypes.finfo(ml_dtypes.float8_e4m3fn).max)  # 448
+    amax = float(np.max(np.abs(x))) if x.size else 0.0
+    tensor_scale = np.float32(amax / (limit * scale_max) if amax > 0 else 1.0)
+    blocks = _blocks(x, _NVFP4_BLOCK).astype(np.float64)
+    block_amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
+    block_scale = (block_amax / limit / float(tensor_scale)).astype(ml_dtypes.float8_e4m3fn)
+    step = block_scale.astype(np.float64) * float(tensor_scale)
+    scaled = np.divide(blocks, step, out=np.zeros_like(blocks), where=step > 0)
+    elements = np.clip(scaled, -limit, limit).astype(_FP4)
+    return Encoded(DType.NVFP4, elements, block_scale, x.shape, _NVFP4_BLOCK, float(tensor_scale))
+
+
 def decode(e: Encoded) -> np.ndarray:
     """float32 values of a stored tensor."""
     if e.scales is None:
         return e.elements.astype(np.float32)
-    values = (e.elements.astype(np.float64) * e.scales.astype(np.float64)).astype(np.float32)
+    scales = e.scales.astype(np.float64) * e.tensor_scale
+    values = (e.elements.astype(np.float64) * scales).astype(np.float32)
     flat = values.reshape(*values.shape[:-2], -1)
     return flat[..., : e.shape[-1]].reshape(e.shape)
 
@@ -94,7 +118,9 @@ def quantize(x: np.ndarray, dtype: DType, block_size: int = 32) -> np.ndarray:
 
 
 def stored_bytes(e: Encoded) -> float:
-    """Bytes of memory the representation takes (elements at their bit width + scales)."""
+    """Bytes of memory the representation takes (elements at their bit width + scales; nvfp4
+    adds its FP32 tensor scale)."""
     bits = e.dtype.info.element_bits * int(np.prod(e.shape))
     scale_bits = 0 if e.scales is None else e.scales.size * e.scales.dtype.itemsize * 8
+    scale_bits += 32 if e.dtype is DType.NVFP4 else 0
     return (bits + scale_bits) / 8.0

@@ -137,10 +137,12 @@ def h100_system(chips: int) -> System:
 
 def precision_of(name: str) -> Precision:
     """The formats a measurement's precision names: fp8 (weights, activations and KV cache in
-    FP8), fp4 (NVFP4-class weights and activations with an FP8 KV cache, as TensorRT-LLM's FP4
-    checkpoints and MLPerf's FP4 submissions run), bf16 / fp16."""
-    if name == "fp4":
-        return Precision(DType.FP4_E2M1, DType.FP4_E2M1, DType.FP8_E4M3)
+    FP8); nvfp4 (NVIDIA's FP4: weights and activations in NVFP4 with an FP8 KV cache, as
+    TensorRT-LLM's FP4 checkpoints and NVIDIA's MLPerf FP4 submissions run) and fp4 (the same
+    with MX FP4); bf16 / fp16."""
+    if name in ("fp4", "nvfp4"):
+        fp4 = DType.parse(name)
+        return Precision(fp4, fp4, DType.FP8_E4M3)
     return Precision.uniform(DType.parse(name))
 
 
@@ -277,7 +279,7 @@ def read_entry(entry: dict[str, Any]) -> Stated | Unmapped:
         return Unmapped(eid, f"model {w.get('model')!r} has no shipped config")
     model, dataset = found
     stated_precision = str(w.get("precision", "")).lower()
-    precision = next((p for p in ("fp8", "fp4", "fp16") if p in stated_precision), "bf16")
+    precision = next((p for p in ("nvfp4", "fp8", "fp4", "fp16") if p in stated_precision), "bf16")
     tp = _tp(entry)
     return Stated(eid, _GROUP[metric], model, dataset, max(_chips(system), tp or 1), tp,
                   precision, float(entry["value"]) * _UNIT[entry["unit"]],
