@@ -1,7 +1,7 @@
 """Benchmark of `tegel explore` (issue 14): design points per hour for the analytical LLM
 objective at a fixed batch on the local process pool, and Ray with two workers against one.
 
-    python benchmarks/bench_explore.py [--points 600] [--runs 3] [--workers 2] [--json]
+    python benchmarks/bench_explore.py [--points 3000] [--runs 3] [--workers 2] [--json]
 
 Each run is a whole `explore()` (search, evaluation, store) of a fresh random sample of CRAFTWERK
 designs (a new seed per run: nothing is answered from a store or a warm cache of an earlier run)
@@ -65,7 +65,9 @@ def ray_rate(folder: Path, points: int, runs: int, cpus: int, seed0: int) -> lis
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--points", type=int, default=600, help="points per run (600)")
+    ap.add_argument("--points", type=int, default=3000,
+                    help="points per run (3000: long enough that starting a run, the space sent "
+                         "to every worker and its evaluator built, does not dominate)")
     ap.add_argument("--runs", type=int, default=3, help="runs per configuration (3)")
     ap.add_argument("--workers", type=int, default=2, help="local pool workers (2)")
     ap.add_argument("--no-ray", action="store_true", help="skip the Ray comparison")
