@@ -27,6 +27,7 @@ import yaml
 
 from tegel.errors import TegelError
 from tegel.hardware import System, load_system
+from tegel.hardware.system import replica_name, replicated
 from tegel.workload.dtypes import DType
 from tegel.workload.llm import Precision
 
@@ -124,10 +125,7 @@ def gpu_system(chip: str, chips: int) -> System:
     node = next(n for _, c, n in _GPUS if c == chip)
     if node.endswith(".yaml"):
         node = str(resources.files("tegel.fidelity") / "data" / "systems" / node)
-    base = load_system(node)
-    if chips == base.chip_count:
-        return base
-    return base.model_copy(update={"chip_count": chips, "name": f"{chips}x-{chip}"})
+    return replicated(load_system(node), chips, replica_name(chips, chip))
 
 
 def h100_system(chips: int) -> System:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from tegel.errors import TegelError
 from tegel.hardware.cite import check_citations, require_cited
 from tegel.hardware.derive import complete_chip, complete_system
 from tegel.hardware.schema import Chip
-from tegel.hardware.system import System
+from tegel.hardware.system import System, replica_name, replicated
 from tegel.hardware.technology import DATA_DIR, load_technology
 from tegel.hardware.template import ChipTemplate, expand
 from tegel.hardware.yamlio import LineDict, format_validation_error, locate, read_yaml
@@ -63,15 +64,20 @@ def resolve_path(name_or_path: str, relative_to: Path | None = None) -> Path:
         return candidate
     if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
         raise TegelError(f"{name_or_path}: no such file")
-    preset = PRESET_DIR / f"{name_or_path}.yaml"
-    if preset.is_file():
-        return preset
-    names = [p.stem for p in PRESET_DIR.glob("*.yaml")]
-    close = difflib.get_close_matches(name_or_path, names, n=3)
-    hint = (
-        f"; did you mean {', '.join(close)}?" if close else f"; presets: {', '.join(sorted(names))}"
-    )
-    raise TegelError(f"no preset or file named {name_or_path!r}{hint}")
+    return PRESET_DIR / f"{preset_name(name_or_path)}.yaml"
+
+
+def preset_name(name: str) -> str:
+    """The shipped preset `name` refers to, case-insensitively; TegelError suggests close names
+    (difflib) or lists them all."""
+    names = sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    key = name.strip().lower()
+    found = next((n for n in names if n.lower() == key), None)
+    if found is not None:
+        return found
+    close = difflib.get_close_matches(key, [n.lower() for n in names], n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; presets: {', '.join(names)}"
+    raise TegelError(f"no preset or file named {name!r}{hint}")
 
 
 def _validate(cls: type[M], raw: Any, source: str, prefix: tuple[int | str, ...] = ()) -> M:
@@ -170,9 +176,44 @@ def load_chip(name_or_path: str) -> Chip:
 
 
 def load_system(name_or_path: str) -> System:
-    """A system by preset name or file; a chip name or chip file gives a one-chip system."""
+    """A system by preset name or file; a chip name or chip file gives a one-chip system.
+    `NxNAME` (`2xdgx-h100`, `16xh100-sxm`, `16x-h100-sxm`) is N of a system preset or file, or N
+    chips of a chip in nodes like its smallest node preset (`replicated`)."""
+    match = _REPLICA.fullmatch(name_or_path.strip())
+    if match is not None and not Path(name_or_path).is_file():
+        return _replica(int(match[1]), match[2])
     doc = _load_path(resolve_path(name_or_path).resolve())
     return doc if isinstance(doc, System) else System.single(doc)
+
+
+_REPLICA = re.compile(r"(\d+)\s*[x\u00d7*]\s*-?(.+)", re.IGNORECASE)
+
+
+def _replica(count: int, name: str) -> System:
+    doc = _load_path(resolve_path(name).resolve())
+    if isinstance(doc, System):
+        return replicated(doc, count * doc.chip_count, replica_name(count, doc.name))
+    label = replica_name(count, doc.name)
+    if count == 1:
+        return System.single(doc)
+    return replicated(node_for(doc.name), count, label)
+
+
+def node_for(chip: str) -> System:
+    """The smallest shipped one-node system of several `chip` chips (the node `NxCHIP` is built
+    of); TegelError where no preset holds that chip."""
+    nodes = []
+    for info in list_presets():
+        raw = read_yaml(info.path)
+        if info.kind == "system" and str(raw.get("chip", "")).lower() == chip.lower():
+            system = load_system(info.name)
+            if system.chip_count == system.chips_per_node > 1:
+                nodes.append(system)
+    if not nodes:
+        raise TegelError(
+            f"no node preset holds {chip} chips, so N x {chip} has no scale-up or scale-out "
+            "network to use; name a system preset or file instead (e.g. 2xdgx-h100)")
+    return min(nodes, key=lambda s: (s.chip_count, s.name))
 
 
 def validate_file(path: str, strict: bool = False) -> System:

@@ -16,7 +16,7 @@ from tegel.errors import TegelError
 from tegel.hardware.host import Host, HostPart, Psu
 from tegel.hardware.schema import Chip, Cited, Count, NonNegative, Positive, Source
 
-__all__ = ["ChipLink", "Host", "HostPart", "LinkKind", "Psu", "System"]
+__all__ = ["ChipLink", "Host", "HostPart", "LinkKind", "Psu", "System", "replica_name", "replicated"]
 
 LinkKind = Literal[
     "nvlink",
@@ -74,6 +74,18 @@ class System(Cited):
             chip_count=1,
             cite={"chip_count": "derived: a single chip is a one-chip system"},
         )
+
+    def link_between(self, a: int, b: int) -> ChipLink | None:
+        """The network chips `a` and `b` (0-based, numbered node by node) talk over: the scale-up
+        network within a node, the scale-out network between nodes (None: the same chip, or no
+        such network)."""
+        for i in (a, b):
+            if not 0 <= i < self.chip_count:
+                raise TegelError(f"{self.name}: chip {i} out of range 0..{self.chip_count - 1}")
+        if a == b:
+            return None
+        same_node = a // self.chips_per_node == b // self.chips_per_node
+        return self.scale_up if same_node else self.scale_out
 
     @property
     def node_count(self) -> int:
@@ -139,3 +151,33 @@ class System(Cited):
         if self.scale_up.pj_per_bit is None:
             raise TegelError(f"{self.name}: scale_up.pj_per_bit is not resolved; use load_system")
         return self.scale_up.pj_per_bit
+
+
+def replica_name(count: int, name: str) -> str:
+    """The name of `count` of a chip or system (`16x-h100-sxm`, `2x-dgx-h100`)."""
+    return f"{count}x-{name}"
+
+
+def replicated(node: System, chip_count: int, name: str) -> System:
+    """`chip_count` chips in nodes like `node`: its chip, host, racks and power limit; its
+    scale-up network within each node and its scale-out network between nodes. The one builder of
+    multi-node systems (`--on 2xdgx-h100`, the fidelity cases' `16x-h100-sxm`). Growing past the
+    chips the preset already joins needs its scale-out network."""
+    if chip_count < 1:
+        raise TegelError(f"{name}: expected a chip count of at least 1, got {chip_count}")
+    joined = max(node.chip_count, node.chips_per_node)
+    if chip_count > joined and node.scale_out is None:
+        raise TegelError(
+            f"{name}: {node.name} has no scale_out network to join {chip_count} chips "
+            f"(it joins {joined}); add a scale_out section to a copy of its preset")
+    if chip_count == node.chip_count:
+        return node
+    nodes = math.ceil(chip_count / node.chips_per_node)
+    between = f", {node.scale_out.kind} between nodes" if node.scale_out and nodes > 1 else ""
+    return node.model_copy(update={
+        "name": name,
+        "description": f"{chip_count} x {node.chip.name} in {nodes} node(s) like {node.name}"
+                       f"{between}",
+        "chip_count": chip_count,
+        "cite": {**node.cite, "chip_count": f"derived: {name} asks for {chip_count} chips"},
+    })

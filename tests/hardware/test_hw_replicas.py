@@ -1,0 +1,58 @@
+"""`NxNAME` systems: one builder (`replicated`) for `--on` and the fidelity cases, case-insensitive
+preset names with suggestions, and which network joins which two chips."""
+
+from __future__ import annotations
+
+import pytest
+
+from tegel.errors import TegelError
+from tegel.fidelity.cases import gpu_system
+from tegel.hardware import load_system
+
+
+@pytest.mark.parametrize("name", ["2xdgx-h100", "16xh100-sxm", "16x-h100-sxm", "2 x DGX-H100",
+                                  "16×h100-sxm"])
+def test_sixteen_h100s_in_two_dgx_nodes(name: str) -> None:
+    system = load_system(name)
+    dgx = load_system("dgx-h100")
+    assert system.chip_count == 16 and system.node_count == 2
+    assert system.scale_up == dgx.scale_up and system.scale_out == dgx.scale_out
+    assert system.tdp_w == pytest.approx(2 * dgx.tdp_w)
+
+
+def test_fidelity_systems_are_the_ones_on_accepts() -> None:
+    for chips in (2, 16, 32):
+        made = gpu_system("h100-sxm", chips)
+        assert load_system(made.name) == made
+    assert gpu_system("h100-sxm", 8) == load_system("dgx-h100")
+
+
+def test_scale_up_within_a_node_scale_out_between() -> None:
+    system = load_system("2xdgx-h100")
+    assert system.link_between(0, 7) is system.scale_up
+    assert system.link_between(7, 8) is system.scale_out
+    assert system.link_between(3, 3) is None
+    with pytest.raises(TegelError, match="out of range"):
+        system.link_between(0, 16)
+
+
+def test_a_chip_uses_its_smallest_node() -> None:
+    assert load_system("16xb200").scale_up == load_system("hgx-b200").scale_up
+    assert load_system("1xh100-sxm") == load_system("h100-sxm")
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("2xgroq-576", "no scale_out network"),
+    ("4xgroq-lpu", "no node preset holds groq-lpu"),
+    ("0xdgx-h100", "at least 1"),
+    ("2xdgx-h10", "did you mean dgx-h100"),
+])
+def test_refusals_say_why(name: str, message: str) -> None:
+    with pytest.raises(TegelError, match=message):
+        load_system(name)
+
+
+def test_names_are_case_insensitive_with_suggestions() -> None:
+    assert load_system("H100-SXM").name == "h100-sxm"
+    with pytest.raises(TegelError, match="did you mean h100-sxm"):
+        load_system("h100sxm")
