@@ -36,8 +36,13 @@ def test_show_text_and_system(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["hw", "list", "--json"]) == 0
-    presets = {p["name"]: p["kind"] for p in json.loads(capsys.readouterr().out)}
-    assert presets["h100-sxm"] == "chip" and presets["dgx-h100"] == "system"
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)}
+    assert listed["h100-sxm"]["kind"] == "chip" and listed["dgx-h100"]["kind"] == "system"
+    assert listed["dgx-h100"]["architecture"] == "gpu" and listed["dgx-h100"]["chips"] == 8
+    assert listed["craftwerk"]["architecture"] == "dataflow"  # a chip template
+    assert main(["hw", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.split()[:3] == ["groq-576", "dataflow", "x576"] for line in lines)
 
 
 def test_validate_ok_and_broken(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

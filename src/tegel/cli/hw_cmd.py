@@ -42,7 +42,8 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         print(
             json.dumps(
-                [{"name": p.name, "kind": p.kind, "description": p.description} for p in presets],
+                [{"name": p.name, "kind": p.kind, "architecture": p.architecture,
+                  "chips": p.chips, "description": p.description} for p in presets],
                 indent=2,
             )
         )
@@ -52,7 +53,11 @@ def run_list(args: argparse.Namespace) -> int:
         print(f"{kind}s:")
         for p in presets:
             if p.kind == kind:
-                print(f"  {p.name:<{width}}  {p.description}")
+                what = f"{p.architecture:<8}" + (f" x{p.chips:<4}" if kind == "system" else "")
+                line = p.description.splitlines()[0] if p.description else ""
+                print(f"  {p.name:<{width}}  {what}  {line}")
+    print("\nany system or chip as NxNAME (2xdgx-h100, 16xh100-sxm): N of it, nodes joined by its "
+          "scale-out network")
     return 0
 
 

@@ -41,15 +41,24 @@ class PresetInfo:
     kind: str  # "chip" (chips and chip templates) or "system"
     description: str
     path: Path
+    architecture: str = ""  # "gpu" or "dataflow" (a system: its chip's)
+    chips: int = 1  # chips in a system preset
 
 
 def list_presets() -> list[PresetInfo]:
-    """Every shipped preset, chips first, then systems, each sorted by name."""
+    """Every shipped preset, chips first, then systems, each sorted by name (read as text, not
+    loaded: a system's architecture is that of its chip, inline or by preset name)."""
+    raws = {path.stem: read_yaml(path) for path in sorted(PRESET_DIR.glob("*.yaml"))}
     out = []
-    for path in sorted(PRESET_DIR.glob("*.yaml")):
-        raw = read_yaml(path)
+    for name, raw in raws.items():
         kind = "system" if raw.get("kind") == "system" else "chip"
-        out.append(PresetInfo(path.stem, kind, str(raw.get("description", "")).strip(), path))
+        chip = raw.get("chip") if kind == "system" else raw
+        if isinstance(chip, str):
+            chip = raws.get(chip, {})
+        arch = str(chip.get("architecture", "")) if isinstance(chip, dict) else ""
+        chips = int(raw.get("chip_count", 1)) if kind == "system" else 1
+        out.append(PresetInfo(name, kind, str(raw.get("description", "")).strip(),
+                              PRESET_DIR / f"{name}.yaml", arch, chips))
     return sorted(out, key=lambda p: (p.kind != "chip", p.name))
 
 
