@@ -35,11 +35,15 @@ PUBLISHED_B = {
     "mixtral-8x7b": 46.70,
     "gpt2": 0.1244,
     "qwen2.5-7b": 7.62,
+    # Qwen3 model cards (huggingface.co/Qwen/Qwen3-8B, -32B, -30B-A3B): "Number of Parameters"
+    "qwen3-8b": 8.2,
+    "qwen3-32b": 32.8,
+    "qwen3-30b-a3b": 30.5,
 }
 
 REQUIRED = {"gpt2", "gpt-j-6b", "llama-2-7b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b",
             "llama-3.1-405b", "llama-3.3-70b", "mistral-7b", "mixtral-8x7b", "qwen2.5-7b",
-            "qwen2.5-72b"}
+            "qwen2.5-72b", "qwen3-8b", "qwen3-32b", "qwen3-30b-a3b"}
 
 
 def test_every_required_config_is_shipped() -> None:
@@ -133,7 +137,7 @@ def test_bad_json_names_the_line(tmp_path: Path) -> None:
         load_model_config(path)
 
 
-@pytest.mark.parametrize("family", ["mixtral", "gpt2", "qwen2"])
+@pytest.mark.parametrize("family", ["mixtral", "gpt2", "qwen2", "qwen3", "qwen3-moe"])
 def test_hf_folder_loader_feeds_real_weights(family: str, tmp_path: Path) -> None:
     model, _ = tiny_model(family, seed=3)
     model.save_pretrained(tmp_path)

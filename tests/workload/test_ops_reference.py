@@ -198,6 +198,27 @@ def test_rmsnorm_matches_torch() -> None:
     close(got, F.rms_norm(torch.tensor(x), (16,), torch.tensor(w), eps=1e-6))
 
 
+def test_grouped_rmsnorm_normalises_each_head_alone() -> None:
+    """Qwen3's q/k norms: [B, L, H*D] normalised per head of D channels, one weight [D]."""
+    rng = np.random.default_rng(16)
+    heads, d = 3, 8
+    x, w = rand(rng, 2, 5, heads * d) * 3, rand(rng, d)
+    x[..., :d] *= 50.0  # heads of very different scale: one norm over all channels would differ
+    (got,) = run_one(OpKind.RMSNORM, RMSNorm(1e-6, group=d), x, w)
+    want = F.rms_norm(torch.tensor(x).view(2, 5, heads, d), (d,), torch.tensor(w), eps=1e-6)
+    close(got, want.reshape(2, 5, heads * d))
+    (whole,) = run_one(OpKind.RMSNORM, RMSNorm(1e-6), x, np.tile(w, heads))
+    assert np.abs(whole - got).max() > 0.1
+
+
+def test_grouped_rmsnorm_refuses_a_weight_of_the_wrong_size() -> None:
+    x, w = np.ones((1, 2, 24), np.float32), np.ones(24, np.float32)
+    with pytest.raises(Exception, match="must be \\[8\\]"):
+        run_one(OpKind.RMSNORM, RMSNorm(1e-6, group=8), x, w)
+    with pytest.raises(Exception, match="groups of 5"):
+        run_one(OpKind.RMSNORM, RMSNorm(1e-6, group=5), x, np.ones(5, np.float32))
+
+
 def test_layernorm_matches_torch() -> None:
     rng = np.random.default_rng(7)
     x, w, bias = rand(rng, 2, 3, 16) * 3 + 1, rand(rng, 16), rand(rng, 16)

@@ -57,6 +57,8 @@ ROLE_OF_NAME = {
     "layers.{i}.attn.k": R.K_PROJ,
     "layers.{i}.attn.v": R.V_PROJ,
     "layers.{i}.attn.o": R.O_PROJ,
+    "layers.{i}.attn.q_norm": R.NORM,
+    "layers.{i}.attn.k_norm": R.NORM,
     "layers.{i}.attn.q_rope": R.ROPE,
     "layers.{i}.attn.k_rope": R.ROPE,
     "present.{i}.k": R.KV_WRITE,

@@ -157,9 +157,14 @@ class Binary:
 
 @dataclass(frozen=True, slots=True)
 class RMSNorm:
-    """x / sqrt(mean(x^2) + eps) * weight, over the last axis, computed in fp32."""
+    """x / sqrt(mean(x^2) + eps) * weight, over the last axis, computed in fp32.
+
+    With `group` > 0 the last axis is split into groups of `group` channels (the heads of a
+    q or k projection, Qwen3's q/k norms), each normalised alone, all by one weight [group].
+    """
 
     eps: float
+    group: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,9 @@ class _Blocks:
         q = self.linear(x, f"{pre}.q", c.hidden_size, q_ch, c.qkv_bias)
         k = self.linear(x, f"{pre}.k", c.hidden_size, kv_ch, c.qkv_bias)
         v = self.linear(x, f"{pre}.v", c.hidden_size, kv_ch, c.qkv_bias)
+        if c.qk_norm:
+            q = self._head_norm(q, f"{pre}.q_norm")
+            k = self._head_norm(k, f"{pre}.k_norm")
         if not c.learned_positions:
             q = self._rope(q, c.num_heads, positions, f"{pre}.q_rope")
             k = self._rope(k, c.num_kv_heads, positions, f"{pre}.k_rope")
@@ -134,6 +137,11 @@ class _Blocks:
         a = g.op1(OpKind.ATTENTION, attrs, (q, caches[0], caches[1]), f"{pre}.sdpa")
         return self.linear(a, f"{pre}.o", q_ch, c.hidden_size, c.o_bias)
 
+    def _head_norm(self, x: Tensor, prefix: str) -> Tensor:
+        c = self.cfg
+        return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps, group=c.head_dim),
+                          (x, self.small(f"{prefix}.weight", c.head_dim)), prefix)
+
     def _rope(self, x: Tensor, heads: int, positions: Tensor, name: str) -> Tensor:
         c = self.cfg
         attrs = Rope(heads, c.head_dim, c.rotary_dim, c.rope_theta, c.rope_interleaved,
@@ -147,7 +155,7 @@ class _Blocks:
         if c.is_moe:
             logits = self.linear(x, f"layers.{i}.moe.router", h, c.num_experts, False)
             weights, idx = g.op(OpKind.MOE_ROUTER,
-                                MoERouter(c.num_experts, c.experts_per_token, normalize=True),
+                                MoERouter(c.num_experts, c.experts_per_token, c.moe_normalize),
                                 (logits,), f"layers.{i}.moe.route")
             e = c.num_experts
             experts = (self.w(f"layers.{i}.moe.w_gate", e, f, h),

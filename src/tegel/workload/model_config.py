@@ -49,6 +49,8 @@ class ModelConfig:
     num_experts: int  # 0: dense MLP
     experts_per_token: int
     sliding_window: int | None
+    qk_norm: bool = False  # RMS norm of each q and k head before rotary embedding (Qwen3)
+    moe_normalize: bool = True  # renormalise the top-k routing weights (Mixtral; Qwen3 MoE)
 
     @property
     def is_moe(self) -> bool:
@@ -134,16 +136,20 @@ _ACTIVATIONS = {
 
 
 def _llama_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
-    """Llama, Mistral, Qwen2 and Mixtral share one layout; they differ in a few flags."""
+    """Llama, Mistral, Qwen2/3, Mixtral and Qwen3 MoE share one layout; they differ in a few
+    flags."""
     heads = f.integer("num_attention_heads")
     hidden = f.integer("hidden_size")
     head_dim = f.integer("head_dim", hidden // heads)
-    qwen = model_type == "qwen2"
+    qwen = model_type in ("qwen2", "qwen3", "qwen3_moe")
+    qwen3 = model_type in ("qwen3", "qwen3_moe")
     window = None
     if model_type in ("mistral", "mixtral") or (qwen and f.boolean("use_sliding_window", False)):
         window = f.opt_int("sliding_window")
-    bias = f.boolean("attention_bias", False) if model_type == "llama" else False
-    moe = model_type == "mixtral"
+    bias = f.boolean("attention_bias", False) if model_type == "llama" or qwen3 else False
+    moe = model_type in ("mixtral", "qwen3_moe")
+    intermediate = (_qwen3_moe_intermediate(f) if model_type == "qwen3_moe"
+                    else f.integer("intermediate_size"))
     theta, scaling = f.rope()
     return ModelConfig(
         name=name,
@@ -154,13 +160,13 @@ def _llama_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
         num_heads=heads,
         num_kv_heads=f.integer("num_key_value_heads", heads),
         head_dim=head_dim,
-        intermediate_size=f.integer("intermediate_size"),
+        intermediate_size=intermediate,
         max_position_embeddings=f.integer("max_position_embeddings", 2048),
         norm="rms",
         norm_eps=f.number("rms_norm_eps", 1e-6),
         activation=f.activation("hidden_act", "silu"),
         gated_mlp=True,
-        qkv_bias=qwen or bias,
+        qkv_bias=model_type == "qwen2" or bias,
         o_bias=bias,
         mlp_bias=f.boolean("mlp_bias", False) if model_type == "llama" else False,
         parallel_block=False,
@@ -171,10 +177,28 @@ def _llama_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
         rope_scaling=scaling,
         tie_word_embeddings=f.boolean("tie_word_embeddings", False),
         lm_head_bias=False,
-        num_experts=f.integer("num_local_experts") if moe else 0,
+        num_experts=f.integer(_experts_key(f)) if moe else 0,
         experts_per_token=f.integer("num_experts_per_tok") if moe else 0,
         sliding_window=window,
+        qk_norm=qwen3,
+        moe_normalize=f.boolean("norm_topk_prob", False) if qwen3 else True,
     )
+
+
+def _experts_key(f: _Fields) -> str:
+    """Qwen3 MoE's published configs say `num_experts`; transformers 5 writes every MoE family's
+    count as `num_local_experts` (Mixtral's name)."""
+    return "num_experts" if f.raw.get("num_experts") is not None else "num_local_experts"
+
+
+def _qwen3_moe_intermediate(f: _Fields) -> int:
+    """Expert width of a Qwen3 MoE model whose every layer is sparse (the shipped ones); a
+    mix of dense and sparse layers is refused rather than priced wrongly."""
+    if f.raw.get("mlp_only_layers") not in (None, []):
+        raise f._fail("mlp_only_layers", "[] (dense layers among MoE layers are not supported)")
+    if f.integer("decoder_sparse_step", 1) != 1:
+        raise f._fail("decoder_sparse_step", "1 (every layer a MoE layer)")
+    return f.integer("moe_intermediate_size")
 
 
 def _gpt2_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
@@ -218,6 +242,8 @@ READERS: dict[str, Callable[[_Fields, str, str], ModelConfig]] = {
     "llama": _llama_like,
     "mistral": _llama_like,
     "qwen2": _llama_like,
+    "qwen3": _llama_like,
+    "qwen3_moe": _llama_like,
     "mixtral": _llama_like,
     "gpt2": _gpt2_like,
     "gptj": _gpt2_like,

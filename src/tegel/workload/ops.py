@@ -209,6 +209,9 @@ def _norm_infer(ins: tuple[Tensor, ...], attrs: RMSNorm | LayerNorm) -> tuple[Ou
     want = 2 if isinstance(attrs, RMSNorm) else 3
     _need(len(ins) == want, f"{type(attrs).__name__} takes {want} inputs")
     hidden = ins[0].shape[-1]
+    if isinstance(attrs, RMSNorm) and attrs.group:
+        _need(hidden % attrs.group == 0, f"{hidden} channels do not split into groups of {attrs.group}")
+        hidden = attrs.group
     for p in ins[1:]:
         _need(p.shape == (hidden,), f"norm parameter {p.name} must be [{hidden}], got {p.shape}")
     return ((ins[0].shape, None),)

@@ -126,8 +126,11 @@ def _binary(op: Op, xs: list[Array]) -> list[Array]:
 def _rmsnorm(op: Op, xs: list[Array]) -> list[Array]:
     a: RMSNorm = op.attrs  # type: ignore[assignment]
     x = _f32(xs[0])
+    shape = x.shape
+    if a.group:
+        x = x.reshape(*shape[:-1], shape[-1] // a.group, a.group)
     var = np.mean(x * x, axis=-1, keepdims=True)
-    return [x / np.sqrt(var + np.float32(a.eps)) * _f32(xs[1])]
+    return [(x / np.sqrt(var + np.float32(a.eps)) * _f32(xs[1])).reshape(shape)]
 
 
 @_ref(OpKind.LAYERNORM)

@@ -16,7 +16,19 @@ import enum
 from collections import defaultdict
 from dataclasses import dataclass, replace
 
-from tegel.workload.ir import Binary, BinaryFn, Graph, Op, OpKind, OpRole, Role, Tensor, Unary, UnaryFn
+from tegel.workload.ir import (
+    Binary,
+    BinaryFn,
+    Graph,
+    Op,
+    OpKind,
+    OpRole,
+    RMSNorm,
+    Role,
+    Tensor,
+    Unary,
+    UnaryFn,
+)
 
 # Roles that follow from an op's kind alone.
 _KIND_ROLE = {
@@ -37,6 +49,14 @@ _PROJECTION_OF_ATTENTION_INPUT = (OpRole.Q_PROJ, OpRole.K_PROJ, OpRole.V_PROJ)
 def _is_weight_matmul(op: Op) -> bool:
     """A matmul by a parameter matrix (a linear layer, the LM head, the router)."""
     return op.kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT
+
+
+def _passes_through(op: Op) -> bool:
+    """Ops between a projection and attention that keep the projection's meaning: rotary
+    embedding, the KV-cache append and a per-head norm (Qwen3's q/k norms)."""
+    if op.kind in (OpKind.ROPE, OpKind.KV_CACHE_WRITE):
+        return True
+    return isinstance(op.attrs, RMSNorm) and op.attrs.group > 0
 
 
 def _is_binary(op: Op, fn: BinaryFn) -> bool:
@@ -76,12 +96,12 @@ class _Structure:
             self.roles[i] = role
 
     def projection_source(self, t: Tensor) -> int | None:
-        """The weight matmul `t` comes from, looking back through rotary embedding (its x) and
-        the KV-cache append (its new entries)."""
+        """The weight matmul `t` comes from, looking back through rotary embedding (its x), a
+        per-head norm (its x: Qwen3's q/k norms) and the KV-cache append (its new entries)."""
         i = self.made_by(t)
-        while i is not None and self.ops[i].kind in (OpKind.ROPE, OpKind.KV_CACHE_WRITE):
+        while i is not None and _passes_through(self.ops[i]):
             op = self.ops[i]
-            i = self.made_by(op.inputs[0] if op.kind is OpKind.ROPE else op.inputs[-1])
+            i = self.made_by(op.inputs[-1] if op.kind is OpKind.KV_CACHE_WRITE else op.inputs[0])
         return i if i is not None and _is_weight_matmul(self.ops[i]) else None
 
     # ---- the rules, most specific first --------------------------------------------------------

@@ -51,6 +51,9 @@ def _llama_like(cfg: ModelConfig, s: _State) -> dict[str, Array]:
             bias = cfg.o_bias if p == "o" else cfg.qkv_bias
             if bias:
                 out[f"{tg}.attn.{p}.bias"] = s(f"{hf}.self_attn.{p}_proj.bias")
+        if cfg.qk_norm:
+            for p in ("q", "k"):
+                out[f"{tg}.attn.{p}_norm.weight"] = s(f"{hf}.self_attn.{p}_norm.weight")
         if cfg.is_moe:
             out.update(_experts(cfg, s, hf, tg))
             continue
@@ -71,16 +74,19 @@ def _experts(cfg: ModelConfig, s: _State, hf: str, tg: str) -> dict[str, Array]:
             f"{tg}.moe.w_up": gate_up[:, f:],
             f"{tg}.moe.w_down": s(f"{hf}.mlp.experts.down_proj"),
         }
-    moe = f"{hf}.block_sparse_moe"  # checkpoint layout: one Linear per expert
+    # checkpoint layout: one Linear per expert (Mixtral's w1/w3/w2, Qwen3 MoE's gate/up/down)
+    mixtral = cfg.model_type == "mixtral"
+    moe = f"{hf}.block_sparse_moe" if mixtral else f"{hf}.mlp"
+    names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
 
     def stack(w: str) -> Array:
         return np.stack([s(f"{moe}.experts.{e}.{w}.weight") for e in range(cfg.num_experts)])
 
     return {
         f"{tg}.moe.router.weight": s(f"{moe}.gate.weight"),
-        f"{tg}.moe.w_gate": stack("w1"),
-        f"{tg}.moe.w_up": stack("w3"),
-        f"{tg}.moe.w_down": stack("w2"),
+        f"{tg}.moe.w_gate": stack(names[0]),
+        f"{tg}.moe.w_up": stack(names[1]),
+        f"{tg}.moe.w_down": stack(names[2]),
     }
 
 
@@ -129,7 +135,8 @@ def _gptj(cfg: ModelConfig, s: _State) -> dict[str, Array]:
 
 
 _MAPPERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like,
-            "mixtral": _llama_like, "gpt2": _gpt2, "gptj": _gptj}
+            "qwen3": _llama_like, "qwen3_moe": _llama_like, "mixtral": _llama_like,
+            "gpt2": _gpt2, "gptj": _gptj}
 
 
 def to_canonical(

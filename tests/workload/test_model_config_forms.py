@@ -1,0 +1,66 @@
+"""Config files as transformers 4 and 5 write them read the same; Qwen3 MoE layouts tegel cannot
+price are refused by field."""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+
+import pytest
+
+from tegel.errors import TegelError
+from tegel.workload.ir import RopeScaling
+from tegel.workload.model_config import parse_config
+
+
+def shipped(name: str) -> dict:
+    return json.loads((resources.files("tegel.workload") / "configs" / f"{name}.json").read_text())
+
+
+def as_transformers_5(raw: dict) -> dict:
+    """`rope_theta` and `rope_scaling` folded into `rope_parameters`, as transformers 5 saves."""
+    new = {k: v for k, v in raw.items() if k not in ("rope_theta", "rope_scaling")}
+    params = dict(raw.get("rope_scaling") or {"rope_type": "default"})
+    params["rope_theta"] = raw["rope_theta"]
+    new["rope_parameters"] = params
+    return new
+
+
+@pytest.mark.parametrize("name", ["llama-3.1-8b", "qwen3-8b", "mistral-7b", "qwen3-30b-a3b"])
+def test_transformers_5_rope_parameters_read_like_rope_theta(name: str) -> None:
+    old = shipped(name)
+    new = as_transformers_5(old)
+    assert "rope_theta" not in new and "rope_parameters" in new
+    assert parse_config(new, name, "new") == parse_config(old, name, "old")
+
+
+def test_rope_parameters_carry_theta_and_llama3_scaling() -> None:
+    cfg = parse_config(as_transformers_5(shipped("llama-3.1-8b")), "x", "x")
+    assert cfg.rope_theta == 500000.0
+    assert cfg.rope_scaling == RopeScaling(8.0, 1.0, 4.0, 8192)
+    plain = parse_config(as_transformers_5(shipped("qwen3-8b")), "x", "x")
+    assert (plain.rope_theta, plain.rope_scaling) == (1e6, None)
+
+
+def test_transformers_5_expert_count_key_is_read() -> None:
+    raw = shipped("qwen3-30b-a3b")
+    renamed = {("num_local_experts" if k == "num_experts" else k): v for k, v in raw.items()}
+    assert parse_config(renamed, "x", "x").num_experts == 128
+
+
+def test_qwen3_moe_reads_experts_routing_and_head_norms() -> None:
+    cfg = parse_config(shipped("qwen3-30b-a3b"), "q", "q")
+    assert (cfg.num_experts, cfg.experts_per_token, cfg.intermediate_size) == (128, 8, 768)
+    assert cfg.moe_normalize and cfg.qk_norm and not cfg.qkv_bias
+    raw = shipped("qwen3-30b-a3b") | {"norm_topk_prob": False}
+    assert not parse_config(raw, "q", "q").moe_normalize
+
+
+@pytest.mark.parametrize(("field", "value"), [("mlp_only_layers", [0, 3]),
+                                              ("decoder_sparse_step", 2)])
+def test_qwen3_moe_with_dense_layers_is_refused_by_field(field: str, value: object) -> None:
+    raw = copy.deepcopy(shipped("qwen3-30b-a3b"))
+    raw[field] = value
+    with pytest.raises(TegelError, match=f"src.json: field '{field}'"):
+        parse_config(raw, "q", "src.json")
