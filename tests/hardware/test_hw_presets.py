@@ -36,6 +36,9 @@ REQUIRED = {
     "mi300x-8",
     "groq-576",
     "craftwerk-station",
+    "h100-pcie",
+    "h100-nvl",
+    "l40s",
 }
 
 
