@@ -39,6 +39,8 @@ REQUIRED = {
     "h100-pcie",
     "h100-nvl",
     "l40s",
+    "gb200-gpu",
+    "gb200-nvl72",
 }
 
 

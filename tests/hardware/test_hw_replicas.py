@@ -56,3 +56,12 @@ def test_names_are_case_insensitive_with_suggestions() -> None:
     assert load_system("H100-SXM").name == "h100-sxm"
     with pytest.raises(TegelError, match="did you mean h100-sxm"):
         load_system("h100sxm")
+
+
+def test_gb200_nvl72_is_one_nvlink_domain_and_racks_join_over_scale_out() -> None:
+    rack = load_system("gb200-nvl72")
+    assert rack.chip_count == rack.chips_per_node == 72
+    assert rack.link_between(0, 71) is rack.scale_up and rack.scale_up.kind == "nvlink"
+    two = load_system("2xgb200-nvl72")
+    assert two.chip_count == 144 and two.node_count == 2
+    assert two.link_between(71, 72) is two.scale_out
