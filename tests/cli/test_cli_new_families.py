@@ -10,7 +10,8 @@ from tegel.cli import main
 
 
 @pytest.mark.parametrize(("model", "system"), [("qwen3-30b-a3b", "h100-sxm"),
-                                               ("qwen3-8b", "dgx-h100")])
+                                               ("qwen3-8b", "dgx-h100"),
+                                               ("phi-4", "h100-sxm")])
 def test_run_new_families(model: str, system: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["run", model, "--on", system, "--input", "128", "--output", "16", "--json"]
     assert main(argv) == 0

@@ -64,3 +64,22 @@ def test_qwen3_moe_with_dense_layers_is_refused_by_field(field: str, value: obje
     raw[field] = value
     with pytest.raises(TegelError, match=f"src.json: field '{field}'"):
         parse_config(raw, "q", "src.json")
+
+
+def test_phi3_partial_rotary_from_either_place() -> None:
+    """Published Phi configs put `partial_rotary_factor` at the top; transformers 5 inside
+    `rope_parameters`."""
+    old = shipped("phi-4") | {"partial_rotary_factor": 0.75}
+    assert parse_config(old, "p", "p").rotary_dim == 96
+    new = as_transformers_5(shipped("phi-4"))
+    new["rope_parameters"]["partial_rotary_factor"] = 0.5
+    cfg = parse_config(new, "p", "p")
+    assert (cfg.rotary_dim, cfg.rope_theta, cfg.sliding_window) == (64, 250000.0, 16384)
+    assert parse_config(shipped("phi-4"), "p", "p").rotary_dim == 128
+
+
+def test_phi3_longrope_is_refused_by_field() -> None:
+    raw = shipped("phi-4") | {"rope_scaling": {"type": "longrope", "short_factor": [1.0] * 64,
+                                               "long_factor": [2.0] * 64}}
+    with pytest.raises(TegelError, match=r"src.json: field 'rope_scaling': .*LongRoPE"):
+        parse_config(raw, "p", "src.json")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -114,6 +114,10 @@ class _Fields:
         kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else None
         if kind == "default":
             return theta, None
+        if kind in ("longrope", "su"):
+            raise self._fail(key, "null or a rope_type of 'default' or 'llama3' (LongRoPE, as in "
+                             "Phi-3-128k, Phi-3.5 and Phi-4-mini, is not supported: its "
+                             "frequencies switch with the sequence length)")
         if kind != "llama3":
             raise self._fail(key, "null or a rope_type of 'default' or 'llama3'")
         sub = _Fields(scaling, f"{self.source}: {key}")
@@ -201,6 +205,20 @@ def _qwen3_moe_intermediate(f: _Fields) -> int:
     return f.integer("moe_intermediate_size")
 
 
+def _phi3(f: _Fields, name: str, model_type: str) -> ModelConfig:
+    """Phi-3 and Phi-4: Llama's layout with fused qkv and gate_up projections (split when the
+    weights are read), a sliding window when the config sets one, and partial rotary."""
+    base = _llama_like(f, name, model_type)
+    params = f.raw.get("rope_parameters")
+    rope_fields = _Fields(params, f"{f.source}: rope_parameters") if isinstance(params, dict) else f
+    fraction = rope_fields.number("partial_rotary_factor", 1.0)
+    rotary = int(base.head_dim * fraction)
+    if fraction > 1.0 or rotary % 2:
+        raise rope_fields._fail("partial_rotary_factor",
+                                f"at most 1 and giving an even part of head_dim {base.head_dim}")
+    return replace(base, rotary_dim=rotary, sliding_window=f.opt_int("sliding_window"))
+
+
 def _gpt2_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
     """GPT-2 (learned positions, sequential block) and GPT-J (rotary, parallel block)."""
     gptj = model_type == "gptj"
@@ -245,6 +263,7 @@ READERS: dict[str, Callable[[_Fields, str, str], ModelConfig]] = {
     "qwen3": _llama_like,
     "qwen3_moe": _llama_like,
     "mixtral": _llama_like,
+    "phi3": _phi3,
     "gpt2": _gpt2_like,
     "gptj": _gpt2_like,
 }

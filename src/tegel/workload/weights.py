@@ -64,6 +64,27 @@ def _llama_like(cfg: ModelConfig, s: _State) -> dict[str, Array]:
     return out
 
 
+def _phi3(cfg: ModelConfig, s: _State) -> dict[str, Array]:
+    """Llama's names, after splitting Phi-3's fused `qkv_proj` ([q; k; v] rows) and
+    `gate_up_proj` ([gate; up] rows)."""
+    q_rows, kv_rows = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim
+    f = cfg.intermediate_size
+    split = dict(s.state)
+    for i in range(cfg.num_layers):
+        hf = f"model.layers.{i}"
+        qkv = s(f"{hf}.self_attn.qkv_proj.weight")
+        if qkv.shape[0] != q_rows + 2 * kv_rows:
+            raise TegelError(f"{s.source}: {hf}.self_attn.qkv_proj.weight has {qkv.shape[0]} "
+                             f"rows, expected {q_rows + 2 * kv_rows}")
+        ends = (q_rows, q_rows + kv_rows, q_rows + 2 * kv_rows)
+        for p, start, stop in zip("qkv", (0, *ends[:2]), ends, strict=True):
+            split[f"{hf}.self_attn.{p}_proj.weight"] = qkv[start:stop]
+        gate_up = s(f"{hf}.mlp.gate_up_proj.weight")
+        split[f"{hf}.mlp.gate_proj.weight"] = gate_up[:f]
+        split[f"{hf}.mlp.up_proj.weight"] = gate_up[f:]
+    return _llama_like(cfg, _State(split, s.source))
+
+
 def _experts(cfg: ModelConfig, s: _State, hf: str, tg: str) -> dict[str, Array]:
     f = cfg.intermediate_size
     if s.has(f"{hf}.mlp.experts.gate_up_proj"):  # transformers >= 5 module layout
@@ -136,7 +157,7 @@ def _gptj(cfg: ModelConfig, s: _State) -> dict[str, Array]:
 
 _MAPPERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like,
             "qwen3": _llama_like, "qwen3_moe": _llama_like, "mixtral": _llama_like,
-            "gpt2": _gpt2, "gptj": _gptj}
+            "phi3": _phi3, "gpt2": _gpt2, "gptj": _gptj}
 
 
 def to_canonical(
