@@ -41,6 +41,10 @@ REQUIRED = {
     "l40s",
     "gb200-gpu",
     "gb200-nvl72",
+    "mi325x",
+    "mi325x-8",
+    "mi355x",
+    "mi355x-8",
 }
 
 
