@@ -78,7 +78,9 @@ def test_inspect_errors_are_one_line(argv: list[str], message: str,
 
 def test_inspect_list_names_the_shipped_models(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "--list"]) == 0
-    assert capsys.readouterr().out.split() == shipped_models()
+    rows = capsys.readouterr().out.splitlines()[2:]  # after the header and its rule
+    assert [r.split()[0] for r in rows] == shipped_models()
+    assert [r.split()[1] for r in rows if r.startswith("qwen3-30b-a3b")] == ["qwen3_moe"]
     assert main(["inspect"]) == 2
     assert "give a model" in capsys.readouterr().err
 

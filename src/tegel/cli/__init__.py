@@ -27,6 +27,18 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def _version() -> str:
+    """The installed distribution's version, or the package's own when run from a source tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("tegel")
+    except metadata.PackageNotFoundError:
+        from tegel import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole `tegel` argument parser."""
     parser = argparse.ArgumentParser(
@@ -34,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="An executable model of AI inference hardware: inspect models, describe "
         "machines, run and compare workloads.",
     )
+    parser.add_argument("--version", action="version", version=f"tegel {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

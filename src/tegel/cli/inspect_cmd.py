@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Parameters, weight and KV-cache bytes, FLOPs and minimal "
                        "bytes per token of a shipped model or a Hugging Face config.json.")
     p.add_argument("model", nargs="?", help="shipped model name (see --list) or config.json path")
-    p.add_argument("--list", action="store_true", help="list the shipped models and exit")
+    p.add_argument("--list", action="store_true",
+                   help="list the shipped models with their families and sizes, and exit")
     p.add_argument("--input", type=int, metavar="L",
                    help=f"prefill tokens ({DEFAULT_INPUT}, at most the model's positions)")
     p.add_argument("--kv", type=int, metavar="K",
@@ -32,10 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from tegel.workload.summary import summarize
 
     if args.list:
-        from tegel.workload import shipped_models
-
-        print("\n".join(shipped_models()))
-        return 0
+        return _list(args.json)
     if args.model is None:
         raise TegelError("give a model: a shipped name (tegel inspect --list) or a config.json path")
     for flag, value in (("--input", args.input), ("--batch", args.batch)):
@@ -55,6 +53,30 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(card, indent=2))
         return 0
     print(_render(card))
+    return 0
+
+
+def _list(as_json: bool) -> int:
+    """Every shipped model: its family (the config's model_type), parameters, active
+    parameters per token and experts."""
+    from tegel.workload import Phase, build_llm_graph, load_model_config, shipped_models
+    from tegel.workload.summary import active_parameters
+
+    records: list[dict[str, object]] = []
+    lines: list[list[str]] = []
+    for name in shipped_models():
+        cfg = load_model_config(name)
+        graph = build_llm_graph(cfg, Phase.decode(1, 1))
+        active = active_parameters(graph, cfg)
+        records.append({"model": name, "family": cfg.model_type,
+                        "parameters": graph.parameter_count, "active_parameters": active,
+                        "experts": cfg.num_experts, "experts_per_token": cfg.experts_per_token})
+        experts = f"{cfg.experts_per_token} of {cfg.num_experts}" if cfg.is_moe else "-"
+        lines.append([name, cfg.model_type, si(graph.parameter_count), si(active), experts])
+    if as_json:
+        print(json.dumps(records, indent=2))
+    else:
+        print(table(["model", "family", "parameters", "active", "experts"], lines))
     return 0
 
 

@@ -6,6 +6,7 @@ missing or ill-typed field is a TegelError naming the file and the field.
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -291,20 +292,42 @@ def parse_config(raw: Mapping[str, Any], name: str, source: str) -> ModelConfig:
     return config
 
 
+def _shipped_name(text: str) -> str | None:
+    """The shipped model `text` names, ignoring case and a Hugging Face organisation prefix
+    (`Qwen/Qwen3-8B` is `qwen3-8b`); None when it names none."""
+    by_lower = {n.lower(): n for n in shipped_models()}
+    key = text.strip().lower()
+    return by_lower.get(key) or by_lower.get(key.rsplit("/", 1)[-1])
+
+
+def _not_found(text: str, path: Path) -> TegelError:
+    names = shipped_models()
+    key = text.strip().lower().rsplit("/", 1)[-1]
+    close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+    hint = ""
+    if close:
+        hint = f"did you mean {'one of ' if len(close) > 1 else ''}{', '.join(map(repr, close))}? "
+    return TegelError(f"model {text!r}: not a shipped model and no config.json at {path}; "
+                      f"{hint}shipped: {', '.join(names)} (tegel inspect --list)")
+
+
 def load_model_config(name_or_path: str | Path) -> ModelConfig:
-    """A shipped model by name (`llama-3.1-70b`), a config.json path, or a model folder."""
+    """A shipped model by name (`llama-3.1-70b`, any case), a config.json path, or a model
+    folder. A name that matches nothing is a TegelError suggesting the closest shipped names."""
     text_name = str(name_or_path)
-    if text_name in shipped_models():
-        resource = resources.files("tegel.workload") / "configs" / f"{text_name}.json"
-        return parse_config(json.loads(resource.read_text()), text_name, f"{text_name}.json")
     path = Path(name_or_path)
+    # an exact shipped name wins over a file of that name; a loose match (case, organisation
+    # prefix) only when no such file exists
+    shipped = text_name if text_name in shipped_models() else None
+    if shipped is None and not path.exists():
+        shipped = _shipped_name(text_name)
+    if shipped is not None:
+        resource = resources.files("tegel.workload") / "configs" / f"{shipped}.json"
+        return parse_config(json.loads(resource.read_text()), shipped, f"{shipped}.json")
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
-        raise TegelError(
-            f"model {text_name!r}: not a shipped model ({', '.join(shipped_models())}) "
-            f"and no config.json at {path}"
-        )
+        raise _not_found(text_name, path)
     try:
         raw = json.loads(path.read_text())
     except json.JSONDecodeError as err:
