@@ -45,6 +45,9 @@ REQUIRED = {
     "mi325x-8",
     "mi355x",
     "mi355x-8",
+    "tpu-v5p",
+    "trainium2",
+    "gaudi3",
 }
 
 
