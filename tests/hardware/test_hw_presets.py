@@ -48,6 +48,7 @@ REQUIRED = {
     "tpu-v5p",
     "trainium2",
     "gaudi3",
+    "dgx-a100",
 }
 
 

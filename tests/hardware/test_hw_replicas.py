@@ -65,3 +65,11 @@ def test_gb200_nvl72_is_one_nvlink_domain_and_racks_join_over_scale_out() -> Non
     two = load_system("2xgb200-nvl72")
     assert two.chip_count == 144 and two.node_count == 2
     assert two.link_between(71, 72) is two.scale_out
+
+
+@pytest.mark.parametrize("chip", ["h100-sxm", "h200", "b200", "mi300x", "a100-80gb"])
+def test_every_gpu_system_validate_builds_runs_under_its_name(chip: str) -> None:
+    for chips in (2, 16):
+        made = gpu_system(chip, chips)
+        assert made.name == f"{chips}x-{chip}"
+        assert load_system(made.name) == made

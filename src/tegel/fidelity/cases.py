@@ -54,7 +54,7 @@ _GPUS = (
     (r"H200", "h200", "hgx-h200"),
     (r"(?<!G)B200", "b200", "hgx-b200"),
     (r"MI300X", "mi300x", "mi300x-8"),
-    (r"A100", "a100-80gb", "dgx-a100.yaml"),
+    (r"A100", "a100-80gb", "dgx-a100"),
 )
 _NO_PRESET = r"NVL|PCIe|GH200|GB200"
 
