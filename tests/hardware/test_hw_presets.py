@@ -49,6 +49,8 @@ REQUIRED = {
     "trainium2",
     "gaudi3",
     "dgx-a100",
+    "tpu-v6e-256",
+    "tpu-v5p-8960",
 }
 
 
