@@ -51,6 +51,8 @@ REQUIRED = {
     "dgx-a100",
     "tpu-v6e-256",
     "tpu-v5p-8960",
+    "gaudi3-8",
+    "trn2-16",
 }
 
 
