@@ -73,3 +73,12 @@ def test_every_gpu_system_validate_builds_runs_under_its_name(chip: str) -> None
         made = gpu_system(chip, chips)
         assert made.name == f"{chips}x-{chip}"
         assert load_system(made.name) == made
+
+
+def test_a_pod_wide_scale_up_network_spans_hosts() -> None:
+    pod = load_system("tpu-v6e-256")
+    assert pod.chips_per_node == 8 and pod.scale_up_domain == 256
+    assert pod.link_between(0, 255) is pod.scale_up  # different hosts, one ICI torus
+    two = load_system("2xtpu-v6e-256")
+    assert two.chip_count == 512 and two.link_between(255, 256) is two.scale_out
+    assert load_system("dgx-h100").scale_up_domain == 8

@@ -87,6 +87,7 @@ def summarize(system: System) -> dict[str, Any]:
         "description": system.description,
         "chips": system.chip_count,
         "chips_per_node": system.chips_per_node,
+        "scale_up_chips": system.scale_up_domain,
         "nodes": system.node_count,
         "architecture": chip.architecture,
         "node": chip.node,

@@ -55,6 +55,9 @@ class System(Cited):
     chip: Chip
     chip_count: Count
     chips_per_node: Count = 1
+    # chips one scale-up network joins, where it spans several hosts (a TPU pod's ICI torus, Groq's
+    # C2C links); None: a node's chips
+    scale_up_chips: Count | None = None
     scale_up: ChipLink | None = None
     scale_out: ChipLink | None = None
     host: Host = Field(default_factory=Host)
@@ -77,15 +80,20 @@ class System(Cited):
 
     def link_between(self, a: int, b: int) -> ChipLink | None:
         """The network chips `a` and `b` (0-based, numbered node by node) talk over: the scale-up
-        network within a node, the scale-out network between nodes (None: the same chip, or no
-        such network)."""
+        network within its domain (a node, or `scale_up_chips`), the scale-out network between
+        domains (None: the same chip, or no such network)."""
         for i in (a, b):
             if not 0 <= i < self.chip_count:
                 raise TegelError(f"{self.name}: chip {i} out of range 0..{self.chip_count - 1}")
         if a == b:
             return None
-        same_node = a // self.chips_per_node == b // self.chips_per_node
-        return self.scale_up if same_node else self.scale_out
+        domain = self.scale_up_domain
+        return self.scale_up if a // domain == b // domain else self.scale_out
+
+    @property
+    def scale_up_domain(self) -> int:
+        """Chips one scale-up network joins: `scale_up_chips`, else a node's."""
+        return self.scale_up_chips or self.chips_per_node
 
     @property
     def node_count(self) -> int:
@@ -165,7 +173,7 @@ def replicated(node: System, chip_count: int, name: str) -> System:
     chips the preset already joins needs its scale-out network."""
     if chip_count < 1:
         raise TegelError(f"{name}: expected a chip count of at least 1, got {chip_count}")
-    joined = max(node.chip_count, node.chips_per_node)
+    joined = max(node.chip_count, node.scale_up_domain)
     if chip_count > joined and node.scale_out is None:
         raise TegelError(
             f"{name}: {node.name} has no scale_out network to join {chip_count} chips "
@@ -173,7 +181,8 @@ def replicated(node: System, chip_count: int, name: str) -> System:
     if chip_count == node.chip_count:
         return node
     nodes = math.ceil(chip_count / node.chips_per_node)
-    between = f", {node.scale_out.kind} between nodes" if node.scale_out and nodes > 1 else ""
+    domains = math.ceil(chip_count / node.scale_up_domain)
+    between = f", {node.scale_out.kind} between them" if node.scale_out and domains > 1 else ""
     return node.model_copy(update={
         "name": name,
         "description": f"{chip_count} x {node.chip.name} in {nodes} node(s) like {node.name}"
