@@ -41,12 +41,14 @@ PUBLISHED_B = {
     "qwen3-30b-a3b": 30.5,
     # huggingface.co/microsoft/phi-4: "Model size 14.7B params" (the safetensors total)
     "phi-4": 14.7,
+    # huggingface.co/google/gemma-2-2b-it: "Model size 2.61B params"
+    "gemma-2-2b-it": 2.61,
 }
 
 REQUIRED = {"gpt2", "gpt-j-6b", "llama-2-7b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b",
             "llama-3.1-405b", "llama-3.3-70b", "mistral-7b", "mixtral-8x7b", "qwen2.5-7b",
             "qwen2.5-72b", "qwen3-8b", "qwen3-32b", "qwen3-30b-a3b",
-            "phi-4"}
+            "phi-4", "gemma-2-2b-it"}
 
 
 def test_every_required_config_is_shipped() -> None:
@@ -141,7 +143,7 @@ def test_bad_json_names_the_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("family", ["mixtral", "gpt2", "qwen2", "qwen3", "qwen3-moe",
-                                    "phi3"])
+                                    "phi3", "gemma2"])
 def test_hf_folder_loader_feeds_real_weights(family: str, tmp_path: Path) -> None:
     model, _ = tiny_model(family, seed=3)
     model.save_pretrained(tmp_path)

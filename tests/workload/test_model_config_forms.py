@@ -83,3 +83,20 @@ def test_phi3_longrope_is_refused_by_field() -> None:
                                                "long_factor": [2.0] * 64}}
     with pytest.raises(TegelError, match=r"src.json: field 'rope_scaling': .*LongRoPE"):
         parse_config(raw, "p", "src.json")
+
+
+def test_gemma2_alternates_sliding_and_full_attention() -> None:
+    cfg = parse_config(shipped("gemma-2-2b-it"), "g", "g")
+    assert cfg.full_attention_layers == frozenset(range(1, 26, 2))  # layer 0 slides
+    assert (cfg.sliding_window, cfg.attn_softcap, cfg.final_softcap) == (4096, 50.0, 30.0)
+    assert cfg.attn_scale == 256**-0.5 and cfg.embed_scale == 2304**0.5
+    assert cfg.tie_word_embeddings and cfg.sandwich_norms
+    kinds = ["full_attention"] * 20 + ["sliding_attention"] * 6
+    written = parse_config(shipped("gemma-2-2b-it") | {"layer_types": kinds}, "g", "g")
+    assert written.full_attention_layers == frozenset(range(20))
+
+
+def test_gemma2_bad_layer_types_are_refused_by_field() -> None:
+    raw = shipped("gemma-2-2b-it") | {"layer_types": ["full_attention"] * 3}
+    with pytest.raises(TegelError, match=r"src.json: field 'layer_types': expected 26 entries"):
+        parse_config(raw, "g", "src.json")

@@ -163,6 +163,7 @@ TORCH_UNARY = {
     UnaryFn.GELU_TANH: lambda t: F.gelu(t, approximate="tanh"),
     UnaryFn.RELU: F.relu,
     UnaryFn.NEG: torch.neg,
+    UnaryFn.SOFTCAP: torch.tanh,  # with Unary's default cap of 1
 }
 
 
@@ -209,6 +210,27 @@ def test_grouped_rmsnorm_normalises_each_head_alone() -> None:
     close(got, want.reshape(2, 5, heads * d))
     (whole,) = run_one(OpKind.RMSNORM, RMSNorm(1e-6), x, np.tile(w, heads))
     assert np.abs(whole - got).max() > 0.1
+
+
+def test_softcap_unary_embedding_scale_and_attention_softcap_match_torch() -> None:
+    rng = np.random.default_rng(17)
+    x = rand(rng, 2, 3, 8) * 20
+    (got,) = run_one(OpKind.UNARY, Unary(UnaryFn.SOFTCAP, 2.5), x)
+    close(got, 2.5 * torch.tanh(torch.tensor(x) / 2.5))
+    assert np.abs(got).max() <= 2.5 and np.abs(got).max() > 2.4
+    table, ids = rand(rng, 11, 4), np.array([[3, 0, 10]], np.int32)
+    (rows,) = run_one(OpKind.EMBEDDING, Embedding(2.0), ids, table)
+    close(rows, torch.tensor(table)[torch.tensor(ids, dtype=torch.long)] * 2.0)
+    heads, d, cap = 2, 4, 1.5
+    q, k, v = (rand(rng, 1, 5, heads * d) * 3 for _ in range(3))
+    (out,) = run_one(OpKind.ATTENTION, Attention(heads, heads, d, 0.5, softcap=cap), q, k, v)
+    qt, kt, vt = (torch.tensor(t).view(1, 5, heads, d).transpose(1, 2) for t in (q, k, v))
+    scores = cap * torch.tanh(qt @ kt.transpose(-1, -2) * 0.5 / cap)
+    scores = scores.masked_fill(torch.triu(torch.ones(5, 5, dtype=torch.bool), 1), -torch.inf)
+    want = (torch.softmax(scores, -1) @ vt).transpose(1, 2).reshape(1, 5, heads * d)
+    close(out, want)
+    (plain,) = run_one(OpKind.ATTENTION, Attention(heads, heads, d, 0.5), q, k, v)
+    assert np.abs(plain - out).max() > 1e-3
 
 
 def test_grouped_rmsnorm_refuses_a_weight_of_the_wrong_size() -> None:

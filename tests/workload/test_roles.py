@@ -52,6 +52,8 @@ ROLE_OF_NAME = {
     "embed_sum": R.POSITION_EMBEDDING,
     "layers.{i}.attn_norm": R.NORM,
     "layers.{i}.mlp_norm": R.NORM,
+    "layers.{i}.post_attn_norm": R.NORM,
+    "layers.{i}.post_mlp_norm": R.NORM,
     "final_norm": R.NORM,
     "layers.{i}.attn.q": R.Q_PROJ,
     "layers.{i}.attn.k": R.K_PROJ,
@@ -76,6 +78,7 @@ ROLE_OF_NAME = {
     "layers.{i}.moe.experts": R.EXPERTS,
     "last_token": R.SLICE,
     "logits": R.LM_HEAD,
+    "lm_head": R.LM_HEAD,  # the head's matmul when soft-capping follows it (Gemma 2)
 }
 PHASES = {"prefill": Phase.prefill(2, 5), "decode": Phase.decode(2, 7)}
 
@@ -119,6 +122,8 @@ def test_every_op_of_every_shipped_model_has_its_role(model: str, phase: str) ->
     graph = small_graph(model, PHASES[phase])
     for op in graph.ops:
         role, layer = name_role(op.name)
+        if op.kind is OpKind.UNARY and op.name == "logits":  # the soft-cap after the head
+            role = R.OTHER
         assert (op.role, op.layer) == (role, layer), op.name
     cfg = load_model_config(model)
     roles = {op.role for op in graph.ops}

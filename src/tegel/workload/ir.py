@@ -99,6 +99,7 @@ class UnaryFn(enum.Enum):
     GELU_TANH = "gelu_tanh"  # tanh approximation (GPT-2 "gelu_new")
     RELU = "relu"
     NEG = "neg"
+    SOFTCAP = "softcap"  # cap * tanh(x / cap): Gemma 2's logit soft-capping
 
 
 class BinaryFn(enum.Enum):
@@ -141,11 +142,15 @@ class Attention:
     # one request) hold the same first `kv_shared` positions once, so they are read once
     kv_group: int = 1
     kv_shared: int = 0
+    softcap: float | None = None  # scores become softcap * tanh(scores / softcap) (Gemma 2)
 
 
 @dataclass(frozen=True, slots=True)
 class Unary:
+    """fn(x) elementwise; `cap` is SOFTCAP's bound (the other functions ignore it)."""
+
     fn: UnaryFn
+    cap: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +186,10 @@ class Softmax:
 
 @dataclass(frozen=True, slots=True)
 class Embedding:
-    """Rows of a table [V, H] gathered by integer ids [...] -> [..., H]."""
+    """Rows of a table [V, H] gathered by integer ids [...] -> [..., H], times `scale` (Gemma
+    multiplies its token embeddings by sqrt(H))."""
+
+    scale: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from tegel.workload.ir import (
     Slice,
     Tensor,
     Unary,
+    UnaryFn,
 )
 from tegel.workload.model_config import ModelConfig
 from tegel.workload.roles import assign_roles
@@ -131,9 +132,12 @@ class _Blocks:
             (cache,) = g.op(OpKind.KV_CACHE_WRITE, KVCacheWrite(), ins, f"present.{i}.{kind}",
                             dtype=self.p.kv_cache, role=Role.KV_CACHE)
             caches.append(cache)
-        attrs = Attention(c.num_heads, c.num_kv_heads, c.head_dim, 1.0 / math.sqrt(c.head_dim),
-                          causal=True, window=c.sliding_window, kv_group=ph.beams,
-                          kv_shared=ph.shared_prefix if ph.beams > 1 else 0)
+        window = None if i in c.full_attention_layers else c.sliding_window
+        scale = c.attn_scale if c.attn_scale is not None else 1.0 / math.sqrt(c.head_dim)
+        attrs = Attention(c.num_heads, c.num_kv_heads, c.head_dim, scale, causal=True,
+                          window=window, kv_group=ph.beams,
+                          kv_shared=ph.shared_prefix if ph.beams > 1 else 0,
+                          softcap=c.attn_softcap)
         a = g.op1(OpKind.ATTENTION, attrs, (q, caches[0], caches[1]), f"{pre}.sdpa")
         return self.linear(a, f"{pre}.o", q_ch, c.hidden_size, c.o_bias)
 
@@ -179,7 +183,7 @@ class _Blocks:
         ids = g.input("input_ids", shape, DType.INT32)
         positions = g.input("position_ids", shape, DType.INT32)
         table = self.w("embed.weight", c.vocab_size, c.hidden_size)
-        h = g.op1(OpKind.EMBEDDING, Embedding(), (ids, table), "embed")
+        h = g.op1(OpKind.EMBEDDING, Embedding(c.embed_scale), (ids, table), "embed")
         if c.learned_positions:
             pos_table = self.w("pos_embed.weight", c.max_position_embeddings, c.hidden_size)
             pos = g.op1(OpKind.EMBEDDING, Embedding(), (positions, pos_table), "pos_embed")
@@ -192,9 +196,13 @@ class _Blocks:
                 h = self.add(self.add(h, attn, f"layers.{i}.attn_residual"),
                              self.mlp(x, i), f"layers.{i}.mlp_residual")
                 continue
+            if c.sandwich_norms:
+                attn = self.norm(attn, f"layers.{i}.post_attn_norm")
             h = self.add(h, attn, f"layers.{i}.attn_residual")
-            h = self.add(h, self.mlp(self.norm(h, f"layers.{i}.mlp_norm"), i),
-                         f"layers.{i}.mlp_residual")
+            mlp = self.mlp(self.norm(h, f"layers.{i}.mlp_norm"), i)
+            if c.sandwich_norms:
+                mlp = self.norm(mlp, f"layers.{i}.post_mlp_norm")
+            h = self.add(h, mlp, f"layers.{i}.mlp_residual")
         g.layer = -1
         h = self.norm(h, "final_norm")
         if logits == "last" and ph.new_tokens > 1:
@@ -202,7 +210,10 @@ class _Blocks:
         head = table if c.tie_word_embeddings else self.w("lm_head.weight", c.vocab_size,
                                                          c.hidden_size)
         ins = (h, head) + ((self.small("lm_head.bias", c.vocab_size),) if c.lm_head_bias else ())
-        out = g.op1(OpKind.MATMUL, MatMul(transpose_b=True), ins, "logits")
+        capped = c.final_softcap is not None
+        out = g.op1(OpKind.MATMUL, MatMul(transpose_b=True), ins, "lm_head" if capped else "logits")
+        if c.final_softcap is not None:
+            out = g.op1(OpKind.UNARY, Unary(UnaryFn.SOFTCAP, c.final_softcap), (out,), "logits")
         presents = tuple(t for op in g.ops for t in op.outputs if t.role is Role.KV_CACHE)
         return g.build((out, *presents))
 

@@ -52,6 +52,12 @@ class ModelConfig:
     sliding_window: int | None
     qk_norm: bool = False  # RMS norm of each q and k head before rotary embedding (Qwen3)
     moe_normalize: bool = True  # renormalise the top-k routing weights (Mixtral; Qwen3 MoE)
+    full_attention_layers: frozenset[int] = frozenset()  # layers that ignore sliding_window
+    embed_scale: float = 1.0  # token embeddings times this (Gemma: sqrt(hidden_size))
+    attn_scale: float | None = None  # attention's score scale; None: 1 / sqrt(head_dim)
+    attn_softcap: float | None = None  # scores -> cap * tanh(scores / cap) (Gemma 2)
+    final_softcap: float | None = None  # logits -> cap * tanh(logits / cap) (Gemma 2)
+    sandwich_norms: bool = False  # norms also after attention and MLP, before the residual add
 
     @property
     def is_moe(self) -> bool:
@@ -220,6 +226,38 @@ def _phi3(f: _Fields, name: str, model_type: str) -> ModelConfig:
     return replace(base, rotary_dim=rotary, sliding_window=f.opt_int("sliding_window"))
 
 
+def _gemma2(f: _Fields, name: str, model_type: str) -> ModelConfig:
+    """Gemma 2: Llama's layout with sandwich norms, sqrt(H)-scaled embeddings, a tanh-approximate
+    GELU gate, soft-capped attention scores and logits, and sliding-window attention on every
+    other layer (layer 0 first) unless `layer_types` says otherwise. Gemma's RMS norms scale by
+    (1 + weight); the loader adds the 1, so the graph's norms are ordinary."""
+    hidden, layers = f.integer("hidden_size"), f.integer("num_hidden_layers")
+    base = replace(_llama_like(f, name, "llama"), model_type=model_type)
+    kinds = f.raw.get("layer_types")
+    if kinds is None:
+        kinds = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)]
+    if (not isinstance(kinds, list) or len(kinds) != layers
+            or not set(kinds) <= {"sliding_attention", "full_attention"}):
+        raise f._fail("layer_types", f"{layers} entries of 'sliding_attention' or 'full_attention'")
+    act_key = "hidden_activation" if f.raw.get("hidden_activation") is not None else "hidden_act"
+    return replace(
+        base,
+        activation=f.activation(act_key, "gelu_pytorch_tanh"),
+        tie_word_embeddings=f.boolean("tie_word_embeddings", True),
+        sliding_window=f.opt_int("sliding_window"),
+        full_attention_layers=frozenset(i for i, k in enumerate(kinds) if k == "full_attention"),
+        embed_scale=hidden**0.5,
+        attn_scale=f.number("query_pre_attn_scalar", base.head_dim) ** -0.5,
+        attn_softcap=_opt_number(f, "attn_logit_softcapping"),
+        final_softcap=_opt_number(f, "final_logit_softcapping"),
+        sandwich_norms=True,
+    )
+
+
+def _opt_number(f: _Fields, key: str) -> float | None:
+    return None if f.raw.get(key) is None else f.number(key)
+
+
 def _gpt2_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
     """GPT-2 (learned positions, sequential block) and GPT-J (rotary, parallel block)."""
     gptj = model_type == "gptj"
@@ -265,6 +303,7 @@ READERS: dict[str, Callable[[_Fields, str, str], ModelConfig]] = {
     "qwen3_moe": _llama_like,
     "mixtral": _llama_like,
     "phi3": _phi3,
+    "gemma2": _gemma2,
     "gpt2": _gpt2_like,
     "gptj": _gpt2_like,
 }

@@ -43,6 +43,7 @@ UNARY_FLOPS: dict[UnaryFn, int] = {
     UnaryFn.GELU_TANH: 8,
     UnaryFn.RELU: 1,
     UnaryFn.NEG: 1,
+    UnaryFn.SOFTCAP: 4,  # divide, tanh (as exp, add, divide), multiply: counted like SiLU
 }
 
 
@@ -178,6 +179,8 @@ def _attention_work(op: Op) -> OpWork:
     lk = k.shape[1]
     pairs = attended_pairs(lq, lk, a.causal, a.window) * b * a.num_heads
     flops = 4.0 * a.head_dim * pairs + 5.0 * pairs  # QK^T and PV, plus softmax
+    if a.softcap is not None:
+        flops += float(UNARY_FLOPS[UnaryFn.SOFTCAP]) * pairs
     kv_rows = min(lk, lq + a.window - 1) if a.window else lk
     kv_frac = kv_rows / lk if lk else 0.0
     if a.kv_group > 1 and lk:  # a shared prefix is read once per group of rows
@@ -240,7 +243,9 @@ def _embedding_infer(ins: tuple[Tensor, ...], _: Embedding) -> tuple[OutSpec, ..
 def _embedding_work(op: Op) -> OpWork:
     ids, table = op.inputs
     rows = min(ids.numel, table.shape[0]) * table.shape[1]  # each distinct row read once
-    return OpWork(0.0, (ids.nbytes, table.dtype.nbytes(rows)), (op.outputs[0].nbytes,))
+    scaled = op.attrs.scale != 1.0  # type: ignore[union-attr]
+    flops = float(op.outputs[0].numel) if scaled else 0.0
+    return OpWork(flops, (ids.nbytes, table.dtype.nbytes(rows)), (op.outputs[0].nbytes,))
 
 
 def _rope_infer(ins: tuple[Tensor, ...], a: Rope) -> tuple[OutSpec, ...]:

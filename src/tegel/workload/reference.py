@@ -28,6 +28,7 @@ from tegel.workload.ir import (
     Rope,
     Slice,
     Softmax,
+    Unary,
     UnaryFn,
 )
 
@@ -48,9 +49,11 @@ def _f32(x: Array) -> Array:
     return np.asarray(x, dtype=np.float32)
 
 
-def unary(fn: UnaryFn, x: Array) -> Array:
+def unary(fn: UnaryFn, x: Array, cap: float = 1.0) -> Array:
     """Elementwise activation functions, matching PyTorch's definitions."""
     x = _f32(x)
+    if fn is UnaryFn.SOFTCAP:
+        return (np.float32(cap) * np.tanh(x / np.float32(cap))).astype(np.float32)
     if fn is UnaryFn.SILU:
         return x / (1.0 + np.exp(-x))
     if fn is UnaryFn.GELU:
@@ -97,6 +100,8 @@ def _attention(op: Op, xs: list[Array]) -> list[Array]:
     kh = np.repeat(k.reshape(b, lk, a.num_kv_heads, d).transpose(0, 2, 1, 3), group, axis=1)
     vh = np.repeat(v.reshape(b, lk, a.num_kv_heads, d).transpose(0, 2, 1, 3), group, axis=1)
     scores = np.matmul(qh, kh.transpose(0, 1, 3, 2)) * np.float32(a.scale)
+    if a.softcap is not None:
+        scores = unary(UnaryFn.SOFTCAP, scores, a.softcap)
     q_pos = np.arange(lk - lq, lk)[:, None]
     k_pos = np.arange(lk)[None, :]
     visible = np.ones((lq, lk), dtype=bool)
@@ -111,7 +116,8 @@ def _attention(op: Op, xs: list[Array]) -> list[Array]:
 
 @_ref(OpKind.UNARY)
 def _unary(op: Op, xs: list[Array]) -> list[Array]:
-    return [unary(op.attrs.fn, xs[0])]  # type: ignore[union-attr, arg-type]
+    a: Unary = op.attrs  # type: ignore[assignment]
+    return [unary(a.fn, xs[0], a.cap)]
 
 
 _BINARY = {BinaryFn.ADD: np.add, BinaryFn.SUB: np.subtract, BinaryFn.MUL: np.multiply}
@@ -153,7 +159,9 @@ def _embedding(op: Op, xs: list[Array]) -> list[Array]:
     ids, table = xs
     if ids.size and (ids.min() < 0 or ids.max() >= table.shape[0]):
         raise TegelError(f"{op.name}: token id out of range 0..{table.shape[0] - 1}")
-    return [_f32(table)[ids.astype(np.int64)]]
+    rows = _f32(table)[ids.astype(np.int64)]
+    scale = op.attrs.scale  # type: ignore[union-attr]
+    return [rows if scale == 1.0 else rows * np.float32(scale)]
 
 
 def rope_inv_freq(a: Rope) -> Array:

@@ -59,6 +59,12 @@ def _passes_through(op: Op) -> bool:
     return isinstance(op.attrs, RMSNorm) and op.attrs.group > 0
 
 
+def _passes_logits(op: Op) -> bool:
+    """Ops between the LM head and the logits output: the last-token slice, a soft-cap."""
+    return op.kind is OpKind.SLICE or (isinstance(op.attrs, Unary)
+                                       and op.attrs.fn is UnaryFn.SOFTCAP)
+
+
 def _is_binary(op: Op, fn: BinaryFn) -> bool:
     return isinstance(op.attrs, Binary) and op.attrs.fn is fn
 
@@ -153,13 +159,13 @@ class _Structure:
 
     def lm_head(self) -> None:
         """LM_HEAD: a weight matmul not named yet whose output is a graph output, directly or
-        through a slice."""
+        through a slice or a soft-cap (Gemma 2's logits)."""
         for i, op in enumerate(self.ops):
             if not _is_weight_matmul(op):
                 continue
             out = op.outputs[0]
             if out.name in self.outputs or any(
-                self.ops[j].kind is OpKind.SLICE and self.ops[j].outputs[0].name in self.outputs
+                _passes_logits(self.ops[j]) and self.ops[j].outputs[0].name in self.outputs
                 for j in self.readers(out)
             ):
                 self.claim(i, OpRole.LM_HEAD)

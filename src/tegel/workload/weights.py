@@ -85,6 +85,24 @@ def _phi3(cfg: ModelConfig, s: _State) -> dict[str, Array]:
     return _llama_like(cfg, _State(split, s.source))
 
 
+def _gemma2(cfg: ModelConfig, s: _State) -> dict[str, Array]:
+    """Llama's names with Gemma 2's four norms per layer, each stored as `w` for a scale of
+    (1 + w): tegel's norms hold the scale itself."""
+    renamed = dict(s.state)
+    for i in range(cfg.num_layers):
+        hf = f"model.layers.{i}"
+        # Llama's mlp_norm is `post_attention_layernorm`; Gemma 2's is `pre_feedforward_layernorm`
+        renamed[f"{hf}.post_attention_layernorm.weight"] = s(f"{hf}.pre_feedforward_layernorm.weight")
+    out = _llama_like(cfg, _State(renamed, s.source))
+    for i in range(cfg.num_layers):
+        hf, tg = f"model.layers.{i}", f"layers.{i}"
+        out[f"{tg}.post_attn_norm.weight"] = s(f"{hf}.post_attention_layernorm.weight")
+        out[f"{tg}.post_mlp_norm.weight"] = s(f"{hf}.post_feedforward_layernorm.weight")
+    for key in [k for k in out if k.endswith("norm.weight")]:
+        out[key] = out[key] + np.float32(1.0)
+    return out
+
+
 def _experts(cfg: ModelConfig, s: _State, hf: str, tg: str) -> dict[str, Array]:
     f = cfg.intermediate_size
     if s.has(f"{hf}.mlp.experts.gate_up_proj"):  # transformers >= 5 module layout
@@ -157,7 +175,7 @@ def _gptj(cfg: ModelConfig, s: _State) -> dict[str, Array]:
 
 _MAPPERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like,
             "qwen3": _llama_like, "qwen3_moe": _llama_like, "mixtral": _llama_like,
-            "phi3": _phi3, "gpt2": _gpt2, "gptj": _gptj}
+            "phi3": _phi3, "gemma2": _gemma2, "gpt2": _gpt2, "gptj": _gptj}
 
 
 def to_canonical(
