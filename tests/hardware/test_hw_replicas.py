@@ -82,3 +82,17 @@ def test_a_pod_wide_scale_up_network_spans_hosts() -> None:
     two = load_system("2xtpu-v6e-256")
     assert two.chip_count == 512 and two.link_between(255, 256) is two.scale_out
     assert load_system("dgx-h100").scale_up_domain == 8
+
+
+def test_dataflow_routes_leave_a_scale_up_domain_through_scale_out() -> None:
+    from tegel.mapping.routing import chip_route
+
+    two = load_system("2xtrn2-16")
+    inside = chip_route(0, 5, two)
+    assert inside and all(lk.bytes_per_s == two.scale_up.link_bytes_per_s / 4 for lk in inside)
+    across = chip_route(3, 20, two)
+    assert [lk.bytes_per_s for lk in across] == [two.scale_out.link_bytes_per_s] * 2
+    second = chip_route(16, 21, two)  # the second instance's torus, numbered from 16
+    assert [(lk.chip, lk.line) for lk in second] == [(16 + a, 16 + b) for a, b in
+                                                     [(lk.chip, lk.line) for lk in inside]]
+    assert load_system("groq-576").scale_up_domain == 576  # no scale-out: one C2C domain

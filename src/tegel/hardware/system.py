@@ -92,8 +92,11 @@ class System(Cited):
 
     @property
     def scale_up_domain(self) -> int:
-        """Chips one scale-up network joins: `scale_up_chips`, else a node's."""
-        return self.scale_up_chips or self.chips_per_node
+        """Chips one scale-up network joins: `scale_up_chips`; else a node's, or every chip of a
+        system with no scale-out network (groq-576's C2C links, cerebras-cs3x4's Ethernet)."""
+        if self.scale_up_chips:
+            return self.scale_up_chips
+        return self.chips_per_node if self.scale_out is not None else self.chip_count
 
     @property
     def node_count(self) -> int:
@@ -188,5 +191,6 @@ def replicated(node: System, chip_count: int, name: str) -> System:
         "description": f"{chip_count} x {node.chip.name} in {nodes} node(s) like {node.name}"
                        f"{between}",
         "chip_count": chip_count,
+        "scale_up_chips": min(node.scale_up_domain, chip_count),
         "cite": {**node.cite, "chip_count": f"derived: {name} asks for {chip_count} chips"},
     })

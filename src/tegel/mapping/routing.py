@@ -9,7 +9,8 @@ crossed, never one entry per tile):
 - crossbar and hierarchical: out of the source region's tile ports, into the destination's.
 Chip to chip by the system's scale-up topology: `full` a direct link to the peer; `switch` and
 `dragonfly` an uplink to the switch and a downlink from it; `ring` hop by hop the shorter way;
-`torus`/`mesh` hop by hop in dimension order over `torus_dims`.
+`torus`/`mesh` hop by hop in dimension order over `torus_dims`. Chips in different scale-up
+domains (`System.scale_up_domain`) talk through the scale-out network's switch instead.
 """
 
 from __future__ import annotations
@@ -78,14 +79,23 @@ def chip_route(src: int, dst: int, system: System) -> tuple[Link, ...]:
     if link is None:
         raise TegelError(f"{system.name}: stages on chips {src} and {dst} need chip-to-chip links, "
                          "but the system has none")
-    n = system.chip_count
+    n = system.scale_up_domain
+    if src // n != dst // n:  # different scale-up domains: out through the scale-out network
+        out = system.scale_out
+        if out is None:
+            raise TegelError(f"{system.name}: chips {src} and {dst} are in different scale-up "
+                             "domains and the system has no scale_out network")
+        return (Link("c2c", src, -2, 1, 0, 1, out.link_bytes_per_s, out.latency_s),  # -2: the
+                Link("c2c", dst, -2, -1, 0, 1, out.link_bytes_per_s, 0.0))  # scale-out switch port
+    base, src, dst = src - src % n, src % n, dst % n  # torus coordinates within the domain
     bw, lat = link.link_bytes_per_s, link.latency_s
     topo = link.topology
     if topo == "full":
         per_link = bw / (link.links_per_chip or max(1, n - 1))
-        return (Link("c2c", src, dst, 1, 0, 1, per_link, lat),)
+        return (Link("c2c", base + src, base + dst, 1, 0, 1, per_link, lat),)
     if topo in ("switch", "dragonfly"):
-        return (Link("c2c", src, -1, 1, 0, 1, bw, lat), Link("c2c", dst, -1, -1, 0, 1, bw, 0.0))
+        return (Link("c2c", base + src, -1, 1, 0, 1, bw, lat),
+                Link("c2c", base + dst, -1, -1, 0, 1, bw, 0.0))
     dims = (n,) if topo == "ring" or not link.torus_dims else tuple(link.torus_dims)
     if math.prod(dims) != n:
         raise TegelError(f"{system.name}: torus_dims {dims} do not multiply to {n} chips")
@@ -99,7 +109,8 @@ def chip_route(src: int, dst: int, system: System) -> tuple[Link, ...]:
         while here[axis] != target:
             frm = _index(here, dims)
             here[axis] = (here[axis] + step) % size
-            route.append(Link("c2c", frm, _index(here, dims), step, 0, 1, per_link, lat))
+            route.append(Link("c2c", base + frm, base + _index(here, dims), step, 0, 1, per_link,
+                              lat))
     return tuple(route)
 
 
