@@ -14,7 +14,8 @@ from tegel.workload import load_model_config, shipped_models
 @pytest.mark.parametrize(("model", "system"), [("qwen3-30b-a3b", "h100-sxm"),
                                                ("qwen3-8b", "dgx-h100"),
                                                ("phi-4", "h100-sxm"),
-                                               ("gemma-2-2b-it", "h100-sxm")])
+                                               ("gemma-2-2b-it", "h100-sxm"),
+                                               ("gemma-3-1b-it", "dgx-h100")])
 def test_run_new_families(model: str, system: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["run", model, "--on", system, "--input", "128", "--output", "16", "--json"]
     assert main(argv) == 0

@@ -37,6 +37,14 @@ TINY: dict[str, T.PretrainedConfig] = {
     "gemma2": T.Gemma2Config(**LLAMA, head_dim=16, pad_token_id=0, sliding_window=4,
                              query_pre_attn_scalar=12, attn_logit_softcapping=3.0,
                              final_logit_softcapping=2.5),
+    "gemma3": T.Gemma3TextConfig(**LLAMA, head_dim=16, pad_token_id=0, sliding_window=4,
+                                 query_pre_attn_scalar=12,
+                                 layer_types=["sliding_attention", "full_attention"],
+                                 rope_parameters={
+                                     "sliding_attention": {"rope_type": "default",
+                                                           "rope_theta": 100.0},
+                                     "full_attention": {"rope_type": "default",
+                                                        "rope_theta": 1e6}}),
     "gpt2": T.GPT2Config(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4),
     "gptj": T.GPTJConfig(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4,
                          rotary_dim=8, tie_word_embeddings=False),
@@ -50,9 +58,11 @@ def tiny_model(family: str, seed: int = 0) -> tuple[torch.nn.Module, ModelConfig
     torch.manual_seed(seed)
     model = T.AutoModelForCausalLM.from_config(hf_config, attn_implementation="eager").eval()
     with torch.no_grad():
+        # Gemma's norms scale by (1 + weight): centre them on 0 so every family's norms scale ~1
+        norm_centre = 0.0 if hf_config.model_type.startswith("gemma") else 1.0
         for name, p in model.named_parameters():
             if "norm" in name or "ln_" in name:
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
+                p.copy_(norm_centre + 0.2 * torch.randn_like(p))
             else:
                 p.copy_(0.2 * torch.randn_like(p))
     cfg = parse_config(hf_config.to_dict(), f"tiny-{family}", f"tiny-{family} config")

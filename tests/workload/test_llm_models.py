@@ -43,12 +43,14 @@ PUBLISHED_B = {
     "phi-4": 14.7,
     # huggingface.co/google/gemma-2-2b-it: "Model size 2.61B params"
     "gemma-2-2b-it": 2.61,
+    # Gemma 3 technical report (arXiv 2503.19786), Table 1: 1B = 302 M embedding + 698 M other
+    "gemma-3-1b-it": 1.0,
 }
 
 REQUIRED = {"gpt2", "gpt-j-6b", "llama-2-7b", "llama-2-70b", "llama-3.1-8b", "llama-3.1-70b",
             "llama-3.1-405b", "llama-3.3-70b", "mistral-7b", "mixtral-8x7b", "qwen2.5-7b",
             "qwen2.5-72b", "qwen3-8b", "qwen3-32b", "qwen3-30b-a3b",
-            "phi-4", "gemma-2-2b-it"}
+            "phi-4", "gemma-2-2b-it", "gemma-3-1b-it"}
 
 
 def test_every_required_config_is_shipped() -> None:
@@ -143,7 +145,7 @@ def test_bad_json_names_the_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("family", ["mixtral", "gpt2", "qwen2", "qwen3", "qwen3-moe",
-                                    "phi3", "gemma2"])
+                                    "phi3", "gemma2", "gemma3"])
 def test_hf_folder_loader_feeds_real_weights(family: str, tmp_path: Path) -> None:
     model, _ = tiny_model(family, seed=3)
     model.save_pretrained(tmp_path)

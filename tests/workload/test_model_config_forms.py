@@ -100,3 +100,32 @@ def test_gemma2_bad_layer_types_are_refused_by_field() -> None:
     raw = shipped("gemma-2-2b-it") | {"layer_types": ["full_attention"] * 3}
     with pytest.raises(TegelError, match=r"src.json: field 'layer_types': expected 26 entries"):
         parse_config(raw, "g", "src.json")
+
+
+def test_gemma3_layers_and_rotary_from_either_config_form() -> None:
+    old = shipped("gemma-3-1b-it")
+    cfg = parse_config(old, "g", "g")
+    assert cfg.full_attention_layers == frozenset({5, 11, 17, 23})  # every sixth layer
+    assert (cfg.rope_theta, cfg.local_rope_theta, cfg.sliding_window) == (1e6, 1e4, 512)
+    assert cfg.qk_norm and cfg.attn_softcap is None and cfg.final_softcap is None
+    new = {k: v for k, v in old.items()
+           if k not in ("rope_theta", "rope_scaling", "rope_local_base_freq",
+                        "sliding_window_pattern")}
+    new["layer_types"] = ["full_attention" if i in (5, 11, 17, 23) else "sliding_attention"
+                          for i in range(26)]
+    new["rope_parameters"] = {"full_attention": {"rope_type": "default", "rope_theta": 1e6},
+                              "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}
+    assert parse_config(new, "g", "g") == cfg
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"rope_scaling": {"rope_type": "linear", "factor": 8.0}}, "rope_scaling"),
+    ({"rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0,
+                                             "rope_theta": 1e6},
+                          "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}},
+     "rope_parameters"),
+    ({"use_bidirectional_attention": True}, "use_bidirectional_attention"),
+])
+def test_gemma3_unsupported_variants_are_refused_by_field(change: dict, field: str) -> None:
+    with pytest.raises(TegelError, match=f"src.json: field '{field}'"):
+        parse_config(shipped("gemma-3-1b-it") | change, "g", "src.json")

@@ -119,9 +119,11 @@ class _Blocks:
         if c.qk_norm:
             q = self._head_norm(q, f"{pre}.q_norm")
             k = self._head_norm(k, f"{pre}.k_norm")
+        sliding = c.sliding_window is not None and i not in c.full_attention_layers
+        theta = c.local_rope_theta if sliding and c.local_rope_theta is not None else c.rope_theta
         if not c.learned_positions:
-            q = self._rope(q, c.num_heads, positions, f"{pre}.q_rope")
-            k = self._rope(k, c.num_kv_heads, positions, f"{pre}.k_rope")
+            q = self._rope(q, c.num_heads, positions, theta, f"{pre}.q_rope")
+            k = self._rope(k, c.num_kv_heads, positions, theta, f"{pre}.k_rope")
         caches = []
         for kind, new in (("k", k), ("v", v)):
             ins: tuple[Tensor, ...] = (new,)
@@ -132,7 +134,7 @@ class _Blocks:
             (cache,) = g.op(OpKind.KV_CACHE_WRITE, KVCacheWrite(), ins, f"present.{i}.{kind}",
                             dtype=self.p.kv_cache, role=Role.KV_CACHE)
             caches.append(cache)
-        window = None if i in c.full_attention_layers else c.sliding_window
+        window = c.sliding_window if sliding else None
         scale = c.attn_scale if c.attn_scale is not None else 1.0 / math.sqrt(c.head_dim)
         attrs = Attention(c.num_heads, c.num_kv_heads, c.head_dim, scale, causal=True,
                           window=window, kv_group=ph.beams,
@@ -146,10 +148,9 @@ class _Blocks:
         return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps, group=c.head_dim),
                           (x, self.small(f"{prefix}.weight", c.head_dim)), prefix)
 
-    def _rope(self, x: Tensor, heads: int, positions: Tensor, name: str) -> Tensor:
+    def _rope(self, x: Tensor, heads: int, positions: Tensor, theta: float, name: str) -> Tensor:
         c = self.cfg
-        attrs = Rope(heads, c.head_dim, c.rotary_dim, c.rope_theta, c.rope_interleaved,
-                     c.rope_scaling)
+        attrs = Rope(heads, c.head_dim, c.rotary_dim, theta, c.rope_interleaved, c.rope_scaling)
         return self.g.op1(OpKind.ROPE, attrs, (x, positions), name)
 
     def mlp(self, x: Tensor, i: int) -> Tensor:

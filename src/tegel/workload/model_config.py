@@ -58,6 +58,7 @@ class ModelConfig:
     attn_softcap: float | None = None  # scores -> cap * tanh(scores / cap) (Gemma 2)
     final_softcap: float | None = None  # logits -> cap * tanh(logits / cap) (Gemma 2)
     sandwich_norms: bool = False  # norms also after attention and MLP, before the residual add
+    local_rope_theta: float | None = None  # rotary theta of the sliding-window layers (Gemma 3)
 
     @property
     def is_moe(self) -> bool:
@@ -226,16 +227,27 @@ def _phi3(f: _Fields, name: str, model_type: str) -> ModelConfig:
     return replace(base, rotary_dim=rotary, sliding_window=f.opt_int("sliding_window"))
 
 
-def _gemma2(f: _Fields, name: str, model_type: str) -> ModelConfig:
-    """Gemma 2: Llama's layout with sandwich norms, sqrt(H)-scaled embeddings, a tanh-approximate
-    GELU gate, soft-capped attention scores and logits, and sliding-window attention on every
-    other layer (layer 0 first) unless `layer_types` says otherwise. Gemma's RMS norms scale by
-    (1 + weight); the loader adds the 1, so the graph's norms are ordinary."""
+def _gemma(f: _Fields, name: str, model_type: str) -> ModelConfig:
+    """Gemma 2 and Gemma 3 (text): Llama's layout with sandwich norms, sqrt(H)-scaled
+    embeddings, a tanh-approximate GELU gate and sliding-window attention on some layers
+    (Gemma 2: every other one from layer 0; Gemma 3: five of every six, or as `layer_types`
+    says). Gemma 2 soft-caps attention scores and logits; Gemma 3 norms q and k per head and
+    gives its sliding layers their own rotary theta. Gemma's RMS norms scale by (1 + weight);
+    the loader adds the 1, so the graph's norms are ordinary."""
+    gemma3 = model_type == "gemma3_text"
     hidden, layers = f.integer("hidden_size"), f.integer("num_hidden_layers")
-    base = replace(_llama_like(f, name, "llama"), model_type=model_type)
+    if f.raw.get("use_bidirectional_attention"):
+        raise f._fail("use_bidirectional_attention", "false (bidirectional embedders are not "
+                      "decoders)")
+    theta, local_theta = _gemma3_rope(f) if gemma3 else (None, None)
+    rope_keys = ("rope_parameters", "rope_scaling", "rope_theta") if gemma3 else ()
+    plain = _Fields({k: v for k, v in f.raw.items() if k not in rope_keys}, f.source)
+    base = replace(_llama_like(plain, name, "llama"), model_type=model_type)
     kinds = f.raw.get("layer_types")
     if kinds is None:
-        kinds = ["sliding_attention" if i % 2 == 0 else "full_attention" for i in range(layers)]
+        pattern = f.integer("sliding_window_pattern", 6) if gemma3 else 2
+        full = [(i + 1) % pattern == 0 if gemma3 else i % 2 == 1 for i in range(layers)]
+        kinds = ["full_attention" if is_full else "sliding_attention" for is_full in full]
     if (not isinstance(kinds, list) or len(kinds) != layers
             or not set(kinds) <= {"sliding_attention", "full_attention"}):
         raise f._fail("layer_types", f"{layers} entries of 'sliding_attention' or 'full_attention'")
@@ -251,7 +263,30 @@ def _gemma2(f: _Fields, name: str, model_type: str) -> ModelConfig:
         attn_softcap=_opt_number(f, "attn_logit_softcapping"),
         final_softcap=_opt_number(f, "final_logit_softcapping"),
         sandwich_norms=True,
+        qk_norm=gemma3,
+        rope_theta=theta if theta is not None else base.rope_theta,
+        local_rope_theta=local_theta,
     )
+
+
+def _gemma3_rope(f: _Fields) -> tuple[float, float]:
+    """(full-attention theta, sliding-attention theta). transformers 5 writes one
+    `rope_parameters` per layer type; older files give `rope_theta` and `rope_local_base_freq`.
+    Scaled rotary (the 4B-27B models' linear factor) is refused."""
+    params = f.raw.get("rope_parameters")
+    if isinstance(params, dict) and "full_attention" in params:
+        thetas = []
+        for kind in ("full_attention", "sliding_attention"):
+            sub = params.get(kind)
+            if not isinstance(sub, dict) or sub.get("rope_type", "default") != "default":
+                raise f._fail("rope_parameters", f"a '{kind}' entry of rope_type 'default' "
+                              "(scaled rotary is not supported for Gemma 3)")
+            thetas.append(_Fields(sub, f"{f.source}: rope_parameters.{kind}").number("rope_theta"))
+        return thetas[0], thetas[1]
+    theta, scaling = f.rope()
+    if scaling is not None:
+        raise f._fail("rope_scaling", "null (scaled rotary is not supported for Gemma 3)")
+    return theta, f.number("rope_local_base_freq", 10000.0)
 
 
 def _opt_number(f: _Fields, key: str) -> float | None:
@@ -303,7 +338,8 @@ READERS: dict[str, Callable[[_Fields, str, str], ModelConfig]] = {
     "qwen3_moe": _llama_like,
     "mixtral": _llama_like,
     "phi3": _phi3,
-    "gemma2": _gemma2,
+    "gemma2": _gemma,
+    "gemma3_text": _gemma,
     "gpt2": _gpt2_like,
     "gptj": _gpt2_like,
 }

@@ -86,8 +86,8 @@ def _phi3(cfg: ModelConfig, s: _State) -> dict[str, Array]:
 
 
 def _gemma2(cfg: ModelConfig, s: _State) -> dict[str, Array]:
-    """Llama's names with Gemma 2's four norms per layer, each stored as `w` for a scale of
-    (1 + w): tegel's norms hold the scale itself."""
+    """Llama's names with Gemma 2's (and Gemma 3's) four norms per layer, each stored as `w` for
+    a scale of (1 + w), as are Gemma 3's q/k norms: tegel's norms hold the scale itself."""
     renamed = dict(s.state)
     for i in range(cfg.num_layers):
         hf = f"model.layers.{i}"
@@ -175,7 +175,8 @@ def _gptj(cfg: ModelConfig, s: _State) -> dict[str, Array]:
 
 _MAPPERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like,
             "qwen3": _llama_like, "qwen3_moe": _llama_like, "mixtral": _llama_like,
-            "phi3": _phi3, "gemma2": _gemma2, "gpt2": _gpt2, "gptj": _gptj}
+            "phi3": _phi3, "gemma2": _gemma2,
+            "gemma3_text": _gemma2, "gpt2": _gpt2, "gptj": _gptj}
 
 
 def to_canonical(
