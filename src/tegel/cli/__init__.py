@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tegel.cli.claim_cmd",
     "tegel.cli.validate_cmd",
     "tegel.cli.generate_cmd",
+    "tegel.cli.make_model_cmd",
     "tegel.cli.explore_cmd",
 )
 
