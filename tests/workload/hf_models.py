@@ -8,6 +8,10 @@ import transformers as T
 
 from tegel.workload import ModelConfig
 from tegel.workload.model_config import parse_config
+from tegel.workload.random_model import INIT_SCALE
+
+# Smaller than `tegel make-model --size tiny` (the bf16/fp8 tolerances in tests/functional are
+# stated for these); these are transformers configs of every variant the equivalence tests cover
 
 COMMON = dict(vocab_size=97, max_position_embeddings=64)
 LLAMA = dict(hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=6,
@@ -62,9 +66,9 @@ def tiny_model(family: str, seed: int = 0) -> tuple[torch.nn.Module, ModelConfig
         norm_centre = 0.0 if hf_config.model_type.startswith("gemma") else 1.0
         for name, p in model.named_parameters():
             if "norm" in name or "ln_" in name:
-                p.copy_(norm_centre + 0.2 * torch.randn_like(p))
+                p.copy_(norm_centre + INIT_SCALE * torch.randn_like(p))
             else:
-                p.copy_(0.2 * torch.randn_like(p))
+                p.copy_(INIT_SCALE * torch.randn_like(p))
     cfg = parse_config(hf_config.to_dict(), f"tiny-{family}", f"tiny-{family} config")
     return model, cfg
 
