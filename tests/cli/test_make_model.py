@@ -40,16 +40,24 @@ def _hf_greedy(folder: Path, prompt: list[int], steps: int) -> list[int]:
     return out
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_generate_on_a_made_model_matches_transformers(family: str, tmp_path: Path, capsys) -> None:
-    folder = tmp_path / family
-    assert main(["make-model", family, str(folder), "--size", "tiny", "--seed", "3"]) == 0
+@pytest.fixture(scope="module", params=FAMILIES)
+def made(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A tiny folder made by the command, and transformers' fp32 greedy tokens on it."""
+    folder = tmp_path_factory.mktemp(request.param) / "model"
+    assert main(["make-model", request.param, str(folder), "--size", "tiny", "--seed", "3"]) == 0
+    return folder, _hf_greedy(folder, [1, 2, 3], 4)
+
+
+@pytest.mark.parametrize(("system", "extra"), [("h100-sxm", []), ("ref-dataflow", []),
+                                               ("dgx-h100", ["--tp", "2"])])
+def test_generate_on_a_made_model_matches_transformers(made, system: str, extra: list[str],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    folder, expected = made
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
     capsys.readouterr()
-    assert main(["generate", str(folder), "--on", "h100-sxm", "--prompt-ids", "1,2,3",
-                 "--max-new-tokens", "4", "--precision", "fp32", "--json"]) == 0
-    got = json.loads(capsys.readouterr().out)["token_ids"]
-    assert got == _hf_greedy(folder, [1, 2, 3], 4)
+    assert main(["generate", str(folder), "--on", system, "--prompt-ids", "1,2,3",
+                 "--max-new-tokens", "4", "--precision", "fp32", "--json", *extra]) == 0
+    assert json.loads(capsys.readouterr().out)["token_ids"] == expected
 
 
 @pytest.mark.parametrize("family", FAMILIES)

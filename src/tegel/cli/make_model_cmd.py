@@ -29,5 +29,6 @@ def make_model_command(args: argparse.Namespace) -> int:
           f"hidden {cfg.hidden_size}, vocab {cfg.vocab_size}, seed {args.seed})")
     if "tokenizer.json" not in written and not args.no_tokenizer:
         print("no tokenizer written (pip install tokenizers for one); use --prompt-ids")
-    print(f"try: tegel generate {args.dir} --on h100-sxm --prompt-ids 1,2,3 --max-new-tokens 8")
+    prompt = "--prompt 'the data moves'" if "tokenizer.json" in written else "--prompt-ids 1,2,3"
+    print(f"try: tegel generate {args.dir} --on h100-sxm {prompt} --max-new-tokens 8")
     return 0
