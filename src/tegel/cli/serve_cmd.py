@@ -39,6 +39,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admission", choices=("on-demand", "reserve"), default="on-demand",
                    help="KV blocks on admission: for the prompt, growing on demand with "
                    "preemption (vLLM), or for prompt + output, never evicting (TensorRT-LLM)")
+    p.add_argument("--no-prefix-cache", action="store_true", help="keep no shared prompt "
+                   "prefix's KV cache: every request prefills its whole prompt")
     p.add_argument("--slo-ttft", type=float, metavar="S", help="SLO: time to first token, s")
     p.add_argument("--slo-tpot", type=float, metavar="S", help="SLO: time per output token, s")
     p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
@@ -70,6 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "lengths and p99 limits; server and interactive search the highest rate "
                    "within them")
     p.add_argument("--seed", type=int, default=0, help="random seed (0)")
+    p.add_argument("--shared-prefix", type=int, metavar="TOKENS", help="the first TOKENS prompt "
+                   "tokens of every request are shared (a system prompt), prefix-cached")
+    p.add_argument("--prefixes", type=int, default=1, metavar="N", help="with --shared-prefix: "
+                   "N distinct prefixes, request i having prefix i %% N (1)")
     p.add_argument("--requests-out", metavar="FILE", help="write one record per request "
                    "(.csv or .jsonl)")
     p.set_defaults(func=serve_command)
@@ -109,7 +115,8 @@ def _options(args: argparse.Namespace) -> tuple[Any, Any, Any]:
             raise TegelError(f"--{flag.replace('_', '-')}: expected a positive integer, got {value}")
     kind = args.scheduler or ("chunked" if args.command == "curve" else "continuous")
     sched = SchedulerConfig(kind, args.max_seqs, args.max_batched_tokens, args.chunk_tokens,
-                            args.block_tokens, args.prefill_replicas, args.router, args.admission)
+                            args.block_tokens, args.prefill_replicas, args.router, args.admission,
+                            not getattr(args, "no_prefix_cache", False))
     return sched, RunOptions(args.tp, args.pp, args.ep), load_params(args.params)
 
 
@@ -138,7 +145,7 @@ def _workload(args: argparse.Namespace, cfg: Any) -> Any:
     if args.trace:
         if args.rate is not None or args.concurrency is not None:
             raise TegelError("--trace brings its own arrival times; drop --rate/--concurrency")
-        return read_trace(args.trace, limit=args.trace_limit)
+        return _shared(args, read_trace(args.trace, limit=args.trace_limit))
     lengths = args.lengths
     if lengths is None:
         inp = 1024 if args.input is None else args.input
@@ -146,8 +153,15 @@ def _workload(args: argparse.Namespace, cfg: Any) -> Any:
         if cfg.learned_positions and args.input is None:
             inp = min(inp, cfg.max_position_embeddings - out)
         lengths = f"fixed:in={inp},out={out}"
-    return make_workload(args.requests, lengths, rate_per_s=args.rate,
-                         concurrency=args.concurrency, cv=args.cv, seed=args.seed)
+    return _shared(args, make_workload(args.requests, lengths, rate_per_s=args.rate,
+                                       concurrency=args.concurrency, cv=args.cv, seed=args.seed))
+
+
+def _shared(args: argparse.Namespace, workload: Any) -> Any:
+    """The workload with --shared-prefix applied (unchanged without it)."""
+    if getattr(args, "shared_prefix", None) is None:
+        return workload
+    return workload.with_shared_prefix(args.shared_prefix, args.prefixes)
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -164,6 +178,10 @@ def serve_command(args: argparse.Namespace) -> int:
     precision = formats(args, system)
     show = _progress("serving: ")
     search = None
+    if args.scenario and args.shared_prefix is not None:
+        from tegel.errors import TegelError
+
+        raise TegelError("--shared-prefix: not with --scenario (the benchmark's prompts share none)")
     if args.scenario:
         result, search = _mlperf(args, cfg, system, precision, sched, options, params, show)
     else:
@@ -280,6 +298,11 @@ def _print(d: dict[str, Any]) -> None:
             ["KV cache peak", f"{d['kv_cache']['peak_fraction']:.1%} of "
                               f"{si(d['kv_cache']['tokens_per_replica'], 'tok')}/replica"],
             ["preemptions", str(d["preemptions"])]]
+    pc = d["prefix_cache"]
+    if pc["shared_prefixes"]:
+        rows.append(["prefix cache hit rate", f"{pc['hit_rate']:.1%} of "
+                     f"{si(pc['prompt_tokens'], 'tok')} prompt tokens"
+                     + ("" if pc["enabled"] else " (--no-prefix-cache)")])
     print(table(["metric", "value"], rows))
     print(f"energy and power count the whole system: {d['chips_busy']} chip(s) in replicas, "
           f"{d['chips_idle']} outside at idle power, with their hosts' and racks' share")

@@ -22,6 +22,12 @@ generated (it keeps them; they are not emitted again). With `admission="reserve"
 default GUARANTEED_NO_EVICT) a request is admitted only when blocks for its prompt and its whole
 output are free, and nothing is ever preempted.
 
+Prefix caching (`prefix_cache.py`; vLLM's automatic prefix caching, SGLang's RadixAttention):
+when the workload says requests share a prompt prefix, its full blocks are kept once per replica
+and reference-counted; a request whose prefix is cached prefills only the rest of its prompt, as
+a chunk of (new tokens, cached tokens). Unreferenced cached prefixes are evicted least recently
+used when blocks are needed; free blocks plus evictable ones are what admission may take.
+
 Costs come from the `Oracle`; a replica keeps no cost formula.
 """
 
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 
 from tegel.errors import TegelError
 from tegel.serving.oracle import Batch, IterationCost, Oracle
+from tegel.serving.prefix_cache import PrefixCache
 
 SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
 
@@ -51,6 +58,7 @@ class SchedulerConfig:
     prefill_replicas: int | None = None  # disaggregated: replicas prefilling (None: half)
     router: str = "round-robin"  # or "least-loaded"
     admission: str = "on-demand"  # or "reserve" (blocks for prompt + output on admission)
+    prefix_cache: bool = True  # keep shared prompt prefixes' KV once (when the workload has any)
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULERS:
@@ -78,6 +86,9 @@ class Records:
         self.preemptions = [0] * n
         self.replica = [-1] * n
         self.dropped: dict[int, str] = {}
+        self.prompt_tokens = 0  # prompt tokens of every prefill admission (recomputes too)
+        self.cached_tokens = 0  # of which read from the prefix cache, not prefilled
+        self.prefilled_tokens = 0  # prompt tokens run through prefill
 
 
 @dataclass(slots=True)
@@ -94,7 +105,8 @@ class Replica:
     """A replica's state (module doc). `role`: "both", "prefill" or "decode"."""
 
     def __init__(self, index: int, oracle: Oracle, config: SchedulerConfig, kv_blocks: int,
-                 inputs: list[int], outputs: list[int], records: Records, role: str = "both"):
+                 inputs: list[int], outputs: list[int], records: Records, role: str = "both",
+                 prefixes: tuple[list[int], list[int]] | None = None):
         self.index, self.oracle, self.cfg, self.role = index, oracle, config, role
         self.inputs, self.outputs, self.rec = inputs, outputs, records
         self.kv_blocks = kv_blocks
@@ -114,6 +126,11 @@ class Replica:
         self.outstanding = 0  # requests routed here and not finished (least-loaded routing)
         self.peak_blocks = 0
         self.has_kv: set[int] = set()  # waiting requests whose cache arrived (decode pool)
+        # prefix caching: (prefix id, prefix tokens) per request; None when off or unshared
+        self.prefixes = prefixes
+        self.cache = PrefixCache() if prefixes is not None else None
+        self.shared: dict[int, int] = {}  # request -> its blocks held in the prefix cache
+        self.hits: dict[int, int] = {}  # admitted, not yet prefilling -> prompt tokens cached
 
     # -- queue and KV cache --------------------------------------------------------------
     def prompt(self, r: int) -> int:
@@ -131,6 +148,43 @@ class Replica:
 
     def release(self, r: int) -> None:
         self.free += self.blocks.pop(r, 0)
+        if self.cache is not None:
+            self.shared.pop(r, None)
+            self.free += self.cache.release(r)
+
+    def _room(self, need: int, keep: int = 0) -> bool:
+        """Whether `need` blocks can be had, evicting unreferenced cached prefixes LRU for them
+        (`keep`: evictable blocks that must stay, the entry about to be referenced)."""
+        if need <= self.free:
+            return True
+        cache = self.cache
+        return cache is not None and need <= self.free + cache.idle_blocks - keep
+
+    def _evict_for(self, need: int) -> None:
+        assert self.cache is not None
+        while self.free < need:
+            freed = self.cache.evict()
+            if not freed:
+                raise AssertionError("prefix cache: nothing left to evict")
+            self.free += freed
+
+    def _prefix(self, r: int) -> tuple[int, int, int, int]:
+        """(prefix id, blocks read from its written entry, blocks for a new entry `r` writes,
+        evictable blocks of the entry it would reference) for admitting `r` now."""
+        if self.cache is None or self.prefixes is None:
+            return -1, 0, 0, 0
+        pid = self.prefixes[0][r]
+        if pid < 0:
+            return -1, 0, 0, 0
+        usable = min(self.prefixes[1][r], self.prompt(r) - 1) // self.bs
+        if usable < 1:
+            return -1, 0, 0, 0
+        entry = self.cache.lookup(pid)
+        if entry is None:
+            return pid, 0, usable, 0
+        if not entry.ready:
+            return -1, 0, 0, 0  # being written: prefill it privately (no sharing yet)
+        return pid, min(entry.blocks, usable), 0, entry.blocks if entry.refs == 0 else 0
 
     def enqueue(self, r: int) -> None:
         self.waiting.append(r)
@@ -156,7 +210,8 @@ class Replica:
         heapq.heappush(self._done, (self.step + self.outputs[r] - g0, r))
         cached = self.inputs[r] + g0 - 1  # the newest token is cached by its decode step
         have = self.blocks.get(r, 0)
-        heapq.heappush(self._grow, (self.step + have * self.bs - cached, r, have))
+        held = have + self.shared.get(r, 0)
+        heapq.heappush(self._grow, (self.step + held * self.bs - cached, r, have))
 
     def preempt_one(self) -> bool:
         """Free the latest admitted sequence's blocks (recompute); False if there is none."""
@@ -181,11 +236,13 @@ class Replica:
             _, r, have = heapq.heappop(grow)
             if r not in self.running or self.blocks.get(r, 0) != have:
                 continue  # stale: finished, preempted or re-admitted since
-            while self.free < 1:
+            while not self._room(1):
                 if not self.preempt_one():
                     raise AssertionError("a lone sequence outgrew the KV cache")
             if r not in self.running:
                 continue  # it was the victim itself
+            if self.cache is not None:
+                self._evict_for(1)
             self._take(r, 1)
             heapq.heappush(grow, (self.step + self.bs, r, have + 1))
 
@@ -221,10 +278,25 @@ class Replica:
             return None
         r = self.waiting[0]
         need = self.blocks_for(self.inputs[r] + self.outputs[r] if whole else self.prompt(r))
-        if need > self.free:
+        pid, hit, new, keep = self._prefix(r)
+        if not self._room(need - hit, keep):
             return None
         self.waiting.popleft()
-        self._take(r, need)
+        if self.cache is not None:
+            if hit:
+                self.cache.acquire(r, pid)
+            self._evict_for(need - hit)
+            if new:
+                self.cache.create(r, pid, new)
+                self.shared[r] = new
+            elif hit:
+                self.shared[r] = hit
+        self._take(r, need - hit)
+        if new:
+            self.blocks[r] -= new  # held by the cache entry, not privately
+        self.hits[r] = hit * self.bs
+        self.rec.prompt_tokens += self.prompt(r)
+        self.rec.cached_tokens += hit * self.bs
         return r
 
     def _admit_arrived(self) -> None:
@@ -235,8 +307,10 @@ class Replica:
             r = self.waiting[0]
             need = self.blocks_for(self.inputs[r] + self.outputs[r] if self.reserve
                                    else self.prompt(r) - 1)
-            if need > self.free:
+            if not self._room(need):
                 return
+            if self.cache is not None:
+                self._evict_for(need)
             self.waiting.popleft()
             self.has_kv.discard(r)
             self._take(r, need)
@@ -247,7 +321,7 @@ class Replica:
             return self._decode()
         prefills = []
         while (r := self._admit(whole=True)) is not None:
-            prefills.append((r, self.prompt(r)))
+            prefills.append((r, self.prompt(r) - self.hits[r]))
         return self._prefill_iteration(prefills) if prefills else None
 
     def _prefill_only(self) -> Iteration | None:
@@ -258,15 +332,18 @@ class Replica:
             r = self._admit(whole=self.reserve)
             if r is None:
                 break
-            prefills.append((r, self.prompt(r)))
-            budget -= self.prompt(r)
+            n = self.prompt(r) - self.hits[r]
+            prefills.append((r, n))
+            budget -= n
         return self._prefill_iteration(prefills) if prefills else None
 
     def _prefill_iteration(self, prefills: list[tuple[int, int]]) -> Iteration:
-        for r, _ in prefills:
-            self.prefilling[r] = 0
-        chunks = tuple((n, 0) for _, n in prefills)
-        batch = Batch(0, 0.0, chunks, len(prefills))
+        chunks = []
+        for r, n in prefills:
+            k = self.hits.pop(r)
+            self.prefilling[r] = k
+            chunks.append((n, k))
+        batch = Batch(0, 0.0, tuple(chunks), len(prefills))
         return Iteration(batch, self.oracle.cost(batch), prefills, False)
 
     def _decode_batch(self) -> tuple[int, float]:
@@ -294,11 +371,12 @@ class Replica:
             emitting += done + n == self.prompt(r)
             budget -= n
         while budget > 0 and (new := self._admit(whole=self.reserve)) is not None:
-            n = min(self.prompt(new), budget)
-            self.prefilling[new] = 0
+            k = self.hits.pop(new)
+            n = min(self.prompt(new) - k, budget)
+            self.prefilling[new] = k
             prefills.append((new, n))
-            chunks.append((n, 0))
-            emitting += n == self.prompt(new)
+            chunks.append((n, k))
+            emitting += k + n == self.prompt(new)
             budget -= n
         if not d and not chunks:
             return None
@@ -325,11 +403,14 @@ class Replica:
         for r, n in it.prefills:
             if r not in self.prefilling:
                 continue  # preempted while in flight (cannot happen: preemption is between)
+            rec.prefilled_tokens += n
             total = self.prefilling[r] + n
             if total < self.prompt(r):
                 self.prefilling[r] = total
                 continue
             del self.prefilling[r]
+            if self.cache is not None:
+                self.cache.written(r)
             if rec.generated[r] == 0:
                 rec.first_s[r] = now
             rec.generated[r] += 1

@@ -37,9 +37,21 @@ class Workload:
     description: str = ""
     # what made it (for JSON output): e.g. {"arrivals": "poisson", "rate_per_s": 20, "seed": 0}
     spec: dict[str, object] = field(default_factory=dict)
+    # shared prompt prefixes (prefix caching): request i's first prefix_tokens[i] prompt tokens
+    # are those of every request with the same prefix_id[i] (-1: none); None: no sharing
+    prefix_id: np.ndarray | None = None  # int64
+    prefix_tokens: np.ndarray | None = None  # int64, 0 where prefix_id is -1
 
     def __post_init__(self) -> None:
         n = len(self.arrival_s)
+        if (self.prefix_id is None) != (self.prefix_tokens is None):
+            raise TegelError("workload: prefix_id and prefix_tokens come together")
+        if self.prefix_id is not None and self.prefix_tokens is not None:
+            if len(self.prefix_id) != n or len(self.prefix_tokens) != n:
+                raise TegelError("workload: prefix_id and prefix_tokens differ in length from "
+                                 "the requests")
+            if np.any(self.prefix_tokens < 0) or np.any(self.prefix_tokens > self.input_tokens):
+                raise TegelError("workload: prefix_tokens must be >= 0 and <= input_tokens")
         if len(self.input_tokens) != n or len(self.output_tokens) != n:
             raise TegelError("workload: arrival, input and output arrays differ in length")
         if n == 0:
@@ -53,6 +65,18 @@ class Workload:
 
     def __len__(self) -> int:
         return len(self.arrival_s)
+
+    def with_shared_prefix(self, tokens: int, prefixes: int = 1) -> Workload:
+        """This workload with request i's first `tokens` prompt tokens (at most its prompt)
+        shared by every request of prefix i % `prefixes` (a system prompt, a few-shot preamble)."""
+        for name, value in (("shared_prefix_tokens", tokens), ("shared_prefixes", prefixes)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise TegelError(f"{name}: expected a positive integer, got {value!r}")
+        ids = np.arange(len(self), dtype=np.int64) % prefixes
+        spec = {**self.spec, "shared_prefix_tokens": tokens, "shared_prefixes": prefixes}
+        return Workload(self.arrival_s, self.input_tokens, self.output_tokens, self.concurrency,
+                        f"{self.description}, {prefixes} shared prefix(es) of {tokens} tokens",
+                        spec, ids, np.minimum(self.input_tokens, tokens).astype(np.int64))
 
     def request(self, i: int) -> Request:
         return Request(i, float(self.arrival_s[i]), int(self.input_tokens[i]),

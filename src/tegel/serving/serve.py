@@ -204,6 +204,12 @@ class ServeResult:
         return sum(self.outcome.records.preemptions)
 
     @property
+    def prefix_hit_rate(self) -> float:
+        """Prompt tokens read from the prefix cache / prompt tokens admitted to prefill."""
+        rec = self.outcome.records
+        return rec.cached_tokens / rec.prompt_tokens if rec.prompt_tokens else 0.0
+
+    @property
     def tokens_per_s_per_user(self) -> float:
         """Median per-request decode speed: 1 / median TPOT."""
         tpot = self.tpot()
@@ -248,6 +254,12 @@ class ServeResult:
             "kv_cache": {"blocks_per_replica": self.pools.kv_blocks,
                          "tokens_per_replica": self.pools.kv_blocks * self.scheduler.block_tokens,
                          "peak_fraction": self.outcome.peak_kv_fraction},
+            "prefix_cache": {"enabled": self.scheduler.prefix_cache,
+                             "shared_prefixes": self.workload.prefix_id is not None,
+                             "hit_rate": self.prefix_hit_rate,
+                             "prompt_tokens": self.outcome.records.prompt_tokens,
+                             "cached_tokens": self.outcome.records.cached_tokens,
+                             "prefilled_tokens": self.outcome.records.prefilled_tokens},
             "iterations": self.outcome.iterations,
             "kv_transfer_s": self.outcome.kv_transfer_s,
             "dropped_reasons": _reasons(self.outcome.records.dropped),

@@ -71,8 +71,12 @@ class Simulation:
         self.progress = progress
         roles = ["prefill"] * pools.prefill + ["decode" if pools.prefill else "both"] * (
             pools.replicas - pools.prefill)
+        prefixes = None
+        if scheduler.prefix_cache and workload.prefix_id is not None \
+                and workload.prefix_tokens is not None:
+            prefixes = (workload.prefix_id.tolist(), workload.prefix_tokens.tolist())
         self.replicas = [Replica(i, oracle, scheduler, pools.kv_blocks, self.inputs, self.outputs,
-                                 self.rec, role) for i, role in enumerate(roles)]
+                                 self.rec, role, prefixes) for i, role in enumerate(roles)]
         self.current: list[Iteration | None] = [None] * pools.replicas
         self.idle_since = [0.0] * pools.replicas
         self.energy = [0.0] * len(CATEGORIES)

@@ -11,6 +11,11 @@ with a header row. Four layouts (header names and keys are matched without regar
     Mooncake      {"timestamp": 27482, "input_length": 6955, "output_length": 52, "hash_ids": [...]}
                   JSONL with the timestamp in MILLISECONDS
 
+The tegel layouts may add two columns (keys) together, `prefix_id,prefix_tokens`: requests of
+one prefix_id (a whole number >= 0; -1 or an empty field: none) share their first prefix_tokens
+prompt tokens (0 <= prefix_tokens <= input_tokens), which the serving simulator's prefix cache
+keeps once per replica.
+
 `arrival_s` is taken as written (seconds from the start of the run, >= 0). A `timestamp` is a
 clock reading (seconds in tegel files, milliseconds in Mooncake's, a date-time in Azure's): the
 trace is shifted so that its earliest request arrives at t = 0. Other columns and keys (such as
@@ -61,6 +66,9 @@ class _Rows:
         self.times: array[Any] = array("q" if _LAYOUTS[layout][1] == "datetime" else "d")
         self.inputs = array("q")
         self.outputs = array("q")
+        self.prefixed = False  # whether prefix_id and prefix_tokens were given
+        self.prefix_id = array("q")
+        self.prefix_tokens = array("q")
 
 
 def read_trace(path: str | Path, *, limit: int | None = None, start_s: float | None = None,
@@ -126,7 +134,42 @@ def read_trace(path: str | Path, *, limit: int | None = None, start_s: float | N
                                "requests_in_file": total}
     spec |= {k: v for k, v in (("limit", limit), ("start_s", start_s), ("end_s", end_s))
              if v is not None}
-    return Workload(arrival_s, inputs, outputs, None, what, spec)
+    if not rows.prefixed:
+        return Workload(arrival_s, inputs, outputs, None, what, spec)
+    prefix_id = np.frombuffer(rows.prefix_id, dtype=np.int64)[order][keep]
+    prefix_tokens = np.frombuffer(rows.prefix_tokens, dtype=np.int64)[order][keep]
+    return Workload(arrival_s, inputs, outputs, None, what, spec, prefix_id, prefix_tokens)
+
+
+def _prefix_fields(present: list[str], layout: str, where: str) -> bool:
+    """Whether the optional prefix columns (keys) are given: both or neither, tegel layouts."""
+    given = [k for k in ("prefix_id", "prefix_tokens") if k in present]
+    if not given or not layout.startswith("tegel"):
+        return False
+    if len(given) == 1:
+        other = "prefix_tokens" if given[0] == "prefix_id" else "prefix_id"
+        raise TegelError(f"{where}: {given[0]} without {other} (the two come together)")
+    return True
+
+
+def _append_prefix(rows: _Rows, id_text: str, tokens_text: str, where: str) -> None:
+    if id_text in ("", "-1", "None", "null"):
+        rows.prefix_id.append(-1)
+        rows.prefix_tokens.append(0)
+        return
+    try:
+        pid = int(id_text)
+    except ValueError:
+        raise TegelError(f"{where}: prefix_id: expected a whole number >= 0 (or -1), "
+                         f"got {id_text!r}") from None
+    if pid < 0:
+        raise TegelError(f"{where}: prefix_id: expected a whole number >= 0 (or -1), got {pid}")
+    tokens = _tokens(tokens_text, f"{where}: prefix_tokens") if tokens_text != "0" else 0
+    if tokens > rows.inputs[-1]:
+        raise TegelError(f"{where}: prefix_tokens: {tokens} exceeds the prompt's "
+                         f"{rows.inputs[-1]} tokens")
+    rows.prefix_id.append(pid)
+    rows.prefix_tokens.append(tokens)
 
 
 def _csv_layout(header: list[str], name: str, line: int) -> tuple[str, list[int]]:
@@ -159,7 +202,7 @@ def _csv_layout(header: list[str], name: str, line: int) -> tuple[str, list[int]
 def _read_csv(file: TextIO, name: str) -> _Rows:
     reader = csv.reader(file)
     rows: _Rows | None = None
-    index, header = [0, 0, 0], []
+    index, header, prefix_index = [0, 0, 0], [], [0, 0]
     try:
         for fields in reader:
             line = reader.line_num
@@ -168,12 +211,19 @@ def _read_csv(file: TextIO, name: str) -> _Rows:
             if rows is None:
                 layout, index = _csv_layout(fields, name, line)
                 rows, header = _Rows(layout), fields
+                columns = [h.strip().lower() for h in header]
+                rows.prefixed = _prefix_fields(columns, layout, f"{name}: line {line}")
+                if rows.prefixed:
+                    prefix_index = [columns.index(k) for k in ("prefix_id", "prefix_tokens")]
                 continue
             if len(fields) != len(header):
                 raise TegelError(f"{name}: line {line}: expected {len(header)} fields "
                                  f"({','.join(header)}), got {len(fields)}")
             time_text, in_text, out_text = (fields[i].strip() for i in index)
             _append(rows, time_text, in_text, out_text, name, line)
+            if rows.prefixed:
+                _append_prefix(rows, fields[prefix_index[0]].strip(),
+                               fields[prefix_index[1]].strip(), f"{name}: line {line}")
     except csv.Error as err:
         raise TegelError(f"{name}: line {reader.line_num}: not valid CSV ({err})") from None
     if rows is None:
@@ -188,6 +238,7 @@ def _read_jsonl(file: TextIO, name: str) -> _Rows:
         if rows is None:
             rows = _Rows("mooncake" if "input_length" in keys or "output_length" in keys
                          else "tegel-arrival" if "arrival_s" in keys else "tegel-timestamp")
+            rows.prefixed = _prefix_fields(list(keys), rows.layout, f"{name}: line {line}")
         layout = rows.layout
         time_field, _, in_field, out_field = _LAYOUTS[layout]
         if layout.startswith("tegel") and "arrival_s" in keys and "timestamp" in keys:
@@ -201,6 +252,12 @@ def _read_jsonl(file: TextIO, name: str) -> _Rows:
         time_text, in_text, out_text = (_json_number(keys[k], k, name, line)
                                         for k in (time_field, in_field, out_field))
         _append(rows, time_text, in_text, out_text, name, line)
+        if rows.prefixed:
+            where = f"{name}: line {line}"
+            _prefix_fields(list(keys), layout, where)
+            pid, tokens = keys.get("prefix_id"), keys.get("prefix_tokens", 0)
+            _append_prefix(rows, "" if pid is None else _json_number(pid, "prefix_id", name, line),
+                           _json_number(tokens, "prefix_tokens", name, line), where)
     if rows is None:
         raise TegelError(f"{name}: empty file (no JSON lines)")
     return rows
