@@ -24,6 +24,7 @@ import yaml
 
 from tegel.errors import TegelError
 from tegel.fidelity.fitting import coordinate_descent, write_fitted
+from tegel.fidelity.score import mape_percent, relative_error
 from tegel.mapping.params import Params, dataflow_fitted_ranges, default_params
 from tegel.serving.run import run
 
@@ -61,7 +62,7 @@ class DataflowRow:
     @property
     def error(self) -> float:
         """(predicted - measured) / measured."""
-        return (self.predicted - self.case.measured) / self.case.measured
+        return relative_error(self.predicted, self.case.measured)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,7 @@ class DataflowReport:
     def mape(self, which: str | None = None) -> float | None:
         """MAPE (percent) of one set ('train', 'held_out') or of all scored rows (None)."""
         keep = [r for r in self.rows if which is None or r.case.set == which]
-        return 100.0 * sum(abs(r.error) for r in keep) / len(keep) if keep else None
+        return mape_percent(r.error for r in keep)
 
     def worst(self) -> DataflowRow | None:
         return max(self.rows, key=lambda r: abs(r.error), default=None)

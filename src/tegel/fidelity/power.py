@@ -25,6 +25,7 @@ import yaml
 
 from tegel.errors import TegelError
 from tegel.fidelity.cases import dataset_lengths
+from tegel.fidelity.score import mape_percent, relative_error
 from tegel.fidelity.serving import MLPERF_MAX_SEQS, SCHEDULER, SERVER_REQUESTS
 from tegel.hardware import System, load_system
 from tegel.mapping.params import Params, default_params
@@ -79,8 +80,7 @@ class PowerRow:
 
     def error(self, metric: str = "tokens_per_j") -> float:
         """(predicted - measured) / measured of tokens_per_j, tokens_per_s or system_w."""
-        measured = getattr(self.entry, metric)
-        return (getattr(self, metric) - measured) / measured
+        return relative_error(getattr(self, metric), getattr(self.entry, metric))
 
 
 @cache
@@ -177,8 +177,7 @@ def power_report(params: Params | None = None) -> tuple[PowerRow, ...]:
 
 def mape(rows: tuple[PowerRow, ...], role: str, metric: str = "tokens_per_j") -> float | None:
     """Mean |error| (percent) of `metric` over the rows of one role (None when there are none)."""
-    keep = [abs(r.error(metric)) for r in rows if r.entry.role == role]
-    return 100.0 * sum(keep) / len(keep) if keep else None
+    return mape_percent(r.error(metric) for r in rows if r.entry.role == role)
 
 
 def format_power(rows: tuple[PowerRow, ...]) -> str:

@@ -53,6 +53,7 @@ from tegel.fidelity.cases import (
     read_entry,
     software_of,
 )
+from tegel.fidelity.score import mape_percent, relative_error
 from tegel.mapping.params import Params
 from tegel.serving.rate_search import Limits, max_rate
 from tegel.serving.replica import SchedulerConfig
@@ -128,7 +129,7 @@ class ServingRow:
     @property
     def error(self) -> float:
         """(predicted - measured) / measured."""
-        return (self.predicted - self.case.measured) / self.case.measured
+        return relative_error(self.predicted, self.case.measured)
 
 
 def _limit_s(text: str, name: str) -> float | None:
@@ -302,7 +303,7 @@ def predict_serving(cases: list[ServingCase], params: Params,
 def mape(rows: Sequence[ServingRow], metric: str, kind: str | None = None) -> float | None:
     """Mean absolute percentage error of a metric (of one kind of entry; None: all)."""
     keep = [r for r in rows if r.case.metric == metric and kind in (None, r.case.kind)]
-    return 100.0 * sum(abs(r.error) for r in keep) / len(keep) if keep else None
+    return mape_percent(r.error for r in keep)
 
 
 def summary(rows: Sequence[ServingRow]) -> dict[str, Any]:

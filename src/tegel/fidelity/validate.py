@@ -20,6 +20,7 @@ from tegel.fidelity.cases import (
     read_entry,
     to_case,
 )
+from tegel.fidelity.score import mape_percent, relative_error
 from tegel.hardware import System
 from tegel.mapping.params import Params, default_params
 from tegel.serving.run import RunResult, run
@@ -50,7 +51,7 @@ class Row:
     @property
     def error(self) -> float:
         """(predicted - measured) / measured."""
-        return (self.predicted - self.case.measured) / self.case.measured
+        return relative_error(self.predicted, self.case.measured)
 
 
 def largest_batch_within(run_at: Callable[[int | str], RunResult],
@@ -136,7 +137,7 @@ class Report:
                 and (gpu is None or r.case.gpu == gpu
                      or (gpu == OTHER_GPUS and r.case.gpu != CALIBRATION_GPU))
                 and (not target_only or TARGET_SET[group](r.case))]
-        return 100.0 * sum(abs(r.error) for r in keep) / len(keep) if keep else None
+        return mape_percent(r.error for r in keep)
 
     def summary(self) -> dict[str, Any]:
         """Per metric group on the calibration GPU (H100): MAPE in sample and out of sample
