@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,11 @@ class Store:
             raise TegelError(f"{self.path}: not a tegel explore store (no meta table)") from None
         return {k: json.loads(v) for k, v in rows}
 
+    @cached_property
+    def parameter_names(self) -> list[str]:
+        """The space's parameters as the store records them: read once, not per batch."""
+        return list(self.meta()["parameters"])
+
     def set_meta(self, name: str, value: Any) -> None:
         self.con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [name, json.dumps(value)])
 
@@ -142,7 +148,7 @@ class Store:
         """The stored results among `keys`."""
         if not keys:
             return {}
-        names = self.meta()["parameters"]
+        names = self.parameter_names
         try:
             rel = self.con.execute(f"SELECT * FROM {table} WHERE key IN (SELECT UNNEST(?))",
                                    [keys])
@@ -158,7 +164,7 @@ class Store:
         """Write whole points in one transaction (already stored keys are left as they are)."""
         if not results:
             return
-        names = self.meta()["parameters"]
+        names = self.parameter_names
         cols = [*_FIXED, *(f"param_{column(n)}" for n in names), *(f"metric_{m}" for m in METRICS)]
         rows = []
         for r in results:
@@ -186,7 +192,7 @@ class Store:
             raise
 
     def all(self, table: str = "points") -> list[PointResult]:
-        names = self.meta()["parameters"]
+        names = self.parameter_names
         rel = self.con.execute(f"SELECT * FROM {table} ORDER BY trial")
         cols = [d[0] for d in rel.description]
         return [_row(dict(zip(cols, row, strict=True)), names) for row in rel.fetchall()]
