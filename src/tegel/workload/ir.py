@@ -222,13 +222,15 @@ class Rope:
 class MoERouter:
     """Top-k expert choice from router logits [..., E] -> (weights [..., k], indices [..., k]).
 
-    Weights are softmax(logits) at the chosen experts, renormalised over the k when
-    `normalize` (Mixtral).
+    Scores are softmax(logits) (`scoring` "softmax": Mixtral, Qwen3 MoE) or sigmoid(logits)
+    ("sigmoid": DeepSeek-V3, Llama 4); the k highest-scoring experts are chosen and their
+    scores are the weights, renormalised over the k when `normalize`.
     """
 
     num_experts: int
     top_k: int
     normalize: bool = True
+    scoring: str = "softmax"
 
 
 @dataclass(frozen=True, slots=True)

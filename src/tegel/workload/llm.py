@@ -155,20 +155,31 @@ class _Blocks:
 
     def mlp(self, x: Tensor, i: int) -> Tensor:
         c, g = self.cfg, self.g
-        pre = f"layers.{i}.mlp"
-        h, f = c.hidden_size, c.intermediate_size
-        if c.is_moe:
-            logits = self.linear(x, f"layers.{i}.moe.router", h, c.num_experts, False)
-            weights, idx = g.op(OpKind.MOE_ROUTER,
-                                MoERouter(c.num_experts, c.experts_per_token, c.moe_normalize),
-                                (logits,), f"layers.{i}.moe.route")
-            e = c.num_experts
-            experts = (self.w(f"layers.{i}.moe.w_gate", e, f, h),
-                       self.w(f"layers.{i}.moe.w_up", e, f, h),
-                       self.w(f"layers.{i}.moe.w_down", e, h, f))
-            attrs = MoEExperts(e, c.experts_per_token, c.activation)
-            return g.op1(OpKind.MOE_EXPERTS, attrs, (x, weights, idx, *experts),
-                         f"layers.{i}.moe.experts")
+        h = c.hidden_size
+        if not c.routed(i):
+            width = c.dense_intermediate_size if c.is_moe and c.dense_intermediate_size else None
+            return self.dense_mlp(x, f"layers.{i}.mlp", width or c.intermediate_size)
+        f = c.intermediate_size
+        logits = self.linear(x, f"layers.{i}.moe.router", h, c.num_experts, False)
+        weights, idx = g.op(OpKind.MOE_ROUTER,
+                            MoERouter(c.num_experts, c.experts_per_token, c.moe_normalize,
+                                      c.router_scoring),
+                            (logits,), f"layers.{i}.moe.route")
+        e = c.num_experts
+        experts = (self.w(f"layers.{i}.moe.w_gate", e, f, h),
+                   self.w(f"layers.{i}.moe.w_up", e, f, h),
+                   self.w(f"layers.{i}.moe.w_down", e, h, f))
+        attrs = MoEExperts(e, c.experts_per_token, c.activation)
+        routed = g.op1(OpKind.MOE_EXPERTS, attrs, (x, weights, idx, *experts),
+                       f"layers.{i}.moe.experts")
+        if not c.shared_intermediate_size:
+            return routed
+        shared = self.dense_mlp(x, f"layers.{i}.moe.shared", c.shared_intermediate_size)
+        return self.add(routed, shared, f"layers.{i}.moe.sum")
+
+    def dense_mlp(self, x: Tensor, pre: str, f: int) -> Tensor:
+        """up -> act -> down, gated (act(gate) * up) when the model's MLP is."""
+        c, g, h = self.cfg, self.g, self.cfg.hidden_size
         up = self.linear(x, f"{pre}.up", h, f, c.mlp_bias)
         if c.gated_mlp:
             gate = self.linear(x, f"{pre}.gate", h, f, c.mlp_bias)

@@ -59,10 +59,19 @@ class ModelConfig:
     final_softcap: float | None = None  # logits -> cap * tanh(logits / cap) (Gemma 2)
     sandwich_norms: bool = False  # norms also after attention and MLP, before the residual add
     local_rope_theta: float | None = None  # rotary theta of the sliding-window layers (Gemma 3)
+    # Mixture-of-experts layout beyond "every layer routed" (DeepSeek-V3, Llama 4):
+    dense_layers: frozenset[int] = frozenset()  # layers of an MoE model with a dense MLP
+    dense_intermediate_size: int = 0  # their MLP width (0: intermediate_size)
+    shared_intermediate_size: int = 0  # an always-on gated MLP beside the routed experts (0: none)
+    router_scoring: str = "softmax"  # "softmax" | "sigmoid": the router's score function
 
     @property
     def is_moe(self) -> bool:
         return self.num_experts > 0
+
+    def routed(self, layer: int) -> bool:
+        """Whether `layer`'s MLP is routed experts (else a dense MLP)."""
+        return self.is_moe and layer not in self.dense_layers
 
     def kv_cache_elements_per_token(self) -> int:
         """Keys and values of one token across all layers."""

@@ -305,6 +305,8 @@ _rule(OpKind.KV_CACHE_WRITE, _kv_infer, _kv_work)
 def _router_infer(ins: tuple[Tensor, ...], a: MoERouter) -> tuple[OutSpec, ...]:
     _need(len(ins) == 1 and ins[0].shape[-1] == a.num_experts, "router takes logits [..., E]")
     _need(0 < a.top_k <= a.num_experts, f"top_k {a.top_k} out of range")
+    _need(a.scoring in ("softmax", "sigmoid"), f"router scoring {a.scoring!r} is not "
+          "'softmax' or 'sigmoid'")
     out = (*ins[0].shape[:-1], a.top_k)
     return ((out, None), (out, DType.INT32))
 

@@ -155,7 +155,7 @@ def from_canonical(cfg: ModelConfig, w: Mapping[str, Array]) -> dict[str, Array]
                     out[f"{hf}.{module}.{proj}_proj.{kind}"] = value
             if key.startswith(f"{tg}.attn.") and key.endswith("_norm.weight"):
                 out[f"{hf}.self_attn.{key.split('.')[-2]}.weight"] = value
-        if cfg.is_moe:
+        if cfg.routed(i):
             out.update(_experts_checkpoint(cfg, c, hf, tg))
         if cfg.model_type == "phi3":
             _fuse_phi3(out, hf)

@@ -218,7 +218,7 @@ def _kv_write(op: Op, xs: list[Array]) -> list[Array]:
 @_ref(OpKind.MOE_ROUTER)
 def _router(op: Op, xs: list[Array]) -> list[Array]:
     a: MoERouter = op.attrs  # type: ignore[assignment]
-    probs = softmax(xs[0])
+    probs = softmax(xs[0]) if a.scoring == "softmax" else 1.0 / (1.0 + np.exp(-_f32(xs[0])))
     # stable descending order: ties go to the lower expert index, as torch.topk does on CPU
     idx = np.argsort(-probs, axis=-1, kind="stable")[..., : a.top_k]
     weights = np.take_along_axis(probs, idx, axis=-1)

@@ -54,7 +54,7 @@ def _llama_like(cfg: ModelConfig, s: _State) -> dict[str, Array]:
         if cfg.qk_norm:
             for p in ("q", "k"):
                 out[f"{tg}.attn.{p}_norm.weight"] = s(f"{hf}.self_attn.{p}_norm.weight")
-        if cfg.is_moe:
+        if cfg.routed(i):
             out.update(_experts(cfg, s, hf, tg))
             continue
         for p in ("gate", "up", "down"):
