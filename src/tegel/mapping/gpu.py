@@ -240,7 +240,7 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
     """
     p = params.for_software(req.software)
     par, chip = req.parallelism, system.chip
-    link = system.scale_up
+    link = system.collective_link(par.tp)
     link_latency_s, topology = (link.latency_s, link.topology) if link else (0.0, "switch")
     lv = _Levels(chip)
     kernels = fuse_kernels(graph)
