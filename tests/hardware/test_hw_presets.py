@@ -177,12 +177,12 @@ CHECKS: dict[str, tuple[str, Callable[[System], float]]] = {
     "spec-tt-wormhole-n300-dram_capacity": ("wormhole-n300", _mem),
     "spec-tt-wormhole-n300-dram_bandwidth": ("wormhole-n300", _bw),
     "spec-tt-wormhole-n300-board_power": ("wormhole-n300", _tdp),
+    "spec-h100nvl": ("h100-nvl", _mem),
+    "spec-gb200-fp4": ("gb200-gpu", _peak("fp4")),
 }
 
 # Spec entries about a preset's chip that no preset figure corresponds to, and why.
 NOT_CHECKED = {
-    "spec-h100nvl": "H100 NVL (PCIe) is not a preset",
-    "spec-gb200-fp4": "GB200 (1200 W variant) is not a preset",
     "spec-tpuv5e-ici_bandwidth_bidir": "ICI is a system figure; no TPU pod preset yet",
     "spec-tpuv6e-ici_bandwidth_bidir": "ICI is a system figure; no TPU pod preset yet",
 }

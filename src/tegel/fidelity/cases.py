@@ -49,14 +49,17 @@ _MODELS = (  # (pattern on the workload's model text, shipped model, MLPerf data
 CALIBRATION_GPU = "h100-sxm"  # the only GPU whose measurements are fitted
 # (pattern on the entry's system text, chip preset, system of 8 such GPUs: a preset, or a file in
 # fidelity/data/systems/ where no preset exists). Form factors without a preset are refused.
-_GPUS = (
+_GPUS = (  # (system text, chip preset, its 8-GPU node), the first match wins
+    (r"H100[- ]NVL", "h100-nvl", "h100-nvl-8.yaml"),
+    (r"H100[- ]PCIe", "h100-pcie", "h100-pcie-8.yaml"),
     (r"H100", "h100-sxm", "dgx-h100"),
     (r"H200", "h200", "hgx-h200"),
+    (r"GB200", "gb200-gpu", "gb200-nvl72"),
     (r"(?<!G)B200", "b200", "hgx-b200"),
     (r"MI300X", "mi300x", "mi300x-8"),
     (r"A100", "a100-80gb", "dgx-a100"),
 )
-_NO_PRESET = r"NVL|PCIe|GH200|GB200"
+_NO_PRESET = r"GH200"
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,11 +268,10 @@ def read_entry(entry: dict[str, Any]) -> Stated | Unmapped:
         return Unmapped(eid, f"kind {entry.get('kind')!r}: only measurements are validated")
     gpu = next((chip for pattern, chip, _ in _GPUS if re.search(pattern, system)), None)
     if gpu is None:
-        return Unmapped(eid, f"no GPU preset for system {system!r} (known: H100, H200, B200, "
-                        "MI300X, A100)")
+        return Unmapped(eid, f"no GPU preset for system {system!r} (known: H100 SXM/NVL/PCIe, "
+                        "H200, B200, GB200, MI300X, A100)")
     if re.search(_NO_PRESET, system):
-        return Unmapped(eid, "NVL / PCIe / Grace form factor: no preset (only the SXM/OAM "
-                        "parts: h100-sxm, h200, b200, mi300x, a100-80gb)")
+        return Unmapped(eid, "GH200 (Grace Hopper superchip): no preset")
     if metric not in _GROUP or entry["unit"] not in _UNIT:
         return Unmapped(eid, f"metric {metric!r} in {entry['unit']!r} has no tegel counterpart")
     found = _model(str(w.get("model", "")))

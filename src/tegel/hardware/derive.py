@@ -1,7 +1,9 @@
 """Fill in what a chip description leaves out from its technology node, and say so in `cite`.
 
 Rules (each filled value's cite reads `derived: technology <node>: <rule>`):
-- compute: pJ per op of each dtype class = technology MAC energy / 2 on dataflow chips; on GPUs
+- compute: pJ per op of each dtype class = technology MAC energy / 2 on dataflow chips; on a GPU
+  that names `same_silicon_as` (a card of the same die), that part's pJ/op x (clock ratio)^a
+  (DVFS exponent, data/gpu_power.yaml); on other GPUs
   (TDP - idle - active) x compute_power_fraction / peak ops/s of that class, where active =
   active_power_fraction x (TDP - idle) (data/gpu_power.yaml: the power a serving GPU draws above
   idle whatever its kernels do, and what its arithmetic would draw at the nominal peak as a share
@@ -24,6 +26,7 @@ from functools import lru_cache
 
 import yaml
 
+from tegel.errors import TegelError
 from tegel.hardware.schema import Chip, Noc, StorageLevel
 from tegel.hardware.system import ChipLink, System
 from tegel.hardware.technology import DATA_DIR, Technology
@@ -40,10 +43,19 @@ def complete_chip(chip: Chip, tech: Technology) -> Chip:
     cite = dict(compute.cite)
     fraction = gpu_compute_power_fraction() if chip.architecture == "gpu" else None
     active = gpu_active_power_fraction()
+    same = _same_silicon(chip)
     for dtype in compute.dtypes:
         if dtype in pj:
             continue
-        if fraction is not None:
+        if same is not None and dtype in same.tiles.compute.pj_per_op:
+            a = dvfs_energy_exponent()
+            scale = (chip.clock_hz / same.clock_hz) ** a
+            pj[dtype] = same.tiles.compute.pj_per_op[dtype] * scale
+            cite[f"pj_per_op.{dtype}"] = (
+                f"derived: {same.name}'s {dtype} pJ/op (the same die) x (clock {chip.clock_hz:.3g}"
+                f" / {same.clock_hz:.3g} Hz)^{a:g} (energy per op ~ clock^a under DVFS, "
+                "hardware/data/gpu_power.yaml)")
+        elif fraction is not None:
             peak = chip.peak_flops_per_s(dtype)
             budget_w = (chip.tdp_w - chip.idle_w) * (1.0 - active)
             pj[dtype] = 1e12 * budget_w * fraction / peak  # type: ignore[index]
@@ -75,6 +87,24 @@ def complete_chip(chip: Chip, tech: Technology) -> Chip:
             }
         )
     return chip.model_copy(update=update)
+
+
+def _same_silicon(chip: Chip) -> Chip | None:
+    """The loaded preset `chip.same_silicon_as` names (a GPU of the same die), or None.
+
+    A die's energy per op is the silicon's: a lower-power card of the same die (H100 PCIe at
+    350 W, H100 NVL at 400 W) spends per op what the flagship spends at the same clock, so under
+    its lower power limit it throttles further — where deriving it from its own TDP would let it
+    sustain the same share of its peak as the 700 W part."""
+    if chip.architecture != "gpu" or not chip.same_silicon_as:
+        return None
+    from tegel.hardware.loader import load_chip  # the loader completes chips through here
+
+    ref = load_chip(chip.same_silicon_as)
+    if ref.architecture != "gpu" or ref.same_silicon_as:
+        raise TegelError(f"{chip.name}: same_silicon_as {chip.same_silicon_as!r} must name a GPU "
+                         "preset that derives its own energies")
+    return ref
 
 
 @lru_cache(maxsize=1)

@@ -254,6 +254,9 @@ class Chip(Cited):
     transistors: Positive | None = None
     tdp_w: Positive
     idle_w: NonNegative
+    # GPU: the preset of a part with the same die (an SXM flagship), whose energy per op this one
+    # shares at its own clock; "" derives it from this part's own TDP (hardware/derive.py)
+    same_silicon_as: str = ""
     tiles: TileGrid
     global_storage: tuple[StorageLevel, ...] = ()
     noc: Noc

@@ -35,7 +35,7 @@ def candidate_parallelisms(s: Scenario, system: System, options: RunOptions) -> 
     powers = [2**i for i in range(int(math.log2(chips)) + 1) if chips % 2**i == 0]
     out = []
     for t in [options.tp] if options.tp else powers:
-        if policy.tp_within_node and not options.tp and t > system.chips_per_node:
+        if policy.tp_within_node and not options.tp and t > system.scale_up_domain:
             continue
         rest = chips // t if chips % t == 0 else 0
         degrees = policy.pp_degrees(rest, s.model.num_layers) if rest else []
