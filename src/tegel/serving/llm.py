@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from tegel.evaluate.analytical import PhaseCost, evaluate
-from tegel.evaluate.cost import CATEGORIES, Category
+from tegel.evaluate.cost import CATEGORIES, Category, Cost
 from tegel.hardware import System
 from tegel.mapping.compiled import CompiledPlan
 from tegel.mapping.params import Params
@@ -30,6 +31,9 @@ from tegel.workload.ir import Graph
 from tegel.workload.llm import Phase, Precision, build_llm_graph
 from tegel.workload.model_config import ModelConfig
 from tegel.workload.roles import layer_weights, non_layer_weights
+
+if TYPE_CHECKING:
+    from tegel.serving.speculative_cost import SpeculativeCost
 
 PREFILL_CHUNK_TOKENS = 8192  # activations are sized for chunked prefill of this many tokens
 _STATIC = CATEGORIES.index(Category.STATIC)
@@ -137,6 +141,9 @@ class Evaluated:
     output_tokens: int
     request_overhead_s: float = 0.0  # host work before the first token (GPU serving stacks)
     compiled: tuple[CompiledPlan, CompiledPlan] | None = None  # spatial policies: the plans
+    # speculative decoding (serving/speculative_cost.py): draft + verify per iteration; then
+    # `decode` is the plain decode step it replaces, kept for comparison
+    speculative: SpeculativeCost | None = None
 
     @property
     def parallelism(self) -> Parallelism:
@@ -151,8 +158,21 @@ class Evaluated:
         return self.prefill.time_s + self.request_overhead_s
 
     @property
+    def decode_per_token(self) -> Cost:
+        """Seconds and joules (by category) per generated token after the first: one decode
+        step, or a speculative iteration over the tokens it emits on average."""
+        return self.decode.cost if self.speculative is None else self.speculative.per_token
+
+    @property
+    def decode_host_j_per_token(self) -> float:
+        """The hosts' part of `decode_per_token`'s static energy, J."""
+        if self.speculative is None:
+            return self.decode.time_s * self.decode.host_w
+        return self.speculative.host_j_per_token
+
+    @property
     def e2e_s(self) -> float:
-        return self.ttft_s + (self.output_tokens - 1) * self.decode.time_s
+        return self.ttft_s + (self.output_tokens - 1) * self.decode_per_token.time_s
 
     @property
     def throughput_tokens_per_s(self) -> float:
@@ -163,14 +183,15 @@ class Evaluated:
         static power while the host does its per-request work (the chips idle, not off)."""
         steps = self.output_tokens - 1
         energy = [p + steps * d for p, d in zip(self.prefill.cost.energy_by_category_j,
-                                                self.decode.cost.energy_by_category_j, strict=True)]
+                                                self.decode_per_token.energy_by_category_j,
+                                                strict=True)]
         energy[_STATIC] += self.prefill.static_w * self.request_overhead_s
         return tuple(energy)
 
     def replica_host_energy_j(self) -> float:
         """The hosts' part of the replica's static energy over the run."""
         return ((self.prefill.time_s + self.request_overhead_s) * self.prefill.host_w
-                + (self.output_tokens - 1) * self.decode.time_s * self.decode.host_w)
+                + (self.output_tokens - 1) * self.decode_host_j_per_token)
 
 
 def phase_requests(s: Scenario, system: System, config: Config,
@@ -189,6 +210,20 @@ def phase_requests(s: Scenario, system: System, config: Config,
     return out[0], out[1]
 
 
+def evaluate_request(cfg: ModelConfig, precision: Precision, system: System, req: PlanRequest,
+                     sim: str, params: Params) -> tuple[PhaseCost, CompiledPlan | None]:
+    """One phase of `cfg` planned with the system's policy and evaluated analytically or
+    (`sim` "event") in the event simulator; with the compiled plan of a spatial policy."""
+    planned = policy_for(system.chip).plan(folded_graph(cfg, req.phase, precision), system, req,
+                                           params)
+    if sim == "event":
+        from tegel.evaluate.simulator import simulate
+
+        cost = simulate(planned.compiled or planned.plan, system, lowered=planned.plan)
+        return cost, planned.compiled
+    return evaluate(planned.plan, system), planned.compiled
+
+
 def evaluate_config(s: Scenario, system: System, config: Config, options: RunOptions,
                     params: Params) -> Evaluated:
     """Plan and evaluate prefill and decode of one configuration with the system's policy, in
@@ -196,16 +231,10 @@ def evaluate_config(s: Scenario, system: System, config: Config, options: RunOpt
     policy = policy_for(system.chip)
     costs, compiled = [], []
     for req in phase_requests(s, system, config, options.software):
-        planned = policy.plan(folded_graph(s.model, req.phase, s.precision), system, req, params)
-        if options.sim == "event":
-            from tegel.evaluate.simulator import simulate
-
-            costs.append(simulate(planned.compiled or planned.plan, system,
-                                  lowered=planned.plan))
-        else:
-            costs.append(evaluate(planned.plan, system))
-        if planned.compiled is not None:
-            compiled.append(planned.compiled)
+        cost, plan = evaluate_request(s.model, s.precision, system, req, options.sim, params)
+        costs.append(cost)
+        if plan is not None:
+            compiled.append(plan)
     memory = memory_per_chip(s, system, config.parallelism, config.batch_per_replica, params,
                              options)
     overhead = policy.request_overhead_s(params, options.software)
