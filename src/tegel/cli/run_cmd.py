@@ -121,7 +121,8 @@ def _run(args: argparse.Namespace, system: str) -> Any:
             raise TegelError(f"--batch: expected a positive integer or 'auto', got {batch!r}") from None
     cfg, sys_, precision, options, params = _setup(args, system)
     return run(cfg, sys_, batch, _input_tokens(args, cfg), args.output, precision,
-               options=options, params=params, speculation=speculation(args))
+               options=options, params=params,
+               speculation=speculation(args) if "speculative" in args else None)
 
 
 ACCOUNTING = ("energy and power count the whole system: {busy} chip(s) serving, {idle} idle at "
