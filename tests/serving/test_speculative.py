@@ -21,7 +21,7 @@ from tegel.serving.speculative import (
     tokens_per_step_iid,
     tokens_per_step_of_lengths,
 )
-from tegel.serving.speculative_cost import memory_with_draft
+from tegel.serving.speculative_cost import memory_with_draft, verify_folded_graph
 from tegel.workload.model_config import load_model_config
 
 TARGET, SYSTEM, IN, OUT = "llama-3.1-70b", "dgx-h100", 1024, 256
@@ -110,6 +110,9 @@ def test_iteration_is_k_drafts_plus_one_verify(drafted: RunResult, draft_model) 
     kv = IN + OUT // 2
     assert sp.verify.plan.phase.past_tokens == sp.draft.plan.phase.past_tokens == kv
     step = 4 * sp.draft.time_s + sp.verify.time_s
+    # the target scores every draft and the token after them: logits for all 5 new tokens
+    graph = verify_folded_graph(load_model_config(TARGET), sp.verify.plan.phase, drafted.precision)
+    assert graph.outputs[0].shape[:2] == (1, 5)
     assert drafted.tpot_s == pytest.approx(step / 3.3616)
     # the draft pass is exactly what `tegel run` prices for the draft model on the same chips
     alone = run(draft_model, SYSTEM, 1, IN, OUT, "fp8", options=TP8)

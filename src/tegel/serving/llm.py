@@ -210,12 +210,12 @@ def phase_requests(s: Scenario, system: System, config: Config,
     return out[0], out[1]
 
 
-def evaluate_request(cfg: ModelConfig, precision: Precision, system: System, req: PlanRequest,
-                     sim: str, params: Params) -> tuple[PhaseCost, CompiledPlan | None]:
-    """One phase of `cfg` planned with the system's policy and evaluated analytically or
-    (`sim` "event") in the event simulator; with the compiled plan of a spatial policy."""
-    planned = policy_for(system.chip).plan(folded_graph(cfg, req.phase, precision), system, req,
-                                           params)
+def evaluate_request(graph: Graph, system: System, req: PlanRequest, sim: str,
+                     params: Params) -> tuple[PhaseCost, CompiledPlan | None]:
+    """The layer-folded `graph` of `req`'s phase planned with the system's policy and evaluated
+    analytically or (`sim` "event") in the event simulator; with the compiled plan of a spatial
+    policy."""
+    planned = policy_for(system.chip).plan(graph, system, req, params)
     if sim == "event":
         from tegel.evaluate.simulator import simulate
 
@@ -231,7 +231,8 @@ def evaluate_config(s: Scenario, system: System, config: Config, options: RunOpt
     policy = policy_for(system.chip)
     costs, compiled = [], []
     for req in phase_requests(s, system, config, options.software):
-        cost, plan = evaluate_request(s.model, s.precision, system, req, options.sim, params)
+        graph = folded_graph(s.model, req.phase, s.precision)
+        cost, plan = evaluate_request(graph, system, req, options.sim, params)
         costs.append(cost)
         if plan is not None:
             compiled.append(plan)

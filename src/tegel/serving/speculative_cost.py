@@ -7,7 +7,8 @@ One iteration at the decode's KV length K (the mean, as for plain decode in `llm
   policy on the replica's chips and evaluated by the same evaluator as the target; none for
   n-gram lookup (its cost is taken as zero);
 - verify: one forward pass of the target over k + 1 new tokens per sequence on top of K
-  (`Phase(batch, k + 1, K)`), planned and evaluated like any other phase.
+  (`Phase(batch, k + 1, K)`), with logits (the LM head) for all k + 1 of them, planned and
+  evaluated like any other phase.
 
 It emits E tokens per sequence on average (`Speculation.tokens_per_step`), so time and energy
 per generated token are the iteration's over E. Nothing here is a cost formula: both passes are
@@ -26,6 +27,7 @@ the tiles to itself — an optimistic bound (its weights are counted in memory a
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from tegel.evaluate.analytical import PhaseCost
@@ -38,13 +40,23 @@ from tegel.serving.llm import (
     Evaluated,
     Memory,
     evaluate_request,
+    folded_graph,
     max_batch,
     memory_per_chip,
     phase_requests,
 )
 from tegel.serving.scenario import RunOptions, Scenario
 from tegel.serving.speculative import Speculation
+from tegel.workload.ir import Graph
+from tegel.workload.llm import Phase, Precision, build_llm_graph
 from tegel.workload.model_config import ModelConfig
+
+
+@lru_cache(maxsize=64)
+def verify_folded_graph(cfg: ModelConfig, phase: Phase, precision: Precision) -> Graph:
+    """`llm.folded_graph` of a verify pass: the same one-layer graph, with logits for every new
+    token (the target scores each of the k drafts and the token after them), not the last only."""
+    return build_llm_graph(replace(cfg, num_layers=1), phase, precision, logits="all")
 
 
 def drafter_parallelism(drafter: ModelConfig, target: Parallelism) -> Parallelism:
@@ -173,14 +185,15 @@ def price(s: Scenario, system: System, config: Config, options: RunOptions,
         raise ValueError("price() needs a scenario with speculation")
     _, decode = phase_requests(s, system, config, options.software)
     verify_req = replace(decode, phase=replace(decode.phase, new_tokens=spec.draft_tokens + 1))
-    verify, _ = evaluate_request(s.model, s.precision, system, verify_req, options.sim, params)
+    verify_graph = verify_folded_graph(s.model, verify_req.phase, s.precision)
+    verify, _ = evaluate_request(verify_graph, system, verify_req, options.sim, params)
     drafter = spec.drafter(s.model)
     draft = None
     if drafter is not None:
         req = llm_request(drafter, system, decode.phase,
                           drafter_parallelism(drafter, config.parallelism), decode.stages,
                           decode.microbatches)
-        draft, _ = evaluate_request(drafter, s.precision, system,
+        draft, _ = evaluate_request(folded_graph(drafter, req.phase, s.precision), system,
                                     replace(req, software=options.software), options.sim, params)
     memory = drafter_memory(s, system, config.parallelism, config.batch_per_replica, params,
                             options)
