@@ -20,8 +20,9 @@ from tegel.serving.speculative import (
     acceptance_iid,
     tokens_per_step_iid,
     tokens_per_step_of_lengths,
+    verify_folded_graph,
 )
-from tegel.serving.speculative_cost import memory_with_draft, verify_folded_graph
+from tegel.serving.speculative_cost import memory_with_draft
 from tegel.workload.model_config import load_model_config
 
 TARGET, SYSTEM, IN, OUT = "llama-3.1-70b", "dgx-h100", 1024, 256

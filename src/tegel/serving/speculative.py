@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from tegel.errors import TegelError
+from tegel.workload.ir import Graph
+from tegel.workload.llm import Phase, Precision, build_llm_graph
 from tegel.workload.model_config import ModelConfig
 
 METHODS = ("draft", "eagle", "ngram")
@@ -166,3 +169,10 @@ def eagle_head(target: ModelConfig) -> ModelConfig:
                    experts_per_token=0, dense_layers=frozenset(), dense_intermediate_size=0,
                    shared_intermediate_size=0, intermediate_size=width,
                    full_attention_layers=frozenset())
+
+
+@lru_cache(maxsize=64)
+def verify_folded_graph(cfg: ModelConfig, phase: Phase, precision: Precision) -> Graph:
+    """`llm.folded_graph` of a verify pass: the same one-layer graph, with logits for every new
+    token (the target scores each of the k drafts and the token after them), not the last only."""
+    return build_llm_graph(replace(cfg, num_layers=1), phase, precision, logits="all")

@@ -26,9 +26,11 @@ the tiles to itself — an optimistic bound (its weights are counted in memory a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import Any
+
+import numpy as np
 
 from tegel.evaluate.analytical import PhaseCost
 from tegel.evaluate.cost import Cost
@@ -45,18 +47,11 @@ from tegel.serving.llm import (
     memory_per_chip,
     phase_requests,
 )
+from tegel.serving.oracle import Batch, IterationCost, Oracle, oracle_for
 from tegel.serving.scenario import RunOptions, Scenario
-from tegel.serving.speculative import Speculation
-from tegel.workload.ir import Graph
-from tegel.workload.llm import Phase, Precision, build_llm_graph
+from tegel.serving.speculative import Speculation, verify_folded_graph
+from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig
-
-
-@lru_cache(maxsize=64)
-def verify_folded_graph(cfg: ModelConfig, phase: Phase, precision: Precision) -> Graph:
-    """`llm.folded_graph` of a verify pass: the same one-layer graph, with logits for every new
-    token (the target scores each of the k drafts and the token after them), not the last only."""
-    return build_llm_graph(replace(cfg, num_layers=1), phase, precision, logits="all")
 
 
 def drafter_parallelism(drafter: ModelConfig, target: Parallelism) -> Parallelism:
@@ -208,3 +203,83 @@ def with_speculation(ev: Evaluated, s: Scenario, system: System, options: RunOpt
         return ev
     memory = memory_with_draft(s, system, ev.parallelism, ev.batch_per_replica, params, options)
     return replace(ev, speculative=price(s, system, ev.config, options, params), memory=memory)
+
+
+class SpeculativeRuntime:
+    """What a serving replica needs to decode speculatively (`replica.py`, `tegel serve`):
+
+    - the drafter's part of an iteration's cost: k passes of the drafter over the decoding
+      sequences at their mean KV length, from the drafter's own oracle (none: n-gram lookup);
+    - per request, a seeded stream of accepted drafts per verify, drawn from
+      `Speculation.accepted_probabilities` (each verify emits accepted + 1 tokens), so a run is
+      deterministic and a request's tokens advance by a sampled length at every iteration.
+    """
+
+    def __init__(self, spec: Speculation, drafter: Oracle | None, seed: int) -> None:
+        self.spec, self.drafter, self.seed = spec, drafter, seed
+        self.new_tokens = spec.draft_tokens + 1  # tokens a verify runs per sequence
+        self.tokens_per_step = spec.tokens_per_step  # E, for the mean KV length's growth
+        self._probabilities = np.asarray(spec.accepted_probabilities, dtype=float)
+        self._probabilities /= self._probabilities.sum()
+        self._emitted: dict[int, np.ndarray] = {}
+        self.verifies = 0  # sequence-verifies run, and the tokens they kept (`count`)
+        self.kept_tokens = 0
+
+    def count(self, verifies: int, tokens: int) -> None:
+        """Tally a request's verifies and the tokens it kept from them (its output's end cut)."""
+        self.verifies += verifies
+        self.kept_tokens += tokens
+
+    @property
+    def tokens_per_verify(self) -> float:
+        """Tokens kept per verify over the run (E, less what the last verifies overshoot)."""
+        return self.kept_tokens / self.verifies if self.verifies else math.nan
+
+    def stream(self, r: int, longest: int) -> np.ndarray:
+        """Tokens request `r` has emitted after its first i verifies, i = 0..longest (cumulative;
+        at least one token each verify, so `longest` = its output tokens is always enough)."""
+        found = self._emitted.get(r)
+        if found is None:
+            rng = np.random.default_rng((self.seed, r))
+            accepted = rng.choice(len(self._probabilities), size=longest, p=self._probabilities)
+            found = np.concatenate(([0], np.cumsum(accepted + 1)))
+            self._emitted[r] = found
+        return found
+
+    def emitted(self, r: int, longest: int, start: int, verifies: int) -> int:
+        """Tokens emitted by verifies start .. start + verifies - 1 of request `r`."""
+        c = self.stream(r, longest)
+        return int(c[min(start + verifies, len(c) - 1)] - c[min(start, len(c) - 1)])
+
+    def verifies_for(self, r: int, longest: int, start: int, tokens: int) -> int:
+        """Fewest verifies from `start` on that emit at least `tokens` tokens (0 for none;
+        past the stream's end when it never does)."""
+        if tokens <= 0:
+            return 0
+        c = self.stream(r, longest)
+        base = c[min(start, len(c) - 1)]
+        return int(np.searchsorted(c, base + tokens, side="left")) - start
+
+    def with_drafts(self, verify: IterationCost, decodes: int, kv_tokens: float) -> IterationCost:
+        """An iteration's cost with the k draft passes of its `decodes` sequences added."""
+        if self.drafter is None or decodes == 0:
+            return verify
+        k = self.spec.draft_tokens
+        draft = self.drafter.cost(Batch(decodes, kv_tokens, (), decodes))
+        time = verify.time_s + k * draft.time_s
+        energy = tuple(v + k * d for v, d in zip(verify.energy_by_category_j,
+                                                 draft.energy_by_category_j, strict=True))
+        host_w = (verify.host_w * verify.time_s + k * draft.host_w * draft.time_s) / time
+        return IterationCost(time, energy, verify.static_w, host_w)
+
+
+def runtime_for(spec: Speculation, target: ModelConfig, precision: Precision, system: System,
+                config: Config, params: Params, software: str | None,
+                seed: int) -> SpeculativeRuntime:
+    """The runtime of `spec` on one replica configuration: the drafter's oracle on the
+    replica's chips (`drafter_parallelism`, the same stages) and the seed of the streams."""
+    drafter = spec.drafter(target)
+    oracle = None if drafter is None else oracle_for(
+        drafter, precision, system, drafter_parallelism(drafter, config.parallelism),
+        config.stages, params, software)
+    return SpeculativeRuntime(spec, oracle, seed)
