@@ -1,5 +1,6 @@
 """Speculative decoding: tokens per verify (closed forms), draft + verify pricing through the
-engine, the drafter's memory, and the `tegel run` flags."""
+engine, the drafter's memory, the `tegel run` flags, and `tegel serve` (seeded accepted
+lengths per request)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import math
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from tegel.cli import main
@@ -15,6 +17,7 @@ from tegel.mapping.params import default_params
 from tegel.serving.llm import model_weight_bytes
 from tegel.serving.run import RunResult, run
 from tegel.serving.scenario import RunOptions, Scenario
+from tegel.serving.serve import serve
 from tegel.serving.speculative import (
     Speculation,
     acceptance_iid,
@@ -254,3 +257,76 @@ def test_cli_bad_input_is_one_line_exit_2(capsys: pytest.CaptureFixture[str],
     assert out == ""
     assert err.startswith(f"tegel: error: {flag}:"), err
     assert err.count("\n") == 1
+
+
+# -- tegel serve ---------------------------------------------------------------------------
+
+SMALL, GPU = "llama-3.1-8b", "h100-sxm"
+
+
+def test_serve_lone_request_tpot_is_tegel_run(draft_model) -> None:
+    spec = Speculation("draft", 4, 0.8, draft_model=draft_model)
+    served = serve(TARGET, SYSTEM, None, "continuous", "fp8", requests=20, rate_per_s=0.2,
+                   input_tokens=IN, output_tokens=OUT, options=TP8, speculation=spec)
+    alone = _run(1, spec)
+    assert served.unloaded[1] == pytest.approx(alone.tpot_s, rel=1e-9)  # the same two passes
+    assert served.completed == 20
+    # sampled accepted lengths: the median request is near the expectation, not at it
+    assert float(np.median(served.tpot())) == pytest.approx(alone.tpot_s, rel=0.1)
+    assert served.tokens_per_verify == pytest.approx(spec.tokens_per_step, rel=0.05)
+    assert served.to_dict()["speculative"]["tokens_per_verify_simulated"] == \
+        served.tokens_per_verify
+
+
+def test_serve_always_accepted_drafts_take_out_over_k_plus_1_verifies() -> None:
+    spec = Speculation("ngram", 3, acceptance_lengths=(0.0, 0.0, 0.0, 1.0))
+    r = serve(SMALL, GPU, None, "continuous", requests=1, input_tokens=512, output_tokens=257,
+              speculation=spec)
+    assert r.tokens_per_verify == 4.0
+    assert r.outcome.iterations == 1 + 256 // 4  # one prefill, then 4 tokens per verify
+
+
+def test_serve_zero_acceptance_keeps_plain_progress_and_costs_more() -> None:
+    options = RunOptions(tp=1)
+    kw = {"requests": 64, "input_tokens": 512, "output_tokens": 128, "options": options}
+    plain = serve(SMALL, GPU, None, "chunked", **kw)
+    never = serve(SMALL, GPU, None, "chunked", speculation=Speculation("ngram", 1, 0.0), **kw)
+    assert never.tokens_per_verify == 1.0
+    assert never.outcome.iterations == plain.outcome.iterations  # one token per step, as plain
+    assert float(np.median(never.tpot())) > float(np.median(plain.tpot()))
+
+
+def test_serve_speculation_completes_under_preemption_and_is_seeded(draft_model) -> None:
+    spec = Speculation("draft", 4, 0.8, draft_model=draft_model)
+    kw = {"requests": 300, "concurrency": 200, "lengths": "fixed:in=4000,out=1500",
+          "speculation": spec}
+    r = serve(SMALL, GPU, None, "chunked", seed=1, **kw)
+    assert r.preemptions > 0 and r.completed == 300
+    assert r.outcome.records.generated == [1500] * 300  # exactly its output, none lost
+    assert r.outcome.peak_kv_fraction <= 1.0
+    assert r.tokens_per_verify == pytest.approx(spec.tokens_per_step, rel=0.01)
+    again = serve(SMALL, GPU, None, "chunked", seed=1, **kw)
+    other = serve(SMALL, GPU, None, "chunked", seed=2, **kw)
+    assert again.outcome.records.finish_s == r.outcome.records.finish_s
+    assert other.outcome.records.finish_s != r.outcome.records.finish_s
+
+
+def test_serve_drafter_memory_shrinks_the_kv_pool(draft_model) -> None:
+    kw = {"requests": 8, "input_tokens": 256, "output_tokens": 16, "options": RunOptions(tp=1)}
+    plain = serve(SMALL, GPU, None, "chunked", **kw)
+    ngram = serve(SMALL, GPU, None, "chunked", speculation=Speculation("ngram", 4, 0.5), **kw)
+    drafted = serve(SMALL, GPU, None, "chunked",
+                    speculation=Speculation("draft", 4, 0.5, draft_model=draft_model), **kw)
+    assert ngram.pools.kv_blocks == plain.pools.kv_blocks
+    assert drafted.pools.kv_blocks < plain.pools.kv_blocks
+
+
+def test_cli_serve_says_expected_and_simulated_e(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", SMALL, "--on", GPU, "--requests", "8", "--input", "256", "--output",
+                 "64", "--speculative", "ngram", "--acceptance", "0.6", "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)["speculative"]
+    assert s["method"] == "ngram" and s["tokens_per_step"] == pytest.approx(
+        tokens_per_step_iid(0.6, 4))
+    assert 1.0 <= s["tokens_per_verify_simulated"] <= 5.0
+    assert main(["serve", SMALL, "--on", GPU, "--speculative", "eagle", "--acceptance", "2"]) == 2
+    assert capsys.readouterr().err.startswith("tegel: error: --acceptance:")
