@@ -21,7 +21,7 @@ Drafters (`method`):
   model, no weights; drafting costs nothing next to a forward pass.
 
 Acceptance is an i.i.d. per-token rate alpha — E = (1 - alpha^(k+1)) / (1 - alpha) (Leviathan
-et al., eq. 1; k + 1 at alpha = 1) — or a measured distribution of accepted drafts
+et al.; k + 1 at alpha = 1) — or a measured distribution of accepted drafts
 P(0 accepted), ..., P(k accepted): E = 1 + its mean. Both are expectations over sequences.
 """
 
@@ -43,7 +43,8 @@ _SUM_TOLERANCE = 1e-6  # acceptance probabilities must sum to 1 within this
 def tokens_per_step_iid(acceptance_rate: float, draft_tokens: int) -> float:
     """Expected tokens one verify emits per sequence when each of `draft_tokens` drafts is
     accepted with probability `acceptance_rate`, independently, until the first rejection:
-    (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, arXiv:2211.17192, eq. 1); k + 1 at a = 1."""
+    (1 - a^(k+1)) / (1 - a) (Leviathan et al. 2023, arXiv:2211.17192: the expected
+    tokens of one run of their Algorithm 1); k + 1 at a = 1."""
     a, k = acceptance_rate, draft_tokens
     if a == 1.0:
         return float(k + 1)
