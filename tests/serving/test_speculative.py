@@ -118,6 +118,7 @@ def test_iteration_is_k_drafts_plus_one_verify(drafted: RunResult, draft_model) 
     graph = verify_folded_graph(load_model_config(TARGET), sp.verify.plan.phase, drafted.precision)
     assert graph.outputs[0].shape[:2] == (1, 5)
     assert drafted.tpot_s == pytest.approx(step / 3.3616)
+    assert {row["phase"] for row in drafted.op_rows()} == {"prefill", "decode", "draft", "verify"}
     # the draft pass is exactly what `tegel run` prices for the draft model on the same chips
     alone = run(draft_model, SYSTEM, 1, IN, OUT, "fp8", options=TP8)
     assert sp.draft.time_s == pytest.approx(alone.tpot_s, rel=1e-12)

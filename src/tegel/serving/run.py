@@ -155,10 +155,16 @@ class RunResult:
         }
 
     def op_rows(self) -> list[dict[str, Any]]:
-        """One row per step and phase: time, energy, FLOPs, bytes, bounding resource."""
+        """One row per step and phase: time, energy, FLOPs, bytes, bounding resource. With
+        speculative decoding, also one draft pass ("draft", run k times a step) and the verify
+        ("verify"); "decode" is then the plain step they replace."""
         rows = []
         for phase_name, phase in (("prefill", self.chosen.prefill), ("decode", self.chosen.decode)):
             rows += _rows(phase_name, phase)
+        spec = self.chosen.speculative
+        if spec is not None:
+            rows += (_rows("draft", spec.draft) if spec.draft is not None else [])
+            rows += _rows("verify", spec.verify)
         return rows
 
     def op_table(self) -> Any:
