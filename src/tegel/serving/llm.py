@@ -164,13 +164,6 @@ class Evaluated:
         return self.decode.cost if self.speculative is None else self.speculative.per_token
 
     @property
-    def decode_host_j_per_token(self) -> float:
-        """The hosts' part of `decode_per_token`'s static energy, J."""
-        if self.speculative is None:
-            return self.decode.time_s * self.decode.host_w
-        return self.speculative.host_j_per_token
-
-    @property
     def e2e_s(self) -> float:
         return self.ttft_s + (self.output_tokens - 1) * self.decode_per_token.time_s
 
@@ -190,8 +183,10 @@ class Evaluated:
 
     def replica_host_energy_j(self) -> float:
         """The hosts' part of the replica's static energy over the run."""
-        return ((self.prefill.time_s + self.request_overhead_s) * self.prefill.host_w
-                + (self.output_tokens - 1) * self.decode_host_j_per_token)
+        decode_j = ((self.output_tokens - 1) * self.decode.time_s * self.decode.host_w
+                    if self.speculative is None else
+                    (self.output_tokens - 1) * self.speculative.host_j_per_token)
+        return (self.prefill.time_s + self.request_overhead_s) * self.prefill.host_w + decode_j
 
 
 def phase_requests(s: Scenario, system: System, config: Config,
