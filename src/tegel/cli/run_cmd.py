@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "same plan with queues on shared resources (analytical)")
     p.add_argument("--trace", metavar="FILE", help="with --sim event: write the simulated "
                    "timeline as Chrome trace JSON (open in Perfetto)")
+    speculative_args(p)
     p.set_defaults(func=run_command)
     c = sub.add_parser("compare", help="the same LLM workload on several systems",
                        description="One workload on several systems, with ratios to a baseline.")
@@ -120,7 +121,8 @@ def _run(args: argparse.Namespace, system: str) -> Any:
             raise TegelError(f"--batch: expected a positive integer or 'auto', got {batch!r}") from None
     cfg, sys_, precision, options, params = _setup(args, system)
     return run(cfg, sys_, batch, _input_tokens(args, cfg), args.output, precision,
-               options=options, params=params)
+               options=options, params=params,
+               speculation=speculation(args) if "speculative" in args else None)
 
 
 ACCOUNTING = ("energy and power count the whole system: {busy} chip(s) serving, {idle} idle at "
@@ -182,6 +184,8 @@ def run_command(args: argparse.Namespace) -> int:
     print("\n" + table(["memory per chip", "bytes"],
                        [[k, si(mem[k], "B")] for k in ("weights", "kv_cache", "activations",
                                                        "total", "capacity")]))
+    if d["speculative"] is not None:
+        print("\n" + speculative_table(d["speculative"]))
     for note in d["plan_notes"]:
         print(f"note: {note}")
     if args.ops:
@@ -300,3 +304,71 @@ def _operating(args: argparse.Namespace, system: str, service: Any) -> dict[str,
 
 def _par(p: dict) -> str:
     return f"tp{p['tp']} pp{p['pp']} dp{p['dp']}"
+
+
+def speculative_args(p: argparse.ArgumentParser) -> None:
+    """The speculative-decoding flags (read back by `speculation`)."""
+    g = p.add_argument_group("speculative decoding (each decode step: k draft passes + one "
+                             "verify of k + 1 tokens)")
+    g.add_argument("--speculative", choices=("draft", "eagle", "ngram"),
+                   help="who drafts: a separate draft model (--draft), an EAGLE-style head (one "
+                   "layer of the model's width + its LM head), or n-gram prompt lookup (free)")
+    g.add_argument("--draft", metavar="MODEL", help="the draft model of --speculative draft "
+                   "(shipped name or config.json; same vocabulary as the model)")
+    g.add_argument("--draft-tokens", type=int, metavar="K", help="drafts per step (4)")
+    g.add_argument("--acceptance", type=float, metavar="RATE", help="per-token acceptance rate "
+                   "in [0, 1], i.i.d.: E = (1 - a^(k+1)) / (1 - a) tokens per verify")
+    g.add_argument("--acceptance-lengths", metavar="P0,..,PK", help="measured probabilities "
+                   "of accepting 0..k drafts (k + 1 of them, summing to 1): E = 1 + their mean")
+
+
+DEFAULT_DRAFT_TOKENS = 4
+
+
+def speculation(args: argparse.Namespace) -> Any:
+    """The Speculation the flags describe, or None without --speculative."""
+    from tegel.errors import TegelError
+    from tegel.serving.speculative import Speculation
+    from tegel.workload import load_model_config
+
+    if args.speculative is None:
+        for flag in ("draft", "draft_tokens", "acceptance", "acceptance_lengths"):
+            if getattr(args, flag) is not None:
+                raise TegelError(f"--{flag.replace('_', '-')}: needs --speculative "
+                                 f"{{draft,eagle,ngram}}")
+        return None
+    lengths = None
+    if args.acceptance_lengths is not None:
+        try:
+            lengths = tuple(float(x) for x in args.acceptance_lengths.split(","))
+        except ValueError:
+            raise TegelError(f"--acceptance-lengths: expected comma-separated probabilities, "
+                             f"got {args.acceptance_lengths!r}") from None
+    k = DEFAULT_DRAFT_TOKENS if args.draft_tokens is None else args.draft_tokens
+    draft = load_model_config(args.draft) if args.draft is not None else None
+    return Speculation(args.speculative, k, args.acceptance, lengths, draft)
+
+
+def speculative_table(d: dict[str, Any]) -> str:
+    """What speculative decoding assumed and how a decode step splits into draft and verify."""
+    k = d["draft_tokens"]
+    drafter = {"draft": f"draft model {d['draft_model']}", "ngram": "n-gram prompt lookup",
+               "eagle": "EAGLE-style head (1 layer + the model's LM head)"}[d["method"]]
+    acceptance = (f"acceptance {d['acceptance_rate']:g} per token (i.i.d.)"
+                  if d["acceptance_rate"] is not None else "P(0..k accepted) = "
+                  + ",".join(f"{p:g}" for p in d["acceptance_lengths"]))
+    mem = d["drafter_memory_bytes"]
+    rows = [[f"draft ({k} passes)", si(d["draft_s_per_step"], "s"),
+             f"{d['draft_share_of_step']:.1%}"],
+            [f"verify ({k + 1} tokens)", si(d["verify_s_per_step"], "s"),
+             f"{1 - d['draft_share_of_step']:.1%}"],
+            ["step", si(d["step_s"], "s"), ""],
+            [f"per token (step / {d['tokens_per_step']:.4g})", si(d["tpot_s"], "s"), ""],
+            ["plain decode step", si(d["plain_tpot_s"], "s"), ""],
+            ["speed-up per user", f"{d['speedup_per_user']:.2f}x", ""],
+            ["drafter weights / KV per chip",
+             f"{si(mem['weights'], 'B')} / {si(mem['kv_cache'], 'B')}", ""]]
+    head = (f"speculative decoding: {drafter}, k = {k} drafts per step, {acceptance}: "
+            f"E = {d['tokens_per_step']:.4g} tokens per verify (Leviathan et al. 2023, "
+            f"arXiv:2211.17192)")
+    return head + "\n" + table(["decode step", "time", "share"], rows)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tegel.cli.run_cmd import format_args, formats
+from tegel.cli.run_cmd import format_args, formats, speculation, speculative_args
 from tegel.report.text import si, table
 
 SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
@@ -78,6 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "N distinct prefixes, request i having prefix i %% N (1)")
     p.add_argument("--requests-out", metavar="FILE", help="write one record per request "
                    "(.csv or .jsonl)")
+    speculative_args(p)
     p.set_defaults(func=serve_command)
     c = sub.add_parser("curve", help="throughput against per-user speed, per system",
                        description="Each system at rising concurrency (closed loop, steady "
@@ -178,18 +179,20 @@ def serve_command(args: argparse.Namespace) -> int:
     precision = formats(args, system)
     show = _progress("serving: ")
     search = None
+    spec = speculation(args)
     if args.scenario and args.shared_prefix is not None:
         from tegel.errors import TegelError
 
         raise TegelError("--shared-prefix: not with --scenario (the benchmark's prompts share none)")
     if args.scenario:
-        result, search = _mlperf(args, cfg, system, precision, sched, options, params, show)
+        result, search = _mlperf(args, cfg, system, precision, sched, options, params, show,
+                                 spec)
     else:
         wl = _workload(args, cfg)
         progress = None if show is None else (lambda n: show(f"{n}/{len(wl)} requests")
                                               if n % 200 == 0 else None)
         result = serve(cfg, system, wl, sched, precision, options=options, params=params,
-                       slo=_slo(args), progress=progress)
+                       slo=_slo(args), progress=progress, seed=args.seed, speculation=spec)
     if show is not None:
         print("\r\033[K", end="", file=sys.stderr)
     if args.requests_out:
@@ -216,7 +219,7 @@ def _clean(value: Any) -> Any:
 
 
 def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sched: Any,
-            options: Any, params: Any, show: Any) -> tuple[Any, dict[str, Any]]:
+            options: Any, params: Any, show: Any, spec: Any) -> tuple[Any, dict[str, Any]]:
     """An MLPerf scenario: offline as it is; server/interactive at the highest rate within the
     benchmark's p99 limits."""
     from tegel.errors import TegelError
@@ -236,7 +239,8 @@ def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sch
                             "sources": [{"title": s.title, "url": s.url} for s in sc.sources]}
 
     def simulate(wl: Any) -> Any:
-        return serve(cfg, system, wl, sched, precision, options=options, params=params, slo=slo)
+        return serve(cfg, system, wl, sched, precision, options=options, params=params, slo=slo,
+                     seed=args.seed, speculation=spec)
 
     if which == "offline":
         return simulate(sc.workload(args.requests, seed=args.seed)), info
@@ -308,6 +312,13 @@ def _print(d: dict[str, Any]) -> None:
           f"{d['chips_idle']} outside at idle power, with their hosts' and racks' share")
     for line in slo["binding"]:
         print(f"SLO: {line}")
+    sp = d["speculative"]
+    if sp is not None:
+        drafter = sp["draft_model"] or {"eagle": "an EAGLE-style head", "ngram": "n-gram lookup"}[
+            sp["method"]]
+        print(f"speculative decoding: {drafter}, k = {sp['draft_tokens']}, E = "
+              f"{sp['tokens_per_step']:.4g} tokens per verify expected, "
+              f"{sp['tokens_per_verify_simulated']:.4g} simulated (seeded accepted lengths)")
     for note in d["notes"]:
         print(f"note: {note}")
     for reason, count in d["dropped_reasons"].items():

@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from tegel.evaluate.analytical import PhaseCost, evaluate
-from tegel.evaluate.cost import CATEGORIES, Category
+from tegel.evaluate.cost import CATEGORIES, Category, Cost
 from tegel.hardware import System
 from tegel.mapping.compiled import CompiledPlan
 from tegel.mapping.params import Params
@@ -28,9 +29,12 @@ from tegel.mapping.registry import policy_for
 from tegel.mapping.sharding import shard_graph
 from tegel.serving.scenario import RunOptions, Scenario
 from tegel.workload.folding import folded_graph, kv_layout, layer_fold, model_weight_bytes
-from tegel.workload.ir import OpKind
+from tegel.workload.ir import Graph, OpKind
 from tegel.workload.llm import Phase, Precision
 from tegel.workload.model_config import ModelConfig
+
+if TYPE_CHECKING:
+    from tegel.serving.speculative_cost import SpeculativeCost
 
 PREFILL_CHUNK_TOKENS = 8192  # activations are sized for chunked prefill of this many tokens
 _STATIC = CATEGORIES.index(Category.STATIC)
@@ -149,6 +153,9 @@ class Evaluated:
     output_tokens: int
     request_overhead_s: float = 0.0  # host work before the first token (GPU serving stacks)
     compiled: tuple[CompiledPlan, CompiledPlan] | None = None  # spatial policies: the plans
+    # speculative decoding (serving/speculative_cost.py): draft + verify per iteration; then
+    # `decode` is the plain decode step it replaces, kept for comparison
+    speculative: SpeculativeCost | None = None
 
     @property
     def parallelism(self) -> Parallelism:
@@ -163,8 +170,14 @@ class Evaluated:
         return self.prefill.time_s + self.request_overhead_s
 
     @property
+    def decode_per_token(self) -> Cost:
+        """Seconds and joules (by category) per generated token after the first: one decode
+        step, or a speculative iteration over the tokens it emits on average."""
+        return self.decode.cost if self.speculative is None else self.speculative.per_token
+
+    @property
     def e2e_s(self) -> float:
-        return self.ttft_s + (self.output_tokens - 1) * self.decode.time_s
+        return self.ttft_s + (self.output_tokens - 1) * self.decode_per_token.time_s
 
     @property
     def throughput_tokens_per_s(self) -> float:
@@ -175,14 +188,17 @@ class Evaluated:
         static power while the host does its per-request work (the chips idle, not off)."""
         steps = self.output_tokens - 1
         energy = [p + steps * d for p, d in zip(self.prefill.cost.energy_by_category_j,
-                                                self.decode.cost.energy_by_category_j, strict=True)]
+                                                self.decode_per_token.energy_by_category_j,
+                                                strict=True)]
         energy[_STATIC] += self.prefill.static_w * self.request_overhead_s
         return tuple(energy)
 
     def replica_host_energy_j(self) -> float:
         """The hosts' part of the replica's static energy over the run."""
-        return ((self.prefill.time_s + self.request_overhead_s) * self.prefill.host_w
-                + (self.output_tokens - 1) * self.decode.time_s * self.decode.host_w)
+        decode_j = ((self.output_tokens - 1) * self.decode.time_s * self.decode.host_w
+                    if self.speculative is None else
+                    (self.output_tokens - 1) * self.speculative.host_j_per_token)
+        return (self.prefill.time_s + self.request_overhead_s) * self.prefill.host_w + decode_j
 
 
 def phase_requests(s: Scenario, system: System, config: Config,
@@ -201,6 +217,20 @@ def phase_requests(s: Scenario, system: System, config: Config,
     return out[0], out[1]
 
 
+def evaluate_request(graph: Graph, system: System, req: PlanRequest, sim: str,
+                     params: Params) -> tuple[PhaseCost, CompiledPlan | None]:
+    """The layer-folded `graph` of `req`'s phase planned with the system's policy and evaluated
+    analytically or (`sim` "event") in the event simulator; with the compiled plan of a spatial
+    policy."""
+    planned = policy_for(system.chip).plan(graph, system, req, params)
+    if sim == "event":
+        from tegel.evaluate.simulator import simulate
+
+        cost = simulate(planned.compiled or planned.plan, system, lowered=planned.plan)
+        return cost, planned.compiled
+    return evaluate(planned.plan, system), planned.compiled
+
+
 def evaluate_config(s: Scenario, system: System, config: Config, options: RunOptions,
                     params: Params) -> Evaluated:
     """Plan and evaluate prefill and decode of one configuration with the system's policy, in
@@ -208,16 +238,11 @@ def evaluate_config(s: Scenario, system: System, config: Config, options: RunOpt
     policy = policy_for(system.chip)
     costs, compiled = [], []
     for req in phase_requests(s, system, config, options.software):
-        planned = policy.plan(folded_graph(s.model, req.phase, s.precision), system, req, params)
-        if options.sim == "event":
-            from tegel.evaluate.simulator import simulate
-
-            costs.append(simulate(planned.compiled or planned.plan, system,
-                                  lowered=planned.plan))
-        else:
-            costs.append(evaluate(planned.plan, system))
-        if planned.compiled is not None:
-            compiled.append(planned.compiled)
+        graph = folded_graph(s.model, req.phase, s.precision)
+        cost, plan = evaluate_request(graph, system, req, options.sim, params)
+        costs.append(cost)
+        if plan is not None:
+            compiled.append(plan)
     memory = memory_per_chip(s, system, config.parallelism, config.batch_per_replica, params,
                              options)
     overhead = policy.request_overhead_s(params, options.software)

@@ -37,6 +37,7 @@ from tegel.hardware import System
 from tegel.mapping.params import Params
 from tegel.mapping.plan import Parallelism, Plan, Step, StepKind, llm_request
 from tegel.mapping.registry import policy_for
+from tegel.serving.speculative import verify_folded_graph
 from tegel.workload.folding import folded_graph
 from tegel.workload.llm import Phase, Precision
 from tegel.workload.model_config import ModelConfig
@@ -92,12 +93,16 @@ class Batch:
 
     decode: sequences generating one token; decode_kv_tokens: their mean cached length;
     chunks: prefill chunks as (new tokens, tokens of the prompt already cached); emitting:
-    sequences that produce a token (decodes and chunks that finish their prompt)."""
+    rows of logits the LM head computes — sequences that produce a token (decodes and chunks
+    that finish their prompt), and every new token of a speculative verify;
+    decode_new_tokens: tokens each decode runs through the model (k + 1 when it verifies k
+    drafts, `speculative.py`; every one of them gets logits)."""
 
     decode: int = 0
     decode_kv_tokens: float = 0.0
     chunks: tuple[tuple[int, int], ...] = ()
     emitting: int = 0
+    decode_new_tokens: int = 1
 
     @property
     def sequences(self) -> int:
@@ -105,7 +110,7 @@ class Batch:
 
     @property
     def tokens(self) -> int:
-        return self.decode + sum(n for n, _ in self.chunks)
+        return self.decode * self.decode_new_tokens + sum(n for n, _ in self.chunks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,19 +145,22 @@ class Oracle:
         self.parallelism, self.stages, self.params = parallelism, stages, params
         self.software = software
         self._policy = policy_for(system.chip)
-        self._plans: dict[tuple[Phase, int], Plan] = {}
+        self._plans: dict[tuple[Phase, int, bool], Plan] = {}
         self._costs: dict[tuple[object, ...], IterationCost] = {}
-        self._phase_costs: dict[tuple[Phase, int], IterationCost] = {}
+        self._phase_costs: dict[tuple[Phase, int, bool], IterationCost] = {}
         self.planned = 0  # distinct phases planned (for benchmarks and reports)
 
     # -- planning (memoised) ---------------------------------------------------------------
-    def plan(self, phase: Phase, microbatches: int) -> Plan:
-        key = (phase, microbatches)
+    def plan(self, phase: Phase, microbatches: int, all_logits: bool = False) -> Plan:
+        """`phase` planned (memoised); `all_logits`: the LM head on every new token (a
+        speculative verify), not the last of each sequence only."""
+        key = (phase, microbatches, all_logits)
         plan = self._plans.get(key)
         if plan is None:
             req = replace(llm_request(self.model, self.system, phase, self.parallelism,
                                       self.stages, microbatches), software=self.software)
-            graph = folded_graph(self.model, req.phase, self.precision)
+            graph = (verify_folded_graph if all_logits else folded_graph)(
+                self.model, req.phase, self.precision)
             plan = self._policy.plan(graph, self.system, req, self.params).plan
             self._plans[key] = plan
             self.planned += 1
@@ -176,21 +184,22 @@ class Oracle:
         decode = (quantise(math.ceil(batch.decode / m)), max(quantise(batch.decode_kv_tokens), 1)
                   ) if batch.decode else None
         chunks = tuple(sorted((quantise(n), quantise(k)) for n, k in batch.chunks))
-        key = (m, decode, chunks, quantise(math.ceil(batch.emitting / m)))
+        q = batch.decode_new_tokens
+        key = (m, decode, chunks, quantise(math.ceil(batch.emitting / m)), q)
         found = self._costs.get(key)
         if found is None:
-            found = self._price(m, decode, chunks, key[3])
+            found = self._price(m, decode, chunks, key[3], q)
             self._costs[key] = found
         return found
 
     def _price(self, m: int, decode: tuple[int, int] | None, chunks: tuple[tuple[int, int], ...],
-               emitting: int) -> IterationCost:
+               emitting: int, q: int = 1) -> IterationCost:
         if decode is not None and not chunks:
             lo, hi, w = kv_bracket(decode[1])
-            a = self._phase_cost(Phase(decode[0], 1, lo), m)
+            a = self._phase_cost(Phase(decode[0], q, lo), m, q > 1)
             if w == 0.0:
                 return a
-            b = self._phase_cost(Phase(decode[0], 1, hi), m)
+            b = self._phase_cost(Phase(decode[0], q, hi), m, q > 1)
             return IterationCost(a.time_s + (b.time_s - a.time_s) * w,
                                  tuple(x + (y - x) * w for x, y in
                                        zip(a.energy_by_category_j, b.energy_by_category_j,
@@ -198,18 +207,18 @@ class Oracle:
         if decode is None and len(set(chunks)) == 1 and chunks[0][1] == 0:
             n, k = chunks[0]
             return self._phase_cost(Phase(math.ceil(len(chunks) / m), n, k), m)
-        return self._of(evaluate(self._assembled(m, decode, chunks, emitting), self.system))
+        return self._of(evaluate(self._assembled(m, decode, chunks, emitting, q), self.system))
 
     def _assembled(self, m: int, decode: tuple[int, int] | None,
-                   chunks: tuple[tuple[int, int], ...], emitting: int) -> Plan:
-        tokens = (decode[0] * m if decode else 0) + sum(n for n, _ in chunks)
+                   chunks: tuple[tuple[int, int], ...], emitting: int, q: int = 1) -> Plan:
+        tokens = (decode[0] * m * q if decode else 0) + sum(n for n, _ in chunks)
         token_phase = Phase(1, quantise(math.ceil(tokens / m)), 0)
         token_plan = self.plan(token_phase, m)
         section = self._sections(token_phase)
         steps = [s for s in token_plan.steps
                  if s.kind is not StepKind.ATTENTION and section(s) is not Section.EPILOGUE]
         if decode is not None:
-            steps += self._attention(decode[0], 1, decode[1], m)
+            steps += self._attention(decode[0], q, decode[1], m)
         for n, k in chunks:
             steps += [_scaled(s, 1.0 / m) for s in self._attention(1, n, k, m)]
         if emitting:
@@ -219,11 +228,11 @@ class Oracle:
                       if out_section(s) is Section.EPILOGUE]
         return replace(token_plan, steps=tuple(steps), notes=())
 
-    def _phase_cost(self, phase: Phase, m: int) -> IterationCost:
-        key = (phase, m)
+    def _phase_cost(self, phase: Phase, m: int, all_logits: bool = False) -> IterationCost:
+        key = (phase, m, all_logits)
         found = self._phase_costs.get(key)
         if found is None:
-            found = self._of(evaluate(self.plan(phase, m), self.system))
+            found = self._of(evaluate(self.plan(phase, m, all_logits), self.system))
             self._phase_costs[key] = found
         return found
 

@@ -28,6 +28,11 @@ and reference-counted; a request whose prefix is cached prefills only the rest o
 a chunk of (new tokens, cached tokens). Unreferenced cached prefixes are evicted least recently
 used when blocks are needed; free blocks plus evictable ones are what admission may take.
 
+Speculative decoding (`speculative_cost.SpeculativeRuntime`): every decode verifies k drafts,
+running k + 1 tokens per sequence through the target (plus the drafter's k passes), and each
+sequence advances by its own seeded accepted length + 1; finishing and KV-block growth follow each
+sequence's stream, and the mean KV length priced grows by E per iteration.
+
 Costs come from the `Oracle`; a replica keeps no cost formula.
 """
 
@@ -37,10 +42,14 @@ import heapq
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tegel.errors import TegelError
 from tegel.serving.oracle import Batch, IterationCost, Oracle
 from tegel.serving.prefix_cache import PrefixCache
+
+if TYPE_CHECKING:
+    from tegel.serving.speculative_cost import SpeculativeRuntime
 
 SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
 
@@ -106,7 +115,8 @@ class Replica:
 
     def __init__(self, index: int, oracle: Oracle, config: SchedulerConfig, kv_blocks: int,
                  inputs: list[int], outputs: list[int], records: Records, role: str = "both",
-                 prefixes: tuple[list[int], list[int]] | None = None):
+                 prefixes: tuple[list[int], list[int]] | None = None,
+                 speculative: SpeculativeRuntime | None = None):
         self.index, self.oracle, self.cfg, self.role = index, oracle, config, role
         self.inputs, self.outputs, self.rec = inputs, outputs, records
         self.kv_blocks = kv_blocks
@@ -119,7 +129,7 @@ class Replica:
         self.blocks: dict[int, int] = {}
         self.step = 0  # decode iterations so far
         self._start: dict[int, tuple[int, int]] = {}  # request -> (step joined, gen then)
-        self._cached0 = 0  # sum over running of (cached tokens when joined - step joined)
+        self._cached0: float = 0  # sum over running of (cached tokens when joined - step joined)
         self._done: list[tuple[int, int]] = []  # (step it finishes, request)
         self._grow: list[tuple[int, int, int]] = []  # (step it needs a block, request, blocks)
         self.busy = False
@@ -131,6 +141,11 @@ class Replica:
         self.cache = PrefixCache() if prefixes is not None else None
         self.shared: dict[int, int] = {}  # request -> its blocks held in the prefix cache
         self.hits: dict[int, int] = {}  # admitted, not yet prefilling -> prompt tokens cached
+        self.spec = speculative
+        self.q = 1 if speculative is None else speculative.new_tokens  # tokens per decode
+        self.rate: float = 1 if speculative is None else speculative.tokens_per_step
+        self._verifies: dict[int, int] = {}  # speculative: verifies a request has run so far
+        self._finish_at: dict[int, int] = {}  # running request -> the step it finishes at
 
     # -- queue and KV cache --------------------------------------------------------------
     def prompt(self, r: int) -> int:
@@ -193,13 +208,37 @@ class Replica:
         """Take a running request out of the decode set (finished or preempted)."""
         del self.running[r]
         s0, g0 = self._start.pop(r)
-        self.rec.generated[r] = g0 + self.step - s0
+        self.rec.generated[r] = min(self.outputs[r], g0 + self._emitted(r, self.step - s0))
         self._cached0 -= self.prompt_cached(r, s0, g0)
+        del self._finish_at[r]
+        if self.spec is not None:
+            self._verifies[r] = self._verifies.get(r, 0) + self.step - s0
+            self.spec.count(self.step - s0, self.rec.generated[r] - g0)
 
-    def prompt_cached(self, r: int, s0: int, g0: int) -> int:
+    def prompt_cached(self, r: int, s0: int, g0: int) -> float:
         """Tokens cached when `r` joined at step s0 having generated g0 (its prompt and all but
-        the newest token), minus s0: + step gives what is cached at any later step."""
-        return self.inputs[r] + g0 - 1 - s0
+        the newest token), minus s0 (x E when speculating): + step (x E) gives what is cached
+        at any later step (on average)."""
+        return self.inputs[r] + g0 - 1 - self.rate * s0
+
+    def _emitted(self, r: int, steps: int) -> int:
+        """Tokens `r` emits in its first `steps` decode iterations since it last joined."""
+        if self.spec is None:
+            return steps
+        return self.spec.emitted(r, self.outputs[r], self._verifies.get(r, 0), steps)
+
+    def _steps_for(self, r: int, tokens: int) -> int:
+        """Decode iterations `r` needs from its last join on to emit `tokens` tokens."""
+        if self.spec is None:
+            return tokens
+        return self.spec.verifies_for(r, self.outputs[r], self._verifies.get(r, 0), tokens)
+
+    def _block_due(self, r: int, held: int) -> int:
+        """The step at which `r`, holding `held` blocks, needs one more: before the iteration
+        whose tokens would not fit."""
+        s0, g0 = self._start[r]
+        cached = self.inputs[r] + g0 - 1  # the newest token is cached by its decode step
+        return s0 + self._steps_for(r, held * self.bs - cached + 1) - 1
 
     def join(self, r: int) -> None:
         """Start decoding `r` (its prefill is done; it has generated >= 1 token)."""
@@ -207,11 +246,10 @@ class Replica:
         self.running[r] = None
         self._start[r] = (self.step, g0)
         self._cached0 += self.prompt_cached(r, self.step, g0)
-        heapq.heappush(self._done, (self.step + self.outputs[r] - g0, r))
-        cached = self.inputs[r] + g0 - 1  # the newest token is cached by its decode step
+        self._finish_at[r] = self.step + self._steps_for(r, self.outputs[r] - g0)
+        heapq.heappush(self._done, (self._finish_at[r], r))
         have = self.blocks.get(r, 0)
-        held = have + self.shared.get(r, 0)
-        heapq.heappush(self._grow, (self.step + held * self.bs - cached, r, have))
+        heapq.heappush(self._grow, (self._block_due(r, have + self.shared.get(r, 0)), r, have))
 
     def preempt_one(self) -> bool:
         """Free the latest admitted sequence's blocks (recompute); False if there is none."""
@@ -244,7 +282,9 @@ class Replica:
             if self.cache is not None:
                 self._evict_for(1)
             self._take(r, 1)
-            heapq.heappush(grow, (self.step + self.bs, r, have + 1))
+            due = (self.step + self.bs if self.spec is None
+                   else self._block_due(r, have + 1 + self.shared.get(r, 0)))
+            heapq.heappush(grow, (due, r, have + 1))
 
     # -- scheduling ----------------------------------------------------------------------
     def schedule(self) -> Iteration | None:
@@ -348,20 +388,27 @@ class Replica:
 
     def _decode_batch(self) -> tuple[int, float]:
         d = len(self.running)
-        past = (self._cached0 + d * self.step) / d if d else 0.0
+        past = (self._cached0 + d * self.rate * self.step) / d if d else 0.0
         return d, past
+
+    def _cost(self, batch: Batch) -> IterationCost:
+        """The oracle's cost of `batch`, with the drafter's passes when speculating."""
+        cost = self.oracle.cost(batch)
+        if self.spec is None:
+            return cost
+        return self.spec.with_drafts(cost, batch.decode, batch.decode_kv_tokens)
 
     def _decode(self) -> Iteration:
         d, past = self._decode_batch()
-        batch = Batch(d, past, (), d)
-        return Iteration(batch, self.oracle.cost(batch), [], True)
+        batch = Batch(d, past, (), d * self.q, self.q)
+        return Iteration(batch, self._cost(batch), [], True)
 
     def _chunked(self) -> Iteration | None:
         d, past = self._decode_batch()
-        budget = self.cfg.chunk_tokens - d
+        budget = self.cfg.chunk_tokens - d * self.q
         prefills: list[tuple[int, int]] = []
         chunks: list[tuple[int, int]] = []
-        emitting = d
+        emitting = d * self.q
         for r, done in list(self.prefilling.items()):
             if budget <= 0:
                 break
@@ -380,8 +427,8 @@ class Replica:
             budget -= n
         if not d and not chunks:
             return None
-        batch = Batch(d, past, tuple(chunks), emitting)
-        return Iteration(batch, self.oracle.cost(batch), prefills, d > 0)
+        batch = Batch(d, past, tuple(chunks), emitting, self.q)
+        return Iteration(batch, self._cost(batch), prefills, d > 0)
 
     # -- completion ----------------------------------------------------------------------
     def complete(self, it: Iteration, now: float) -> tuple[list[int], list[int]]:
@@ -394,7 +441,7 @@ class Replica:
             done = self._done
             while done and done[0][0] <= self.step:
                 _, r = heapq.heappop(done)
-                if r in self.running and self._start[r][0] + self.outputs[r] - self._start[r][1] == self.step:
+                if r in self.running and self._finish_at[r] == self.step:
                     self._leave(r)
                     rec.finish_s[r] = now
                     self.release(r)

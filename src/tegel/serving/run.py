@@ -15,6 +15,7 @@ from tegel.mapping.plan import Parallelism
 from tegel.serving.llm import Evaluated
 from tegel.serving.scenario import RunOptions, Scenario, resolve_precision
 from tegel.serving.search import search
+from tegel.serving.speculative import Speculation
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig, load_model_config
 
@@ -49,7 +50,9 @@ class RunResult:
 
     @property
     def tpot_s(self) -> float:
-        return self.chosen.decode.time_s
+        """Seconds per generated token after the first (with speculative decoding: an
+        iteration's draft + verify time over the tokens it emits on average)."""
+        return self.chosen.decode_per_token.time_s
 
     @property
     def e2e_latency_s(self) -> float:
@@ -116,6 +119,7 @@ class RunResult:
         """The stable JSON contract of `tegel run --json`."""
         mem = self.chosen.memory
         par = self.parallelism
+        spec = self.chosen.speculative
         return {
             "model": self.model,
             "system": self.system.name,
@@ -138,19 +142,29 @@ class RunResult:
             "energy_j_per_token": self.energy_j_per_token,
             "energy_breakdown_j_per_token": self.energy_breakdown_j_per_token,
             "accelerator_energy_j_per_token": self.accelerator_energy_j_per_token,
-            "power_capped": self.chosen.prefill.power_capped or self.chosen.decode.power_capped,
+            "power_capped": (self.chosen.prefill.power_capped or self.chosen.decode.power_capped
+                             or (spec is not None and spec.power_capped)),
             "power_w": self.power_w,
             "memory_bytes": {"weights": mem.weights_bytes, "kv_cache": mem.kv_cache_bytes,
                              "activations": mem.activation_bytes, "total": mem.total_bytes,
                              "capacity": mem.capacity_bytes, "scope": "per chip"},
             "plan_notes": list(self.chosen.decode.plan.notes),
+            "speculative": None if spec is None else {
+                **spec.to_dict(), "plain_tpot_s": self.chosen.decode.time_s,
+                "speedup_per_user": self.chosen.decode.time_s / self.tpot_s},
         }
 
     def op_rows(self) -> list[dict[str, Any]]:
-        """One row per step and phase: time, energy, FLOPs, bytes, bounding resource."""
+        """One row per step and phase: time, energy, FLOPs, bytes, bounding resource. With
+        speculative decoding, also one draft pass ("draft", run k times a step) and the verify
+        ("verify"); "decode" is then the plain step they replace."""
         rows = []
         for phase_name, phase in (("prefill", self.chosen.prefill), ("decode", self.chosen.decode)):
             rows += _rows(phase_name, phase)
+        spec = self.chosen.speculative
+        if spec is not None:
+            rows += (_rows("draft", spec.draft) if spec.draft is not None else [])
+            rows += _rows("verify", spec.verify)
         return rows
 
     def op_table(self) -> Any:
@@ -180,14 +194,15 @@ def _rows(phase_name: str, phase: PhaseCost) -> list[dict[str, Any]]:
 def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
         input_tokens: int = 1024, output_tokens: int = 256,
         precision: Precision | str | None = None, *, options: RunOptions | None = None,
-        params: Params | None = None) -> RunResult:
+        params: Params | None = None, speculation: Speculation | None = None) -> RunResult:
     """Evaluate LLM inference of `model` on `system`.
 
     batch: sequences served together (whole system), or "auto" — the largest batch that fits
     memory, chosen for maximum throughput. `options` constrain the mapping (parallel degrees,
     stages, beams... see RunOptions; unset degrees are searched: minimum end-to-end latency at a
     fixed batch, maximum throughput with "auto"); `params` are the policies' parameters
-    (default: the shipped ones).
+    (default: the shipped ones); `speculation` prices decode as draft + verify iterations
+    (serving/speculative.py; tpot_s is then per generated token on average).
     """
     options = options or RunOptions()
     cfg = model if isinstance(model, ModelConfig) else load_model_config(model)
@@ -195,7 +210,7 @@ def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
     if batch != "auto" and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
         raise TegelError(f"batch: expected a positive integer or 'auto', got {batch!r}")
     scenario = Scenario(cfg, None if batch == "auto" else int(batch), input_tokens, output_tokens,
-                        resolve_precision(sys_, precision), options.beams)
+                        resolve_precision(sys_, precision), options.beams, speculation)
     best = search(scenario, sys_, options, params or default_params())
     total = best.batch_per_replica * best.parallelism.dp if scenario.batch is None else scenario.batch
     return RunResult(cfg.name, sys_, total, input_tokens, output_tokens, scenario.precision, best)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from tegel.errors import TegelError
 from tegel.hardware import System
+from tegel.serving.speculative import Speculation
 from tegel.workload.dtypes import DType
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig
@@ -19,7 +20,8 @@ class Scenario:
     """A model serving a batch of requests of fixed lengths in fixed formats.
 
     `batch` None means "as large as fits" (chosen for maximum throughput). With beam search each
-    request decodes `beams` hypotheses that share its prompt's KV cache.
+    request decodes `beams` hypotheses that share its prompt's KV cache; with `speculation`
+    each decode iteration drafts and verifies (serving/speculative.py).
     """
 
     model: ModelConfig
@@ -28,6 +30,7 @@ class Scenario:
     output_tokens: int
     precision: Precision
     beams: int = 1
+    speculation: Speculation | None = None
 
     def __post_init__(self) -> None:
         if self.input_tokens < 1 or self.output_tokens < 1:
@@ -36,6 +39,8 @@ class Scenario:
             raise TegelError(f"batch: expected a positive integer or 'auto', got {self.batch!r}")
         if self.beams < 1:
             raise TegelError(f"beams: expected a positive integer, got {self.beams}")
+        if self.speculation is not None and self.beams > 1:
+            raise TegelError("--speculative: not modelled with beam search (beams > 1)")
         limit = self.model.max_position_embeddings
         if self.model.learned_positions and self.context_tokens > limit:
             raise TegelError(f"{self.model.name}: {self.input_tokens} prompt + {self.output_tokens}"

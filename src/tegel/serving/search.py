@@ -22,8 +22,9 @@ from tegel.mapping.params import Params
 from tegel.mapping.plan import Parallelism
 from tegel.mapping.registry import policy_for
 from tegel.report.text import si
-from tegel.serving.llm import Config, Evaluated, evaluate_config, max_batch, memory_per_chip
+from tegel.serving.llm import Config, Evaluated, evaluate_config
 from tegel.serving.scenario import RunOptions, Scenario
+from tegel.serving.speculative_cost import max_batch_with_draft, memory_with_draft, with_speculation
 
 _NEAR = 1.0 - 1e-9
 
@@ -63,15 +64,16 @@ class Fit:
 def fit(s: Scenario, system: System, par: Parallelism, options: RunOptions, params: Params) -> Fit:
     """How many sequences per replica `par` serves: the largest that fits memory (batch None),
     else the scenario's batch over the replicas, if it fits; an in-flight batch on a stack that
-    pages its KV cache holds each sequence's mean context (`llm.kv_tokens_held`)."""
+    pages its KV cache holds each sequence's mean context (`llm.kv_tokens_held`). A drafter's
+    weights and KV cache share the memory (`speculative_cost.memory_with_draft`)."""
     if s.batch is None:
-        b = max_batch(s, system, par, options.max_batch_per_replica, params, options)
+        b = max_batch_with_draft(s, system, par, options.max_batch_per_replica, params, options)
         if b:
             return Fit(b)
-        mem = memory_per_chip(s, system, par, 1, params, options)
+        mem = memory_with_draft(s, system, par, 1, params, options)
     else:
         b = -(-s.batch // par.dp)
-        mem = memory_per_chip(s, system, par, b, params, options)
+        mem = memory_with_draft(s, system, par, b, params, options)
         if mem.fits:
             return Fit(b)
     return Fit(0, mem.total_bytes - mem.capacity_bytes)
@@ -100,8 +102,8 @@ def search(s: Scenario, system: System, options: RunOptions, params: Params) -> 
         previous: Evaluated | None = None
         for stages in counts:  # more stages help until they don't: stop at the first that hurts
             try:
-                ev = evaluate_config(s, system, Config(par, f.batch_per_replica, stages), analytical,
-                                     params)
+                ev = _evaluated(s, system, Config(par, f.batch_per_replica, stages), analytical,
+                                params)
             except PlanError:  # the compiler could not place it within capacity
                 continue
             if best is None or better(ev, best, s.batch is None):
@@ -112,8 +114,15 @@ def search(s: Scenario, system: System, options: RunOptions, params: Params) -> 
     if best is None:
         raise TegelError(no_fit_message(s, system, shortfall))
     if options.sim != "analytical":  # the chosen configuration, in the requested evaluator
-        best = evaluate_config(s, system, best.config, options, params)
+        best = _evaluated(s, system, best.config, options, params)
     return best
+
+
+def _evaluated(s: Scenario, system: System, config: Config, options: RunOptions,
+               params: Params) -> Evaluated:
+    """One configuration evaluated, its decode as draft + verify when the scenario speculates."""
+    return with_speculation(evaluate_config(s, system, config, options, params), s, system,
+                            options, params)
 
 
 def no_fit_message(s: Scenario, system: System, shortfall: float | None) -> str:

@@ -29,6 +29,8 @@ from tegel.serving.requests import Workload
 from tegel.serving.scenario import RunOptions, Scenario, resolve_precision
 from tegel.serving.search import search
 from tegel.serving.simulate import Outcome, Pools, Simulation
+from tegel.serving.speculative import Speculation
+from tegel.serving.speculative_cost import memory_with_draft, runtime_for
 from tegel.workload.folding import kv_layout
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig, load_model_config
@@ -74,6 +76,8 @@ class ServeResult:
     slo: Slo
     unloaded: tuple[float, float] = (math.nan, math.nan)  # (TTFT, TPOT) of a request alone
     notes: tuple[str, ...] = ()
+    speculation: Speculation | None = None  # speculative decoding (serving/speculative.py)
+    tokens_per_verify: float = math.nan  # speculative: tokens kept per verify, as simulated
 
     def slo_binding(self) -> list[str]:
         """SLO limits no load could meet: below what a request alone gets (mean lengths)."""
@@ -265,6 +269,8 @@ class ServeResult:
             "kv_transfer_s": self.outcome.kv_transfer_s,
             "dropped_reasons": _reasons(self.outcome.records.dropped),
             "notes": list(self.notes),
+            "speculative": None if self.speculation is None else {
+                **self.speculation.to_dict(), "tokens_per_verify_simulated": self.tokens_per_verify},
         }
 
     def request_rows(self) -> list[dict[str, Any]]:
@@ -290,34 +296,42 @@ def _reasons(dropped: dict[int, str]) -> dict[str, int]:
 
 
 def replica_config(cfg: ModelConfig, system: System, workload: Workload, precision: Precision,
-                   scheduler: SchedulerConfig, options: RunOptions, params: Params) -> Config:
+                   scheduler: SchedulerConfig, options: RunOptions, params: Params,
+                   speculation: Speculation | None = None) -> Config:
     """The configuration `tegel run` chooses for the workload's mean lengths at up to
-    max_seqs sequences per replica (maximum throughput), under `options`."""
+    max_seqs sequences per replica (maximum throughput), under `options` (with `speculation`,
+    as `tegel run` prices it)."""
     mean_in = max(1, round(float(workload.input_tokens.mean())))
     mean_out = max(1, round(float(workload.output_tokens.mean())))
     if cfg.learned_positions:
         mean_in = min(mean_in, cfg.max_position_embeddings - mean_out)
-    scenario = Scenario(cfg, None, max(mean_in, 1), mean_out, precision)
+    scenario = Scenario(cfg, None, max(mean_in, 1), mean_out, precision,
+                        speculation=speculation)
     opts = replace(options, max_batch_per_replica=min(options.max_batch_per_replica,
                                                       scheduler.max_seqs))
     return search(scenario, system, opts, params).config
 
 
 def prefill_budget(cfg: ModelConfig, system: System, config: Config, precision: Precision,
-                   scheduler: SchedulerConfig, params: Params, longest: int) -> tuple[int, int]:
+                   scheduler: SchedulerConfig, params: Params, longest: int,
+                   speculation: Speculation | None = None) -> tuple[int, int]:
     """(prefill tokens per iteration, KV blocks per replica): the scheduler's budget, halved
     while the activations it needs leave too little room to cache the longest request (a chip
-    whose memory is its SRAM cannot hold 8,192 tokens of activations beside the weights)."""
+    whose memory is its SRAM cannot hold 8,192 tokens of activations beside the weights). A
+    drafter's weights take memory, and a block holds its tokens' KV in the drafter too."""
     budget = scheduler.chunk_tokens if scheduler.kind == "chunked" else scheduler.max_batched_tokens
     if cfg.learned_positions:
         budget = min(budget, cfg.max_position_embeddings - 1)
     best = (budget, 0)
     while True:
-        mem = memory_per_chip(Scenario(cfg, 1, budget, 1, precision), system,
-                              config.parallelism, 1, params)
-        # KV blocks hold every position of every layer (no per-layer window freeing here)
-        per_token_chip = kv_cache_bytes_per_chip(cfg, precision, 1.0, config.parallelism.tp) \
-            / config.parallelism.pp
+        scenario = Scenario(cfg, 1, budget, 1, precision, speculation=speculation)
+        mem = memory_with_draft(scenario, system, config.parallelism, 1, params)
+        # KV blocks hold every position of every layer (no per-layer window freeing here), and
+        # the drafter's cache of the same tokens
+        drafter = mem.kv_cache_bytes - memory_per_chip(
+            scenario, system, config.parallelism, 1, params).kv_cache_bytes
+        per_token_chip = (kv_cache_bytes_per_chip(cfg, precision, 1.0, config.parallelism.tp)
+                          / config.parallelism.pp + drafter / (budget + 1))
         spare = mem.capacity_bytes - mem.weights_bytes - mem.activation_bytes
         blocks = max(int(spare / per_token_chip) // scheduler.block_tokens, 0)
         if blocks > best[1]:
@@ -354,14 +368,16 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload | N
           rate_per_s: float | None = None, concurrency: int | None = None,
           lengths: str | None = None, input_tokens: int = 1024, output_tokens: int = 256,
           seed: int = 0, options: RunOptions | None = None, params: Params | None = None,
-          slo: Slo | None = None, progress: Callable[[int], None] | None = None) -> ServeResult:
+          slo: Slo | None = None, progress: Callable[[int], None] | None = None,
+          speculation: Speculation | None = None) -> ServeResult:
     """Simulate requests served by `system` (module doc).
 
     The requests are `workload`, or `requests` of them made here: fixed `input_tokens` /
     `output_tokens` (or a `lengths` SPEC, see `serving.workload`), arriving at `rate_per_s`
     (Poisson), as a closed loop of `concurrency`, or all at t = 0. `scheduler`: a
     SchedulerConfig or a kind name ("continuous" by default). `progress` is called with the
-    number of requests done so far.
+    number of requests done so far. `speculation`: every decode drafts and verifies, each
+    request advancing by a sampled accepted length + 1 (seeded by `seed`; docs/serving.md).
 
         tegel.serve("llama-3.1-8b", "h100-sxm", rate_per_s=20, requests=2000,
                     scheduler="chunked").to_dict()["ttft_s"]["p99"]
@@ -379,9 +395,10 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload | N
     cfg = model if isinstance(model, ModelConfig) else load_model_config(model)
     sys_ = system if isinstance(system, System) else load_system(system)
     prec = resolve_precision(sys_, precision)
-    config = replica_config(cfg, sys_, workload, prec, scheduler, options, params)
+    config = replica_config(cfg, sys_, workload, prec, scheduler, options, params, speculation)
     longest = int((workload.input_tokens + workload.output_tokens).max())
-    budget, blocks = prefill_budget(cfg, sys_, config, prec, scheduler, params, longest)
+    budget, blocks = prefill_budget(cfg, sys_, config, prec, scheduler, params, longest,
+                                    speculation)
     notes: list[str] = []
     wanted = scheduler.chunk_tokens if scheduler.kind == "chunked" else scheduler.max_batched_tokens
     if budget < wanted:
@@ -392,10 +409,19 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload | N
     pools = pools_for(cfg, sys_, config, prec, scheduler, options, params, blocks)
     oracle = oracle_for(cfg, prec, sys_, config.parallelism, config.stages, params,
                         options.software)
-    outcome = Simulation(oracle, sys_, pools, scheduler, workload, progress).run()
+    runtime = None if speculation is None else runtime_for(
+        speculation, cfg, prec, sys_, config, params, options.software, seed)
+    outcome = Simulation(oracle, sys_, pools, scheduler, workload, progress, runtime).run()
     mean_in = max(1, round(float(workload.input_tokens.mean())))
     mean_out = max(1, round(float(workload.output_tokens.mean())))
-    unloaded = (pools.overhead_s + oracle.cost(Batch(0, 0.0, ((mean_in, 0),), 1)).time_s,
-                oracle.cost(Batch(1, mean_in + mean_out / 2, (), 1)).time_s)
+    kv = mean_in + mean_out / 2
+    if runtime is None:
+        tpot = oracle.cost(Batch(1, kv, (), 1)).time_s
+    else:  # a verify of k + 1 tokens and k drafts, over the E tokens it emits
+        q = runtime.new_tokens
+        tpot = (runtime.with_drafts(oracle.cost(Batch(1, kv, (), q, q)), 1, kv).time_s
+                / runtime.tokens_per_step)
+    unloaded = (pools.overhead_s + oracle.cost(Batch(0, 0.0, ((mean_in, 0),), 1)).time_s, tpot)
     return ServeResult(cfg.name, sys_, scheduler, workload, prec, config, pools, outcome,
-                       slo or Slo(), unloaded, tuple(notes))
+                       slo or Slo(), unloaded, tuple(notes), speculation,
+                       runtime.tokens_per_verify if runtime is not None else math.nan)

@@ -15,6 +15,7 @@ import heapq
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tegel.evaluate.cost import CATEGORIES, Category
 from tegel.evaluate.terms import Rates, static_power_w, step_terms
@@ -24,6 +25,9 @@ from tegel.serving.oracle import Oracle
 from tegel.serving.replica import Iteration, Records, Replica, SchedulerConfig
 from tegel.serving.requests import Workload
 from tegel.workload.llm import Phase
+
+if TYPE_CHECKING:
+    from tegel.serving.speculative_cost import SpeculativeRuntime
 
 _STATIC = CATEGORIES.index(Category.STATIC)
 _END, _KV, _READY = 0, 1, 2  # event kinds, in priority order at equal times
@@ -60,7 +64,8 @@ class Simulation:
     """All state of one run (module doc)."""
 
     def __init__(self, oracle: Oracle, system: System, pools: Pools, scheduler: SchedulerConfig,
-                 workload: Workload, progress: Callable[[int], None] | None = None) -> None:
+                 workload: Workload, progress: Callable[[int], None] | None = None,
+                 speculative: SpeculativeRuntime | None = None) -> None:
         self.oracle, self.system, self.pools, self.cfg = oracle, system, pools, scheduler
         self.wl = workload
         n = len(workload)
@@ -76,7 +81,8 @@ class Simulation:
                 and workload.prefix_tokens is not None:
             prefixes = (workload.prefix_id.tolist(), workload.prefix_tokens.tolist())
         self.replicas = [Replica(i, oracle, scheduler, pools.kv_blocks, self.inputs, self.outputs,
-                                 self.rec, role, prefixes) for i, role in enumerate(roles)]
+                                 self.rec, role, prefixes, speculative)
+                         for i, role in enumerate(roles)]
         self.current: list[Iteration | None] = [None] * pools.replicas
         self.idle_since = [0.0] * pools.replicas
         self.energy = [0.0] * len(CATEGORIES)
