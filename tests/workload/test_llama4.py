@@ -23,7 +23,7 @@ from tegel.workload import ModelConfig, Phase, Precision, build_llm_graph, inter
 from tegel.workload.dtypes import DType
 from tegel.workload.ir import Attention, MoEExperts, Op, OpKind, QueryTemperature, RMSNorm, Tensor
 from tegel.workload.model_config import load_model_config, parse_config
-from tegel.workload.ops import attended_key_rows, attended_pairs, work
+from tegel.workload.ops import attended_key_rows, attended_pairs, gemm_dims, work
 from tegel.workload.reference import run_op, temperature_factor
 from tegel.workload.summary import active_parameters
 from tegel.workload.weights import to_canonical
@@ -157,6 +157,10 @@ def test_chunked_decode_reads_only_the_current_chunk() -> None:
     assert w.read_bytes[1] == pytest.approx(kv.nbytes * visible / 20000)
     full = work(replace(op, attrs=replace(attrs, chunk=None)))
     assert w.flops == pytest.approx(full.flops * visible / 20000)
+    # the GEMM view covers the same pairs: q k^T and p v over the chunk's keys
+    gemms = gemm_dims(op)
+    assert gemms[0].n == visible
+    assert sum(g.flops for g in gemms) == pytest.approx(4 * 8 * 4 * visible)
 
 
 def test_query_temperature_is_one_before_floor_scale_and_grows_in_log_steps() -> None:
