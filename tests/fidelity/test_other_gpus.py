@@ -17,8 +17,8 @@ from tegel.mapping.gpu_data import chip_table
 from tegel.mapping.params import default_params
 from tegel.mapping.plan import Parallelism, PlanRequest, StepKind
 from tegel.mapping.registry import policy_for
-from tegel.serving.llm import folded_graph
 from tegel.workload.dtypes import DType
+from tegel.workload.folding import folded_graph
 from tegel.workload.llm import Phase, Precision
 from tegel.workload.model_config import load_model_config
 

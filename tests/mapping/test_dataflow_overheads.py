@@ -15,7 +15,7 @@ from tegel.mapping.lower import _busiest, lower
 from tegel.mapping.params import default_params
 from tegel.mapping.plan import Parallelism, StepKind, llm_request
 from tegel.mapping.sharding import OpShard, collective_traffic
-from tegel.serving.llm import folded_graph
+from tegel.workload.folding import folded_graph
 from tegel.workload.ir import OpKind
 from tegel.workload.llm import Phase, Precision
 from tegel.workload.model_config import load_model_config

@@ -15,7 +15,7 @@ from tegel.mapping.compiler import compile_llm
 from tegel.mapping.lower import lower
 from tegel.mapping.plan import Parallelism, StepKind
 from tegel.mapping.sharding import shard_graph
-from tegel.serving.llm import model_weight_bytes
+from tegel.workload.folding import model_weight_bytes
 from tegel.workload.ir import Role
 from tegel.workload.llm import Phase, Precision
 from tegel.workload.model_config import load_model_config

@@ -36,6 +36,9 @@ CASES = [  # model, system, phase, stages, batch (micro-batches = min(batch, sta
     ("mixtral-8x7b", "ref-dataflow", "prefill", 2, 1, 1),
     ("llama-3.1-8b", "craftwerk-station", "decode", 8, 8, 8),
     ("llama-3.1-8b", "craftwerk-station", "prefill", 16, 4, 8),
+    ("gemma-2-2b-it", "craftwerk", "decode", 4, 4, 1),  # two kinds of layer, alternating
+    ("gemma-3-1b-it", SMALL, "prefill", 3, 1, 1),
+    ("gemma-3-1b-it", "craftwerk-station", "decode", 8, 8, 4),
 ]
 
 RUNS = [  # whole runs, both phases: GPUs (kernel sequences) and tensor-parallel dataflow plans
@@ -46,6 +49,7 @@ RUNS = [  # whole runs, both phases: GPUs (kernel sequences) and tensor-parallel
     ("llama-3.1-8b", "mi300x-8", 8, RunOptions(tp=2, pp=4)),
     ("llama-3.1-8b", "craftwerk-station", 4, RunOptions(tp=2, pp=4)),
     ("llama-2-7b", "groq-576", 1, RunOptions()),
+    ("gemma-3-1b-it", "dgx-h100", 4, RunOptions(tp=2, pp=2)),
 ]
 
 

@@ -37,7 +37,7 @@ from tegel.workload.roles import (
     assign_roles,
     block_input,
     block_output,
-    fold_key,
+    fold_keys,
     layer_weights,
     non_layer_weights,
     op_positions,
@@ -238,11 +238,12 @@ def test_encoder_attention_without_cache_or_rope() -> None:
 def test_folded_and_unfolded_graphs_match_op_for_op(model: str, phase: str) -> None:
     folded, full = small_graph(model, PHASES[phase], 1), small_graph(model, PHASES[phase], 3)
     fold_pos, full_pos = op_positions(folded), op_positions(full)
-    by_key = {fold_key(fold_pos[op.name]): op for op in folded.ops}
+    fold_keyed, full_keyed = fold_keys(folded), fold_keys(full)
+    by_key = {fold_keyed[op.name]: op for op in folded.ops}
     assert len(by_key) == len(folded.ops)
     for op in full.ops:
         pos = full_pos[op.name]
-        twin = by_key[fold_key(pos)]
+        twin = by_key[full_keyed[op.name]]
         assert (twin.kind, twin.role) == (op.kind, op.role), op.name
         assert [t.shape for t in twin.inputs] == [t.shape for t in op.inputs], op.name
         # the names agree too, once the layer index is taken out (the test's own reference)

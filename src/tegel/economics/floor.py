@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from tegel.hardware import load_technology
 from tegel.mapping.plan import compute_class
-from tegel.serving.llm import folded_graph
+from tegel.workload.folding import folded_graph, layer_fold
 from tegel.workload.ir import Role
 from tegel.workload.llm import Phase, Precision
 from tegel.workload.model_config import ModelConfig
@@ -72,11 +72,12 @@ def call_work(cfg: ModelConfig, phase: Phase, precision: Precision, node: str) -
     """FLOPs, arithmetic pJ at `node` and weight bytes touched by one call (all layers)."""
     tech = load_technology(node)
     graph = folded_graph(cfg, phase, precision)
+    fold = layer_fold(cfg)
     flops = pj = 0.0
     weights: dict[str, float] = {}
     for op in graph.ops:
         w = work(op)
-        times = cfg.num_layers if op.layer >= 0 else 1
+        times = fold.count(op.layer) if op.layer >= 0 else 1
         flops += w.flops * times
         if w.flops:
             pj += w.flops * tech.pj_per_op(compute_class(op)) * times

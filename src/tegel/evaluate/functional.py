@@ -28,7 +28,7 @@ from tegel.workload.dtypes import DType
 from tegel.workload.ir import Graph, MatMul, Op, OpKind, Role
 from tegel.workload.llm import Precision
 from tegel.workload.reference import graph_feeds, run_op
-from tegel.workload.roles import fold_key, op_positions
+from tegel.workload.roles import fold_keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +70,9 @@ def splits_for_plan(graph: Graph, plan: Plan) -> dict[str, Split]:
 
 def _folded_ops(graph: Graph, compiled: CompiledPlan) -> dict[str, str]:
     """Op of the unfolded `graph` -> the op of the compiled plan's folded graph it repeats,
-    matched by position (section, place within its layer), never by name."""
-    folded = {fold_key(pos): name for name, pos in op_positions(compiled.graph).items()}
-    return {name: folded[fold_key(pos)] for name, pos in op_positions(graph).items()
-            if fold_key(pos) in folded}
+    matched by position (section, the kind of its layer, place within it), never by name."""
+    folded = {key: name for name, key in fold_keys(compiled.graph).items()}
+    return {name: folded[key] for name, key in fold_keys(graph).items() if key in folded}
 
 
 def splits_for_compiled(graph: Graph, compiled: CompiledPlan) -> dict[str, Split]:

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from tegel.evaluate.analytical import PhaseCost, StepCost, dynamic_energy, finish
 from tegel.evaluate.terms import Bound, Rates, StepTerms, step_terms
 from tegel.hardware import System
-from tegel.mapping.compiled import CompiledPlan
+from tegel.mapping.compiled import CompiledPlan, Stream
 from tegel.mapping.lower import lower
 from tegel.mapping.plan import Link, Plan, StepKind
 
@@ -254,6 +254,7 @@ class _Run:
         for j, tr in enumerate(plan.transfers):
             incoming[tr.dst_stage].append(j)
         last: dict[int, _Job] = {}
+        outputs = Stream.of(plan.stages).block_outputs
         for token in range(tokens):
             for mb in range(plan.microbatches):
                 produced: dict[str, _Job] = {}
@@ -266,7 +267,12 @@ class _Run:
                                        where, {"bytes": tr.bytes, "microbatch": mb, "token": token})
                         self._after(job, [produced.get(tr.tensor)], chain)
                         produced[tr.into] = job
+                    stream = Stream(outputs)
                     for seg in st.segments:
+                        for name, holder in stream.aliases(seg):
+                            if holder in produced:
+                                produced[name] = produced[holder]
+                        stream.passed(seg)
                         for rep in range(seg.repeat):
                             if rep and seg.carry:
                                 produced[seg.carry[0]] = produced[seg.carry[1]]

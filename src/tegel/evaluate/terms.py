@@ -67,7 +67,8 @@ class Rates:
         if names != plan.levels:
             raise TegelError(f"plan levels {plan.levels} do not match {chip.name}'s {names}")
         eff = plan.bandwidth_efficiency
-        link = system.scale_up
+        link = system.collective_link(plan.chips_per_stage)
+        link_pj = link.pj_per_bit if link is not None and link.pj_per_bit is not None else 0.0
         return cls(
             chip.name, names, tuple(lv.scope for lv in levels),
             tuple(lv.read_bytes_per_s * e for lv, e in zip(levels, eff, strict=True)),
@@ -78,7 +79,7 @@ class Rates:
             {d: chip.peak_flops_per_s(d) for d in chip.dtypes},
             {d: chip.pj_per_flop(d) for d in chip.dtypes},
             chip.noc.link_bytes_per_s * noc_links(chip), chip.noc_pj_per_bit_per_hop,
-            link.link_bytes_per_s if link else 0.0, system.link_pj_per_bit, busy_share(chip))
+            link.link_bytes_per_s if link else 0.0, link_pj, busy_share(chip))
 
 
 @dataclass(frozen=True, slots=True)

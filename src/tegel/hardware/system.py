@@ -154,6 +154,14 @@ class System(Cited):
         node = self.node_wall_w(self.chip.idle_w, self.host.idle_w_per_node)
         return node * self.chip_count / self.chips_per_node + self.host.rack_overhead_w * self.rack_share
 
+    def collective_link(self, group: int) -> ChipLink | None:
+        """The network a collective among `group` consecutive chips runs at: the scale-up
+        network when the group fits one scale-up domain, else the scale-out network (a ring
+        through every chip of the group crosses it, and its per-chip rate bounds the ring)."""
+        if group <= self.scale_up_domain or self.scale_out is None:
+            return self.scale_up
+        return self.scale_out
+
     @property
     def link_pj_per_bit(self) -> float:
         """Energy per bit on the scale-up network, pJ (0 for a single chip)."""

@@ -8,7 +8,9 @@ line over a span), a tensor's home is a level and the region whose storage holds
 
 A plan can be checked (`verify`), printed (`describe`), diffed (`diff`) and serialised
 (`to_dict`). Layer folding: a `Segment` of ops repeated `repeat` times is a run of identical
-transformer layers; `carry` names the tensor one repetition hands the next.
+transformer layers; `carry` names the tensor one repetition hands the next. A graph folded
+onto one block per kind of layer (`workload.folding`) runs runs of those blocks in model order;
+`Stream` says which tensor holds the residual stream between them.
 """
 
 from __future__ import annotations
@@ -72,6 +74,40 @@ class Segment:
     repeat: int = 1
     first_layer: int = -1
     carry: tuple[str, str] | None = None
+
+
+class Stream:
+    """The residual stream through a stage's segments: the name of the tensor that holds it.
+
+    A segment of a folded block reads the stream where its graph says `carry[0]` and hands it
+    on as `carry[1]`; in a graph of several blocks (one per kind of layer) a block's `carry[0]`
+    names whatever precedes it in the folded graph, not in the model, so before each segment
+    `aliases` says which name the stream is held under now; after the blocks, the epilogue
+    reads the stream under any block's `carry[1]`. A stage starts with no holder: its first
+    block reads the stream from a transfer (or, in stage 0, from the prologue).
+    """
+
+    def __init__(self, block_outputs: frozenset[str]) -> None:
+        self.block_outputs = block_outputs
+        self.holder: str | None = None
+
+    @classmethod
+    def of(cls, stages: tuple[Stage, ...]) -> Stream:
+        return cls(frozenset(seg.carry[1] for st in stages for seg in st.segments if seg.carry))
+
+    def aliases(self, seg: Segment) -> tuple[tuple[str, str], ...]:
+        """(name the segment's ops read, name that holds its value now) pairs, before `seg`."""
+        h = self.holder
+        if h is None:
+            return ()
+        if seg.carry:
+            return ((seg.carry[0], h),) if seg.carry[0] != h else ()
+        return tuple((w, h) for w in sorted(self.block_outputs) if w != h)
+
+    def passed(self, seg: Segment) -> None:
+        """After `seg` ran: a block hands the stream on under its `carry[1]`."""
+        if seg.carry:
+            self.holder = seg.carry[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,7 +331,9 @@ def _check_order(plan: CompiledPlan) -> None:
     sources = {t.name for t in (*plan.graph.inputs, *plan.graph.weights)}
     produced_by_stage: list[set[str]] = []
     by_stage = plan.homes_by_stage()
+    outputs = Stream.of(plan.stages).block_outputs
     for st in plan.stages:
+        stream = Stream(outputs)
         ready = {t for t in by_stage.get(st.index, {}) if t in sources}
         for tr in plan.transfers:
             if tr.dst_stage == st.index:
@@ -304,6 +342,7 @@ def _check_order(plan: CompiledPlan) -> None:
                                     "before it is produced there")
                 ready.add(tr.into)
         for seg in st.segments:
+            ready |= {name for name, holder in stream.aliases(seg) if holder in ready}
             for name in seg.ops:
                 for t in ops[name].inputs:
                     if t.name not in ready:
@@ -312,6 +351,7 @@ def _check_order(plan: CompiledPlan) -> None:
                 ready |= {t.name for t in ops[name].outputs}
             if seg.carry and seg.carry[1] in ready:
                 ready.add(seg.carry[0])
+            stream.passed(seg)
         produced_by_stage.append(ready)
 
 

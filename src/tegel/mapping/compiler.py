@@ -30,16 +30,18 @@ from tegel.mapping.compiled import (
     Rect,
     Segment,
     Stage,
+    Stream,
     Transfer,
     verify,
 )
 from tegel.mapping.levels import Levels, choose_levels, fill_levels, stage_weights
 from tegel.mapping.params import DataflowParams, default_params
-from tegel.mapping.plan import Parallelism, PlanRequest, llm_request
+from tegel.mapping.plan import Parallelism, PlanRequest, llm_request, stage_layers
 from tegel.mapping.routing import chip_route, noc_route
 from tegel.mapping.sharding import OpShard, shard_graph
+from tegel.workload.folding import LayerFold, folded_graph
 from tegel.workload.ir import Graph, Op, OpKind, Role, Tensor
-from tegel.workload.llm import Phase, Precision, build_llm_graph
+from tegel.workload.llm import Phase, Precision
 from tegel.workload.model_config import ModelConfig
 from tegel.workload.ops import gemm_dims, work
 
@@ -79,7 +81,7 @@ def compile_for(graph: Graph, system: System, req: PlanRequest | None = None,
     shards = shard_graph(graph, par.tp, par.ep)
     target = _Target(chip, params or default_params().dataflow, shards,
                      {op.name: _per_chip(op, shards[op.name]) for op in graph.ops})
-    blueprint = partition_stages(graph, stages, req.layers, chip)
+    blueprint = partition_stages(graph, stages, req.layers, chip, req.pattern(graph))
     on_chip = tuple(i * par.pp // stages * par.tp for i in range(stages))
     levels = choose_levels(graph, blueprint, on_chip, target)
     regions = assign_regions(graph, blueprint, on_chip, levels, target)
@@ -97,58 +99,82 @@ def compile_for(graph: Graph, system: System, req: PlanRequest | None = None,
 
 def compile_llm(cfg: ModelConfig, system: System, phase: Phase, precision: Precision,
                 parallelism: Parallelism, stages: int, microbatches: int = 1) -> CompiledPlan:
-    """The compiled plan of one LLM phase (see `llm_request`): one layer built and folded
-    `num_layers` times, with the shipped dataflow parameters."""
+    """The compiled plan of one LLM phase (see `llm_request`): one layer per kind built and
+    folded over the model's layers (`workload.folding`), with the shipped dataflow parameters."""
     req = llm_request(cfg, system, phase, parallelism, stages, microbatches)
-    graph = build_llm_graph(replace(cfg, num_layers=1), req.phase, precision)
+    graph = folded_graph(cfg, req.phase, precision)
     return compile_for(graph, system, req)
 
 
 # ---- 1. stages ------------------------------------------------------------------------------
 
 
-def _fold(graph: Graph) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...],
-                                  tuple[str, str] | None] | None:
-    """(prologue, layer, epilogue, carry) of a graph holding exactly one layer (layer 0)."""
+@dataclass(frozen=True, slots=True)
+class _Fold:
+    """A graph of one block per kind of layer: the ops before, of each block and after, and
+    each block's carry (the residual stream it reads, the one it hands on)."""
+
+    prologue: tuple[str, ...]
+    blocks: dict[int, tuple[str, ...]]
+    carries: dict[int, tuple[str, str] | None]
+    epilogue: tuple[str, ...]
+
+
+def _fold(graph: Graph) -> _Fold | None:
+    """The prologue, blocks and epilogue of a graph whose blocks (op.layer >= 0) are contiguous
+    runs of ops, one per layer; None otherwise."""
     ops = graph.ops
     body = [i for i, op in enumerate(ops) if op.layer >= 0]
-    if not body or {ops[i].layer for i in body} != {0} or body != list(range(body[0], body[-1] + 1)):
+    if not body or body != list(range(body[0], body[-1] + 1)):
         return None
-    pro, mid, epi = ops[:body[0]], ops[body[0]:body[-1] + 1], ops[body[-1] + 1:]
-    made_pro = {t.name for op in pro for t in op.outputs}
-    made_mid = {t.name for op in mid for t in op.outputs}
-    carried_in = {t.name for op in mid for t in op.inputs if t.name in made_pro}
-    carried_out = {t.name for op in epi for t in op.inputs if t.name in made_mid}
-    carry = ((carried_in.pop(), carried_out.pop())
-             if len(carried_in) == 1 and len(carried_out) == 1 else None)
-    pro_names, mid_names, epi_names = (tuple(op.name for op in part) for part in (pro, mid, epi))
-    return pro_names, mid_names, epi_names, carry
+    order = list(dict.fromkeys(ops[i].layer for i in body))
+    runs = [ops[i].layer for i in body]
+    if runs != sorted(runs, key=order.index):
+        return None  # a layer's ops are not contiguous
+    blocks = {layer: tuple(op.name for op in ops if op.layer == layer) for layer in order}
+    made_by = {t.name: op.layer for op in ops for t in op.outputs}
+    after_blocks = ops[body[-1] + 1:]
+    carries: dict[int, tuple[str, str] | None] = {}
+    for n, layer in enumerate(order):
+        mine = [op for op in ops if op.layer == layer]
+        later = {op.name for op in after_blocks} | {x for r in order[n + 1:] for x in blocks[r]}
+        read = {t.name for op in mine for t in op.inputs
+                if t.name in made_by and made_by[t.name] != layer}
+        written = {t.name for op in ops if op.name in later for t in op.inputs
+                   if made_by.get(t.name) == layer}
+        carries[layer] = ((read.pop(), written.pop()) if len(read) == 1 and len(written) == 1
+                          else None)
+    return _Fold(tuple(op.name for op in ops[:body[0]]), blocks, carries,
+                 tuple(op.name for op in after_blocks))
 
 
-def partition_stages(graph: Graph, stages: int, layers: int, chip: Chip) -> Blueprint:
+def partition_stages(graph: Graph, stages: int, layers: int, chip: Chip,
+                     pattern: tuple[int, ...] = ()) -> Blueprint:
     """Segments of each of `stages` stages: whole layers (earlier stages take the remainder,
-    the last holds the LM head), or balanced runs of ops for a graph that is not folded."""
+    the last holds the LM head) — each run of consecutive layers of one kind a segment of its
+    block repeated — or balanced runs of ops for a graph that is not folded. `pattern`: per
+    model layer, the block that stands for it (default: the graph's one block)."""
     if stages < 1:
         raise TegelError(f"stages must be >= 1, got {stages}")
     fold = _fold(graph)
-    if fold is None:
+    if fold is None or (not pattern and len(fold.blocks) > 1):
         if layers != 1:
             raise TegelError(f"{graph.name} is not one layer to fold, so layers must be 1")
         return _balanced(graph, stages, chip)
-    pro, body, epi, carry = fold
-    if layers > 1 and carry is None:
+    pattern = pattern or (next(iter(fold.blocks)),) * layers
+    if len(pattern) > len(fold.blocks) and None in fold.carries.values():
         raise TegelError(f"{graph.name}: the layer does not hand one tensor to the next, "
                          "so it cannot be repeated")
-    if stages > layers:
-        raise TegelError(f"{stages} stages need at least as many layers, {graph.name} has {layers}")
-    out, first = [], 0
-    for i in range(stages):
-        count = layers // stages + (1 if i < layers % stages else 0)
-        segs = [Segment(pro)] if i == 0 and pro else []
-        segs.append(Segment(body, count, first, carry))
-        first += count
-        if i == stages - 1 and epi:
-            segs.append(Segment(epi))
+    if stages > len(pattern):
+        raise TegelError(f"{stages} stages need at least as many layers, {graph.name} has "
+                         f"{len(pattern)}")
+    out = []
+    for i, (first, stop) in enumerate(stage_layers(len(pattern), stages)):
+        segs = [Segment(fold.prologue)] if i == 0 and fold.prologue else []
+        segs += [Segment(fold.blocks[rep], count, start, fold.carries[rep])
+                 for rep, start, count in LayerFold(pattern).runs(first, stop)]
+        if i == stages - 1 and fold.epilogue:
+            segs.append(Segment(fold.epilogue))
         out.append(tuple(segs))
     return tuple(out)
 
@@ -402,16 +428,20 @@ def route_transfers(graph: Graph, stages: tuple[Stage, ...], system: System) -> 
     ops = {op.name: op for op in graph.ops}
     where: dict[str, int] = {}
     out: list[Transfer] = []
+    outputs = Stream.of(stages).block_outputs
+    arriving: str | None = None  # the name the previous stage handed the stream on under
     for st in stages:
         ready: set[str] = set()
+        stream = Stream(outputs)
         for seg in st.segments:
+            ready |= {name for name, holder in stream.aliases(seg) if holder in ready}
             for name in seg.ops:
                 for t in ops[name].inputs:
                     if t.role is not Role.ACTIVATION or t.name in ready:
                         continue
                     source = t.name
-                    if seg.carry and t.name == seg.carry[0] and seg.carry[1] in where:
-                        source = seg.carry[1]
+                    if seg.carry and t.name == seg.carry[0] and arriving in where:
+                        source = arriving
                     if source in where:
                         src = stages[where[source]].region
                         route = (noc_route(src, st.region, system.chip) if src.chip == st.region.chip
@@ -421,5 +451,7 @@ def route_transfers(graph: Graph, stages: tuple[Stage, ...], system: System) -> 
                 ready |= {t.name for t in ops[name].outputs}
             if seg.carry and seg.carry[1] in ready:
                 ready.add(seg.carry[0])
+            stream.passed(seg)
         where.update(dict.fromkeys(ready, st.index))
+        arriving = stream.holder or arriving
     return tuple(out)

@@ -25,7 +25,15 @@ from dataclasses import dataclass, replace
 from tegel.hardware import Chip, System
 from tegel.mapping.gpu_data import ChipRates
 from tegel.mapping.params import GpuParams
-from tegel.mapping.plan import Plan, PlanRequest, Step, StepKind, compute_class, step_kind
+from tegel.mapping.plan import (
+    Plan,
+    PlanRequest,
+    Step,
+    StepKind,
+    compute_class,
+    stage_layers,
+    step_kind,
+)
 from tegel.mapping.sharding import OpShard, collective_traffic, shard_graph
 from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, OpRole, Role
 from tegel.workload.ops import experts_touched, gemm_dims, work
@@ -117,7 +125,12 @@ class _Context:
     chip: Chip
     params: GpuParams
     rates: ChipRates  # the chip's measured microbenchmark shares
-    layers: int  # per stage
+    layers: int  # per stage, for a block not in the request's layer pattern
+    repeats: dict[int, int]  # block layer -> the model layers it stands for, per stage
+    first_layers: dict[int, int]  # block layer -> the first model layer it stands for
+
+    def repeat(self, op: Op) -> int:
+        return self.repeats.get(op.layer, self.layers) if op.layer >= 0 else 1
 
 
 def _kernel_step(kernel: Kernel, index: int, ctx: _Context) -> Step:
@@ -163,10 +176,11 @@ def _kernel_step(kernel: Kernel, index: int, ctx: _Context) -> Step:
                            shards[main.name].read_div[1:], strict=True):
             place(extra * b / d, t.role, reads)
     return Step(name=kernel.name, kind=kernel.kind, stage=-1 if main.layer >= 0 else 0,
-                repeat=ctx.layers if main.layer >= 0 else 1, flops=flops,
+                repeat=ctx.repeat(main), flops=flops,
                 compute_class=cls, compute_efficiency=efficiency,
                 reads=tuple(reads), writes=tuple(writes), overhead_s=p.kernel_overhead_s,
-                ops=tuple(o.name for o in kernel.ops), first_layer=0 if main.layer >= 0 else -1)
+                ops=tuple(o.name for o in kernel.ops),
+                first_layer=ctx.first_layers.get(main.layer, 0) if main.layer >= 0 else -1)
 
 
 def _attention_class(op: Op, p: GpuParams) -> str:
@@ -219,13 +233,14 @@ def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
 def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) -> Plan:
     """Kernel-by-kernel plan of a (layer-folded) graph on each chip of a replica.
 
-    The graph's one transformer layer repeats `req.layers` times; with pipeline parallelism each
-    of the pp stages runs layers / pp of them, the first stage also what comes before the layers
-    and the last what comes after.
+    Each of the graph's transformer layers (one per kind of layer: `workload.folding`) repeats
+    as often as the request's layer pattern says; with pipeline parallelism each of the pp
+    stages runs 1 / pp of them, the first stage also what comes before the layers and the last
+    what comes after.
     """
     p = params.for_software(req.software)
     par, chip = req.parallelism, system.chip
-    link = system.scale_up
+    link = system.collective_link(par.tp)
     link_latency_s, topology = (link.latency_s, link.topology) if link else (0.0, "switch")
     lv = _Levels(chip)
     kernels = fuse_kernels(graph)
@@ -235,25 +250,38 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
             for t in op.inputs:
                 consumers.setdefault(t.name, set()).add(i)
     rates = p.rates(chip.name)
+    pattern = req.pattern(graph)
     ctx = _Context(shard_graph(graph, par.tp, par.ep), consumers,
                    {t.name for t in graph.outputs}, lv, chip, p, rates,
-                   math.ceil(req.layers / par.pp))
+                   math.ceil(req.layers / par.pp),
+                   {r: math.ceil(pattern.count(r) / par.pp) for r in set(pattern)},
+                   {r: pattern.index(r) for r in set(pattern)})
     after_layers = {name for name, pos in op_positions(graph).items()
                     if pos.section is Section.EPILOGUE}
+    # several kinds of layer over pipeline stages: each stage runs its own layers of each kind
+    per_stage = par.pp > 1 and len(set(pattern)) > 1
+    ranges = stage_layers(len(pattern), par.pp)
     steps: list[Step] = []
     for i, kern in enumerate(kernels):
         step = _kernel_step(kern, i, ctx)
-        if kern.ops[0].name in after_layers:
+        main = kern.ops[0]
+        if main.name in after_layers:
             step = _with_stage(step, par.pp - 1)
         elif i == 0 and step.repeat == 1:
             # the engine's host work per forward call (schedule, sample) before kernel 0
             step = replace(step, overhead_s=step.overhead_s + p.iteration_overhead_s)
-        steps.append(step)
-        for op in kern.ops:
-            shard = ctx.shards[op.name]
-            if shard.collective and par.tp > 1:
-                steps.append(_collective(op.name, shard, par.tp, step, lv, link_latency_s,
-                                         topology, p))
+        copies = [step]
+        if per_stage and main.layer >= 0:
+            copies = [replace(step, stage=st, repeat=pattern[a:b].count(main.layer),
+                              first_layer=a + pattern[a:b].index(main.layer))
+                      for st, (a, b) in enumerate(ranges) if main.layer in pattern[a:b]]
+        for each in copies:
+            steps.append(each)
+            for op in kern.ops:
+                shard = ctx.shards[op.name]
+                if shard.collective and par.tp > 1:
+                    steps.append(_collective(op.name, shard, par.tp, each, lv, link_latency_s,
+                                             topology, p))
     carried = block_output(graph)
     if par.pp > 1 and carried is not None:
         steps.append(Step("stage_transfer", StepKind.TRANSFER, -1, 1, 0.0, "bf16", 1.0,

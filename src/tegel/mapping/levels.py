@@ -58,9 +58,11 @@ class Levels:
 
 def weight_shares(graph: Graph, segs: tuple[Segment, ...], target: _Target,
                    gemm_only: bool = False) -> dict[str, float]:
-    """Weight -> bytes of it each chip of a stage holds (each folded layer its own copy)."""
+    """Weight -> bytes of it each chip of a stage holds (each folded layer its own copy: a
+    block's weights once per layer of every segment that repeats it; a weight outside the
+    blocks, such as a tied embedding the first and last segments both read, once)."""
     ops = {op.name: op for op in graph.ops}
-    seen: dict[str, float] = {}
+    seen: dict[tuple[str, int], float] = {}
     for seg in segs:
         for name in seg.ops:
             op = ops[name]
@@ -68,8 +70,11 @@ def weight_shares(graph: Graph, segs: tuple[Segment, ...], target: _Target,
                 continue
             for i, t in enumerate(op.inputs):
                 if t.role is Role.WEIGHT:
-                    seen[t.name] = target.weight_bytes(op, i) * seg.repeat
-    return seen
+                    seen[(t.name, seg.first_layer)] = target.weight_bytes(op, i) * seg.repeat
+    out: dict[str, float] = {}
+    for (weight, _), b in seen.items():
+        out[weight] = out.get(weight, 0.0) + b
+    return out
 
 
 def stage_weights(graph: Graph, segs: tuple[Segment, ...], target: _Target,

@@ -13,8 +13,10 @@ import enum
 import math
 from dataclasses import dataclass, field, replace
 
+from tegel.errors import TegelError
 from tegel.hardware import System
-from tegel.workload.ir import GEMM_KINDS, Op, OpKind
+from tegel.workload.folding import layer_fold
+from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind
 from tegel.workload.llm import Phase
 from tegel.workload.model_config import ModelConfig
 
@@ -135,6 +137,32 @@ class PlanRequest:
     stages: int
     microbatches: int = 1
     software: str | None = None  # GPU software generation (None: current)
+    # per model layer, the graph's block layer that stands for it (`workload.folding`); empty:
+    # the graph's one block stands for all `layers`
+    layer_pattern: tuple[int, ...] = ()
+
+    def pattern(self, graph: Graph) -> tuple[int, ...]:
+        """Per model layer, the block of `graph` it repeats: `layer_pattern`, or the graph's one
+        block `layers` times (() for a graph without blocks or with several and no pattern)."""
+        blocks = sorted({op.layer for op in graph.ops if op.layer >= 0})
+        if self.layer_pattern:
+            if len(self.layer_pattern) != self.layers or not set(self.layer_pattern) <= set(blocks):
+                raise TegelError(f"{graph.name}: layer pattern of {len(self.layer_pattern)} "
+                                 f"layers over blocks {sorted(set(self.layer_pattern))} does not "
+                                 f"fit {self.layers} layers over the graph's blocks {blocks}")
+            return self.layer_pattern
+        return (blocks[0],) * self.layers if len(blocks) == 1 else ()
+
+
+def stage_layers(layers: int, stages: int) -> tuple[tuple[int, int], ...]:
+    """(first, stop) model layers of each of `stages` pipeline stages: contiguous runs, the
+    earlier stages taking the remainder."""
+    out, first = [], 0
+    for i in range(stages):
+        count = layers // stages + (1 if i < layers % stages else 0)
+        out.append((first, first + count))
+        first += count
+    return tuple(out)
 
 
 def llm_request(cfg: ModelConfig, system: System, phase: Phase, parallelism: Parallelism,
@@ -147,7 +175,8 @@ def llm_request(cfg: ModelConfig, system: System, phase: Phase, parallelism: Par
         sequences = phase.batch * microbatches
         microbatches = stages
         phase = replace(phase, batch=math.ceil(sequences / stages))
-    return PlanRequest(phase, parallelism, cfg.num_layers, stages, microbatches)
+    return PlanRequest(phase, parallelism, cfg.num_layers, stages, microbatches,
+                       layer_pattern=layer_fold(cfg).pattern)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,21 +25,15 @@ from tegel.mapping.compiled import CompiledPlan
 from tegel.mapping.params import Params
 from tegel.mapping.plan import Parallelism, PlanRequest, llm_request
 from tegel.mapping.registry import policy_for
+from tegel.mapping.sharding import shard_graph
 from tegel.serving.scenario import RunOptions, Scenario
-from tegel.workload.ir import Graph
-from tegel.workload.llm import Phase, Precision, build_llm_graph
+from tegel.workload.folding import folded_graph, kv_layout, layer_fold, model_weight_bytes
+from tegel.workload.ir import OpKind
+from tegel.workload.llm import Phase, Precision
 from tegel.workload.model_config import ModelConfig
-from tegel.workload.roles import layer_weights, non_layer_weights
 
 PREFILL_CHUNK_TOKENS = 8192  # activations are sized for chunked prefill of this many tokens
 _STATIC = CATEGORIES.index(Category.STATIC)
-
-
-@lru_cache(maxsize=512)
-def folded_graph(cfg: ModelConfig, phase: Phase, precision: Precision) -> Graph:
-    """The graph of `phase` with one transformer layer (the plan repeats it num_layers times).
-    Cached by content: the key is the (frozen) configuration, phase and formats themselves."""
-    return build_llm_graph(replace(cfg, num_layers=1), phase, precision)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,13 +54,6 @@ class Memory:
         return self.total_bytes <= self.capacity_bytes
 
 
-def model_weight_bytes(cfg: ModelConfig, precision: Precision) -> float:
-    """Bytes of all weights in the precision's formats (layers x one layer + the rest)."""
-    one = folded_graph(cfg, Phase(1, 1, 0), precision)
-    per_layer = sum(w.nbytes for w in layer_weights(one))
-    return per_layer * cfg.num_layers + sum(w.nbytes for w in non_layer_weights(one))
-
-
 def kv_tokens_held(s: Scenario, pages_on_demand: float) -> float:
     """KV-cache tokens one sequence holds. In a static batch (`pages_on_demand` 0) its full
     context: the prompt and every beam's output. In an engine that batches in flight and
@@ -85,6 +72,32 @@ def pages_on_demand(s: Scenario, system: System, params: Params,
     return policy_for(system.chip).kv_pages_on_demand(params, options.software)
 
 
+def kv_cache_bytes_per_chip(cfg: ModelConfig, precision: Precision, tokens: float,
+                            tp: int) -> float:
+    """KV-cache bytes of one sequence of `tokens` positions on each of `tp` chips: each layer's
+    cache (`kv_layout`: its elements per token, up to its window) divided as tensor
+    parallelism divides that layer's cache write (`sharding.shard_graph`: by KV heads, at most
+    tp ways; a cache every chip needs whole, such as MLA's latent, not at all)."""
+    layout = kv_layout(cfg)
+    divs = _kv_divisors(cfg, tp)
+    fold = layer_fold(cfg)
+    return sum(precision.kv_cache.nbytes(lay.elements_per_token)
+               * (tokens if lay.window is None else min(tokens, lay.window)) / divs[rep]
+               for lay, rep in zip(layout.layers, fold.pattern, strict=True))
+
+
+@lru_cache(maxsize=256)
+def _kv_divisors(cfg: ModelConfig, tp: int) -> dict[int, float]:
+    """Representative layer -> how many ways tensor parallelism divides its KV cache."""
+    graph = folded_graph(cfg, Phase(1, 1, 1), Precision())
+    shards = shard_graph(graph, tp)
+    out: dict[int, float] = {}
+    for op in graph.ops:
+        if op.kind is OpKind.KV_CACHE_WRITE:
+            out[op.layer] = shards[op.name].write_div[0]
+    return {r: out.get(r, 1.0) for r in layer_fold(cfg).representatives}
+
+
 def memory_per_chip(s: Scenario, system: System, par: Parallelism, batch_per_replica: int,
                     params: Params, options: RunOptions | None = None) -> Memory:
     """Weights, KV cache and transient activations on each chip of a replica. With beam
@@ -92,9 +105,8 @@ def memory_per_chip(s: Scenario, system: System, par: Parallelism, batch_per_rep
     `options` say whether the batch runs in flight with a paged KV cache (None: static)."""
     cfg, p = s.model, s.precision
     weights = model_weight_bytes(cfg, p) / (par.tp * par.pp)
-    kv_token = p.kv_cache.nbytes(cfg.kv_cache_elements_per_token())
     cached = kv_tokens_held(s, pages_on_demand(s, system, params, options))
-    kv = batch_per_replica * cached * kv_token / (min(par.tp, cfg.num_kv_heads) * par.pp)
+    kv = batch_per_replica * kv_cache_bytes_per_chip(cfg, p, cached, par.tp) / par.pp
     tokens = min(batch_per_replica * s.input_tokens, PREFILL_CHUNK_TOKENS)
     width = 4 * cfg.hidden_size + (3 * cfg.intermediate_size + cfg.vocab_size) / par.tp
     activations = p.activations.nbytes(int(tokens * width))

@@ -37,7 +37,7 @@ from tegel.hardware import System
 from tegel.mapping.params import Params
 from tegel.mapping.plan import Parallelism, Plan, Step, StepKind, llm_request
 from tegel.mapping.registry import policy_for
-from tegel.serving.llm import folded_graph
+from tegel.workload.folding import folded_graph
 from tegel.workload.llm import Phase, Precision
 from tegel.workload.model_config import ModelConfig
 from tegel.workload.roles import Section, op_positions

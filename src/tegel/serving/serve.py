@@ -22,13 +22,14 @@ from tegel.hardware import System, load_system
 from tegel.mapping.params import Params, default_params
 from tegel.mapping.plan import Parallelism
 from tegel.mapping.registry import policy_for
-from tegel.serving.llm import Config, memory_per_chip
+from tegel.serving.llm import Config, kv_cache_bytes_per_chip, memory_per_chip
 from tegel.serving.oracle import Batch, oracle_for
 from tegel.serving.replica import SchedulerConfig
 from tegel.serving.requests import Workload
 from tegel.serving.scenario import RunOptions, Scenario, resolve_precision
 from tegel.serving.search import search
 from tegel.serving.simulate import Outcome, Pools, Simulation
+from tegel.workload.folding import kv_layout
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig, load_model_config
 
@@ -314,7 +315,9 @@ def prefill_budget(cfg: ModelConfig, system: System, config: Config, precision: 
     while True:
         mem = memory_per_chip(Scenario(cfg, 1, budget, 1, precision), system,
                               config.parallelism, 1, params)
-        per_token_chip = mem.kv_cache_bytes / (budget + 1)
+        # KV blocks hold every position of every layer (no per-layer window freeing here)
+        per_token_chip = kv_cache_bytes_per_chip(cfg, precision, 1.0, config.parallelism.tp) \
+            / config.parallelism.pp
         spare = mem.capacity_bytes - mem.weights_bytes - mem.activation_bytes
         blocks = max(int(spare / per_token_chip) // scheduler.block_tokens, 0)
         if blocks > best[1]:
@@ -340,7 +343,7 @@ def pools_for(cfg: ModelConfig, system: System, config: Config, precision: Preci
         prefill = scheduler.prefill_replicas or par.dp // 2
         if prefill >= par.dp:
             raise TegelError(f"prefill_replicas: {prefill} leaves no decode replica of {par.dp}")
-    kv_token = precision.kv_cache.nbytes(cfg.kv_cache_elements_per_token())
+    kv_token = precision.kv_cache.nbytes(kv_layout(cfg).elements_per_token)
     overhead = policy_for(system.chip).request_overhead_s(params, options.software)
     return Pools(par.dp, prefill, blocks, float(kv_token), par.chips_per_replica, overhead)
 

@@ -195,7 +195,7 @@ class _Blocks:
             up = g.op1(OpKind.UNARY, Unary(c.activation), (up,), f"{pre}.act")
         return self.linear(up, f"{pre}.down", f, h, c.mlp_bias)
 
-    def build(self, logits: str) -> Graph:
+    def build(self, logits: str, layers: tuple[int, ...]) -> Graph:
         c, ph, g = self.cfg, self.phase, self.g
         shape = (ph.batch, ph.new_tokens)
         ids = g.input("input_ids", shape, DType.INT32)
@@ -206,7 +206,7 @@ class _Blocks:
             pos_table = self.w("pos_embed.weight", c.max_position_embeddings, c.hidden_size)
             pos = g.op1(OpKind.EMBEDDING, Embedding(), (positions, pos_table), "pos_embed")
             h = self.add(h, pos, "embed_sum")
-        for i in range(c.num_layers):
+        for i in layers:
             g.layer = i
             x = self.norm(h, f"layers.{i}.attn_norm")
             attn = self.attention(x, i, positions)
@@ -241,8 +241,12 @@ def build_llm_graph(
     phase: Phase,
     precision: Precision | None = None,
     logits: str = "last",
+    layers: tuple[int, ...] | None = None,
 ) -> Graph:
     """The graph of one forward call of `cfg` for `phase`.
+
+    `layers` builds only those model layers, in that order, each reading the previous one's
+    output (a folded graph: `workload.folding`); None builds them all.
 
     Outputs: `logits` [B, 1, V] (or [B, L, V] with logits="all"), then the updated KV caches
     `present.{layer}.{k|v}` [B, K+L, Hkv*D]. Inputs: `input_ids`, `position_ids` [B, L] and,
@@ -257,4 +261,10 @@ def build_llm_graph(
     if cfg.learned_positions and total > cfg.max_position_embeddings:
         raise TegelError(f"{cfg.name}: {total} positions exceed max_position_embeddings "
                          f"{cfg.max_position_embeddings}")
-    return assign_roles(_Blocks(cfg, phase, precision or Precision()).build(logits))
+    if layers is None:
+        layers = tuple(range(cfg.num_layers))
+    if not layers or len(set(layers)) != len(layers) or not all(
+            0 <= i < cfg.num_layers for i in layers):
+        raise TegelError(f"{cfg.name}: layers {layers} must be distinct layer indices below "
+                         f"{cfg.num_layers}")
+    return assign_roles(_Blocks(cfg, phase, precision or Precision()).build(logits, layers))

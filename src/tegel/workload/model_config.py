@@ -81,10 +81,6 @@ class ModelConfig:
         """Whether `layer`'s MLP is routed experts (else a dense MLP)."""
         return self.is_moe and layer not in self.dense_layers
 
-    def kv_cache_elements_per_token(self) -> int:
-        """Keys and values of one token across all layers."""
-        return 2 * self.num_layers * self.num_kv_heads * self.head_dim
-
 
 class _Fields:
     """Typed access to a config dict; errors name the file and the field."""

@@ -7,7 +7,8 @@ can dispatch on roles (DESIGN.md, "Engine invariants"). What it does not recogni
 `OpRole.OTHER`; it never raises.
 
 `op_positions` places every op in the prologue, a block or the epilogue, so a graph built with
-one layer can be matched op for op with the full graph (`fold_key`), again without names.
+one layer per kind can be matched op for op with the full graph (`fold_keys`), again without
+names.
 """
 
 from __future__ import annotations
@@ -286,10 +287,33 @@ def op_positions(graph: Graph) -> dict[str, OpPosition]:
     return out
 
 
-def fold_key(pos: OpPosition) -> tuple[Section, int]:
-    """What an op of any block shares with the same op of another block, or of a graph built
-    with one layer: section and index (the layer is dropped)."""
-    return pos.section, pos.index
+def layer_signatures(graph: Graph) -> dict[int, tuple[object, ...]]:
+    """Block layer -> what makes it the layer it is, names aside: each op's kind, attributes,
+    role and tensor shapes, formats and roles, and where each input comes from (an op of the
+    same block, by index, or outside it). Two layers with equal signatures compute the same
+    function of their inputs and weights, so one can stand for the other (layer folding)."""
+    blocks: dict[int, list[Op]] = defaultdict(list)
+    for op in graph.ops:
+        if op.layer >= 0:
+            blocks[op.layer].append(op)
+    out: dict[int, tuple[object, ...]] = {}
+    for layer, ops in blocks.items():
+        made = {t.name: (i, j) for i, op in enumerate(ops) for j, t in enumerate(op.outputs)}
+        out[layer] = tuple(
+            (op.kind, op.attrs, op.role,
+             tuple((t.shape, t.dtype, t.role, made.get(t.name)) for t in op.inputs),
+             tuple((t.shape, t.dtype, t.role) for t in op.outputs))
+            for op in ops)
+    return out
+
+
+def fold_keys(graph: Graph) -> dict[str, tuple[object, ...]]:
+    """Op name -> what it shares with the same op of another block of the same kind, or of a
+    folded graph (one block per kind of layer): section, the block's signature (None outside
+    blocks) and index (the layer number is dropped)."""
+    signatures = layer_signatures(graph)
+    return {name: (pos.section, signatures.get(pos.layer), pos.index)
+            for name, pos in op_positions(graph).items()}
 
 
 def _block_layers(graph: Graph) -> list[int]:
@@ -300,13 +324,14 @@ def _unique(tensors: list[Tensor]) -> tuple[Tensor, ...]:
     return tuple(dict.fromkeys(tensors))
 
 
-def layer_weights(graph: Graph) -> tuple[Tensor, ...]:
-    """Weights read by the ops of the first block (layer 0): one layer's parameters, for the
-    bytes of one transformer layer. () in a graph without blocks."""
+def layer_weights(graph: Graph, layer: int | None = None) -> tuple[Tensor, ...]:
+    """Weights read by the ops of block `layer` (None: the first block): one layer's
+    parameters. () in a graph without blocks."""
     layers = _block_layers(graph)
     if not layers:
         return ()
-    read = {t.name for op in graph.ops if op.layer == layers[0] for t in op.inputs}
+    layer = layers[0] if layer is None else layer
+    read = {t.name for op in graph.ops if op.layer == layer for t in op.inputs}
     return _unique([w for w in graph.weights if w.name in read])
 
 

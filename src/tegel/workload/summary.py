@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from tegel.workload.dtypes import DType
+from tegel.workload.folding import kv_layout
 from tegel.workload.ir import Graph, OpKind
 from tegel.workload.llm import Phase, Precision, build_llm_graph
 from tegel.workload.model_config import ModelConfig
@@ -83,7 +84,7 @@ def summarize(cfg: ModelConfig, prompt_tokens: int = 2048, kv_length: int = 4096
     prefill = phase_figures(build_llm_graph(cfg, prefill_phase, precision), prefill_phase)
     decode = phase_figures(build_llm_graph(cfg, decode_phase, precision), decode_phase)
     params = decode0.parameter_count
-    kv_elements = cfg.kv_cache_elements_per_token()
+    kv_elements = kv_layout(cfg).elements_per_token
     return {
         "model": cfg.name,
         "model_type": cfg.model_type,
