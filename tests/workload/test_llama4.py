@@ -293,3 +293,40 @@ def test_bad_llama4_fields_name_the_file_and_field(change: dict, field: str) -> 
 def test_a_multimodal_config_without_a_text_model_is_refused() -> None:
     with pytest.raises(TegelError, match=r"m\.json: field 'text_config'"):
         parse_config({"model_type": "llama4", "text_config": None}, "m", "m.json")
+
+
+# ---- planning: the engine's layer folding prices Llama 4's kinds as the whole graph -------
+
+
+def _small_maverick() -> ModelConfig:
+    """Maverick's layout shrunk: 8 layers of 3 kinds (RoPE dense, RoPE MoE, NoPE MoE), chunks
+    of 256 positions (shorter than the phases below)."""
+    cfg = load_model_config(MAVERICK)
+    nope = frozenset({3, 7})
+    return replace(cfg, name="small-maverick", hidden_size=128, intermediate_size=64,
+                   dense_intermediate_size=256, shared_intermediate_size=64, num_heads=4,
+                   num_kv_heads=2, head_dim=32, rotary_dim=32, vocab_size=256, num_layers=8,
+                   num_experts=8, attention_chunk=256, nope_layers=nope,
+                   chunked_layers=frozenset(range(8)) - nope, dense_layers=frozenset({0, 2, 4, 6}))
+
+
+@pytest.mark.parametrize("phase", [Phase.decode(4, 700), Phase.prefill(2, 300)])
+def test_gpu_plan_of_the_folded_llama4_prices_the_unfolded_graph(phase: Phase) -> None:
+    from tegel.evaluate import evaluate
+    from tegel.hardware import load_system
+    from tegel.mapping.params import default_params
+    from tegel.mapping.plan import Parallelism, PlanRequest, llm_request
+    from tegel.mapping.registry import policy_for
+    from tegel.workload.folding import folded_graph, layer_fold
+
+    cfg = _small_maverick()
+    assert layer_fold(cfg).representatives == (0, 1, 3)
+    system = load_system("h100-sxm")
+    policy, params = policy_for(system.chip), default_params()
+    req = llm_request(cfg, system, phase, Parallelism(), 1)
+    folded = policy.plan(folded_graph(cfg, phase, Precision()), system, req, params).plan
+    whole = policy.plan(build_llm_graph(cfg, phase, Precision()), system,
+                        PlanRequest(phase, Parallelism(), 1, 1), params).plan
+    a, b = evaluate(folded, system), evaluate(whole, system)
+    assert a.time_s == pytest.approx(b.time_s, rel=1e-9)
+    assert a.cost.energy_j == pytest.approx(b.cost.energy_j, rel=1e-9)
