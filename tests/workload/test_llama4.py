@@ -290,6 +290,15 @@ def test_bad_llama4_fields_name_the_file_and_field(change: dict, field: str) -> 
         parse_config(raw, "scout", "scout.json")
 
 
+def test_transformers_5_rope_parameters_read_as_the_older_fields() -> None:
+    text = _scout_text()
+    older = parse_config({"model_type": "llama4", "text_config": text}, "s", "s.json")
+    scaling = text.pop("rope_scaling")
+    text["rope_parameters"] = {**scaling, "rope_theta": text.pop("rope_theta")}
+    newer = parse_config({"model_type": "llama4", "text_config": text}, "s", "s.json")
+    assert newer == older and older.rope_scaling is not None and older.rope_theta == 500000.0
+
+
 def test_a_multimodal_config_without_a_text_model_is_refused() -> None:
     with pytest.raises(TegelError, match=r"m\.json: field 'text_config'"):
         parse_config({"model_type": "llama4", "text_config": None}, "m", "m.json")
