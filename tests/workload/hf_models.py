@@ -49,6 +49,18 @@ TINY: dict[str, T.PretrainedConfig] = {
                                                            "rope_theta": 100.0},
                                      "full_attention": {"rope_type": "default",
                                                         "rope_theta": 1e6}}),
+    # 4 layers: (RoPE, dense), (NoPE, MoE), (NoPE, dense), (RoPE, MoE); chunks of 3 < the
+    # prompt; a query temperature that rises from position 1 (floor_scale 2); qk norm on
+    "llama4": T.Llama4TextConfig(**{**LLAMA, "num_hidden_layers": 4}, head_dim=8,
+                                 intermediate_size_mlp=80, num_local_experts=4,
+                                 num_experts_per_tok=1, interleave_moe_layer_step=2,
+                                 no_rope_layers=[1, 0, 0, 1], attention_chunk_size=3,
+                                 use_qk_norm=True, attn_temperature_tuning=True, floor_scale=2,
+                                 attn_scale=0.5, rope_parameters={
+                                     "rope_type": "llama3", "rope_theta": 500000.0,
+                                     "factor": 8.0, "low_freq_factor": 1.0,
+                                     "high_freq_factor": 4.0,
+                                     "original_max_position_embeddings": 16}),
     "gpt2": T.GPT2Config(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4),
     "gptj": T.GPTJConfig(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4,
                          rotary_dim=8, tie_word_embeddings=False),

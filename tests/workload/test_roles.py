@@ -61,6 +61,8 @@ ROLE_OF_NAME = {
     "layers.{i}.attn.o": R.O_PROJ,
     "layers.{i}.attn.q_norm": R.NORM,
     "layers.{i}.attn.k_norm": R.NORM,
+    "layers.{i}.attn.q_l2norm": R.NORM,  # Llama 4's unweighted q/k norms after rotary
+    "layers.{i}.attn.k_l2norm": R.NORM,
     "layers.{i}.attn.q_rope": R.ROPE,
     "layers.{i}.attn.k_rope": R.ROPE,
     "present.{i}.k": R.KV_WRITE,
@@ -76,6 +78,12 @@ ROLE_OF_NAME = {
     "layers.{i}.moe.router": R.ROUTER,
     "layers.{i}.moe.route": R.ROUTE,
     "layers.{i}.moe.experts": R.EXPERTS,
+    "layers.{i}.moe.shared.gate": R.GATE_PROJ,  # the shared expert is a gated MLP (Llama 4)
+    "layers.{i}.moe.shared.up": R.UP_PROJ,
+    "layers.{i}.moe.shared.down": R.DOWN_PROJ,
+    "layers.{i}.moe.shared.act": R.ACTIVATION,
+    "layers.{i}.moe.shared.gated": R.GATING,
+    "layers.{i}.moe.sum": R.OTHER,  # routed + shared: neither is computed from the other
     "last_token": R.SLICE,
     "logits": R.LM_HEAD,
     "lm_head": R.LM_HEAD,  # the head's matmul when soft-capping follows it (Gemma 2)
@@ -127,7 +135,9 @@ def test_every_op_of_every_shipped_model_has_its_role(model: str, phase: str) ->
         assert (op.role, op.layer) == (role, layer), op.name
     cfg = load_model_config(model)
     roles = {op.role for op in graph.ops}
-    assert (R.GATE_PROJ in roles) == (cfg.gated_mlp and not cfg.is_moe)
+    dense_mlp = not cfg.is_moe or any(not cfg.routed(i) for i in range(2))  # small_graph's 2
+    assert (R.GATE_PROJ in roles) == (cfg.gated_mlp and (dense_mlp
+                                                         or cfg.shared_intermediate_size > 0))
     assert (R.ROUTER in roles) == (R.EXPERTS in roles) == cfg.is_moe
     assert (R.POSITION_EMBEDDING in roles) == cfg.learned_positions
     assert (R.SLICE in roles) == (phase == "prefill")

@@ -44,9 +44,11 @@ def test_prefill_and_decode_match_transformers(family: str) -> None:
     assert np.abs(hf.logits.numpy()).max() > 0.5, "logits too small for the check to mean much"
     for layer in range(cfg.num_layers):
         hf_k, hf_v = _hf_cache(hf.past_key_values, layer)
-        # a sliding-window cache in transformers keeps only the newest window - 1 positions
+        # a sliding-window (or chunked) cache in transformers keeps only the newest window - 1
+        # positions
         kept = hf_k.shape[1]
-        assert kept == PROMPT or (cfg.sliding_window and kept == cfg.sliding_window - 1)
+        windows = {w - 1 for w in (cfg.sliding_window, cfg.attention_chunk) if w is not None}
+        assert kept == PROMPT or kept in windows
         np.testing.assert_allclose(got[f"present.{layer}.k"][:, -kept:], hf_k, atol=TOL, rtol=0)
         np.testing.assert_allclose(got[f"present.{layer}.v"][:, -kept:], hf_v, atol=TOL, rtol=0)
 

@@ -127,9 +127,12 @@ class Attention:
     """Scaled dot-product attention of q [B, Lq, Hq*D] over k, v [B, Lk, Hkv*D].
 
     Queries are the last Lq positions of the Lk keys: query i sits at position Lk - Lq + i
-    and, when `causal`, sees keys at positions <= its own (and within `window` of it). Prefill
-    has Lq = Lk; a decode step has Lq = 1 over the whole cache. Hq must be a multiple of Hkv
-    (multi-head: equal; grouped-query: a divisor; multi-query: Hkv = 1).
+    and, when `causal`, sees keys at positions <= its own (and within `window` of it; and,
+    with `chunk`, only keys of its own chunk of positions: p // chunk == its own // chunk,
+    Llama 4's chunked local attention). Prefill has Lq = Lk; a decode step has Lq = 1 over
+    the whole cache. Hq must be a multiple of Hkv (multi-head: equal; grouped-query: a
+    divisor; multi-query: Hkv = 1). With `temperature`, the query at position p is scaled
+    as `QueryTemperature` says before its scores (Llama 4's NoPE layers).
     """
 
     num_heads: int
@@ -143,6 +146,17 @@ class Attention:
     kv_group: int = 1
     kv_shared: int = 0
     softcap: float | None = None  # scores become softcap * tanh(scores / softcap) (Gemma 2)
+    chunk: int | None = None  # chunked local attention in positions (Llama 4); None: unchunked
+    temperature: QueryTemperature | None = None  # per-position query scale (Llama 4 NoPE layers)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryTemperature:
+    """Attention temperature tuning (arXiv 2501.19399, Llama 4's NoPE layers): the query at
+    position p is multiplied by 1 + strength * log(1 + floor((p + 1) / floor_scale))."""
+
+    floor_scale: float
+    strength: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,10 +180,12 @@ class RMSNorm:
 
     With `group` > 0 the last axis is split into groups of `group` channels (the heads of a
     q or k projection, Qwen3's q/k norms), each normalised alone, all by one weight [group].
+    Without `weighted` there is no weight input (Llama 4's L2 norm of q and k heads).
     """
 
     eps: float
     group: int = 0
+    weighted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +255,9 @@ class MoEExperts:
 
     Inputs: x [..., H], routing weights [..., k], indices [..., k], w_gate [E, F, H],
     w_up [E, F, H], w_down [E, H, F]. For each token t and choice j with e = idx[t, j]:
-    out[t] += w[t, j] * (act(x[t] W_gate[e]^T) * (x[t] W_up[e]^T)) W_down[e]^T.
+    out[t] += w[t, j] * (act(x[t] W_gate[e]^T) * (x[t] W_up[e]^T)) W_down[e]^T, or with
+    `scale_input` the weight scales the expert's input instead (Llama 4):
+    out[t] += expert_e(w[t, j] * x[t]) — not the same, the expert being nonlinear.
     `expert_token_counts` (tokens routed to each expert) is the routing the cost models use;
     None means the expectation under uniform routing.
     """
@@ -248,6 +266,7 @@ class MoEExperts:
     top_k: int
     activation: UnaryFn = UnaryFn.SILU
     expert_token_counts: tuple[int, ...] | None = None
+    scale_input: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -121,9 +121,13 @@ class _Blocks:
             k = self._head_norm(k, f"{pre}.k_norm")
         sliding = c.sliding_window is not None and i not in c.full_attention_layers
         theta = c.local_rope_theta if sliding and c.local_rope_theta is not None else c.rope_theta
-        if not c.learned_positions:
+        rotary = not c.learned_positions and i not in c.nope_layers
+        if rotary:
             q = self._rope(q, c.num_heads, positions, theta, f"{pre}.q_rope")
             k = self._rope(k, c.num_kv_heads, positions, theta, f"{pre}.k_rope")
+        if c.qk_l2_norm and rotary:  # Llama 4: after the rotation, on RoPE layers only
+            q = self._head_norm(q, f"{pre}.q_l2norm", weighted=False)
+            k = self._head_norm(k, f"{pre}.k_l2norm", weighted=False)
         caches = []
         for kind, new in (("k", k), ("v", v)):
             ins: tuple[Tensor, ...] = (new,)
@@ -139,14 +143,16 @@ class _Blocks:
         attrs = Attention(c.num_heads, c.num_kv_heads, c.head_dim, scale, causal=True,
                           window=window, kv_group=ph.beams,
                           kv_shared=ph.shared_prefix if ph.beams > 1 else 0,
-                          softcap=c.attn_softcap)
+                          softcap=c.attn_softcap,
+                          chunk=c.attention_chunk if i in c.chunked_layers else None,
+                          temperature=None if rotary else c.nope_temperature)
         a = g.op1(OpKind.ATTENTION, attrs, (q, caches[0], caches[1]), f"{pre}.sdpa")
         return self.linear(a, f"{pre}.o", q_ch, c.hidden_size, c.o_bias)
 
-    def _head_norm(self, x: Tensor, prefix: str) -> Tensor:
+    def _head_norm(self, x: Tensor, prefix: str, weighted: bool = True) -> Tensor:
         c = self.cfg
-        return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps, group=c.head_dim),
-                          (x, self.small(f"{prefix}.weight", c.head_dim)), prefix)
+        ins = (x, self.small(f"{prefix}.weight", c.head_dim)) if weighted else (x,)
+        return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps, c.head_dim, weighted), ins, prefix)
 
     def _rope(self, x: Tensor, heads: int, positions: Tensor, theta: float, name: str) -> Tensor:
         c = self.cfg
@@ -169,7 +175,7 @@ class _Blocks:
         experts = (self.w(f"layers.{i}.moe.w_gate", e, f, h),
                    self.w(f"layers.{i}.moe.w_up", e, f, h),
                    self.w(f"layers.{i}.moe.w_down", e, h, f))
-        attrs = MoEExperts(e, c.experts_per_token, c.activation)
+        attrs = MoEExperts(e, c.experts_per_token, c.activation, scale_input=c.moe_scale_input)
         routed = g.op1(OpKind.MOE_EXPERTS, attrs, (x, weights, idx, *experts),
                        f"layers.{i}.moe.experts")
         if not c.shared_intermediate_size:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tegel.errors import TegelError
-from tegel.workload.ir import RopeScaling, UnaryFn
+from tegel.workload.ir import QueryTemperature, RopeScaling, UnaryFn
+from tegel.workload.llama4 import read_layout
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,13 @@ class ModelConfig:
     dense_intermediate_size: int = 0  # their MLP width (0: intermediate_size)
     shared_intermediate_size: int = 0  # an always-on gated MLP beside the routed experts (0: none)
     router_scoring: str = "softmax"  # "softmax" | "sigmoid": the router's score function
+    # Llama 4: chunked local attention, NoPE layers, L2 q/k norm, input-scaled experts
+    attention_chunk: int | None = None  # chunk of positions the chunked layers attend within
+    chunked_layers: frozenset[int] = frozenset()  # layers with chunked local attention
+    nope_layers: frozenset[int] = frozenset()  # layers without rotary embedding
+    nope_temperature: QueryTemperature | None = None  # query temperature of the NoPE layers
+    qk_l2_norm: bool = False  # unweighted RMS norm of q and k heads after rotary (RoPE layers)
+    moe_scale_input: bool = False  # routing weights scale the experts' input, not their output
 
     @property
     def is_moe(self) -> bool:
@@ -294,6 +302,45 @@ def _gemma3_rope(f: _Fields) -> tuple[float, float]:
     return theta, f.number("rope_local_base_freq", 10000.0)
 
 
+def _llama4(f: _Fields, name: str, model_type: str) -> ModelConfig:
+    """Llama 4 (Scout, Maverick). The multimodal `llama4` config holds the language model in
+    `text_config`; only that is read — the vision tower (vision_config, the projector) is out
+    of scope and its parameters are not in the graph. See `tegel.workload.llama4` for the
+    layer kinds."""
+    if model_type == "llama4":
+        text = f.raw.get("text_config")
+        if not isinstance(text, dict) or text.get("model_type", "llama4_text") != "llama4_text":
+            raise f._fail("text_config", "an object with model_type 'llama4_text'")
+        f = _Fields(text, f"{f.source}: text_config")
+    layers = f.integer("num_hidden_layers")
+    layout = read_layout(f, layers)
+    base = _llama_like(f, name, "llama")
+    experts = f.integer("num_local_experts", 16)
+    top_k = f.integer("num_experts_per_tok", 1)
+    if top_k > experts:
+        raise f._fail("num_experts_per_tok", f"at most num_local_experts ({experts})")
+    return replace(
+        base,
+        model_type=model_type,
+        max_position_embeddings=f.integer("max_position_embeddings", 131072),
+        norm_eps=f.number("rms_norm_eps", 1e-5),
+        rope_interleaved=True,  # transformers rotates (0, 1), (2, 3), ... as complex pairs
+        num_experts=experts,
+        experts_per_token=top_k,
+        moe_normalize=False,
+        router_scoring="sigmoid",
+        moe_scale_input=True,
+        dense_layers=frozenset(range(layers)) - layout.moe_layers,
+        dense_intermediate_size=f.integer("intermediate_size_mlp", 16384),
+        shared_intermediate_size=base.intermediate_size,
+        attention_chunk=layout.attention_chunk,
+        chunked_layers=layout.chunked_layers,
+        nope_layers=layout.nope_layers,
+        nope_temperature=layout.temperature,
+        qk_l2_norm=layout.qk_l2_norm,
+    )
+
+
 def _opt_number(f: _Fields, key: str) -> float | None:
     return None if f.raw.get(key) is None else f.number(key)
 
@@ -345,6 +392,8 @@ READERS: dict[str, Callable[[_Fields, str, str], ModelConfig]] = {
     "phi3": _phi3,
     "gemma2": _gemma,
     "gemma3_text": _gemma,
+    "llama4": _llama4,
+    "llama4_text": _llama4,
     "gpt2": _gpt2_like,
     "gptj": _gpt2_like,
 }

@@ -142,8 +142,11 @@ _rule(OpKind.MATMUL, _matmul_infer, _matmul_work)
 # ---- attention -------------------------------------------------------------------------------
 
 
-def attended_pairs(lq: int, lk: int, causal: bool, window: int | None) -> int:
+def attended_pairs(lq: int, lk: int, causal: bool, window: int | None,
+                   chunk: int | None = None) -> int:
     """Number of (query, key) pairs that attention scores, per batch row and head."""
+    if chunk is not None:  # causal by construction (the IR refuses chunked non-causal attention)
+        return _chunked_pairs(lk, window, chunk) - _chunked_pairs(lk - lq, window, chunk)
     if not causal:  # the window still hides keys more than `window` behind the query
         if window is None:
             return lq * lk
@@ -160,6 +163,30 @@ def attended_pairs(lq: int, lk: int, causal: bool, window: int | None) -> int:
     return short_sum + (lq - short) * window
 
 
+def _chunked_pairs(n: int, window: int | None, chunk: int) -> int:
+    """Keys seen by the queries at positions 0..n-1 under causal chunked attention: position p
+    sees min(p % chunk + 1, window) keys, so each whole chunk contributes the same sum."""
+
+    def first(m: int) -> int:  # sum over j = 1..m of min(j, window)
+        if window is None or m <= window:
+            return m * (m + 1) // 2
+        return window * (window + 1) // 2 + (m - window) * window
+
+    return n // chunk * first(chunk) + first(n % chunk)
+
+
+def attended_key_rows(lq: int, lk: int, window: int | None, chunk: int | None = None) -> int:
+    """Distinct key (and value) rows the last `lq` queries over `lk` keys can see: keys before
+    the first query's window or the first query's chunk are never read."""
+    first_query = lk - lq
+    start = 0
+    if window is not None:
+        start = max(start, first_query - window + 1)
+    if chunk is not None:
+        start = max(start, first_query // chunk * chunk)
+    return lk - start
+
+
 def _attention_infer(ins: tuple[Tensor, ...], a: Attention) -> tuple[OutSpec, ...]:
     _need(len(ins) == 3, "attention takes (q, k, v)")
     q, k, v = (t.shape for t in ins)
@@ -169,6 +196,8 @@ def _attention_infer(ins: tuple[Tensor, ...], a: Attention) -> tuple[OutSpec, ..
     _need(k[2] == a.num_kv_heads * a.head_dim, f"k has {k[2]} channels, kv heads differ")
     _need(q[0] == k[0] and q[1] <= k[1], f"q{q} must share batch with k{k} and Lq <= Lk")
     _need(a.kv_group >= 1 and a.kv_shared >= 0, "kv_group must be >= 1 and kv_shared >= 0")
+    _need(a.chunk is None or (a.chunk >= 1 and a.causal), "chunked attention must be causal, "
+          f"with chunk >= 1 (got chunk {a.chunk})")
     return ((q, None),)
 
 
@@ -177,11 +206,13 @@ def _attention_work(op: Op) -> OpWork:
     q, k, v = op.inputs
     b, lq, _ = q.shape
     lk = k.shape[1]
-    pairs = attended_pairs(lq, lk, a.causal, a.window) * b * a.num_heads
+    pairs = attended_pairs(lq, lk, a.causal, a.window, a.chunk) * b * a.num_heads
     flops = 4.0 * a.head_dim * pairs + 5.0 * pairs  # QK^T and PV, plus softmax
     if a.softcap is not None:
         flops += float(UNARY_FLOPS[UnaryFn.SOFTCAP]) * pairs
-    kv_rows = min(lk, lq + a.window - 1) if a.window else lk
+    if a.temperature is not None:  # one multiply per query channel
+        flops += float(q.numel)
+    kv_rows = attended_key_rows(lq, lk, a.window, a.chunk)
     kv_frac = kv_rows / lk if lk else 0.0
     if a.kv_group > 1 and lk:  # a shared prefix is read once per group of rows
         kv_frac *= 1.0 - min(a.kv_shared, lk) / lk * (1.0 - 1.0 / a.kv_group)
@@ -209,7 +240,7 @@ def _binary_infer(ins: tuple[Tensor, ...], _: Binary) -> tuple[OutSpec, ...]:
 
 
 def _norm_infer(ins: tuple[Tensor, ...], attrs: RMSNorm | LayerNorm) -> tuple[OutSpec, ...]:
-    want = 2 if isinstance(attrs, RMSNorm) else 3
+    want = (1 + attrs.weighted) if isinstance(attrs, RMSNorm) else 3
     _need(len(ins) == want, f"{type(attrs).__name__} takes {want} inputs")
     hidden = ins[0].shape[-1]
     if isinstance(attrs, RMSNorm) and attrs.group:
@@ -226,7 +257,12 @@ def _per_element(flops_per_element: int) -> Callable[[Op], OpWork]:
 
 _rule(OpKind.UNARY, lambda ins, _: _same_as_first(ins, _), _unary_work)
 _rule(OpKind.BINARY, _binary_infer, _per_element(1))
-_rule(OpKind.RMSNORM, _norm_infer, _per_element(4))
+def _rmsnorm_work(op: Op) -> OpWork:
+    weighted = op.attrs.weighted  # type: ignore[union-attr]
+    return _plain(op, float((4 if weighted else 3) * op.outputs[0].numel))
+
+
+_rule(OpKind.RMSNORM, _norm_infer, _rmsnorm_work)
 _rule(OpKind.LAYERNORM, _norm_infer, _per_element(7))
 _rule(OpKind.SOFTMAX, lambda ins, a: _same_as_first(ins, a), _per_element(5))
 
@@ -349,6 +385,8 @@ def _experts_work(op: Op) -> OpWork:
     _, f, h = op.inputs[3].shape
     tokens = x.numel // h
     routed = sum(expert_token_counts(a, tokens))
+    # the routing weight multiplies the output (or, with scale_input, the input: the same h
+    # multiplies), then the weighted output is added: 2h per routed token either way
     flops = routed * (6.0 * h * f + (UNARY_FLOPS[a.activation] + 1) * f + 2.0 * h)
     frac = experts_touched(a, tokens) / a.num_experts
     reads = tuple(t.nbytes for t in op.inputs[:3]) + tuple(t.nbytes * frac for t in op.inputs[3:])
@@ -437,8 +475,8 @@ def _attention_gemms(op: Op) -> tuple[Gemm, ...]:
     q, k, _ = op.inputs
     b, lq, _ = q.shape
     lk = k.shape[1]
-    kv_rows = min(lk, lq + a.window - 1) if a.window else lk
-    pairs = attended_pairs(lq, lk, a.causal, a.window)
+    kv_rows = attended_key_rows(lq, lk, a.window, a.chunk)
+    pairs = attended_pairs(lq, lk, a.causal, a.window, a.chunk)
     # per (batch row, head): scores [m, kv_rows] = q k^T and out [m, D] = p v, where m is the
     # attended pairs per key row (Lq unmasked; (L+1)/2 for causal prefill), so FLOPs are exact
     rows = pairs / kv_rows if kv_rows else 0.0

@@ -78,6 +78,8 @@ def random_config(family: str, size: str = "tiny") -> dict[str, Any]:
     shipped = json.loads(resource.read_text())
     raw: dict[str, Any] = {k: v for k, v in shipped.items() if k not in _DROP}
     z = SIZES[size]
+    if model_type == "llama4":
+        return _llama4_config(shipped["text_config"], z)
     raw.update(vocab_size=z["vocab_size"], pad_token_id=0, bos_token_id=1, eos_token_id=2,
                torch_dtype="float32")
     if model_type in ("gpt2", "gptj"):
@@ -116,6 +118,29 @@ def random_config(family: str, size: str = "tiny") -> dict[str, Any]:
     return raw
 
 
+def _llama4_config(text: Mapping[str, Any], z: Mapping[str, int]) -> dict[str, Any]:
+    """A text-only `llama4_text` config (the language model of a shipped multimodal one) at
+    size `z`: layer 0 a chunked RoPE layer, layer 1 a NoPE layer, chunks of `sliding_window`
+    positions and a temperature that rises from that position on, so every Llama 4 path
+    changes the logits of a short prompt; MoE layers as the template interleaves them."""
+    drop = (*_DROP, "moe_layers", "no_rope_layers", "layer_types", "_attn_implementation_autoset")
+    raw: dict[str, Any] = {k: v for k, v in text.items() if k not in drop}
+    layers, window = z["num_hidden_layers"], z["sliding_window"]
+    raw.update(architectures=["Llama4ForCausalLM"], vocab_size=z["vocab_size"], pad_token_id=0,
+               bos_token_id=1, eos_token_id=2, torch_dtype="float32",
+               hidden_size=z["hidden_size"], intermediate_size=z["moe_intermediate_size"],
+               intermediate_size_mlp=z["intermediate_size"], num_hidden_layers=layers,
+               num_attention_heads=z["num_attention_heads"], head_dim=z["head_dim"],
+               num_key_value_heads=z["num_key_value_heads"], num_local_experts=z["experts"],
+               max_position_embeddings=z["max_position_embeddings"], rope_theta=10000.0,
+               attention_chunk_size=window, floor_scale=window, attn_temperature_tuning=True,
+               no_rope_layers=[int(i % 2 == 0) for i in range(layers)])
+    scaling = text.get("rope_scaling")
+    if isinstance(scaling, dict) and scaling.get("rope_type") == "llama3":  # keep Scout's
+        raw["rope_scaling"] = {**scaling, "original_max_position_embeddings": 16}
+    return raw
+
+
 def random_canonical(cfg: ModelConfig, seed: int) -> dict[str, Array]:
     """Seeded random weights in tegel's canonical names and shapes (the graph builder's list)."""
     from tegel.workload.llm import Phase, build_llm_graph
@@ -132,6 +157,8 @@ def from_canonical(cfg: ModelConfig, w: Mapping[str, Array]) -> dict[str, Array]
     """The family's checkpoint tensors for canonical weights: the inverse of `to_canonical`."""
     if cfg.model_type in ("gpt2", "gptj"):
         return _gpt_checkpoint(cfg, w)
+    if cfg.model_type in ("llama4", "llama4_text"):
+        return _llama4_checkpoint(cfg, w)
     gemma = cfg.model_type in ("gemma2", "gemma3_text")
     # Gemma stores each norm as w for a scale of (1 + w)
     c = {k: (v - np.float32(1.0) if gemma and k.endswith("norm.weight") else v) for k, v in w.items()}
@@ -170,6 +197,33 @@ def _experts_checkpoint(cfg: ModelConfig, c: Mapping[str, Array], hf: str, tg: s
     for name, part in zip(names, ("w_gate", "w_up", "w_down"), strict=True):
         for e in range(cfg.num_experts):
             out[f"{moe}.experts.{e}.{name}.weight"] = c[f"{tg}.moe.{part}"][e]
+    return out
+
+
+def _llama4_checkpoint(cfg: ModelConfig, c: Mapping[str, Array]) -> dict[str, Array]:
+    """`Llama4ForCausalLM` names: `feed_forward` MLPs, experts fused input-major
+    (`gate_up_proj` [E, H, 2F], `down_proj` [E, F, H])."""
+    out = {"model.embed_tokens.weight": c["embed.weight"], "model.norm.weight": c["final_norm.weight"]}
+    if "lm_head.weight" in c:
+        out["lm_head.weight"] = c["lm_head.weight"]
+    for i in range(cfg.num_layers):
+        hf, tg = f"model.layers.{i}", f"layers.{i}"
+        ff = f"{hf}.feed_forward"
+        out[f"{hf}.input_layernorm.weight"] = c[f"{tg}.attn_norm.weight"]
+        out[f"{hf}.post_attention_layernorm.weight"] = c[f"{tg}.mlp_norm.weight"]
+        for p in ("q", "k", "v", "o"):
+            for kind in ("weight", "bias"):
+                if f"{tg}.attn.{p}.{kind}" in c:
+                    out[f"{hf}.self_attn.{p}_proj.{kind}"] = c[f"{tg}.attn.{p}.{kind}"]
+        mlp, dense = (f"{tg}.moe.shared", f"{ff}.shared_expert") if cfg.routed(i) else (
+            f"{tg}.mlp", ff)
+        for p in ("gate", "up", "down"):
+            out[f"{dense}.{p}_proj.weight"] = c[f"{mlp}.{p}.weight"]
+        if cfg.routed(i):
+            gate_up = np.concatenate([c[f"{tg}.moe.w_gate"], c[f"{tg}.moe.w_up"]], axis=1)
+            out[f"{ff}.experts.gate_up_proj"] = gate_up.transpose(0, 2, 1)
+            out[f"{ff}.experts.down_proj"] = c[f"{tg}.moe.w_down"].transpose(0, 2, 1)
+            out[f"{ff}.router.weight"] = c[f"{tg}.moe.router.weight"]
     return out
 
 

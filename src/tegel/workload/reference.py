@@ -24,6 +24,7 @@ from tegel.workload.ir import (
     MoERouter,
     Op,
     OpKind,
+    QueryTemperature,
     RMSNorm,
     Rope,
     Slice,
@@ -89,6 +90,13 @@ def softmax(x: Array, axis: int = -1) -> Array:
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def temperature_factor(t: QueryTemperature, positions: Array) -> Array:
+    """Llama 4's query scale at integer `positions`: 1 + strength * log(1 + floor((p + 1) /
+    floor_scale)), so 1 for the first floor_scale - 1 positions (float32, positions' shape)."""
+    steps = np.floor((np.asarray(positions, dtype=np.float64) + 1.0) / t.floor_scale)
+    return (1.0 + t.strength * np.log1p(steps)).astype(np.float32)
+
+
 @_ref(OpKind.ATTENTION)
 def _attention(op: Op, xs: list[Array]) -> list[Array]:
     a: Attention = op.attrs  # type: ignore[assignment]
@@ -99,16 +107,20 @@ def _attention(op: Op, xs: list[Array]) -> list[Array]:
     qh = q.reshape(b, lq, a.num_heads, d).transpose(0, 2, 1, 3)
     kh = np.repeat(k.reshape(b, lk, a.num_kv_heads, d).transpose(0, 2, 1, 3), group, axis=1)
     vh = np.repeat(v.reshape(b, lk, a.num_kv_heads, d).transpose(0, 2, 1, 3), group, axis=1)
+    q_pos = np.arange(lk - lq, lk)[:, None]
+    k_pos = np.arange(lk)[None, :]
+    if a.temperature is not None:
+        qh = qh * temperature_factor(a.temperature, q_pos)[None, None]
     scores = np.matmul(qh, kh.transpose(0, 1, 3, 2)) * np.float32(a.scale)
     if a.softcap is not None:
         scores = unary(UnaryFn.SOFTCAP, scores, a.softcap)
-    q_pos = np.arange(lk - lq, lk)[:, None]
-    k_pos = np.arange(lk)[None, :]
     visible = np.ones((lq, lk), dtype=bool)
     if a.causal:
         visible &= k_pos <= q_pos
     if a.window is not None:
         visible &= k_pos > q_pos - a.window
+    if a.chunk is not None:
+        visible &= k_pos // a.chunk == q_pos // a.chunk
     scores = np.where(visible, scores, -np.inf)
     out = np.matmul(softmax(scores), vh)
     return [out.transpose(0, 2, 1, 3).reshape(b, lq, a.num_heads * d)]
@@ -136,7 +148,8 @@ def _rmsnorm(op: Op, xs: list[Array]) -> list[Array]:
     if a.group:
         x = x.reshape(*shape[:-1], shape[-1] // a.group, a.group)
     var = np.mean(x * x, axis=-1, keepdims=True)
-    return [(x / np.sqrt(var + np.float32(a.eps)) * _f32(xs[1])).reshape(shape)]
+    out = x / np.sqrt(var + np.float32(a.eps))
+    return [(out * _f32(xs[1]) if a.weighted else out).reshape(shape)]
 
 
 @_ref(OpKind.LAYERNORM)
@@ -239,9 +252,12 @@ def _experts(op: Op, xs: list[Array]) -> list[Array]:
         tok, slot = np.nonzero(flat_i == e)
         if tok.size == 0:
             continue
-        xe = flat_x[tok]
+        xe, we = flat_x[tok], flat_w[tok, slot][:, None]
+        if a.scale_input:
+            xe = xe * we
         hidden = unary(a.activation, xe @ wg[e].T) * (xe @ wu[e].T)
-        np.add.at(out, tok, (hidden @ wd[e].T) * flat_w[tok, slot][:, None])
+        out_e = hidden @ wd[e].T
+        np.add.at(out, tok, out_e if a.scale_input else out_e * we)
     return [out.reshape(x.shape)]
 
 

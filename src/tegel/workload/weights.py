@@ -26,16 +26,17 @@ Array = np.ndarray
 class _State:
     """A state dict with errors that name the missing checkpoint tensor."""
 
-    def __init__(self, state: Mapping[str, Array], source: str) -> None:
-        self.state, self.source = state, source
+    def __init__(self, state: Mapping[str, Array], source: str, prefix: str = "") -> None:
+        self.state, self.source, self.prefix = state, source, prefix
 
     def __call__(self, key: str) -> Array:
+        key = self.prefix + key
         if key not in self.state:
             raise TegelError(f"{self.source}: checkpoint has no tensor {key!r}")
         return np.asarray(self.state[key], dtype=np.float32)
 
     def has(self, key: str) -> bool:
-        return key in self.state
+        return self.prefix + key in self.state
 
 
 def _llama_like(cfg: ModelConfig, s: _State) -> dict[str, Array]:
@@ -44,13 +45,7 @@ def _llama_like(cfg: ModelConfig, s: _State) -> dict[str, Array]:
         out["lm_head.weight"] = s("lm_head.weight")
     for i in range(cfg.num_layers):
         hf, tg = f"model.layers.{i}", f"layers.{i}"
-        out[f"{tg}.attn_norm.weight"] = s(f"{hf}.input_layernorm.weight")
-        out[f"{tg}.mlp_norm.weight"] = s(f"{hf}.post_attention_layernorm.weight")
-        for p in ("q", "k", "v", "o"):
-            out[f"{tg}.attn.{p}.weight"] = s(f"{hf}.self_attn.{p}_proj.weight")
-            bias = cfg.o_bias if p == "o" else cfg.qkv_bias
-            if bias:
-                out[f"{tg}.attn.{p}.bias"] = s(f"{hf}.self_attn.{p}_proj.bias")
+        out.update(_attention(cfg, s, hf, tg))
         if cfg.qk_norm:
             for p in ("q", "k"):
                 out[f"{tg}.attn.{p}_norm.weight"] = s(f"{hf}.self_attn.{p}_norm.weight")
@@ -61,6 +56,52 @@ def _llama_like(cfg: ModelConfig, s: _State) -> dict[str, Array]:
             out[f"{tg}.mlp.{p}.weight"] = s(f"{hf}.mlp.{p}_proj.weight")
             if cfg.mlp_bias:
                 out[f"{tg}.mlp.{p}.bias"] = s(f"{hf}.mlp.{p}_proj.bias")
+    return out
+
+
+def _attention(cfg: ModelConfig, s: _State, hf: str, tg: str) -> dict[str, Array]:
+    """A Llama-style layer's two norms and its q, k, v, o projections (and their biases)."""
+    out = {f"{tg}.attn_norm.weight": s(f"{hf}.input_layernorm.weight"),
+           f"{tg}.mlp_norm.weight": s(f"{hf}.post_attention_layernorm.weight")}
+    for p in ("q", "k", "v", "o"):
+        out[f"{tg}.attn.{p}.weight"] = s(f"{hf}.self_attn.{p}_proj.weight")
+        bias = cfg.o_bias if p == "o" else cfg.qkv_bias
+        if bias:
+            out[f"{tg}.attn.{p}.bias"] = s(f"{hf}.self_attn.{p}_proj.bias")
+    return out
+
+
+def _llama4(cfg: ModelConfig, s: _State) -> dict[str, Array]:
+    """Llama 4: `Llama4ForCausalLM` names, under `language_model.` in the multimodal
+    checkpoints (whose vision tower is skipped). Each layer's `feed_forward` is a dense MLP or
+    the MoE: `router`, a `shared_expert` MLP and fused experts `gate_up_proj` [E, H, 2F]
+    (gate then up along the last axis) and `down_proj` [E, F, H], both stored input-major:
+    transposed here to tegel's [E, F, H] and [E, H, F]."""
+    if s.has("language_model.model.embed_tokens.weight"):
+        s = _State(s.state, s.source, "language_model.")
+    out = {"embed.weight": s("model.embed_tokens.weight"), "final_norm.weight": s("model.norm.weight")}
+    if not cfg.tie_word_embeddings:
+        out["lm_head.weight"] = s("lm_head.weight")
+    e, f, h = cfg.num_experts, cfg.intermediate_size, cfg.hidden_size
+    for i in range(cfg.num_layers):
+        hf, tg = f"model.layers.{i}", f"layers.{i}"
+        ff = f"{hf}.feed_forward"
+        out.update(_attention(cfg, s, hf, tg))
+        if not cfg.routed(i):
+            for p in ("gate", "up", "down"):
+                out[f"{tg}.mlp.{p}.weight"] = s(f"{ff}.{p}_proj.weight")
+            continue
+        gate_up, down = s(f"{ff}.experts.gate_up_proj"), s(f"{ff}.experts.down_proj")
+        if gate_up.shape != (e, h, 2 * f) or down.shape != (e, f, h):
+            raise TegelError(f"{s.source}: {s.prefix}{ff}.experts: gate_up_proj "
+                             f"{gate_up.shape} / down_proj {down.shape}, expected "
+                             f"{(e, h, 2 * f)} / {(e, f, h)}")
+        out[f"{tg}.moe.router.weight"] = s(f"{ff}.router.weight")
+        out[f"{tg}.moe.w_gate"] = gate_up[:, :, :f].transpose(0, 2, 1).copy()
+        out[f"{tg}.moe.w_up"] = gate_up[:, :, f:].transpose(0, 2, 1).copy()
+        out[f"{tg}.moe.w_down"] = down.transpose(0, 2, 1).copy()
+        for p in ("gate", "up", "down"):
+            out[f"{tg}.moe.shared.{p}.weight"] = s(f"{ff}.shared_expert.{p}_proj.weight")
     return out
 
 
@@ -175,7 +216,7 @@ def _gptj(cfg: ModelConfig, s: _State) -> dict[str, Array]:
 
 _MAPPERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like,
             "qwen3": _llama_like, "qwen3_moe": _llama_like, "mixtral": _llama_like,
-            "phi3": _phi3, "gemma2": _gemma2,
+            "phi3": _phi3, "gemma2": _gemma2, "llama4": _llama4, "llama4_text": _llama4,
             "gemma3_text": _gemma2, "gpt2": _gpt2, "gptj": _gptj}
 
 
