@@ -84,7 +84,7 @@ def model_weight_bytes(cfg: ModelConfig, precision: Precision) -> float:
 class KVLayer:
     """What one kind of layer keeps in the KV cache: elements per cached token (all its cache
     tensors: keys and values, or MLA's one latent) and the positions its attention can still
-    read (None: all; a sliding window: that many)."""
+    read (None: all; a sliding window or an attention chunk: at most that many)."""
 
     elements_per_token: int
     window: int | None
@@ -120,7 +120,9 @@ def kv_layout(cfg: ModelConfig) -> KVLayout:
         ops = [op for op in graph.ops if op.layer == rep]
         elements = sum(t.shape[-1] for op in ops if op.kind is OpKind.KV_CACHE_WRITE
                        for t in op.outputs if t.role is Role.KV_CACHE)
-        windows = [op.attrs.window for op in ops if isinstance(op.attrs, Attention)]
+        # a sliding window keeps its last `window` positions, chunked attention the current chunk
+        windows = [op.attrs.window or op.attrs.chunk for op in ops
+                   if isinstance(op.attrs, Attention)]
         window = None if not windows or None in windows else max(w for w in windows if w)
         per_rep[rep] = KVLayer(elements, window)
     return KVLayout(tuple(per_rep[r] for r in layer_fold(cfg).pattern))
