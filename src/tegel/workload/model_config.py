@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tegel.errors import TegelError
-from tegel.workload.ir import RopeScaling, UnaryFn
+from tegel.workload.ir import RopeScaling, UnaryFn, YarnScaling, yarn_mscale
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,7 @@ class ModelConfig:
     rotary_dim: int
     rope_theta: float
     rope_interleaved: bool
-    rope_scaling: RopeScaling | None
+    rope_scaling: RopeScaling | YarnScaling | None
     tie_word_embeddings: bool
     lm_head_bias: bool
     num_experts: int  # 0: dense MLP
@@ -64,6 +64,16 @@ class ModelConfig:
     dense_intermediate_size: int = 0  # their MLP width (0: intermediate_size)
     shared_intermediate_size: int = 0  # an always-on gated MLP beside the routed experts (0: none)
     router_scoring: str = "softmax"  # "softmax" | "sigmoid": the router's score function
+    router_groups: int = 1  # group-limited routing: experts in this many groups (DeepSeek-V3)
+    router_topk_groups: int = 1  # ... of which the best this many may be chosen from
+    router_bias: bool = False  # a score-correction bias used for the choice only (DeepSeek-V3)
+    routed_scaling_factor: float = 1.0  # routing weights times this
+    # Multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank 0: ordinary attention. Then
+    # head_dim is the q/k head width (nope + rope), rotary_dim the rope part (the last
+    # channels of each head), v_head_dim the value head width.
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0  # 0: q is one projection of the hidden state
+    v_head_dim: int = 0
 
     @property
     def is_moe(self) -> bool:
@@ -73,8 +83,15 @@ class ModelConfig:
         """Whether `layer`'s MLP is routed experts (else a dense MLP)."""
         return self.is_moe and layer not in self.dense_layers
 
+    @property
+    def is_mla(self) -> bool:
+        """Multi-head latent attention: one latent cache entry per token and layer."""
+        return self.kv_lora_rank > 0
+
     def kv_cache_elements_per_token(self) -> int:
-        """Keys and values of one token across all layers."""
+        """Keys and values of one token across all layers (MLA: latent and shared rope key)."""
+        if self.is_mla:
+            return self.num_layers * (self.kv_lora_rank + self.rotary_dim)
         return 2 * self.num_layers * self.num_kv_heads * self.head_dim
 
 
@@ -118,9 +135,9 @@ class _Fields:
             raise self._fail(key, "one of " + ", ".join(sorted(_ACTIVATIONS)))
         return _ACTIVATIONS[name]
 
-    def rope(self) -> tuple[float, RopeScaling | None]:
+    def rope(self, yarn: bool = False) -> tuple[float, RopeScaling | YarnScaling | None]:
         """(theta, scaling) from `rope_theta` + `rope_scaling`, or transformers 5's
-        `rope_parameters` (which holds both)."""
+        `rope_parameters` (which holds both). YaRN only where the family allows it."""
         key = "rope_parameters" if self.raw.get("rope_parameters") is not None else "rope_scaling"
         scaling = self.raw.get(key)
         params = self.raw.get("rope_parameters")
@@ -135,9 +152,19 @@ class _Fields:
             raise self._fail(key, "null or a rope_type of 'default' or 'llama3' (LongRoPE, as in "
                              "Phi-3-128k, Phi-3.5 and Phi-4-mini, is not supported: its "
                              "frequencies switch with the sequence length)")
-        if kind != "llama3":
-            raise self._fail(key, "null or a rope_type of 'default' or 'llama3'")
         sub = _Fields(scaling, f"{self.source}: {key}")
+        if kind == "yarn" and yarn:
+            return theta, YarnScaling(
+                factor=sub.number("factor"),
+                original_max_position_embeddings=sub.integer("original_max_position_embeddings"),
+                beta_fast=sub.number("beta_fast", 32.0),
+                beta_slow=sub.number("beta_slow", 1.0),
+                mscale=sub.number("mscale", 1.0),
+                mscale_all_dim=_opt_number(sub, "mscale_all_dim") or 0.0,
+            )
+        if kind != "llama3":
+            allowed = "'default', 'llama3' or 'yarn'" if yarn else "'default' or 'llama3'"
+            raise self._fail(key, f"null or a rope_type of {allowed}")
         return theta, RopeScaling(
             factor=sub.number("factor"),
             low_freq_factor=sub.number("low_freq_factor"),
@@ -302,6 +329,89 @@ def _opt_number(f: _Fields, key: str) -> float | None:
     return None if f.raw.get(key) is None else f.number(key)
 
 
+def _deepseek_v3(f: _Fields, name: str, model_type: str) -> ModelConfig:
+    """DeepSeek-V3 and R1: multi-head latent attention (q through a low-rank `q_lora_rank`
+    bottleneck unless it is null; keys and values from one `kv_lora_rank` latent plus a
+    rotated key part shared by the heads), the first `first_k_dense_replace` layers dense, the
+    rest `n_routed_experts` sigmoid-scored, group-limited, bias-corrected experts beside
+    `n_shared_experts` always-on ones. YaRN rotary; the softmax scale is 1/sqrt(qk head dim)
+    times mscale(factor, mscale_all_dim)^2, as DeepSeek's code and transformers apply it. The
+    multi-token-prediction layer (`num_nextn_predict_layers`) is not part of the graph."""
+    heads, layers = f.integer("num_attention_heads"), f.integer("num_hidden_layers")
+    nope, rope_dim = f.integer("qk_nope_head_dim"), f.integer("qk_rope_head_dim")
+    if rope_dim % 2:
+        raise f._fail("qk_rope_head_dim", "an even number")
+    theta, scaling = f.rope(yarn=True)
+    scale = (nope + rope_dim) ** -0.5
+    if isinstance(scaling, YarnScaling) and scaling.mscale_all_dim:
+        scale *= yarn_mscale(scaling.factor, scaling.mscale_all_dim) ** 2
+    experts, groups = f.integer("n_routed_experts"), f.integer("n_group", 1)
+    top_groups = f.integer("topk_group", 1)
+    if experts % groups:
+        raise f._fail("n_group", f"a divisor of n_routed_experts {experts}")
+    if top_groups > groups:
+        raise f._fail("topk_group", f"at most n_group {groups}")
+    top_k = f.integer("num_experts_per_tok")
+    if top_k > experts // groups * top_groups:
+        raise f._fail("num_experts_per_tok", "at most the experts of topk_group groups")
+    dense = f.raw.get("first_k_dense_replace", 0)
+    if isinstance(dense, bool) or not isinstance(dense, int) or not 0 <= dense <= layers:
+        raise f._fail("first_k_dense_replace", f"an integer from 0 to {layers}")
+    shared = f.raw.get("n_shared_experts", 0)
+    if isinstance(shared, bool) or not isinstance(shared, int) or shared < 0:
+        raise f._fail("n_shared_experts", "a non-negative integer")
+    if f.raw.get("scoring_func", "sigmoid") != "sigmoid":
+        raise f._fail("scoring_func", "'sigmoid'")
+    if f.raw.get("topk_method", "noaux_tc") != "noaux_tc":
+        raise f._fail("topk_method", "'noaux_tc' (DeepSeek-V3's bias-corrected group top-k)")
+    if f.boolean("attention_bias", False):
+        raise f._fail("attention_bias", "false")
+    moe_width = f.integer("moe_intermediate_size")
+    return ModelConfig(
+        name=name,
+        model_type=model_type,
+        vocab_size=f.integer("vocab_size"),
+        hidden_size=f.integer("hidden_size"),
+        num_layers=layers,
+        num_heads=heads,
+        num_kv_heads=1,  # the latent cache is one entry per token that every head reads
+        head_dim=nope + rope_dim,
+        intermediate_size=moe_width,
+        max_position_embeddings=f.integer("max_position_embeddings", 4096),
+        norm="rms",
+        norm_eps=f.number("rms_norm_eps", 1e-6),
+        activation=f.activation("hidden_act", "silu"),
+        gated_mlp=True,
+        qkv_bias=False,
+        o_bias=False,
+        mlp_bias=False,
+        parallel_block=False,
+        learned_positions=False,
+        rotary_dim=rope_dim,
+        rope_theta=theta,
+        rope_interleaved=f.boolean("rope_interleave", True),
+        rope_scaling=scaling,
+        tie_word_embeddings=f.boolean("tie_word_embeddings", False),
+        lm_head_bias=False,
+        num_experts=experts,
+        experts_per_token=top_k,
+        sliding_window=None,
+        moe_normalize=f.boolean("norm_topk_prob", True),
+        attn_scale=scale,
+        dense_layers=frozenset(range(dense)),
+        dense_intermediate_size=f.integer("intermediate_size"),
+        shared_intermediate_size=shared * moe_width,
+        router_scoring="sigmoid",
+        router_groups=groups,
+        router_topk_groups=top_groups,
+        router_bias=True,
+        routed_scaling_factor=f.number("routed_scaling_factor", 1.0),
+        kv_lora_rank=f.integer("kv_lora_rank"),
+        q_lora_rank=f.opt_int("q_lora_rank") or 0,
+        v_head_dim=f.integer("v_head_dim"),
+    )
+
+
 def _gpt2_like(f: _Fields, name: str, model_type: str) -> ModelConfig:
     """GPT-2 (learned positions, sequential block) and GPT-J (rotary, parallel block)."""
     gptj = model_type == "gptj"
@@ -351,6 +461,7 @@ READERS: dict[str, Callable[[_Fields, str, str], ModelConfig]] = {
     "gemma3_text": _gemma,
     "gpt2": _gpt2_like,
     "gptj": _gpt2_like,
+    "deepseek_v3": _deepseek_v3,
 }
 
 
