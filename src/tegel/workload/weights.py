@@ -130,7 +130,7 @@ def _experts(cfg: ModelConfig, s: _State, hf: str, tg: str) -> dict[str, Array]:
 
 
 # DeepSeek-V3 attention: Hugging Face module -> tegel's name under layers.{i}.attn
-_MLA_NAMES = (("q_a_proj", "q_a"), ("q_a_layernorm", "q_a_norm"), ("q_b_proj", "q_b"),
+MLA_NAMES = (("q_a_proj", "q_a"), ("q_a_layernorm", "q_a_norm"), ("q_b_proj", "q_b"),
               ("q_proj", "q"), ("kv_a_proj_with_mqa", "kv_a"), ("kv_a_layernorm", "kv_a_norm"),
               ("kv_b_proj", "kv_b"), ("o_proj", "o"))
 
@@ -148,7 +148,7 @@ def _deepseek_v3(cfg: ModelConfig, s: _State) -> dict[str, Array]:
         hf, tg = f"model.layers.{i}", f"layers.{i}"
         out[f"{tg}.attn_norm.weight"] = s(f"{hf}.input_layernorm.weight")
         out[f"{tg}.mlp_norm.weight"] = s(f"{hf}.post_attention_layernorm.weight")
-        for src, dst in _MLA_NAMES:
+        for src, dst in MLA_NAMES:
             if src.startswith("q_a") or src == "q_b_proj":
                 if not cfg.q_lora_rank:
                     continue
