@@ -203,7 +203,9 @@ class _Blocks:
         logits = self.linear(x, f"layers.{i}.moe.router", h, c.num_experts, False)
         route: tuple[Tensor, ...] = (logits,)
         if c.router_bias:
-            route += (self.small(f"layers.{i}.moe.router.score_bias", c.num_experts),)
+            # kept in fp32, as DeepSeek ships it: it only ranks experts, in steps finer than bf16
+            route += (self.g.weight(f"layers.{i}.moe.router.score_bias", (c.num_experts,),
+                                    DType.FP32),)
         attrs_route = MoERouter(c.num_experts, c.experts_per_token, c.moe_normalize,
                                 c.router_scoring, c.router_groups, c.router_topk_groups,
                                 c.routed_scaling_factor, c.router_bias)
