@@ -146,6 +146,29 @@ def test_shipped_config_fields() -> None:
     assert replace(r1, name=cfg.name) == cfg
 
 
+def test_yarn_frequencies_match_transformers_at_the_published_size() -> None:
+    """The shipped config's YaRN (64 rotary channels, factor 40 from 4096 positions): inverse
+    frequencies and the rotary magnitude as transformers computes them."""
+    import transformers as T
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from tegel.workload.ir import Rope
+    from tegel.workload.reference import rope_inv_freq
+
+    cfg = load_model_config("deepseek-v3")
+    hf_cfg = T.DeepseekV3Config(rope_parameters={
+        "rope_type": "yarn", "rope_theta": 10000.0, "factor": 40.0, "beta_fast": 32.0,
+        "beta_slow": 1.0, "mscale": 1.0, "mscale_all_dim": 1.0,
+        "original_max_position_embeddings": 4096}, max_position_embeddings=163840)
+    inv_freq, attention_factor = ROPE_INIT_FUNCTIONS["yarn"](hf_cfg)
+    rope = Rope(1, 64, 64, cfg.rope_theta, True, cfg.rope_scaling)
+    np.testing.assert_allclose(rope_inv_freq(rope), inv_freq.numpy(), rtol=1e-6)
+    assert cfg.rope_scaling is not None
+    assert cfg.rope_scaling.attention_factor == pytest.approx(attention_factor)  # type: ignore[union-attr]
+    assert len(set(np.round(rope_inv_freq(rope) / (1.0 / 10000 ** (np.arange(0, 64, 2) / 64)),
+                            6))) > 2  # a real ramp: some channels kept, some divided, some blended
+
+
 def _raw() -> dict:
     path = Path(load_model_config.__code__.co_filename).parent / "configs" / "deepseek-v3.json"
     return json.loads(path.read_text())
