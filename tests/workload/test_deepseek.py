@@ -247,6 +247,15 @@ def test_decode_is_priced_absorbed_with_latent_bytes() -> None:
     assert gemm_dims(op)[1].m == H and gemm_dims(op)[1].count == b
 
 
+def test_beams_read_their_shared_prompt_once() -> None:
+    attrs = LatentAttention(H, DN, DR, DV, DC, 0.3, kv_group=4, kv_shared=75)
+    op = make_op(OpKind.LATENT_ATTENTION, attrs, ((8, 1, H * (DN + DR)), BF16),
+                 ((8, 100, DC + DR), BF16), ((H * (DN + DV), DC), BF16))
+    per_row = 2 * (DC + DR)
+    # two requests of four beams: 75 shared positions once per request, 25 own per beam
+    assert work(op).read_bytes[1] == pytest.approx(per_row * (2 * 75 + 8 * 25))
+
+
 def test_prefill_is_priced_expanded() -> None:
     b, length = 2, 64
     op = _mla(b, length, length)

@@ -322,6 +322,8 @@ class LatentAttention:
     latent_dim: int
     scale: float
     causal: bool = True
+    kv_group: int = 1  # memory sharing, as Attention's: beams read a shared prompt prefix once
+    kv_shared: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,7 +177,9 @@ class _Blocks:
         (cache,) = g.op(OpKind.KV_CACHE_WRITE, KVCacheWrite(pieces=2), ins, f"present.{i}.kv",
                         dtype=self.p.kv_cache, role=Role.KV_CACHE)
         kv_b = self.w(f"{pre}.kv_b.weight", heads * (dn + c.v_head_dim), dc)
-        attrs = LatentAttention(heads, dn, dr, c.v_head_dim, dc, c.attn_scale or c.head_dim ** -0.5)
+        attrs = LatentAttention(heads, dn, dr, c.v_head_dim, dc, c.attn_scale or c.head_dim ** -0.5,
+                                kv_group=ph.beams,
+                                kv_shared=ph.shared_prefix if ph.beams > 1 else 0)
         a = g.op1(OpKind.LATENT_ATTENTION, attrs, (q, cache, kv_b), f"{pre}.mla")
         return self.linear(a, f"{pre}.o", heads * c.v_head_dim, c.hidden_size, False)
 

@@ -31,7 +31,7 @@ import enum
 import numpy as np
 
 from tegel.workload.ir import LatentAttention, Op, Tensor
-from tegel.workload.ops import Gemm, OpWork, ShapeError, attended_pairs
+from tegel.workload.ops import Gemm, OpWork, ShapeError, attended_pairs, shared_prefix_fraction
 
 
 class MlaForm(enum.Enum):
@@ -57,6 +57,7 @@ def latent_attention_infer(ins: tuple[Tensor, ...], a: LatentAttention
     _need(kv_b == (h * (a.nope_dim + a.v_dim), a.latent_dim),
           f"kv_b {kv_b}: expected [{h}*({a.nope_dim}+{a.v_dim}), {a.latent_dim}]")
     _need(q[0] == cache[0] and q[1] <= cache[1], f"q{q} must share batch with cache{cache}, Lq <= Lk")
+    _need(a.kv_group >= 1 and a.kv_shared >= 0, "kv_group must be >= 1 and kv_shared >= 0")
     return (((q[0], q[1], h * a.v_dim), None),)
 
 
@@ -85,9 +86,13 @@ def latent_attention_form(op: Op) -> MlaForm:
 
 
 def latent_attention_work(op: Op) -> OpWork:
-    """FLOPs of the cheaper form; q, the latent cache, kv_b read once, the output written."""
+    """FLOPs of the cheaper form; q, the latent cache, kv_b read once (a prefix the beams of a
+    request share, once per request), the output written."""
+    a, _, _, lk, _ = _sizes(op)
+    q, cache, kv_b = op.inputs
     flops = form_flops(op)[latent_attention_form(op)]
-    return OpWork(flops, tuple(t.nbytes for t in op.inputs), (op.outputs[0].nbytes,))
+    shared = shared_prefix_fraction(a.kv_group, a.kv_shared, lk)
+    return OpWork(flops, (q.nbytes, cache.nbytes * shared, kv_b.nbytes), (op.outputs[0].nbytes,))
 
 
 def latent_attention_gemms(op: Op) -> tuple[Gemm, ...]:

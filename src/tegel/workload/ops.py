@@ -160,6 +160,15 @@ def attended_pairs(lq: int, lk: int, causal: bool, window: int | None) -> int:
     return short_sum + (lq - short) * window
 
 
+def shared_prefix_fraction(kv_group: int, kv_shared: int, lk: int) -> float:
+    """Share of a KV cache of `lk` positions read when groups of `kv_group` batch rows (the
+    beams of one request) hold their first `kv_shared` positions once: those are read once
+    per group."""
+    if kv_group <= 1 or not lk:
+        return 1.0
+    return 1.0 - min(kv_shared, lk) / lk * (1.0 - 1.0 / kv_group)
+
+
 def _attention_infer(ins: tuple[Tensor, ...], a: Attention) -> tuple[OutSpec, ...]:
     _need(len(ins) == 3, "attention takes (q, k, v)")
     q, k, v = (t.shape for t in ins)
@@ -183,8 +192,7 @@ def _attention_work(op: Op) -> OpWork:
         flops += float(UNARY_FLOPS[UnaryFn.SOFTCAP]) * pairs
     kv_rows = min(lk, lq + a.window - 1) if a.window else lk
     kv_frac = kv_rows / lk if lk else 0.0
-    if a.kv_group > 1 and lk:  # a shared prefix is read once per group of rows
-        kv_frac *= 1.0 - min(a.kv_shared, lk) / lk * (1.0 - 1.0 / a.kv_group)
+    kv_frac *= shared_prefix_fraction(a.kv_group, a.kv_shared, lk)
     return OpWork(flops, (q.nbytes, k.nbytes * kv_frac, v.nbytes * kv_frac), (op.outputs[0].nbytes,))
 
 
