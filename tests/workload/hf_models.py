@@ -17,6 +17,10 @@ COMMON = dict(vocab_size=97, max_position_embeddings=64)
 LLAMA = dict(hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=6,
              num_key_value_heads=2, rms_norm_eps=1e-5, **COMMON)
 
+DEEPSEEK = dict(hidden_size=48, intermediate_size=80, moe_intermediate_size=24, num_attention_heads=4,
+                num_key_value_heads=4, n_routed_experts=8, kv_lora_rank=16, qk_rope_head_dim=8,
+                qk_nope_head_dim=10, v_head_dim=12, rms_norm_eps=1e-5, **COMMON)
+
 TINY: dict[str, T.PretrainedConfig] = {
     "llama": T.LlamaConfig(**LLAMA, rope_theta=500000.0, tie_word_embeddings=False,
                            rope_scaling={"rope_type": "llama3", "factor": 8.0,
@@ -61,6 +65,25 @@ TINY: dict[str, T.PretrainedConfig] = {
                                      "factor": 8.0, "low_freq_factor": 1.0,
                                      "high_freq_factor": 4.0,
                                      "original_max_position_embeddings": 16}),
+    # DeepSeek-V3: q through the low-rank bottleneck, one dense layer then MoE layers with
+    # group-limited routing, YaRN with mscale != mscale_all_dim (rotary magnitude != 1)
+    "deepseek-v3": T.DeepseekV3Config(**DEEPSEEK, num_hidden_layers=3, first_k_dense_replace=1,
+                                      q_lora_rank=24, n_shared_experts=1, num_experts_per_tok=3,
+                                      n_group=4, topk_group=2, routed_scaling_factor=2.5,
+                                      rope_parameters={"rope_type": "yarn", "rope_theta": 1e4,
+                                                       "factor": 4.0, "mscale": 1.0,
+                                                       "mscale_all_dim": 0.7, "beta_fast": 32.0,
+                                                       "beta_slow": 1.0,
+                                                       "original_max_position_embeddings": 16}),
+    # ... and with a plain q projection, every layer routed, one group, two shared experts,
+    # unnormalised weights, NeoX-style rotary and no scaling
+    "deepseek-v3-plain-q": T.DeepseekV3Config(**DEEPSEEK, num_hidden_layers=2,
+                                              first_k_dense_replace=0, q_lora_rank=None,
+                                              n_shared_experts=2, num_experts_per_tok=2,
+                                              n_group=1, topk_group=1, norm_topk_prob=False,
+                                              routed_scaling_factor=1.5, rope_interleave=False,
+                                              rope_parameters={"rope_type": "default",
+                                                               "rope_theta": 1e4}),
     "gpt2": T.GPT2Config(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4),
     "gptj": T.GPTJConfig(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4,
                          rotary_dim=8, tie_word_embeddings=False),
@@ -81,6 +104,9 @@ def tiny_model(family: str, seed: int = 0) -> tuple[torch.nn.Module, ModelConfig
                 p.copy_(norm_centre + INIT_SCALE * torch.randn_like(p))
             else:
                 p.copy_(INIT_SCALE * torch.randn_like(p))
+        for name, b in model.named_buffers():  # DeepSeek's router bias is a buffer, not a parameter
+            if name.endswith("e_score_correction_bias"):
+                b.copy_(INIT_SCALE * torch.randn_like(b))
     cfg = parse_config(hf_config.to_dict(), f"tiny-{family}", f"tiny-{family} config")
     return model, cfg
 

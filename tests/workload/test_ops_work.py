@@ -22,6 +22,7 @@ from tegel.workload.ir import (
     Conv2d,
     Embedding,
     KVCacheWrite,
+    LatentAttention,
     LayerNorm,
     MatMul,
     MoEExperts,
@@ -317,8 +318,23 @@ def random_op(draw: st.DrawFn) -> Op:
         rotary = draw(st.integers(1, d // 2)) * 2
         return make_op(kind, Rope(heads, d, rotary, 1e4), ((b, n, heads * d), dt), ((b, n), I32))
     if kind is OpKind.MOE_ROUTER:
-        e = draw(st.integers(1, 8))
-        return make_op(kind, MoERouter(e, draw(st.integers(1, e))), ((b, n, e), dt))
+        groups = draw(st.integers(1, 2))
+        e = draw(st.integers(1, 4)) * groups
+        top_groups = draw(st.integers(1, groups))
+        biased = draw(st.booleans())
+        attrs = MoERouter(e, draw(st.integers(1, e // groups * top_groups)), groups=groups,
+                          topk_groups=top_groups, correction_bias=biased,
+                          scaling_factor=draw(st.sampled_from([1.0, 2.5])))
+        return make_op(kind, attrs, ((b, n, e), dt), *([((e,), F32)] if biased else []))
+    if kind is OpKind.LATENT_ATTENTION:
+        heads, dn, dr, dv, dc = (draw(st.integers(1, 3)), draw(st.integers(1, 4)),
+                                 draw(st.integers(1, 2)) * 2, draw(st.integers(1, 4)),
+                                 draw(st.integers(1, 6)))
+        lk = draw(st.integers(1, 12))
+        lq = draw(st.integers(1, lk))
+        la = LatentAttention(heads, dn, dr, dv, dc, 0.5, draw(st.booleans()))
+        return make_op(kind, la, ((b, lq, heads * (dn + dr)), dt), ((b, lk, dc + dr), dt),
+                       ((heads * (dn + dv), dc), dt))
     if kind is OpKind.MOE_EXPERTS:
         e = draw(st.integers(1, 6))
         k, f = draw(st.integers(1, e)), draw(st.integers(1, 8))
@@ -331,8 +347,11 @@ def random_op(draw: st.DrawFn) -> Op:
                        ((b, n, k), I32), ((e, f, h), dt), ((e, f, h), dt), ((e, h, f), dt))
     if kind is OpKind.KV_CACHE_WRITE:
         past = draw(st.integers(0, 8))
-        new = ((b, n, h), dt)
-        return make_op(kind, KVCacheWrite(), *([((b, past, h), draw(DTYPES)), new] if past else [new]))
+        pieces = draw(st.integers(1, 2))
+        new = [((b, n, h), dt)] + ([((b, n, 2), dt)] if pieces == 2 else [])
+        width = h + (2 if pieces == 2 else 0)
+        return make_op(kind, KVCacheWrite(pieces),
+                       *([((b, past, width), draw(DTYPES)), *new] if past else new))
     if kind is OpKind.CONV2D:
         groups = draw(st.integers(1, 2))
         c, o = draw(st.integers(1, 3)) * groups, draw(st.integers(1, 3)) * groups

@@ -84,6 +84,15 @@ ROLE_OF_NAME = {
     "layers.{i}.moe.shared.act": R.ACTIVATION,
     "layers.{i}.moe.shared.gated": R.GATING,
     "layers.{i}.moe.sum": R.OTHER,  # routed + shared: neither is computed from the other
+    "layers.{i}.attn.q_a": R.LATENT_PROJ,  # multi-head latent attention (DeepSeek)
+    "layers.{i}.attn.q_a_norm": R.NORM,
+    "layers.{i}.attn.q_b": R.Q_PROJ,
+    "layers.{i}.attn.kv_a": R.LATENT_PROJ,
+    "layers.{i}.attn.kv_latent": R.SLICE,
+    "layers.{i}.attn.k_pe": R.SLICE,
+    "layers.{i}.attn.kv_a_norm": R.NORM,
+    "present.{i}.kv": R.KV_WRITE,
+    "layers.{i}.attn.mla": R.ATTENTION,
     "last_token": R.SLICE,
     "logits": R.LM_HEAD,
     "lm_head": R.LM_HEAD,  # the head's matmul when soft-capping follows it (Gemma 2)
@@ -135,12 +144,12 @@ def test_every_op_of_every_shipped_model_has_its_role(model: str, phase: str) ->
         assert (op.role, op.layer) == (role, layer), op.name
     cfg = load_model_config(model)
     roles = {op.role for op in graph.ops}
-    dense_mlp = not cfg.is_moe or any(not cfg.routed(i) for i in range(2))  # small_graph's 2
-    assert (R.GATE_PROJ in roles) == (cfg.gated_mlp and (dense_mlp
-                                                         or cfg.shared_intermediate_size > 0))
-    assert (R.ROUTER in roles) == (R.EXPERTS in roles) == cfg.is_moe
+    routed = [cfg.routed(i) for i in range(2)]  # small_graph's two layers
+    dense_mlp = not all(routed) or (any(routed) and cfg.shared_intermediate_size > 0)
+    assert (R.GATE_PROJ in roles) == (cfg.gated_mlp and dense_mlp)
+    assert (R.ROUTER in roles) == (R.EXPERTS in roles) == any(routed)
     assert (R.POSITION_EMBEDDING in roles) == cfg.learned_positions
-    assert (R.SLICE in roles) == (phase == "prefill")
+    assert (R.SLICE in roles) == (phase == "prefill" or cfg.is_mla)  # MLA splits kv_a
 
 
 def test_logits_for_every_position_still_find_the_head() -> None:

@@ -28,7 +28,8 @@ def _hf_cache(past, layer: int) -> tuple[np.ndarray, np.ndarray]:
     return tuple(t.permute(0, 2, 1, 3).reshape(b, k, h * d).numpy() for t in (keys, values))
 
 
-@pytest.mark.parametrize("family", sorted(TINY))
+# DeepSeek's latent cache is one tensor per layer, checked in test_deepseek.py
+@pytest.mark.parametrize("family", sorted(f for f in TINY if TINY[f].model_type != "deepseek_v3"))
 def test_prefill_and_decode_match_transformers(family: str) -> None:
     model, cfg = tiny_model(family)
     weights = to_canonical(cfg, state_numpy(model))

@@ -42,6 +42,7 @@ from tegel.mapping.sharding import OpShard, shard_graph
 from tegel.workload.folding import LayerFold, folded_graph
 from tegel.workload.ir import Graph, Op, OpKind, Role, Tensor
 from tegel.workload.llm import Phase, Precision
+from tegel.workload.mla import partial_width
 from tegel.workload.model_config import ModelConfig
 from tegel.workload.ops import gemm_dims, work
 
@@ -353,11 +354,11 @@ def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, target: _T
         byte_hops = (x.nbytes + out.nbytes) * a.top_k * spread  # type: ignore[union-attr]
         hops = r.rows + r.cols - 2
         peak = _systolic(target, up.m, max(1, math.ceil(up.n / div)), up.k)
-    elif op.kind is OpKind.ATTENTION:
+    elif op.kind in (OpKind.ATTENTION, OpKind.LATENT_ATTENTION):
         q, keys = op.inputs[0], op.inputs[1]
         b, lq, lk = q.shape[0], q.shape[1], keys.shape[1]
         heads = math.ceil(op.attrs.num_heads / div)  # type: ignore[union-attr]
-        dim = op.attrs.head_dim  # type: ignore[union-attr]
+        dim = partial_width(op)  # each key split's partial output per head, then max and sum
         rows = b * heads * math.ceil(lq / _QUERY_BLOCK)
         tiles = min(total, rows * math.ceil(lk / _KEY_BLOCK))
         key_splits = max(1, tiles // rows)

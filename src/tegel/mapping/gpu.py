@@ -35,11 +35,14 @@ from tegel.mapping.plan import (
     step_kind,
 )
 from tegel.mapping.sharding import OpShard, collective_traffic, shard_graph
-from tegel.workload.ir import GEMM_KINDS, Graph, Op, OpKind, OpRole, Role
+from tegel.workload.ir import GEMM_KINDS, Attention, Graph, Op, OpKind, OpRole, Role
 from tegel.workload.ops import experts_touched, gemm_dims, work
 from tegel.workload.roles import Section, block_output, op_positions
 
-_EPILOGUE = frozenset({OpKind.UNARY, OpKind.BINARY, OpKind.ROPE, OpKind.KV_CACHE_WRITE})
+# SLICE: a view of its producer's output (MLA's split of kv_a into latent and rope key)
+_EPILOGUE = frozenset({OpKind.UNARY, OpKind.BINARY, OpKind.ROPE, OpKind.KV_CACHE_WRITE,
+                       OpKind.SLICE})
+_ATTENTION_KINDS = frozenset({OpKind.ATTENTION, OpKind.LATENT_ATTENTION})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,7 @@ def fuse_kernels(graph: Graph) -> tuple[Kernel, ...]:
                 gemm_by_input[key] = len(kernels)
         elif op.kind in _EPILOGUE:
             producers = [home[t.name] for t in op.inputs if t.name in home]
-            fusable = [k for k in producers if kernels[k][0].kind in GEMM_KINDS | {OpKind.ATTENTION}]
+            fusable = [k for k in producers if kernels[k][0].kind in GEMM_KINDS | _ATTENTION_KINDS]
             target = max(fusable) if fusable else None
         if target is None:
             kernels.append([op])
@@ -194,9 +197,13 @@ def _attention_class(op: Op, p: GpuParams) -> str:
 
 def _kv_rereads(op: Op, p: GpuParams) -> float:
     """Extra reads of the KV cache, in multiples of it, of a decode attention kernel that is
-    not GQA-aware: each of the group's query heads reads its KV head again."""
+    not GQA-aware: each of the group's query heads reads its KV head again. None for latent
+    attention: its kernels (FlashMLA, vLLM's MLA backends) read the latent cache once for all
+    heads."""
     a = op.attrs
-    group = a.num_heads // a.num_kv_heads  # type: ignore[union-attr]
+    if not isinstance(a, Attention):
+        return 0.0
+    group = a.num_heads // a.num_kv_heads
     decode = op.inputs[0].shape[1] == 1
     return (group - 1) * (1.0 - p.gqa_kv_sharing) if decode and group > 1 else 0.0
 

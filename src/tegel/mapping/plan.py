@@ -36,6 +36,7 @@ class StepKind(enum.Enum):
 
 _STEP_KIND = {OpKind.MATMUL: StepKind.GEMM, OpKind.CONV2D: StepKind.GEMM,
               OpKind.MOE_EXPERTS: StepKind.MOE, OpKind.ATTENTION: StepKind.ATTENTION,
+              OpKind.LATENT_ATTENTION: StepKind.ATTENTION,
               OpKind.RMSNORM: StepKind.NORM, OpKind.LAYERNORM: StepKind.NORM,
               OpKind.EMBEDDING: StepKind.EMBEDDING}
 

@@ -5,7 +5,9 @@ chips; embedding tables split their rows (the vocabulary), each chip looking up 
 holds, and an all-reduce sums the rows (Megatron's vocabulary-parallel embedding); the row-
 parallel matmul that consumes a split tensor (o, down, the experts) splits its contraction and
 leaves partial sums that an all-reduce combines. Attention splits by heads; keys and values by
-kv heads (replicated where tp exceeds them). Norms and residual adds run replicated on every
+kv heads (replicated where tp exceeds them). Latent attention (DeepSeek) splits by heads too
+(q_b and kv_b column-parallel, o row-parallel); its down-projections q_a and kv_a and its one
+latent cache are replicated. Norms and residual adds run replicated on every
 chip. The result says, per op, by how much each chip's share of FLOPs and of each input and
 output is divided, and which collective follows it."""
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tegel.workload.ir import Attention, Graph, OpKind, OpRole, Role
+from tegel.workload.ir import Attention, Graph, LatentAttention, OpKind, OpRole, Role
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,8 +30,11 @@ class OpShard:
 
 
 def kv_heads(graph: Graph) -> int:
-    """Key/value heads of the graph's attention (the fewest, if several; 1 without attention)."""
-    heads = [op.attrs.num_kv_heads for op in graph.ops if isinstance(op.attrs, Attention)]
+    """Key/value heads of the graph's attention (the fewest, if several; 1 without attention).
+    Latent attention's cache is one head that every query head reads: replicated, as vLLM
+    keeps it on each tensor-parallel rank."""
+    heads = [op.attrs.num_kv_heads if isinstance(op.attrs, Attention) else 1
+             for op in graph.ops if isinstance(op.attrs, (Attention, LatentAttention))]
     return min(heads, default=1)
 
 
@@ -48,7 +53,7 @@ def shard_graph(graph: Graph, tp: int, ep: int = 1) -> dict[str, OpShard]:
             out[op.name] = shard
             continue
         if kind is OpKind.MATMUL and op.inputs[1].role is Role.WEIGHT:
-            if op.role is OpRole.ROUTER:
+            if op.role in (OpRole.ROUTER, OpRole.LATENT_PROJ):  # MLA's q_a, kv_a: replicated
                 reads, writes, flops_div = [1.0] * len(ins), [1.0], 1.0
             elif ins[0] > 1:  # row-parallel: partial sums, then all-reduce
                 reads = [ins[0], float(tp)] + [1.0] * (len(ins) - 2)
@@ -62,6 +67,8 @@ def shard_graph(graph: Graph, tp: int, ep: int = 1) -> dict[str, OpShard]:
                     collective, coll_bytes = "all_gather", op.outputs[0].nbytes
         elif kind is OpKind.ATTENTION:
             reads, writes, flops_div = [float(tp), kv_div, kv_div], [float(tp)], float(tp)
+        elif kind is OpKind.LATENT_ATTENTION:  # heads split: q and kv_b's rows; cache whole
+            reads, writes, flops_div = [float(tp), 1.0, float(tp)], [float(tp)], float(tp)
         elif kind is OpKind.KV_CACHE_WRITE:
             reads, writes, flops_div = [kv_div] * len(ins), [kv_div], kv_div
         elif kind is OpKind.MOE_EXPERTS:

@@ -24,7 +24,7 @@ from tegel.hardware import System, load_system
 from tegel.serving.run import RunResult, run
 from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.workload.dtypes import DType
-from tegel.workload.llm import Phase, Precision, build_llm_graph
+from tegel.workload.llm import Phase, Precision, build_llm_graph, carried_caches
 from tegel.workload.model_config import ModelConfig
 
 Array = np.ndarray
@@ -87,10 +87,8 @@ class _Session:
              ) -> dict[str, Array]:
         graph = build_llm_graph(self.cfg, phase, self.precision, logits)
         feeds = {"input_ids": ids, "position_ids": positions, **self.weights}
-        for layer in range(self.cfg.num_layers):
-            for kind in ("k", "v"):
-                if f"past.{layer}.{kind}" in {t.name for t in graph.inputs}:
-                    feeds[f"past.{layer}.{kind}"] = caches[f"present.{layer}.{kind}"]
+        for past, present in carried_caches(graph):
+            feeds[past.name] = caches[present.name]
         out, stats = execute(graph, feeds, splits, self.precision, self.accumulate,
                              stages=stages)
         self.blocks += stats.gemm_blocks

@@ -57,6 +57,7 @@ class OpKind(enum.Enum):
     KV_CACHE_WRITE = "kv_cache_write"
     CONV2D = "conv2d"
     SLICE = "slice"
+    LATENT_ATTENTION = "latent_attention"
 
 
 class OpRole(enum.Enum):
@@ -74,6 +75,7 @@ class OpRole(enum.Enum):
     K_PROJ = "k_proj"
     V_PROJ = "v_proj"
     O_PROJ = "o_proj"
+    LATENT_PROJ = "latent_proj"  # MLA's down-projections (q_a, kv_a) into latents all heads share
     ROPE = "rope"
     KV_WRITE = "kv_write"
     ATTENTION = "attention"
@@ -219,11 +221,40 @@ class RopeScaling:
 
 
 @dataclass(frozen=True, slots=True)
+class YarnScaling:
+    """YaRN scaling of rotary frequencies (DeepSeek-V3): frequencies between the correction
+    range of `beta_fast` and `beta_slow` rotations over the original context are blended from
+    extrapolated (unscaled) to interpolated (divided by `factor`) ones; cos and sin are
+    multiplied by `attention_factor` = mscale(factor, mscale) / mscale(factor, mscale_all_dim)."""
+
+    factor: float
+    original_max_position_embeddings: int
+    beta_fast: float = 32.0
+    beta_slow: float = 1.0
+    mscale: float = 1.0
+    mscale_all_dim: float = 0.0  # 0: not given
+
+    @property
+    def attention_factor(self) -> float:
+        if self.mscale and self.mscale_all_dim:
+            return yarn_mscale(self.factor, self.mscale) / yarn_mscale(self.factor,
+                                                                       self.mscale_all_dim)
+        return yarn_mscale(self.factor)
+
+
+def yarn_mscale(factor: float, mscale: float = 1.0) -> float:
+    """YaRN's attention temperature correction 0.1 * mscale * ln(factor) + 1 (1 for factor <= 1)."""
+    return 1.0 if factor <= 1.0 else 0.1 * mscale * math.log(factor) + 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class Rope:
     """Rotary position embedding of x [B, L, H*D] at integer positions [B, L].
 
-    The first `rotary_dim` of each head's D channels rotate. `interleaved` pairs channels
-    (0,1), (2,3), ... (GPT-J); otherwise channel i pairs with i + rotary_dim/2 (Llama/NeoX).
+    Channels `rotary_offset` to `rotary_offset + rotary_dim` of each head's D channels rotate
+    (the first ones by default; DeepSeek's rope part is the last). `interleaved` pairs channels
+    (0,1), (2,3), ... (GPT-J, DeepSeek); otherwise channel i pairs with i + rotary_dim/2
+    (Llama/NeoX).
     """
 
     num_heads: int
@@ -231,7 +262,8 @@ class Rope:
     rotary_dim: int
     theta: float
     interleaved: bool = False
-    scaling: RopeScaling | None = None
+    scaling: RopeScaling | YarnScaling | None = None
+    rotary_offset: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,13 +272,22 @@ class MoERouter:
 
     Scores are softmax(logits) (`scoring` "softmax": Mixtral, Qwen3 MoE) or sigmoid(logits)
     ("sigmoid": DeepSeek-V3, Llama 4); the k highest-scoring experts are chosen and their
-    scores are the weights, renormalised over the k when `normalize`.
+    scores are the weights, renormalised over the k when `normalize`, times `scaling_factor`.
+
+    DeepSeek-V3 (`correction_bias`: a second input, a weight [E]) chooses by score + bias but
+    weighs by the score alone; with `groups` > 1 the experts form `groups` equal groups, each
+    group ranked by the sum of its two best (biased) scores, and only the experts of the
+    `topk_groups` best groups may be chosen.
     """
 
     num_experts: int
     top_k: int
     normalize: bool = True
     scoring: str = "softmax"
+    groups: int = 1
+    topk_groups: int = 1
+    scaling_factor: float = 1.0
+    correction_bias: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +315,34 @@ class KVCacheWrite:
     """Append new keys or values [B, L, Hkv*D] to a cache [B, K, Hkv*D] -> [B, K+L, Hkv*D].
 
     With no past input (K = 0) the cache is just the new entries. The append is in place in
-    memory: only the new entries are written.
+    memory: only the new entries are written. With `pieces` > 1 the new entries arrive as that
+    many inputs laid side by side along the channels (MLA's normed latent and rotated shared
+    key: vLLM's `concat_and_cache_mla`); inputs are (past, *pieces) or (*pieces).
     """
+
+    pieces: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LatentAttention:
+    """Multi-head latent attention (DeepSeek-V2/V3) of q over one latent cache per layer.
+
+    Inputs: q [B, Lq, H*(dn+dr)] (per head dn channels without position, then dr rotated
+    ones), the cache [B, Lk, dc+dr] (normed latent c_kv, then the rotated key part k_pe shared
+    by all heads) and kv_b [H*(dn+dv), dc] (per head dn rows of W_UK, then dv rows of W_UV).
+    Output [B, Lq, H*dv]. Meaning: k_h = [c_kv W_UK_h^T, k_pe], v_h = c_kv W_UV_h^T, then
+    scaled dot-product attention per head, causal as `Attention`.
+    """
+
+    num_heads: int
+    nope_dim: int
+    rope_dim: int
+    v_dim: int
+    latent_dim: int
+    scale: float
+    causal: bool = True
+    kv_group: int = 1  # memory sharing, as Attention's: beams read a shared prompt prefix once
+    kv_shared: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +379,7 @@ Attrs = (
     | KVCacheWrite
     | Conv2d
     | Slice
+    | LatentAttention
 )
 
 ATTRS_OF_KIND: dict[OpKind, type] = {
@@ -329,6 +397,7 @@ ATTRS_OF_KIND: dict[OpKind, type] = {
     OpKind.KV_CACHE_WRITE: KVCacheWrite,
     OpKind.CONV2D: Conv2d,
     OpKind.SLICE: Slice,
+    OpKind.LATENT_ATTENTION: LatentAttention,
 }
 
 

@@ -20,6 +20,7 @@ from tegel.workload.ir import (
     Embedding,
     Graph,
     KVCacheWrite,
+    LatentAttention,
     LayerNorm,
     MatMul,
     MoEExperts,
@@ -34,6 +35,7 @@ from tegel.workload.ir import (
     UnaryFn,
 )
 from tegel.workload.model_config import ModelConfig
+from tegel.workload.ops import has_past
 from tegel.workload.roles import assign_roles
 
 
@@ -98,8 +100,9 @@ class _Blocks:
             ins += (self.small(f"{prefix}.bias", n_out),)
         return self.g.op1(OpKind.MATMUL, MatMul(transpose_b=True), ins, prefix)
 
-    def norm(self, x: Tensor, prefix: str) -> Tensor:
-        h, c = self.cfg.hidden_size, self.cfg
+    def norm(self, x: Tensor, prefix: str, width: int = 0) -> Tensor:
+        """The model's norm over the last axis of `width` channels (default: hidden_size)."""
+        h, c = width or self.cfg.hidden_size, self.cfg
         if c.norm == "rms":
             return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps),
                               (x, self.small(f"{prefix}.weight", h)), prefix)
@@ -110,6 +113,8 @@ class _Blocks:
         return self.g.op1(OpKind.BINARY, Binary(BinaryFn.ADD), (a, b), name)
 
     def attention(self, x: Tensor, i: int, positions: Tensor) -> Tensor:
+        if self.cfg.is_mla:
+            return self.latent_attention(x, i, positions)
         c, ph, g = self.cfg, self.phase, self.g
         pre = f"layers.{i}.attn"
         q_ch, kv_ch = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
@@ -149,14 +154,51 @@ class _Blocks:
         a = g.op1(OpKind.ATTENTION, attrs, (q, caches[0], caches[1]), f"{pre}.sdpa")
         return self.linear(a, f"{pre}.o", q_ch, c.hidden_size, c.o_bias)
 
+    def latent_attention(self, x: Tensor, i: int, positions: Tensor) -> Tensor:
+        """DeepSeek's multi-head latent attention: q (through the q_a -> norm -> q_b bottleneck
+        when the model has one), kv_a splits into the latent (normed) and the shared rope key,
+        both rotated parts are rotated, the two are appended side by side to the layer's one
+        latent cache, and the LATENT_ATTENTION op expands them through kv_b."""
+        c, ph, g = self.cfg, self.phase, self.g
+        pre = f"layers.{i}.attn"
+        heads, dr, dc = c.num_heads, c.rotary_dim, c.kv_lora_rank
+        dn = c.head_dim - dr
+        q_ch = heads * c.head_dim
+        if c.q_lora_rank:
+            q = self.linear(x, f"{pre}.q_a", c.hidden_size, c.q_lora_rank, False)
+            q = self.norm(q, f"{pre}.q_a_norm", c.q_lora_rank)
+            q = self.linear(q, f"{pre}.q_b", c.q_lora_rank, q_ch, False)
+        else:
+            q = self.linear(x, f"{pre}.q", c.hidden_size, q_ch, False)
+        kv = self.linear(x, f"{pre}.kv_a", c.hidden_size, dc + dr, False)
+        latent = g.op1(OpKind.SLICE, Slice(2, 0, dc), (kv,), f"{pre}.kv_latent")
+        k_pe = g.op1(OpKind.SLICE, Slice(2, dc, dc + dr), (kv,), f"{pre}.k_pe")
+        latent = self.norm(latent, f"{pre}.kv_a_norm", dc)
+        q = self._rope(q, heads, positions, c.rope_theta, f"{pre}.q_rope", c.head_dim, dn)
+        k_pe = self._rope(k_pe, 1, positions, c.rope_theta, f"{pre}.k_rope", dr)
+        ins: tuple[Tensor, ...] = (latent, k_pe)
+        if ph.past_tokens:
+            ins = (g.input(f"past.{i}.kv", (ph.batch, ph.past_tokens, dc + dr), self.p.kv_cache,
+                           Role.KV_CACHE), *ins)
+        (cache,) = g.op(OpKind.KV_CACHE_WRITE, KVCacheWrite(pieces=2), ins, f"present.{i}.kv",
+                        dtype=self.p.kv_cache, role=Role.KV_CACHE)
+        kv_b = self.w(f"{pre}.kv_b.weight", heads * (dn + c.v_head_dim), dc)
+        attrs = LatentAttention(heads, dn, dr, c.v_head_dim, dc, c.attn_scale or c.head_dim ** -0.5,
+                                kv_group=ph.beams,
+                                kv_shared=ph.shared_prefix if ph.beams > 1 else 0)
+        a = g.op1(OpKind.LATENT_ATTENTION, attrs, (q, cache, kv_b), f"{pre}.mla")
+        return self.linear(a, f"{pre}.o", heads * c.v_head_dim, c.hidden_size, False)
+
     def _head_norm(self, x: Tensor, prefix: str, weighted: bool = True) -> Tensor:
         c = self.cfg
         ins = (x, self.small(f"{prefix}.weight", c.head_dim)) if weighted else (x,)
         return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps, c.head_dim, weighted), ins, prefix)
 
-    def _rope(self, x: Tensor, heads: int, positions: Tensor, theta: float, name: str) -> Tensor:
+    def _rope(self, x: Tensor, heads: int, positions: Tensor, theta: float, name: str,
+              head_dim: int = 0, offset: int = 0) -> Tensor:
         c = self.cfg
-        attrs = Rope(heads, c.head_dim, c.rotary_dim, theta, c.rope_interleaved, c.rope_scaling)
+        attrs = Rope(heads, head_dim or c.head_dim, c.rotary_dim, theta, c.rope_interleaved,
+                     c.rope_scaling, rotary_offset=offset)
         return self.g.op1(OpKind.ROPE, attrs, (x, positions), name)
 
     def mlp(self, x: Tensor, i: int) -> Tensor:
@@ -167,10 +209,15 @@ class _Blocks:
             return self.dense_mlp(x, f"layers.{i}.mlp", width or c.intermediate_size)
         f = c.intermediate_size
         logits = self.linear(x, f"layers.{i}.moe.router", h, c.num_experts, False)
-        weights, idx = g.op(OpKind.MOE_ROUTER,
-                            MoERouter(c.num_experts, c.experts_per_token, c.moe_normalize,
-                                      c.router_scoring),
-                            (logits,), f"layers.{i}.moe.route")
+        route: tuple[Tensor, ...] = (logits,)
+        if c.router_bias:
+            # kept in fp32, as DeepSeek ships it: it only ranks experts, in steps finer than bf16
+            route += (self.g.weight(f"layers.{i}.moe.router.score_bias", (c.num_experts,),
+                                    DType.FP32),)
+        attrs_route = MoERouter(c.num_experts, c.experts_per_token, c.moe_normalize,
+                                c.router_scoring, c.router_groups, c.router_topk_groups,
+                                c.routed_scaling_factor, c.router_bias)
+        weights, idx = g.op(OpKind.MOE_ROUTER, attrs_route, route, f"layers.{i}.moe.route")
         e = c.num_experts
         experts = (self.w(f"layers.{i}.moe.w_gate", e, f, h),
                    self.w(f"layers.{i}.moe.w_up", e, f, h),
@@ -249,8 +296,9 @@ def build_llm_graph(
     output (a folded graph: `workload.folding`); None builds them all.
 
     Outputs: `logits` [B, 1, V] (or [B, L, V] with logits="all"), then the updated KV caches
-    `present.{layer}.{k|v}` [B, K+L, Hkv*D]. Inputs: `input_ids`, `position_ids` [B, L] and,
-    when K > 0, `past.{layer}.{k|v}` [B, K, Hkv*D]. Every op carries its role
+    `present.{layer}.{k|v}` [B, K+L, Hkv*D] (multi-head latent attention: one latent cache
+    `present.{layer}.kv` [B, K+L, dc+dr]). Inputs: `input_ids`, `position_ids` [B, L] and,
+    when K > 0, the past caches `past.…` [B, K, …] in the same order (`past_feeds`). Every op carries its role
     (`workload.roles.assign_roles`) and, inside blocks, its layer.
     """
     if logits not in ("last", "all"):
@@ -268,3 +316,11 @@ def build_llm_graph(
         raise TegelError(f"{cfg.name}: layers {layers} must be distinct layer indices below "
                          f"{cfg.num_layers}")
     return assign_roles(_Blocks(cfg, phase, precision or Precision()).build(logits, layers))
+
+
+def carried_caches(graph: Graph) -> tuple[tuple[Tensor, Tensor], ...]:
+    """(past-cache input, updated cache output) of every KV-cache append that has a past, in
+    graph order: a call's cache outputs feed the next call's past inputs, whatever the caches
+    are (keys and values, or one latent per layer). Read from structure, not names."""
+    return tuple((op.inputs[0], op.outputs[0]) for op in graph.ops
+                 if op.kind is OpKind.KV_CACHE_WRITE and has_past(op))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tegel.errors import TegelError
-from tegel.workload.ir import QueryTemperature, RopeScaling, UnaryFn
+from tegel.workload.ir import QueryTemperature, RopeScaling, UnaryFn, YarnScaling
 from tegel.workload.llama4 import read_layout
 
 
@@ -45,7 +45,7 @@ class ModelConfig:
     rotary_dim: int
     rope_theta: float
     rope_interleaved: bool
-    rope_scaling: RopeScaling | None
+    rope_scaling: RopeScaling | YarnScaling | None
     tie_word_embeddings: bool
     lm_head_bias: bool
     num_experts: int  # 0: dense MLP
@@ -72,6 +72,16 @@ class ModelConfig:
     nope_temperature: QueryTemperature | None = None  # query temperature of the NoPE layers
     qk_l2_norm: bool = False  # unweighted RMS norm of q and k heads after rotary (RoPE layers)
     moe_scale_input: bool = False  # routing weights scale the experts' input, not their output
+    router_groups: int = 1  # group-limited routing: experts in this many groups (DeepSeek-V3)
+    router_topk_groups: int = 1  # ... of which the best this many may be chosen from
+    router_bias: bool = False  # a score-correction bias used for the choice only (DeepSeek-V3)
+    routed_scaling_factor: float = 1.0  # routing weights times this
+    # Multi-head latent attention (DeepSeek-V2/V3); kv_lora_rank 0: ordinary attention. Then
+    # head_dim is the q/k head width (nope + rope), rotary_dim the rope part (the last
+    # channels of each head), v_head_dim the value head width.
+    kv_lora_rank: int = 0
+    q_lora_rank: int = 0  # 0: q is one projection of the hidden state
+    v_head_dim: int = 0
 
     @property
     def is_moe(self) -> bool:
@@ -80,6 +90,11 @@ class ModelConfig:
     def routed(self, layer: int) -> bool:
         """Whether `layer`'s MLP is routed experts (else a dense MLP)."""
         return self.is_moe and layer not in self.dense_layers
+
+    @property
+    def is_mla(self) -> bool:
+        """Multi-head latent attention: one latent cache entry per token and layer."""
+        return self.kv_lora_rank > 0
 
 
 class _Fields:
@@ -122,9 +137,9 @@ class _Fields:
             raise self._fail(key, "one of " + ", ".join(sorted(_ACTIVATIONS)))
         return _ACTIVATIONS[name]
 
-    def rope(self) -> tuple[float, RopeScaling | None]:
+    def rope(self, yarn: bool = False) -> tuple[float, RopeScaling | YarnScaling | None]:
         """(theta, scaling) from `rope_theta` + `rope_scaling`, or transformers 5's
-        `rope_parameters` (which holds both)."""
+        `rope_parameters` (which holds both). YaRN only where the family allows it."""
         key = "rope_parameters" if self.raw.get("rope_parameters") is not None else "rope_scaling"
         scaling = self.raw.get(key)
         params = self.raw.get("rope_parameters")
@@ -139,9 +154,19 @@ class _Fields:
             raise self._fail(key, "null or a rope_type of 'default' or 'llama3' (LongRoPE, as in "
                              "Phi-3-128k, Phi-3.5 and Phi-4-mini, is not supported: its "
                              "frequencies switch with the sequence length)")
-        if kind != "llama3":
-            raise self._fail(key, "null or a rope_type of 'default' or 'llama3'")
         sub = _Fields(scaling, f"{self.source}: {key}")
+        if kind == "yarn" and yarn:
+            return theta, YarnScaling(
+                factor=sub.number("factor"),
+                original_max_position_embeddings=sub.integer("original_max_position_embeddings"),
+                beta_fast=sub.number("beta_fast", 32.0),
+                beta_slow=sub.number("beta_slow", 1.0),
+                mscale=sub.number("mscale", 1.0),
+                mscale_all_dim=_opt_number(sub, "mscale_all_dim") or 0.0,
+            )
+        if kind != "llama3":
+            allowed = "'default', 'llama3' or 'yarn'" if yarn else "'default' or 'llama3'"
+            raise self._fail(key, f"null or a rope_type of {allowed}")
         return theta, RopeScaling(
             factor=sub.number("factor"),
             low_freq_factor=sub.number("low_freq_factor"),
@@ -397,6 +422,12 @@ READERS: dict[str, Callable[[_Fields, str, str], ModelConfig]] = {
     "gpt2": _gpt2_like,
     "gptj": _gpt2_like,
 }
+
+
+# DeepSeek-V3's reader lives in its own module (it imports _Fields and ModelConfig from here)
+from tegel.workload.deepseek_config import read_deepseek_v3  # noqa: E402
+
+READERS["deepseek_v3"] = read_deepseek_v3
 
 
 def shipped_models() -> list[str]:

@@ -187,6 +187,15 @@ def attended_key_rows(lq: int, lk: int, window: int | None, chunk: int | None = 
     return lk - start
 
 
+def shared_prefix_fraction(kv_group: int, kv_shared: int, lk: int) -> float:
+    """Share of a KV cache of `lk` positions read when groups of `kv_group` batch rows (the
+    beams of one request) hold their first `kv_shared` positions once: those are read once
+    per group."""
+    if kv_group <= 1 or not lk:
+        return 1.0
+    return 1.0 - min(kv_shared, lk) / lk * (1.0 - 1.0 / kv_group)
+
+
 def _attention_infer(ins: tuple[Tensor, ...], a: Attention) -> tuple[OutSpec, ...]:
     _need(len(ins) == 3, "attention takes (q, k, v)")
     q, k, v = (t.shape for t in ins)
@@ -214,8 +223,7 @@ def _attention_work(op: Op) -> OpWork:
         flops += float(q.numel)
     kv_rows = attended_key_rows(lq, lk, a.window, a.chunk)
     kv_frac = kv_rows / lk if lk else 0.0
-    if a.kv_group > 1 and lk:  # a shared prefix is read once per group of rows
-        kv_frac *= 1.0 - min(a.kv_shared, lk) / lk * (1.0 - 1.0 / a.kv_group)
+    kv_frac *= shared_prefix_fraction(a.kv_group, a.kv_shared, lk)
     return OpWork(flops, (q.nbytes, k.nbytes * kv_frac, v.nbytes * kv_frac), (op.outputs[0].nbytes,))
 
 
@@ -289,7 +297,9 @@ def _rope_infer(ins: tuple[Tensor, ...], a: Rope) -> tuple[OutSpec, ...]:
     x, pos = ins
     _need(len(x.shape) == 3 and x.shape[2] == a.num_heads * a.head_dim, f"rope x {x.shape}")
     _need(pos.shape == x.shape[:2], f"rope positions {pos.shape} must be {x.shape[:2]}")
-    _need(a.rotary_dim % 2 == 0 and a.rotary_dim <= a.head_dim, "rotary_dim must be even, <= D")
+    _need(a.rotary_dim % 2 == 0 and a.rotary_offset >= 0
+          and a.rotary_offset + a.rotary_dim <= a.head_dim,
+          "rotary_dim must be even and the rotated channels within the head")
     return ((x.shape, None),)
 
 
@@ -312,11 +322,19 @@ def _slice_work(op: Op) -> OpWork:
     return OpWork(0.0, (op.inputs[0].dtype.nbytes(out.numel),), (out.nbytes,))
 
 
-def _kv_infer(ins: tuple[Tensor, ...], _: KVCacheWrite) -> tuple[OutSpec, ...]:
-    _need(len(ins) in (1, 2), "kv_cache_write takes (new,) or (past, new)")
-    new = ins[-1].shape
-    _need(len(new) == 3, f"kv_cache_write entries must be [B, L, C], got {new}")
-    if len(ins) == 1:
+def has_past(op: Op) -> bool:
+    """Whether a KV_CACHE_WRITE appends to a past cache (its first input) or starts one."""
+    return len(op.inputs) > op.attrs.pieces  # type: ignore[union-attr]
+
+
+def _kv_infer(ins: tuple[Tensor, ...], a: KVCacheWrite) -> tuple[OutSpec, ...]:
+    _need(a.pieces >= 1 and len(ins) in (a.pieces, a.pieces + 1),
+          f"kv_cache_write takes ({a.pieces} new) or (past, {a.pieces} new)")
+    pieces = [t.shape for t in ins[-a.pieces:]]
+    _need(all(len(p) == 3 and p[:2] == pieces[0][:2] for p in pieces),
+          f"kv_cache_write entries must be [B, L, C] alike, got {pieces}")
+    new = (*pieces[0][:2], sum(p[2] for p in pieces))
+    if len(ins) == a.pieces:
         return ((new, None),)
     past = ins[0].shape
     _need(past[0] == new[0] and past[2] == new[2], f"cache {past} and entries {new} differ")
@@ -324,9 +342,9 @@ def _kv_infer(ins: tuple[Tensor, ...], _: KVCacheWrite) -> tuple[OutSpec, ...]:
 
 
 def _kv_work(op: Op) -> OpWork:
-    new, out = op.inputs[-1], op.outputs[0]
-    reads = (0.0, new.nbytes) if len(op.inputs) == 2 else (new.nbytes,)
-    return OpWork(0.0, reads, (out.dtype.nbytes(new.numel),))
+    pieces, out = op.inputs[-op.attrs.pieces:], op.outputs[0]  # type: ignore[union-attr]
+    reads = (0.0,) * (len(op.inputs) - len(pieces)) + tuple(t.nbytes for t in pieces)
+    return OpWork(0.0, reads, (out.dtype.nbytes(sum(t.numel for t in pieces)),))
 
 
 _rule(OpKind.EMBEDDING, _embedding_infer, _embedding_work)
@@ -339,8 +357,16 @@ _rule(OpKind.KV_CACHE_WRITE, _kv_infer, _kv_work)
 
 
 def _router_infer(ins: tuple[Tensor, ...], a: MoERouter) -> tuple[OutSpec, ...]:
-    _need(len(ins) == 1 and ins[0].shape[-1] == a.num_experts, "router takes logits [..., E]")
-    _need(0 < a.top_k <= a.num_experts, f"top_k {a.top_k} out of range")
+    want = 2 if a.correction_bias else 1
+    _need(len(ins) == want and ins[0].shape[-1] == a.num_experts,
+          "router takes logits [..., E]" + (" and a correction bias [E]" if want == 2 else ""))
+    if a.correction_bias:
+        _need(ins[1].shape == (a.num_experts,), f"router bias must be [{a.num_experts}]")
+    _need(a.groups >= 1 and a.num_experts % a.groups == 0
+          and 1 <= a.topk_groups <= a.groups, f"router groups {a.groups}/{a.topk_groups} "
+          f"must divide {a.num_experts} experts, the chosen ones at most all groups")
+    _need(0 < a.top_k <= a.num_experts // a.groups * a.topk_groups,
+          f"top_k {a.top_k} out of range")
     _need(a.scoring in ("softmax", "sigmoid"), f"router scoring {a.scoring!r} is not "
           "'softmax' or 'sigmoid'")
     out = (*ins[0].shape[:-1], a.top_k)
@@ -350,7 +376,10 @@ def _router_infer(ins: tuple[Tensor, ...], a: MoERouter) -> tuple[OutSpec, ...]:
 def _router_work(op: Op) -> OpWork:
     a: MoERouter = op.attrs  # type: ignore[assignment]
     tokens = op.inputs[0].numel // a.num_experts
-    return _plain(op, float(tokens * (5 * a.num_experts + 2 * a.top_k)))
+    # score, (bias add), group sums and top-k, weights (normalise, scale)
+    per_expert = 5 + (1 if a.correction_bias else 0) + (2 if a.groups > 1 else 0)
+    per_choice = 2 + (1 if a.scaling_factor != 1.0 else 0)
+    return _plain(op, float(tokens * (per_expert * a.num_experts + per_choice * a.top_k)))
 
 
 def expert_token_counts(a: MoEExperts, tokens: int) -> tuple[float, ...]:
@@ -500,6 +529,12 @@ _GEMMS: dict[OpKind, Callable[[Op], tuple[Gemm, ...]]] = {
     OpKind.MOE_EXPERTS: _experts_gemms,
 }
 
+# multi-head latent attention lives in its own module, registered here (it imports from above)
+from tegel.workload import mla  # noqa: E402
+
+_rule(OpKind.LATENT_ATTENTION, mla.latent_attention_infer, mla.latent_attention_work)
+_GEMMS[OpKind.LATENT_ATTENTION] = mla.latent_attention_gemms
+
 
 def gemm_dims(op: Op) -> tuple[Gemm, ...]:
     """The GEMMs an op performs; () for kinds that do none.
@@ -507,7 +542,8 @@ def gemm_dims(op: Op) -> tuple[Gemm, ...]:
     matmul: one GEMM per batch element, or one taller GEMM when a 2-D weight is broadcast;
     conv2d: an implicit GEMM per group (m = N·Hout·Wout, n = O/groups, k = C/groups·kh·kw);
     attention: q·kᵀ and p·v per (batch row, head) over the attended pairs; MoE experts: the
-    gate, up and down GEMMs of each touched expert (m = its expected tokens). Their FLOPs are
+    gate, up and down GEMMs of each touched expert (m = its expected tokens); latent attention:
+    those of the form it is priced in (`workload.mla`). Their FLOPs are
     `work(op).flops` less the bias, softmax and elementwise terms.
     """
     rule = _GEMMS.get(op.kind)

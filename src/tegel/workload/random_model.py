@@ -21,6 +21,7 @@ import numpy as np
 
 from tegel.errors import TegelError
 from tegel.workload.model_config import ModelConfig, load_model_config, parse_config, shipped_models
+from tegel.workload.weights import MLA_NAMES
 
 Array = np.ndarray
 
@@ -115,6 +116,8 @@ def random_config(family: str, size: str = "tiny") -> dict[str, Any]:
             raw["rope_local_base_freq"] = 100.0
     if model_type == "phi3":
         raw["original_max_position_embeddings"] = z["max_position_embeddings"]
+    if model_type == "deepseek_v3":
+        _shrink_deepseek(raw, shipped, z)
     return raw
 
 
@@ -141,6 +144,22 @@ def _llama4_config(text: Mapping[str, Any], z: Mapping[str, int]) -> dict[str, A
     return raw
 
 
+def _shrink_deepseek(raw: dict[str, Any], shipped: Mapping[str, Any], z: Mapping[str, int]) -> None:
+    """DeepSeek-V3 at `z`'s size: latent attention dims from the head width, one dense layer
+    then MoE layers with two expert groups of which one is chosen, YaRN kept (its original
+    context shrunk like Llama 3's)."""
+    d = z["head_dim"]
+    raw.update(q_lora_rank=z["hidden_size"] // 2, kv_lora_rank=z["hidden_size"] // 4,
+               qk_nope_head_dim=d, qk_rope_head_dim=d // 2, v_head_dim=d,
+               n_routed_experts=2 * z["experts"], num_experts_per_tok=z["experts_per_token"],
+               moe_intermediate_size=z["moe_intermediate_size"], n_group=2, topk_group=1,
+               first_k_dense_replace=1, num_key_value_heads=z["num_attention_heads"])
+    raw.pop("num_nextn_predict_layers", None)  # no multi-token-prediction weights are written
+    scaling = shipped.get("rope_scaling")
+    if isinstance(scaling, dict):
+        raw["rope_scaling"] = {**scaling, "original_max_position_embeddings": 16}
+
+
 def random_canonical(cfg: ModelConfig, seed: int) -> dict[str, Array]:
     """Seeded random weights in tegel's canonical names and shapes (the graph builder's list)."""
     from tegel.workload.llm import Phase, build_llm_graph
@@ -159,6 +178,8 @@ def from_canonical(cfg: ModelConfig, w: Mapping[str, Array]) -> dict[str, Array]
         return _gpt_checkpoint(cfg, w)
     if cfg.model_type in ("llama4", "llama4_text"):
         return _llama4_checkpoint(cfg, w)
+    if cfg.model_type == "deepseek_v3":
+        return _deepseek_checkpoint(cfg, w)
     gemma = cfg.model_type in ("gemma2", "gemma3_text")
     # Gemma stores each norm as w for a scale of (1 + w)
     c = {k: (v - np.float32(1.0) if gemma and k.endswith("norm.weight") else v) for k, v in w.items()}
@@ -224,6 +245,29 @@ def _llama4_checkpoint(cfg: ModelConfig, c: Mapping[str, Array]) -> dict[str, Ar
             out[f"{ff}.experts.gate_up_proj"] = gate_up.transpose(0, 2, 1)
             out[f"{ff}.experts.down_proj"] = c[f"{tg}.moe.w_down"].transpose(0, 2, 1)
             out[f"{ff}.router.weight"] = c[f"{tg}.moe.router.weight"]
+    return out
+
+
+def _deepseek_checkpoint(cfg: ModelConfig, c: Mapping[str, Array]) -> dict[str, Array]:
+    """DeepSeek-V3's published layout: per-expert Linears, `mlp.gate` with its score-correction
+    bias, `shared_experts`, the latent attention's modules by their checkpoint names."""
+    modules = {tegel: hf for hf, tegel in MLA_NAMES}
+    out = {"model.embed_tokens.weight": c["embed.weight"], "model.norm.weight": c["final_norm.weight"],
+           "lm_head.weight": c["lm_head.weight"]}
+    for i in range(cfg.num_layers):
+        hf, tg = f"model.layers.{i}", f"layers.{i}"
+        out[f"{hf}.input_layernorm.weight"] = c[f"{tg}.attn_norm.weight"]
+        out[f"{hf}.post_attention_layernorm.weight"] = c[f"{tg}.mlp_norm.weight"]
+        for tegel, module in modules.items():
+            if f"{tg}.attn.{tegel}.weight" in c:
+                out[f"{hf}.self_attn.{module}.weight"] = c[f"{tg}.attn.{tegel}.weight"]
+        mlp = f"{tg}.moe.shared" if cfg.routed(i) else f"{tg}.mlp"
+        target = f"{hf}.mlp.shared_experts" if cfg.routed(i) else f"{hf}.mlp"
+        for p in ("gate", "up", "down"):
+            out[f"{target}.{p}_proj.weight"] = c[f"{mlp}.{p}.weight"]
+        if cfg.routed(i):
+            out.update(_experts_checkpoint(cfg, c, hf, tg))
+            out[f"{hf}.mlp.gate.e_score_correction_bias"] = c[f"{tg}.moe.router.score_bias"]
     return out
 
 

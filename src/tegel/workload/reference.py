@@ -31,7 +31,9 @@ from tegel.workload.ir import (
     Softmax,
     Unary,
     UnaryFn,
+    YarnScaling,
 )
+from tegel.workload.mla import latent_attention_reference
 
 Array = np.ndarray
 Reference = Callable[[Op, list[Array]], list[Array]]
@@ -177,12 +179,32 @@ def _embedding(op: Op, xs: list[Array]) -> list[Array]:
     return [rows if scale == 1.0 else rows * np.float32(scale)]
 
 
+def _yarn_inv_freq(inv: Array, a: Rope, s: YarnScaling) -> Array:
+    """YaRN: a linear ramp between the dimensions that complete `beta_fast` and `beta_slow`
+    rotations over the original context blends interpolated (inv / factor) into extrapolated
+    (inv) frequencies, as transformers' `_compute_yarn_parameters` does (truncated range)."""
+    dim, base = a.rotary_dim, a.theta
+
+    def correction_dim(rotations: float) -> float:
+        return (dim * math.log(s.original_max_position_embeddings / (rotations * 2 * math.pi))
+                / (2 * math.log(base)))
+
+    low = float(max(math.floor(correction_dim(s.beta_fast)), 0))
+    high = float(min(math.ceil(correction_dim(s.beta_slow)), dim - 1))
+    width = high - low if high > low else 0.001  # as transformers: no zero-width ramp
+    ramp = np.clip((np.arange(dim // 2, dtype=np.float32) - low) / width, 0, 1)
+    extrapolation = 1.0 - ramp.astype(np.float64)
+    return inv / s.factor * (1 - extrapolation) + inv * extrapolation
+
+
 def rope_inv_freq(a: Rope) -> Array:
-    """Inverse frequencies of the rotary pairs (rotary_dim / 2), with Llama-3 scaling."""
+    """Inverse frequencies of the rotary pairs (rotary_dim / 2), with Llama-3 or YaRN scaling."""
     inv = 1.0 / (a.theta ** (np.arange(0, a.rotary_dim, 2, dtype=np.float64) / a.rotary_dim))
     s = a.scaling
     if s is None:
         return inv
+    if isinstance(s, YarnScaling):
+        return _yarn_inv_freq(inv, a, s)
     low_wavelen = s.original_max_position_embeddings / s.low_freq_factor
     high_wavelen = s.original_max_position_embeddings / s.high_freq_factor
     wavelen = 2 * math.pi / inv
@@ -200,9 +222,11 @@ def _rope(op: Op, xs: list[Array]) -> list[Array]:
     b, seq, _ = x.shape
     xh = x.reshape(b, seq, a.num_heads, a.head_dim)
     angles = pos.astype(np.float64)[..., None] * rope_inv_freq(a)[None, None, :]
-    cos = np.cos(angles).astype(np.float32)[:, :, None, :]
-    sin = np.sin(angles).astype(np.float32)[:, :, None, :]
-    rot, rest = xh[..., : a.rotary_dim], xh[..., a.rotary_dim :]
+    magnitude = a.scaling.attention_factor if isinstance(a.scaling, YarnScaling) else 1.0
+    cos = (np.cos(angles) * magnitude).astype(np.float32)[:, :, None, :]
+    sin = (np.sin(angles) * magnitude).astype(np.float32)[:, :, None, :]
+    start, stop = a.rotary_offset, a.rotary_offset + a.rotary_dim
+    before, rot, rest = xh[..., :start], xh[..., start:stop], xh[..., stop:]
     if a.interleaved:
         even, odd = rot[..., 0::2], rot[..., 1::2]
         out = np.empty_like(rot)
@@ -212,7 +236,7 @@ def _rope(op: Op, xs: list[Array]) -> list[Array]:
         half = a.rotary_dim // 2
         first, second = rot[..., :half], rot[..., half:]
         out = np.concatenate([first * cos - second * sin, second * cos + first * sin], axis=-1)
-    return [np.concatenate([out, rest], axis=-1).reshape(b, seq, a.num_heads * a.head_dim)]
+    return [np.concatenate([before, out, rest], axis=-1).reshape(b, seq, a.num_heads * a.head_dim)]
 
 
 @_ref(OpKind.SLICE)
@@ -225,19 +249,30 @@ def _slice(op: Op, xs: list[Array]) -> list[Array]:
 
 @_ref(OpKind.KV_CACHE_WRITE)
 def _kv_write(op: Op, xs: list[Array]) -> list[Array]:
-    return [np.concatenate(xs, axis=1) if len(xs) == 2 else xs[0]]
+    pieces = op.attrs.pieces  # type: ignore[union-attr]
+    new = np.concatenate(xs[-pieces:], axis=2) if pieces > 1 else xs[-1]
+    return [np.concatenate([xs[0], new], axis=1) if len(xs) > pieces else new]
 
 
 @_ref(OpKind.MOE_ROUTER)
 def _router(op: Op, xs: list[Array]) -> list[Array]:
     a: MoERouter = op.attrs  # type: ignore[assignment]
     probs = softmax(xs[0]) if a.scoring == "softmax" else 1.0 / (1.0 + np.exp(-_f32(xs[0])))
+    choice = probs + _f32(xs[1]) if a.correction_bias else probs
+    if a.groups > 1:  # DeepSeek-V3: only experts of the groups with the best two-expert sums
+        grouped = choice.reshape(*choice.shape[:-1], a.groups, -1)
+        best_two = -np.sort(-grouped, axis=-1)[..., :2].sum(axis=-1)
+        top_groups = np.argsort(-best_two, axis=-1, kind="stable")[..., : a.topk_groups]
+        allowed = np.zeros(best_two.shape, dtype=bool)
+        np.put_along_axis(allowed, top_groups, True, axis=-1)
+        choice = np.where(np.repeat(allowed, grouped.shape[-1], axis=-1), choice, -np.inf)
     # stable descending order: ties go to the lower expert index, as torch.topk does on CPU
-    idx = np.argsort(-probs, axis=-1, kind="stable")[..., : a.top_k]
+    idx = np.argsort(-choice, axis=-1, kind="stable")[..., : a.top_k]
     weights = np.take_along_axis(probs, idx, axis=-1)
-    if a.normalize:
-        weights = weights / np.sum(weights, axis=-1, keepdims=True)
-    return [weights, idx.astype(np.int32)]
+    if a.normalize:  # DeepSeek adds 1e-20 to the sum; Mixtral and Qwen do not
+        weights = weights / (np.sum(weights, axis=-1, keepdims=True)
+                             + np.float32(1e-20 if a.correction_bias else 0.0))
+    return [weights * np.float32(a.scaling_factor), idx.astype(np.int32)]
 
 
 @_ref(OpKind.MOE_EXPERTS)
@@ -284,6 +319,8 @@ def _conv2d(op: Op, xs: list[Array]) -> list[Array]:
         out = out + _f32(xs[2])[None, :, None, None]
     return [out.astype(np.float32)]
 
+
+REFERENCES[OpKind.LATENT_ATTENTION] = latent_attention_reference
 
 assert set(REFERENCES) == set(OpKind), "every op kind needs a reference implementation"
 

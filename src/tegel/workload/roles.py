@@ -38,6 +38,7 @@ _KIND_ROLE = {
     OpKind.ROPE: OpRole.ROPE,
     OpKind.KV_CACHE_WRITE: OpRole.KV_WRITE,
     OpKind.ATTENTION: OpRole.ATTENTION,
+    OpKind.LATENT_ATTENTION: OpRole.ATTENTION,
     OpKind.MOE_ROUTER: OpRole.ROUTE,
     OpKind.MOE_EXPERTS: OpRole.EXPERTS,
     OpKind.SLICE: OpRole.SLICE,
@@ -124,6 +125,35 @@ class _Structure:
             for j in self.readers(op.outputs[0], slot=0):
                 if _is_weight_matmul(self.ops[j]):
                     self.claim(j, OpRole.O_PROJ)
+
+    def latent_attention(self) -> None:
+        """Multi-head latent attention: Q the weight matmul behind the queries (through rotary
+        embedding), LATENT the matmul behind a low-rank bottleneck before it (through its norm:
+        q_a) and the one behind the cache's new entries (through rotary embedding, norm and the
+        split of its output: kv_a); O a weight matmul reading the output."""
+        for op in self.ops:
+            if op.kind is not OpKind.LATENT_ATTENTION:
+                continue
+            q = self.projection_source(op.inputs[0])
+            self.claim(q, OpRole.Q_PROJ)
+            if q is not None:
+                self.claim(self._behind(self.ops[q].inputs[0]), OpRole.LATENT_PROJ)
+            write = self.made_by(op.inputs[1])
+            if write is not None and self.ops[write].kind is OpKind.KV_CACHE_WRITE:
+                pieces = self.ops[write].attrs.pieces  # type: ignore[union-attr]
+                for t in self.ops[write].inputs[-pieces:]:
+                    self.claim(self._behind(t), OpRole.LATENT_PROJ)
+            for j in self.readers(op.outputs[0], slot=0):
+                if _is_weight_matmul(self.ops[j]):
+                    self.claim(j, OpRole.O_PROJ)
+
+    def _behind(self, t: Tensor) -> int | None:
+        """The weight matmul `t` comes from through norms, rotary embedding and slices."""
+        i = self.made_by(t)
+        while i is not None and self.ops[i].kind in (OpKind.RMSNORM, OpKind.LAYERNORM,
+                                                     OpKind.ROPE, OpKind.SLICE):
+            i = self.made_by(self.ops[i].inputs[0])
+        return i if i is not None and _is_weight_matmul(self.ops[i]) else None
 
     def moe(self) -> None:
         """ROUTER: the weight matmul whose logits the top-k choice (ROUTE) reads."""
@@ -236,11 +266,13 @@ def assign_roles(graph: Graph) -> Graph:
 
     Rules, in order (an op keeps the first role it gets): roles of kind (norms, rope, KV
     append, attention, MoE route and experts, slice, activation functions); attention's
-    Q/K/V/O projections; the MoE router; MLP gate/up/down and gating; the LM head; token and
+    Q/K/V/O projections; latent attention's Q, LATENT and O projections; the MoE router; MLP
+    gate/up/down and gating; the LM head; token and
     position embeddings; residual adds. Everything else is OTHER.
     """
     s = _Structure(graph)
     s.attention()
+    s.latent_attention()
     s.moe()
     s.mlp()
     s.lm_head()

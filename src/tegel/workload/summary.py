@@ -10,7 +10,7 @@ from tegel.workload.folding import kv_layout
 from tegel.workload.ir import Graph, OpKind
 from tegel.workload.llm import Phase, Precision, build_llm_graph
 from tegel.workload.model_config import ModelConfig
-from tegel.workload.ops import work
+from tegel.workload.ops import has_past, work
 
 WEIGHT_FORMATS = (DType.FP32, DType.BF16, DType.FP8_E4M3, DType.FP4_E2M1, DType.INT4)
 
@@ -50,10 +50,10 @@ def graph_min_bytes(graph: Graph) -> float:
             if name in external:
                 past = min(max(b - fresh, 0.0), external[name].nbytes)
                 read[name] = max(read.get(name, 0.0), past)
-        if op.kind is OpKind.KV_CACHE_WRITE and len(op.inputs) == 2:
+        if op.kind is OpKind.KV_CACHE_WRITE and has_past(op):
             past_name, fresh = in_place.get(op.inputs[0].name, (op.inputs[0].name, 0.0))
-            new = op.inputs[1]
-            in_place[op.outputs[0].name] = (past_name, fresh + op.outputs[0].dtype.nbytes(new.numel))
+            new = sum(t.numel for t in op.inputs[1:])
+            in_place[op.outputs[0].name] = (past_name, fresh + op.outputs[0].dtype.nbytes(new))
         written += sum(b for t, b in zip(op.outputs, w.write_bytes, strict=True) if t.name in outputs)
     return sum(read.values()) + written
 

@@ -170,6 +170,43 @@ def _experts(cfg: ModelConfig, s: _State, hf: str, tg: str) -> dict[str, Array]:
     }
 
 
+# DeepSeek-V3 attention: Hugging Face module -> tegel's name under layers.{i}.attn
+MLA_NAMES = (("q_a_proj", "q_a"), ("q_a_layernorm", "q_a_norm"), ("q_b_proj", "q_b"),
+              ("q_proj", "q"), ("kv_a_proj_with_mqa", "kv_a"), ("kv_a_layernorm", "kv_a_norm"),
+              ("kv_b_proj", "kv_b"), ("o_proj", "o"))
+
+
+def _deepseek_v3(cfg: ModelConfig, s: _State) -> dict[str, Array]:
+    """DeepSeek-V3/R1: latent attention's projections and norms (q_a/q_a_layernorm/q_b, or q
+    when q_lora_rank is null), dense MLPs on the first layers, then routed experts (the
+    published per-expert layout `experts.{e}.gate_proj` or transformers 5's fused
+    `gate_up_proj`), the router's score-correction bias and the shared experts. The
+    multi-token-prediction layer (index num_hidden_layers in the checkpoint) is ignored."""
+    out = {"embed.weight": s("model.embed_tokens.weight"), "final_norm.weight": s("model.norm.weight")}
+    if not cfg.tie_word_embeddings:
+        out["lm_head.weight"] = s("lm_head.weight")
+    for i in range(cfg.num_layers):
+        hf, tg = f"model.layers.{i}", f"layers.{i}"
+        out[f"{tg}.attn_norm.weight"] = s(f"{hf}.input_layernorm.weight")
+        out[f"{tg}.mlp_norm.weight"] = s(f"{hf}.post_attention_layernorm.weight")
+        for src, dst in MLA_NAMES:
+            if src.startswith("q_a") or src == "q_b_proj":
+                if not cfg.q_lora_rank:
+                    continue
+            elif src == "q_proj" and cfg.q_lora_rank:
+                continue
+            out[f"{tg}.attn.{dst}.weight"] = s(f"{hf}.self_attn.{src}.weight")
+        if not cfg.routed(i):
+            for p in ("gate", "up", "down"):
+                out[f"{tg}.mlp.{p}.weight"] = s(f"{hf}.mlp.{p}_proj.weight")
+            continue
+        out.update(_experts(cfg, s, hf, tg))
+        out[f"{tg}.moe.router.score_bias"] = s(f"{hf}.mlp.gate.e_score_correction_bias")
+        for p in ("gate", "up", "down"):
+            out[f"{tg}.moe.shared.{p}.weight"] = s(f"{hf}.mlp.shared_experts.{p}_proj.weight")
+    return out
+
+
 def _gpt2(cfg: ModelConfig, s: _State) -> dict[str, Array]:
     h = cfg.hidden_size
     out = {
@@ -217,7 +254,7 @@ def _gptj(cfg: ModelConfig, s: _State) -> dict[str, Array]:
 _MAPPERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like,
             "qwen3": _llama_like, "qwen3_moe": _llama_like, "mixtral": _llama_like,
             "phi3": _phi3, "gemma2": _gemma2, "llama4": _llama4, "llama4_text": _llama4,
-            "gemma3_text": _gemma2, "gpt2": _gpt2, "gptj": _gptj}
+            "gemma3_text": _gemma2, "gpt2": _gpt2, "gptj": _gptj, "deepseek_v3": _deepseek_v3}
 
 
 def to_canonical(
