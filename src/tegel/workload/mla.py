@@ -30,8 +30,9 @@ import enum
 
 import numpy as np
 
+from tegel.workload.attention_counts import attended_pairs, shared_prefix_fraction
 from tegel.workload.ir import LatentAttention, Op, Tensor
-from tegel.workload.ops import Gemm, OpWork, ShapeError, attended_pairs, shared_prefix_fraction
+from tegel.workload.ops import Gemm, OpWork, ShapeError
 
 
 class MlaForm(enum.Enum):
