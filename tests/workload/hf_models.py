@@ -84,6 +84,16 @@ TINY: dict[str, T.PretrainedConfig] = {
                                               routed_scaling_factor=1.5, rope_interleave=False,
                                               rope_parameters={"rope_type": "default",
                                                                "rope_theta": 1e4}),
+    # Gemma 3 4B-27B: the global layers' rotary frequencies scaled linearly, the local ones not
+    "gemma3-linear": T.Gemma3TextConfig(**LLAMA, head_dim=16, pad_token_id=0, sliding_window=4,
+                                        query_pre_attn_scalar=12,
+                                        layer_types=["sliding_attention", "full_attention"],
+                                        rope_parameters={
+                                            "sliding_attention": {"rope_type": "default",
+                                                                  "rope_theta": 100.0},
+                                            "full_attention": {"rope_type": "linear",
+                                                               "factor": 4.0,
+                                                               "rope_theta": 1e3}}),
     "gpt2": T.GPT2Config(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4),
     "gptj": T.GPTJConfig(vocab_size=97, n_positions=64, n_embd=48, n_layer=2, n_head=4,
                          rotary_dim=8, tie_word_embeddings=False),

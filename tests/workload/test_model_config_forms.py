@@ -10,7 +10,7 @@ from importlib import resources
 import pytest
 
 from tegel.errors import TegelError
-from tegel.workload.ir import RopeScaling
+from tegel.workload.ir import LinearScaling, RopeScaling
 from tegel.workload.model_config import parse_config
 
 
@@ -118,11 +118,25 @@ def test_gemma3_layers_and_rotary_from_either_config_form() -> None:
     assert parse_config(new, "g", "g") == cfg
 
 
+def test_gemma3_linear_scaling_reads_the_same_in_both_forms() -> None:
+    """The 4B-27B models' global-layer linear factor: older `rope_scaling` and transformers 5's
+    per-layer-type `rope_parameters` give one configuration."""
+    old = shipped("gemma-3-1b-it") | {"rope_scaling": {"rope_type": "linear", "factor": 8.0}}
+    new = {k: v for k, v in old.items() if k not in ("rope_scaling", "rope_theta",
+                                                       "rope_local_base_freq")}
+    new["rope_parameters"] = {"full_attention": {"rope_type": "linear", "factor": 8.0,
+                                                 "rope_theta": 1e6},
+                              "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}
+    cfg = parse_config(old, "g", "g")
+    assert cfg.rope_scaling == LinearScaling(8.0)
+    assert parse_config(new, "g", "g") == cfg
+
+
 @pytest.mark.parametrize(("change", "field"), [
-    ({"rope_scaling": {"rope_type": "linear", "factor": 8.0}}, "rope_scaling"),
-    ({"rope_parameters": {"full_attention": {"rope_type": "linear", "factor": 8.0,
-                                             "rope_theta": 1e6},
-                          "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}}},
+    ({"rope_scaling": {"rope_type": "dynamic", "factor": 8.0}}, "rope_scaling"),
+    ({"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 1e6},
+                          "sliding_attention": {"rope_type": "linear", "factor": 8.0,
+                                                "rope_theta": 1e4}}},
      "rope_parameters"),
     ({"use_bidirectional_attention": True}, "use_bidirectional_attention"),
 ])

@@ -221,6 +221,14 @@ class RopeScaling:
 
 
 @dataclass(frozen=True, slots=True)
+class LinearScaling:
+    """Position interpolation: every rotary frequency divided by `factor` (Gemma 3's global
+    layers; transformers' rope_type 'linear')."""
+
+    factor: float
+
+
+@dataclass(frozen=True, slots=True)
 class YarnScaling:
     """YaRN scaling of rotary frequencies (DeepSeek-V3): frequencies between the correction
     range of `beta_fast` and `beta_slow` rotations over the original context are blended from
@@ -262,7 +270,7 @@ class Rope:
     rotary_dim: int
     theta: float
     interleaved: bool = False
-    scaling: RopeScaling | YarnScaling | None = None
+    scaling: RopeScaling | YarnScaling | LinearScaling | None = None
     rotary_offset: int = 0
 
 

@@ -125,11 +125,12 @@ class _Blocks:
             q = self._head_norm(q, f"{pre}.q_norm")
             k = self._head_norm(k, f"{pre}.k_norm")
         sliding = c.sliding_window is not None and i not in c.full_attention_layers
-        theta = c.local_rope_theta if sliding and c.local_rope_theta is not None else c.rope_theta
+        local = sliding and c.local_rope_theta is not None  # Gemma 3's own local rotary
+        theta = c.local_rope_theta if local and c.local_rope_theta is not None else c.rope_theta
         rotary = not c.learned_positions and i not in c.nope_layers
         if rotary:
-            q = self._rope(q, c.num_heads, positions, theta, f"{pre}.q_rope")
-            k = self._rope(k, c.num_kv_heads, positions, theta, f"{pre}.k_rope")
+            q = self._rope(q, c.num_heads, positions, theta, f"{pre}.q_rope", local=local)
+            k = self._rope(k, c.num_kv_heads, positions, theta, f"{pre}.k_rope", local=local)
         if c.qk_l2_norm and rotary:  # Llama 4: after the rotation, on RoPE layers only
             q = self._head_norm(q, f"{pre}.q_l2norm", weighted=False)
             k = self._head_norm(k, f"{pre}.k_l2norm", weighted=False)
@@ -195,10 +196,11 @@ class _Blocks:
         return self.g.op1(OpKind.RMSNORM, RMSNorm(c.norm_eps, c.head_dim, weighted), ins, prefix)
 
     def _rope(self, x: Tensor, heads: int, positions: Tensor, theta: float, name: str,
-              head_dim: int = 0, offset: int = 0) -> Tensor:
+              head_dim: int = 0, offset: int = 0, local: bool = False) -> Tensor:
+        """Rotary embedding; `local` layers (Gemma 3's sliding ones) are never scaled."""
         c = self.cfg
         attrs = Rope(heads, head_dim or c.head_dim, c.rotary_dim, theta, c.rope_interleaved,
-                     c.rope_scaling, rotary_offset=offset)
+                     None if local else c.rope_scaling, rotary_offset=offset)
         return self.g.op1(OpKind.ROPE, attrs, (x, positions), name)
 
     def mlp(self, x: Tensor, i: int) -> Tensor:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tegel.errors import TegelError
-from tegel.workload.ir import QueryTemperature, RopeScaling, UnaryFn, YarnScaling
+from tegel.workload.ir import LinearScaling, QueryTemperature, RopeScaling, UnaryFn, YarnScaling
 from tegel.workload.llama4 import read_layout
 
 
@@ -45,7 +45,7 @@ class ModelConfig:
     rotary_dim: int
     rope_theta: float
     rope_interleaved: bool
-    rope_scaling: RopeScaling | YarnScaling | None
+    rope_scaling: RopeScaling | YarnScaling | LinearScaling | None
     tie_word_embeddings: bool
     lm_head_bias: bool
     num_experts: int  # 0: dense MLP
@@ -137,7 +137,8 @@ class _Fields:
             raise self._fail(key, "one of " + ", ".join(sorted(_ACTIVATIONS)))
         return _ACTIVATIONS[name]
 
-    def rope(self, yarn: bool = False) -> tuple[float, RopeScaling | YarnScaling | None]:
+    def rope(self, yarn: bool = False
+             ) -> tuple[float, RopeScaling | YarnScaling | LinearScaling | None]:
         """(theta, scaling) from `rope_theta` + `rope_scaling`, or transformers 5's
         `rope_parameters` (which holds both). YaRN only where the family allows it."""
         key = "rope_parameters" if self.raw.get("rope_parameters") is not None else "rope_scaling"
@@ -164,8 +165,10 @@ class _Fields:
                 mscale=sub.number("mscale", 1.0),
                 mscale_all_dim=_opt_number(sub, "mscale_all_dim") or 0.0,
             )
+        if kind == "linear":
+            return theta, LinearScaling(sub.number("factor"))
         if kind != "llama3":
-            allowed = "'default', 'llama3' or 'yarn'" if yarn else "'default' or 'llama3'"
+            allowed = "'default', 'linear', 'llama3'" + (" or 'yarn'" if yarn else "")
             raise self._fail(key, f"null or a rope_type of {allowed}")
         return theta, RopeScaling(
             factor=sub.number("factor"),
@@ -271,13 +274,21 @@ def _gemma(f: _Fields, name: str, model_type: str) -> ModelConfig:
     (Gemma 2: every other one from layer 0; Gemma 3: five of every six, or as `layer_types`
     says). Gemma 2 soft-caps attention scores and logits; Gemma 3 norms q and k per head and
     gives its sliding layers their own rotary theta. Gemma's RMS norms scale by (1 + weight);
-    the loader adds the 1, so the graph's norms are ordinary."""
+    the loader adds the 1, so the graph's norms are ordinary. The 4B-27B models' global layers
+    scale their rotary frequencies linearly; their multimodal `gemma3` config holds the
+    language model in `text_config` (read with transformers' defaults for what it leaves out)."""
+    if model_type == "gemma3":  # Gemma3ForConditionalGeneration: the language model only
+        text = f.raw.get("text_config")
+        if not isinstance(text, dict) or text.get("model_type", "gemma3_text") != "gemma3_text":
+            raise f._fail("text_config", "an object with model_type 'gemma3_text'")
+        f = _Fields({**_GEMMA3_TEXT_DEFAULTS, **text}, f"{f.source}: text_config")
+        model_type = "gemma3_text"
     gemma3 = model_type == "gemma3_text"
     hidden, layers = f.integer("hidden_size"), f.integer("num_hidden_layers")
     if f.raw.get("use_bidirectional_attention"):
         raise f._fail("use_bidirectional_attention", "false (bidirectional embedders are not "
                       "decoders)")
-    theta, local_theta = _gemma3_rope(f) if gemma3 else (None, None)
+    theta, local_theta, scaling = _gemma3_rope(f) if gemma3 else (None, None, None)
     rope_keys = ("rope_parameters", "rope_scaling", "rope_theta") if gemma3 else ()
     plain = _Fields({k: v for k, v in f.raw.items() if k not in rope_keys}, f.source)
     base = replace(_llama_like(plain, name, "llama"), model_type=model_type)
@@ -303,28 +314,45 @@ def _gemma(f: _Fields, name: str, model_type: str) -> ModelConfig:
         sandwich_norms=True,
         qk_norm=gemma3,
         rope_theta=theta if theta is not None else base.rope_theta,
+        rope_scaling=scaling if gemma3 else base.rope_scaling,
         local_rope_theta=local_theta,
     )
 
 
-def _gemma3_rope(f: _Fields) -> tuple[float, float]:
-    """(full-attention theta, sliding-attention theta). transformers 5 writes one
-    `rope_parameters` per layer type; older files give `rope_theta` and `rope_local_base_freq`.
-    Scaled rotary (the 4B-27B models' linear factor) is refused."""
+# The multimodal Gemma 3 checkpoints (4B-27B) write a sparse `text_config` that relies on
+# transformers' Gemma3TextConfig defaults for the rest; these are those defaults (transformers
+# 4.50-5.x, models/gemma3/configuration_gemma3.py). The vision tower is out of scope.
+_GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 262_208, "max_position_embeddings": 131_072, "rms_norm_eps": 1e-6,
+    "rope_theta": 1_000_000.0, "rope_local_base_freq": 10_000.0, "sliding_window_pattern": 6,
+    "hidden_activation": "gelu_pytorch_tanh", "tie_word_embeddings": True,
+    "query_pre_attn_scalar": 256, "sliding_window": 4096,
+}
+
+
+def _gemma3_rope(f: _Fields) -> tuple[float, float, LinearScaling | None]:
+    """(full-attention theta, sliding-attention theta, the full-attention layers' scaling: the
+    4B-27B models' linear factor). transformers 5 writes one `rope_parameters` per layer type;
+    older files give `rope_theta` + `rope_scaling` (the global layers') and
+    `rope_local_base_freq`. The sliding layers are never scaled."""
     params = f.raw.get("rope_parameters")
     if isinstance(params, dict) and "full_attention" in params:
-        thetas = []
+        out: list[tuple[float, RopeScaling | YarnScaling | LinearScaling | None]] = []
         for kind in ("full_attention", "sliding_attention"):
             sub = params.get(kind)
-            if not isinstance(sub, dict) or sub.get("rope_type", "default") != "default":
-                raise f._fail("rope_parameters", f"a '{kind}' entry of rope_type 'default' "
-                              "(scaled rotary is not supported for Gemma 3)")
-            thetas.append(_Fields(sub, f"{f.source}: rope_parameters.{kind}").number("rope_theta"))
-        return thetas[0], thetas[1]
-    theta, scaling = f.rope()
-    if scaling is not None:
-        raise f._fail("rope_scaling", "null (scaled rotary is not supported for Gemma 3)")
-    return theta, f.number("rope_local_base_freq", 10000.0)
+            if not isinstance(sub, dict):
+                raise f._fail("rope_parameters", f"a '{kind}' entry")
+            entry = _Fields({"rope_parameters": sub}, f"{f.source}: rope_parameters.{kind}")
+            out.append(entry.rope())
+        (theta, scaling), (local_theta, local_scaling) = out
+    else:
+        (theta, scaling), local_theta = f.rope(), f.number("rope_local_base_freq", 10000.0)
+        local_scaling = None
+    if local_scaling is not None or not isinstance(scaling, LinearScaling | None):
+        raise f._fail("rope_parameters" if params else "rope_scaling",
+                      "default rotary on the sliding layers and default or 'linear' on the "
+                      "global ones (Gemma 3)")
+    return theta, local_theta, scaling
 
 
 def _llama4(f: _Fields, name: str, model_type: str) -> ModelConfig:
@@ -417,6 +445,7 @@ READERS: dict[str, Callable[[_Fields, str, str], ModelConfig]] = {
     "phi3": _phi3,
     "gemma2": _gemma,
     "gemma3_text": _gemma,
+    "gemma3": _gemma,
     "llama4": _llama4,
     "llama4_text": _llama4,
     "gpt2": _gpt2_like,

@@ -19,6 +19,7 @@ from tegel.workload.ir import (
     Conv2d,
     Graph,
     LayerNorm,
+    LinearScaling,
     MatMul,
     MoEExperts,
     MoERouter,
@@ -198,13 +199,16 @@ def _yarn_inv_freq(inv: Array, a: Rope, s: YarnScaling) -> Array:
 
 
 def rope_inv_freq(a: Rope) -> Array:
-    """Inverse frequencies of the rotary pairs (rotary_dim / 2), with Llama-3 or YaRN scaling."""
+    """Inverse frequencies of the rotary pairs (rotary_dim / 2), with Llama-3, YaRN or linear
+    scaling."""
     inv = 1.0 / (a.theta ** (np.arange(0, a.rotary_dim, 2, dtype=np.float64) / a.rotary_dim))
     s = a.scaling
     if s is None:
         return inv
     if isinstance(s, YarnScaling):
         return _yarn_inv_freq(inv, a, s)
+    if isinstance(s, LinearScaling):
+        return inv / s.factor
     low_wavelen = s.original_max_position_embeddings / s.low_freq_factor
     high_wavelen = s.original_max_position_embeddings / s.high_freq_factor
     wavelen = 2 * math.pi / inv
