@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import torch
 import transformers as T
 
-from tegel.workload import ModelConfig
+from tegel.workload import Graph, ModelConfig, Phase, Precision, build_llm_graph, interpret
+from tegel.workload.dtypes import DType
+from tegel.workload.llm import carried_caches
 from tegel.workload.model_config import parse_config
 from tegel.workload.random_model import INIT_SCALE
+from tegel.workload.weights import to_canonical
 
 # Smaller than `tegel make-model --size tiny` (the bf16/fp8 tolerances in tests/functional are
 # stated for these); these are transformers configs of every variant the equivalence tests cover
@@ -123,3 +129,54 @@ def tiny_model(family: str, seed: int = 0) -> tuple[torch.nn.Module, ModelConfig
 
 def state_numpy(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+
+
+@dataclass
+class Prefilled:
+    """A tiny model's prefill run by transformers and by tegel's reference (logits checked)."""
+
+    model: torch.nn.Module
+    cfg: ModelConfig
+    weights: dict[str, np.ndarray]
+    rng: np.random.Generator
+    hf: Any  # transformers' output, with its past_key_values
+    graph: Graph  # tegel's prefill graph
+    got: dict[str, np.ndarray]  # its outputs
+
+
+FP32 = Precision.uniform(DType.FP32)
+
+
+def prefill_matches(family: str, batch: int, prompt: int, tol: float) -> Prefilled:
+    """Prefill `prompt` random tokens in transformers and in tegel (fp32, logits at every
+    position); the logits agree within `tol` and are large enough for that to mean something."""
+    model, cfg = tiny_model(family)
+    weights = to_canonical(cfg, state_numpy(model))
+    rng = np.random.default_rng(1)
+    ids = rng.integers(0, cfg.vocab_size, size=(batch, prompt))
+    positions = np.broadcast_to(np.arange(prompt), ids.shape)
+    with torch.no_grad():
+        hf = model(torch.tensor(ids), use_cache=True)
+    graph = build_llm_graph(cfg, Phase.prefill(batch, prompt), FP32, logits="all")
+    got = interpret(graph, {"input_ids": ids, "position_ids": positions, **weights})
+    np.testing.assert_allclose(got["logits"], hf.logits.numpy(), atol=tol, rtol=0)
+    assert np.abs(hf.logits.numpy()).max() > 0.5, "logits too small for the check to mean much"
+    return Prefilled(model, cfg, weights, rng, hf, graph, got)
+
+
+def decode_matches(p: Prefilled, tol: float) -> None:
+    """One decode step on top of the prefill's caches (transformers' and tegel's own, fed back
+    by structure: `carried_caches`) gives the same logits within `tol`."""
+    batch, prompt = p.got["logits"].shape[:2]
+    next_ids = p.rng.integers(0, p.cfg.vocab_size, size=(batch, 1))
+    with torch.no_grad():
+        hf_step = p.model(torch.tensor(next_ids), past_key_values=p.hf.past_key_values,
+                          use_cache=True)
+    decode = build_llm_graph(p.cfg, Phase.decode(batch, prompt), FP32)
+    feeds = {"input_ids": next_ids, "position_ids": np.full((batch, 1), prompt), **p.weights}
+    carried = carried_caches(decode)
+    assert carried and all(present.name in p.got for _, present in carried)
+    for past, present in carried:
+        feeds[past.name] = p.got[present.name]
+    step = interpret(decode, feeds)
+    np.testing.assert_allclose(step["logits"], hf_step.logits.numpy(), atol=tol, rtol=0)

@@ -17,17 +17,15 @@ import torch
 from tegel.cli import main
 from tegel.errors import TegelError
 from tegel.mapping.sharding import shard_graph
-from tegel.workload import Phase, Precision, build_llm_graph, gemm_dims, interpret, work
+from tegel.workload import Phase, Precision, build_llm_graph, gemm_dims, work
 from tegel.workload.dtypes import DType
 from tegel.workload.folding import kv_layout
 from tegel.workload.ir import LatentAttention, MoERouter, OpKind, OpRole, Role
-from tegel.workload.llm import carried_caches
 from tegel.workload.mla import MlaForm, latent_attention_form
 from tegel.workload.model_config import load_model_config, parse_config
 from tegel.workload.ops import attended_pairs
 from tegel.workload.reference import run_op
-from tegel.workload.weights import to_canonical
-from workload.hf_models import TINY, state_numpy, tiny_model
+from workload.hf_models import TINY, decode_matches, prefill_matches, tiny_model
 from workload.test_ops_work import make_op
 from workload.test_roles import scrambled
 
@@ -43,43 +41,22 @@ DEEPSEEK = sorted(f for f in TINY if TINY[f].model_type == "deepseek_v3")
 
 @pytest.mark.parametrize("family", DEEPSEEK)
 def test_prefill_latent_cache_and_decode_match_transformers(family: str) -> None:
-    model, cfg = tiny_model(family)
-    weights = to_canonical(cfg, state_numpy(model))
-    rng = np.random.default_rng(1)
-    ids = rng.integers(0, cfg.vocab_size, size=(BATCH, PROMPT))
-    positions = np.broadcast_to(np.arange(PROMPT), ids.shape)
-    with torch.no_grad():
-        hf = model(torch.tensor(ids), use_cache=True)
-    prefill = build_llm_graph(cfg, Phase.prefill(BATCH, PROMPT), FP32, logits="all")
-    got = interpret(prefill, {"input_ids": ids, "position_ids": positions, **weights})
-    np.testing.assert_allclose(got["logits"], hf.logits.numpy(), atol=TOL, rtol=0)
-    assert np.abs(hf.logits.numpy()).max() > 0.5, "logits too small for the check to mean much"
-
-    caches = [t for t in prefill.outputs if t.role is Role.KV_CACHE]
+    p = prefill_matches(family, BATCH, PROMPT, TOL)
+    cfg, got = p.cfg, p.got
+    caches = [t for t in p.graph.outputs if t.role is Role.KV_CACHE]
     assert len(caches) == cfg.num_layers  # one latent cache per layer, not a k and a v
     dc, dr = cfg.kv_lora_rank, cfg.rotary_dim
     for layer, cache in enumerate(caches):
         # transformers caches the normed latent as "keys" and the rotated rope key as "values",
         # [B, 1, T, C]; its interleaved rotary returns the even channels, then the odd ones
-        entry = hf.past_key_values.layers[layer]
+        entry = p.hf.past_key_values.layers[layer]
         latent, k_pe = got[cache.name][..., :dc], got[cache.name][..., dc:]
         assert got[cache.name].shape == (BATCH, PROMPT, dc + dr)
         if cfg.rope_interleaved:
             k_pe = np.concatenate([k_pe[..., 0::2], k_pe[..., 1::2]], axis=-1)
         np.testing.assert_allclose(latent, entry.keys[:, 0].numpy(), atol=TOL, rtol=0)
         np.testing.assert_allclose(k_pe, entry.values[:, 0].numpy(), atol=TOL, rtol=0)
-
-    next_ids = rng.integers(0, cfg.vocab_size, size=(BATCH, 1))
-    with torch.no_grad():
-        hf_step = model(torch.tensor(next_ids), past_key_values=hf.past_key_values, use_cache=True)
-    decode = build_llm_graph(cfg, Phase.decode(BATCH, PROMPT), FP32)
-    feeds = {"input_ids": next_ids, "position_ids": np.full((BATCH, 1), PROMPT), **weights}
-    carried = carried_caches(decode)
-    assert len(carried) == cfg.num_layers
-    for past, present in carried:
-        feeds[past.name] = got[present.name]
-    step = interpret(decode, feeds)
-    np.testing.assert_allclose(step["logits"], hf_step.logits.numpy(), atol=TOL, rtol=0)
+    decode_matches(p, TOL)
 
 
 def test_the_tiny_configs_cover_the_variants() -> None:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from tegel.workload import Phase, Precision, build_llm_graph, interpret
 from tegel.workload.dtypes import DType
 from tegel.workload.weights import to_canonical
-from workload.hf_models import TINY, state_numpy, tiny_model
+from workload.hf_models import TINY, decode_matches, prefill_matches, state_numpy, tiny_model
 
 FP32 = Precision.uniform(DType.FP32)
 BATCH, PROMPT = 2, 7
@@ -31,20 +30,10 @@ def _hf_cache(past, layer: int) -> tuple[np.ndarray, np.ndarray]:
 # DeepSeek's latent cache is one tensor per layer, checked in test_deepseek.py
 @pytest.mark.parametrize("family", sorted(f for f in TINY if TINY[f].model_type != "deepseek_v3"))
 def test_prefill_and_decode_match_transformers(family: str) -> None:
-    model, cfg = tiny_model(family)
-    weights = to_canonical(cfg, state_numpy(model))
-    rng = np.random.default_rng(1)
-    ids = rng.integers(0, cfg.vocab_size, size=(BATCH, PROMPT))
-    positions = np.broadcast_to(np.arange(PROMPT), ids.shape)
-
-    with torch.no_grad():
-        hf = model(torch.tensor(ids), use_cache=True)
-    prefill = build_llm_graph(cfg, Phase.prefill(BATCH, PROMPT), FP32, logits="all")
-    got = interpret(prefill, {"input_ids": ids, "position_ids": positions, **weights})
-    np.testing.assert_allclose(got["logits"], hf.logits.numpy(), atol=TOL, rtol=0)
-    assert np.abs(hf.logits.numpy()).max() > 0.5, "logits too small for the check to mean much"
+    p = prefill_matches(family, BATCH, PROMPT, TOL)
+    cfg, got = p.cfg, p.got
     for layer in range(cfg.num_layers):
-        hf_k, hf_v = _hf_cache(hf.past_key_values, layer)
+        hf_k, hf_v = _hf_cache(p.hf.past_key_values, layer)
         # a sliding-window (or chunked) cache in transformers keeps only the newest window - 1
         # positions
         kept = hf_k.shape[1]
@@ -52,17 +41,7 @@ def test_prefill_and_decode_match_transformers(family: str) -> None:
         assert kept == PROMPT or kept in windows
         np.testing.assert_allclose(got[f"present.{layer}.k"][:, -kept:], hf_k, atol=TOL, rtol=0)
         np.testing.assert_allclose(got[f"present.{layer}.v"][:, -kept:], hf_v, atol=TOL, rtol=0)
-
-    next_ids = rng.integers(0, cfg.vocab_size, size=(BATCH, 1))
-    with torch.no_grad():
-        hf_step = model(torch.tensor(next_ids), past_key_values=hf.past_key_values, use_cache=True)
-    decode = build_llm_graph(cfg, Phase.decode(BATCH, PROMPT), FP32)
-    feeds = {"input_ids": next_ids, "position_ids": np.full((BATCH, 1), PROMPT), **weights}
-    for layer in range(cfg.num_layers):
-        feeds[f"past.{layer}.k"] = got[f"present.{layer}.k"]
-        feeds[f"past.{layer}.v"] = got[f"present.{layer}.v"]
-    step = interpret(decode, feeds)
-    np.testing.assert_allclose(step["logits"], hf_step.logits.numpy(), atol=TOL, rtol=0)
+    decode_matches(p, TOL)
 
 
 def test_last_token_logits_equal_the_last_row_of_all_logits() -> None:
