@@ -70,12 +70,14 @@ def test_concurrency_ttft_is_unmapped_with_a_reason() -> None:
 
 def test_other_gpus_map_to_their_presets_and_form_factors_without_one_are_listed() -> None:
     """Other GPUs are validated (never fitted) on their own presets; parts without a preset
-    (NVL, PCIe, Grace superchips) are listed with the reason."""
-    for system in ("8x H100-NVL-94GB", "H200 NVL", "1x GH200-144GB", "GB200 (TP1)"):
+    (NVL and PCIe cards other than the H100's, Grace Hopper) are listed with the reason."""
+    for system in ("H200 NVL", "1x GH200-144GB", "A100 PCIe 80GB"):
         case = to_case({**ENTRY, "system": system})
         assert isinstance(case, Unmapped) and "preset" in case.reason
     expected = {"8x B200": ("b200", 8), "H200 (TP2)": ("h200", 2), "MI300X": ("mi300x", 1),
-                "4x A100-SXM4-80GB": ("a100-80gb", 4), "H100 (TP2)": ("h100-sxm", 2)}
+                "4x A100-SXM4-80GB": ("a100-80gb", 4), "H100 (TP2)": ("h100-sxm", 2),
+                "8x H100-NVL-94GB": ("h100-nvl", 8), "8x H100-PCIe-80GB": ("h100-pcie", 8),
+                "GB200 (TP1)": ("gb200-gpu", 1)}
     for system, (gpu, chips) in expected.items():
         case = to_case({**ENTRY, "system": system})
         assert not isinstance(case, Unmapped) and (case.gpu, case.chips) == (gpu, chips)

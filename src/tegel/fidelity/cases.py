@@ -59,7 +59,7 @@ _GPUS = (  # (system text, chip preset, its 8-GPU node), the first match wins
     (r"MI300X", "mi300x", "mi300x-8"),
     (r"A100", "a100-80gb", "dgx-a100"),
 )
-_NO_PRESET = r"GH200"
+_NO_PRESET = r"GH200|(?:H200|B200|A100)[- ]?(?:NVL|PCIe)"  # forms of these without a preset
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +271,9 @@ def read_entry(entry: dict[str, Any]) -> Stated | Unmapped:
         return Unmapped(eid, f"no GPU preset for system {system!r} (known: H100 SXM/NVL/PCIe, "
                         "H200, B200, GB200, MI300X, A100)")
     if re.search(_NO_PRESET, system):
-        return Unmapped(eid, "GH200 (Grace Hopper superchip): no preset")
+        return Unmapped(eid, "no preset for this form factor (GH200, or an NVL / PCIe card of "
+                        "H200, B200 or A100; presets: the SXM/OAM parts, H100 NVL and PCIe, "
+                        "GB200)")
     if metric not in _GROUP or entry["unit"] not in _UNIT:
         return Unmapped(eid, f"metric {metric!r} in {entry['unit']!r} has no tegel counterpart")
     found = _model(str(w.get("model", "")))
