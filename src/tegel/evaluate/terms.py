@@ -120,6 +120,14 @@ class StepTerms:
         return time + self.overhead_s, bound, level
 
 
+def level_energy_j(s: Step, r: Rates) -> tuple[float, ...]:
+    """Joules of one occurrence of step `s` at each storage level (nearest first): bytes read
+    and written there x 8 bits x the level's pJ/bit for reads and for writes. The category
+    energy of `step_terms` and the per-level tables of a graph run both sum these."""
+    return tuple(8e-12 * (rd * r.read_pj[i] + wr * r.write_pj[i])
+                 for i, (rd, wr) in enumerate(zip(s.reads, s.writes, strict=True)))
+
+
 def step_terms(s: Step, r: Rates) -> StepTerms:
     """The terms of one occurrence of step `s` on one chip (module doc)."""
     if s.flops and s.compute_class not in r.peak:
@@ -135,7 +143,8 @@ def step_terms(s: Step, r: Rates) -> StepTerms:
     level_s = []
     for i, (rd, wr) in enumerate(zip(s.reads, s.writes, strict=True)):
         level_s.append((rd / r.read_bps[i] + wr / r.write_bps[i]) / share if rd or wr else 0.0)
-        energy[r.level_category[i]] += 8e-12 * (rd * r.read_pj[i] + wr * r.write_pj[i])
+    for i, joules in enumerate(level_energy_j(s, r)):
+        energy[r.level_category[i]] += joules
     noc_s = 0.0
     if s.noc_byte_hops:
         energy[_IDX[Category.NOC]] = 8e-12 * s.noc_byte_hops * r.noc_pj

@@ -85,7 +85,7 @@ def compile_for(graph: Graph, system: System, req: PlanRequest | None = None,
     blueprint = partition_stages(graph, stages, req.layers, chip, req.pattern(graph))
     on_chip = tuple(i * par.pp // stages * par.tp for i in range(stages))
     levels = choose_levels(graph, blueprint, on_chip, target)
-    regions = assign_regions(graph, blueprint, on_chip, levels, target)
+    regions = assign_regions(graph, blueprint, on_chip, levels, target, req.balance_regions)
     placed = tuple(Stage(i, r, segs) for i, (r, segs) in enumerate(zip(regions, blueprint, strict=True)))
     levels = fill_levels(graph, placed, levels, target)
     plan = CompiledPlan(
@@ -221,9 +221,10 @@ def _level_specs(chip: Chip) -> tuple[LevelSpec, ...]:
 
 
 def assign_regions(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...], levels: Levels,
-                   target: _Target) -> tuple[Rect, ...]:
+                   target: _Target, by_time: bool = False) -> tuple[Rect, ...]:
     """A rectangle per stage on its chip, sized to the stage's GEMM weights (its estimated time
-    if it has none) with at least the tiles its tile-resident weights need."""
+    if it has none, or always with `by_time`) with at least the tiles its tile-resident weights
+    need."""
     chip = target.chip
     tile_level = next(lv for lv in chip.levels() if lv.name == levels.activations)
     per_tile = tile_level.capacity_bytes * target.params.sram_weight_fraction
@@ -231,7 +232,8 @@ def assign_regions(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...],
     for c in sorted(set(on_chip)):
         stages = [i for i, cc in enumerate(on_chip) if cc == c]
         mine = [blueprint[i] for i in stages]
-        sizes = [stage_weights(graph, segs, target, gemm_only=True) for segs in mine]
+        sizes = [0.0 if by_time else stage_weights(graph, segs, target, gemm_only=True)
+                 for segs in mine]
         if not sum(sizes):
             ops = {op.name: op for op in graph.ops}
             sizes = [sum(_op_seconds(ops[n], chip) * s.repeat for s in segs for n in s.ops)

@@ -8,7 +8,9 @@ Passes, in order (`plan_gpu` runs them):
 3. each kernel becomes a `Step`: weights and KV cache stream from HBM; activations passed
    between kernels stay in L2 when small enough, else go through HBM; GEMM operands are re-read
    from L2 once per tile row/column (tile reuse); compute efficiency from tile and wave
-   quantization of the GEMM shape; a fixed launch overhead per kernel.
+   quantization of the GEMM shape; a fixed launch overhead per kernel. A conv2d is an implicit
+   GEMM (input windows staged once per tile, not im2col), a depthwise conv a memory-bound
+   kernel (`mapping.conv`).
 
 Achieved rates are the chip's own: the GEMM and STREAM shares its microbenchmarks measured
 (`GpuParams.rates`, data/gpu_chips.yaml) times the serving shares fitted on H100. Attention runs
@@ -23,6 +25,7 @@ import math
 from dataclasses import dataclass, replace
 
 from tegel.hardware import Chip, System
+from tegel.mapping.conv import implicit_gemm_staged_bytes, is_depthwise
 from tegel.mapping.gpu_data import ChipRates
 from tegel.mapping.params import GpuParams
 from tegel.mapping.plan import (
@@ -164,7 +167,7 @@ def _kernel_step(kernel: Kernel, index: int, ctx: _Context) -> Step:
     main = kernel.ops[0]
     efficiency = 1.0
     cls = compute_class(main)
-    if kernel.kind in (StepKind.GEMM, StepKind.MOE):
+    if kernel.kind in (StepKind.GEMM, StepKind.MOE) and not is_depthwise(main):
         share = ctx.rates.gemm_fraction(cls) * p.gemm_serving_fraction
         efficiency, smem = _gemm_traffic(kernel, shards, ctx.chip, p, share)
         reads[lv.smem] += smem
@@ -227,6 +230,12 @@ def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,
         return eff, staged * math.ceil(per_expert / p.tile_m) + main.inputs[0].nbytes * 3
     dims = gemm_dims(main)[0]
     m, k, batch = dims.m, dims.k, math.ceil(dims.count)
+    if main.kind is OpKind.CONV2D:  # an implicit GEMM: input windows staged, not im2col
+        out_div = shards[main.name].write_div[0]
+        n_conv = max(1, int(dims.n / out_div))
+        tm = p.small_tile_m if m <= p.small_tile_m else p.tile_m
+        return (gemm_efficiency(m, n_conv, k, batch, chip.tile_count, p, share),
+                implicit_gemm_staged_bytes(main, tm, p.tile_n, out_div))
     n = sum(gemm_dims(g)[0].n / shards[g.name].write_div[0] for g in gemms)
     n_int = max(1, int(n))
     eff = gemm_efficiency(m, n_int, k, batch, chip.tile_count, p, share)

@@ -141,6 +141,9 @@ class PlanRequest:
     # per model layer, the graph's block layer that stands for it (`workload.folding`); empty:
     # the graph's one block stands for all `layers`
     layer_pattern: tuple[int, ...] = ()
+    # size each stage's region by its estimated op time (a compute-balanced pipeline, as
+    # Stream's layer fusion) instead of its GEMM weight bytes (dataflow compiler)
+    balance_regions: bool = False
 
     def pattern(self, graph: Graph) -> tuple[int, ...]:
         """Per model layer, the block of `graph` it repeats: `layer_pattern`, or the graph's one
