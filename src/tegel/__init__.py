@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["curve", "run", "serve"]
+__all__ = ["curve", "run", "run_graph", "serve"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,6 +20,10 @@ def __getattr__(name: str) -> Any:
         from tegel.serving.run import run
 
         return run
+    if name == "run_graph":
+        from tegel.serving.graph_run import run_graph
+
+        return run_graph
     if name == "serve":
         from tegel.serving.serve import serve
 

@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "stages on regions of tiles, each op's split, every tensor's home, every "
                        "transfer's route. Parallelism and stages are the ones `tegel run` chooses "
                        "unless given.")
-    p.add_argument("model", help="shipped model name or config.json path")
+    p.add_argument("model", help="shipped model name, config.json path or MODEL.onnx")
     p.add_argument("--on", required=True, metavar="SYSTEM", help="dataflow chip or system preset, or YAML")
     p.add_argument("--phase", choices=("prefill", "decode"), default="decode", help="(decode)")
     p.add_argument("--batch", type=int, default=1, help="sequences served together (1)")
@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pp", type=int, help="chips per replica (default: chosen)")
     p.add_argument("--brief", action="store_true", help="leave out the per-op splits")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--schedule", choices=("layer", "fused"), default="fused",
+                   help="ONNX models: layer by layer, or layers fused across regions (fused)")
     p.set_defaults(func=plan_command)
     g = sub.add_parser("gemm", help="cycles of a GEMM on a systolic array",
                        description="Cycles and utilisation of out[M,N] = a[M,K] @ w[K,N] on one "
@@ -65,6 +67,10 @@ def plan_command(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise TegelError(f"--{flag}: expected a positive integer, got {value}")
+    if args.model.lower().endswith(".onnx"):  # any graph, not an LLM config
+        from tegel.cli.graph_cmd import graph_plan_command
+
+        return graph_plan_command(args)
     compiled = _compile(args)
     print(json.dumps(to_dict(compiled), indent=2) if args.json else describe(compiled, not args.brief))
     return 0

@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any
 
+from tegel.cli.graph_cmd import graph_args, graph_run_command, is_graph_model
 from tegel.report.text import si, table
 
 
@@ -20,7 +21,8 @@ def format_args(p: argparse.ArgumentParser) -> None:
 
 
 def _scenario_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`)")
+    p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`); "
+                   "`tegel run`: also an ONNX file (MODEL.onnx)")
     p.add_argument("--batch", help="sequences served together, or 'auto': the largest batch "
                    "that fits memory, for maximum throughput (1)")
     p.add_argument("--input", type=int, metavar="L", help="prompt tokens (1024, fewer when the "
@@ -48,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "same plan with queues on shared resources (analytical)")
     p.add_argument("--trace", metavar="FILE", help="with --sim event: write the simulated "
                    "timeline as Chrome trace JSON (open in Perfetto)")
+    graph_args(p)
     speculative_args(p)
     p.set_defaults(func=run_command)
     c = sub.add_parser("compare", help="the same LLM workload on several systems",
@@ -156,6 +159,8 @@ METRICS = (  # (key, label, unit, higher is better)
 def run_command(args: argparse.Namespace) -> int:
     from tegel.errors import TegelError
 
+    if is_graph_model(args.model):  # an ONNX file: any graph, not an LLM config
+        return graph_run_command(args)
     if args.trace and args.sim != "event":
         raise TegelError("--trace needs --sim event")
     result = _run(args, args.on)

@@ -1,0 +1,130 @@
+"""`tegel run MODEL.onnx` and `tegel plan MODEL.onnx`: any graph (a CNN...) on a system.
+
+`tegel run` and `tegel plan` hand a model argument that is a path ending in `.onnx` here. The
+graph comes from the ONNX frontend, `tegel.workload.onnx_frontend.load_onnx(path, batch)`,
+imported only when it is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from tegel.report.text import si, table
+
+
+def is_graph_model(model: str) -> bool:
+    """A model argument that names an ONNX file rather than an LLM config."""
+    return model.lower().endswith(".onnx")
+
+
+def graph_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a graph run that an LLM run does not have."""
+    p.add_argument("--schedule", choices=("layer", "fused"), default="fused",
+                   help="ONNX models on dataflow chips: layer by layer over the whole chip, or "
+                   "layers fused across tile regions with images streamed through (fused)")
+    p.add_argument("--layers", action="store_true",
+                   help="ONNX models: print the per-layer table (time, bound, MACs, energy by level)")
+    p.add_argument("--host-overhead", action="store_true",
+                   help="ONNX models: charge the LLM serving engine's host work per call")
+
+
+def _batch(text: Any) -> int:
+    from tegel.errors import TegelError
+
+    try:
+        batch = int(text if text is not None else 1)
+    except (TypeError, ValueError):
+        raise TegelError(f"--batch: expected a positive integer, got {text!r}") from None
+    if batch < 1:
+        raise TegelError(f"--batch: expected a positive integer, got {batch}")
+    return batch
+
+
+def load_graph(path: str, batch: int) -> Any:
+    """The graph of ONNX model `path` at `batch` images (the ONNX frontend, imported lazily)."""
+    from tegel.errors import TegelError
+
+    if not Path(path).is_file():
+        raise TegelError(f"model: no such ONNX file {path!r}")
+    try:
+        from tegel.workload.onnx_frontend import load_onnx
+    except ImportError:
+        raise TegelError("model: ONNX files need the ONNX frontend (tegel.workload.onnx_frontend), "
+                         "which this build does not have") from None
+    return load_onnx(path, batch)
+
+
+def _result(args: argparse.Namespace) -> Any:
+    from tegel.mapping.params import load_params
+    from tegel.mapping.schedule import Schedule
+    from tegel.serving.graph_run import GraphRunOptions, run_graph
+
+    batch = _batch(args.batch)
+    graph = load_graph(args.model, batch)
+    options = GraphRunOptions(Schedule.parse(getattr(args, "schedule", "fused")),
+                              getattr(args, "sim", "analytical"),
+                              getattr(args, "host_overhead", False))
+    params = load_params(args.params) if getattr(args, "params", None) else None
+    return run_graph(graph, args.on, options=options, params=params,
+                     batch_note=f"batch {batch} from --batch")
+
+
+def _rows_table(rows: Any, columns: tuple[str, ...], head: str) -> str:
+    shown = [c for c in columns if any(dict(r.energy_j).get(c, 0.0) for r in rows)]
+    body = [[r.key[:32], si(r.time_s, "s"), r.bound, si(r.macs),
+             *(si(dict(r.energy_j)[c], "J") for c in shown)] for r in rows]
+    return table([head, "time", "bound", "MACs", *shown], body)
+
+
+def graph_run_command(args: argparse.Namespace) -> int:
+    """`tegel run MODEL.onnx --on SYSTEM`."""
+    from tegel.errors import TegelError
+    from tegel.serving.graph_layers import energy_columns
+
+    if getattr(args, "trace", None):
+        raise TegelError("--trace: not available for ONNX models yet")
+    result = _result(args)
+    d = result.to_dict()
+    if args.json:  # the per-layer rows are always in the JSON; --ops adds the per-op rows
+        if args.ops:
+            d["ops"] = [r.to_dict() for r in result.ops]
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"{d['model']} on {d['system']}: batch {d['batch']}, {d['policy']} policy, schedule "
+          f"{d['schedule']}, {d['stages']} stage(s) x {d['microbatches']} micro-batch(es)")
+    rows = [["latency", si(d["latency_s"], "s")],
+            ["throughput", si(d["throughput_inferences_per_s"], "inf/s")],
+            ["energy per inference", si(d["energy_j_per_inference"], "J")],
+            ["average power", si(d["power_w"], "W")], ["bound", d["bound"]]]
+    print(table(["metric", "value"], rows))
+    energy = d["energy_breakdown_j_per_inference"]
+    print("\n" + table(["energy per inference", "J"], [[k, si(v, "J")] for k, v in energy.items()]))
+    for note in d["notes"]:
+        print(f"note: {note}")
+    columns = energy_columns(result.phase.plan.levels)
+    if args.layers:
+        print("\n" + _rows_table(result.layers, columns, "layer"))
+    if args.ops:
+        print("\n" + _rows_table(result.ops, columns, "op"))
+    return 0
+
+
+def graph_plan_command(args: argparse.Namespace) -> int:
+    """`tegel plan MODEL.onnx --on SYSTEM`: the plan a graph run prices."""
+    from tegel.mapping.compiled import describe, to_dict
+
+    result = _result(args)
+    if result.compiled is not None:
+        print(json.dumps(to_dict(result.compiled), indent=2) if args.json
+              else describe(result.compiled, not getattr(args, "brief", False)))
+        return 0
+    plan = result.phase.plan
+    if args.json:
+        print(json.dumps({"policy": plan.policy, "system": plan.system,
+                          "steps": [s.name for s in plan.steps]}, indent=2))
+    else:
+        print(plan.describe())
+    return 0
