@@ -105,6 +105,9 @@ def graph_run_command(args: argparse.Namespace) -> int:
     for note in d["notes"]:
         print(f"note: {note}")
     columns = energy_columns(result.phase.plan.levels)
+    if args.layers or args.ops:
+        print(f"\nper layer / op: busy time and energy of the whole call ({d['batch']} "
+              "inference(s)); energy by the chip's storage levels")
     if args.layers:
         print("\n" + _rows_table(result.layers, columns, "layer"))
     if args.ops:
