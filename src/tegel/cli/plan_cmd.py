@@ -30,14 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=plan_command)
     g = sub.add_parser("gemm", help="cycles of a GEMM on a systolic array",
                        description="Cycles and utilisation of out[M,N] = a[M,K] @ w[K,N] on one "
-                       "R x C systolic array (fill, compute, drain, folded over the array; batch 1, "
-                       "operands already on chip).")
+                       "R x C systolic array, split into fill, compute and drain, folded over the "
+                       "array (batch 1, operands already on chip).")
     g.add_argument("m", type=int, metavar="M")
     g.add_argument("n", type=int, metavar="N")
     g.add_argument("k", type=int, metavar="K")
     g.add_argument("--array", required=True, metavar="RxC", help="array shape, e.g. 128x128")
     g.add_argument("--dataflow", required=True, choices=("ws", "os", "is"),
                    help="weight-, output- or input-stationary")
+    g.add_argument("--fold-overlap", default="double_buffered", choices=("double_buffered", "none"),
+                   help="double_buffered: the next fold loads while this one streams (TPU, the "
+                   "default); none: every fold pays its own fill and drain (SCALE-Sim v3)")
     g.add_argument("--json", action="store_true", help="print JSON")
     g.set_defaults(func=gemm_command)
 
@@ -83,13 +86,20 @@ def gemm_command(args: argparse.Namespace) -> int:
     if min(args.m, args.n, args.k) < 1:
         raise TegelError(f"M, N and K must be positive, got {args.m} {args.n} {args.k}")
     rows, cols = parse_array(args.array)
-    result = gemm_cycles(args.m, args.n, args.k, rows, cols, args.dataflow)
+    result = gemm_cycles(args.m, args.n, args.k, rows, cols, args.dataflow,
+                         fold_overlap=args.fold_overlap)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
+    overlap = "double-buffered" if result.fold_overlap == "double_buffered" else "not overlapped"
     print(f"GEMM {args.m}x{args.n}x{args.k} on a {rows}x{cols} {result.dataflow.replace('_', '-')} "
-          f"array: {result.folds} fold(s) of {result.stream} streamed")
+          f"array: {result.folds} fold(s) of {result.stream} streamed, folds {overlap}")
     print(f"cycles       {result.cycles}")
+    for label, value in (("fill", result.fill), ("compute", result.compute), ("drain", result.drain)):
+        print(f"  {label:<10} {value}")
+    if result.fold_overlap == "none":
+        print(f"SCALE-Sim v3 'Total Cycles' {result.scalesim_total_cycles} (the index of the last "
+              "cycle, counted from 0)")
     print(f"utilisation  {result.utilisation:.1%}")
     return 0
 

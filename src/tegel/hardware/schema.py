@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tegel.errors import TegelError
+from tegel.hardware.systolic import FoldOverlap
 
 DtypeClass = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8", "int4"]
 DTYPE_CLASSES: tuple[str, ...] = ("fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8", "int4")
@@ -97,13 +98,18 @@ def citation_problem(text: str, sources: dict[str, Source]) -> str | None:
 
 
 class SystolicArray(Cited):
-    """R x C processing elements, each doing `macs_per_pe_per_cycle[dtype]` MACs per cycle."""
+    """R x C processing elements, each doing `macs_per_pe_per_cycle[dtype]` MACs per cycle.
+
+    `fold_overlap` is how consecutive folds of a GEMM follow each other (hardware/systolic.py):
+    `double_buffered` (shadow registers load the next tile during this one's stream) or `none`
+    (every fold pays its own fill and drain, SCALE-Sim v3's timing)."""
 
     rows: Count
     cols: Count
     count: Count = 1  # arrays per tile
     dataflow: Literal["weight_stationary", "output_stationary", "input_stationary"]
     macs_per_pe_per_cycle: dict[DtypeClass, Positive]
+    fold_overlap: FoldOverlap = "double_buffered"
 
 
 class ComputeUnit(Cited):

@@ -316,7 +316,7 @@ def _systolic(target: _Target, m: float, n: int, k: int) -> float:
     if arr is None:
         return target.params.compute_peak_fraction
     return gemm_cycles(max(1, round(m)), n, k, arr.rows, arr.cols, arr.dataflow,
-                       arr.count).utilisation
+                       arr.count, arr.fold_overlap).utilisation
 
 
 def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, target: _Target) -> OpSplit:
