@@ -16,7 +16,7 @@ import numpy as np
 from tegel.errors import TegelError
 from tegel.workload.dtypes import DType
 from tegel.workload.graph import GraphBuilder, GraphError
-from tegel.workload.imported import ImportedModel, fold_batchnorm
+from tegel.workload.imported import ImportedModel, simplify
 from tegel.workload.ir import (
     BatchNorm,
     Binary,
@@ -151,6 +151,7 @@ class Emitter:
         return self.reshape(piece, x.shape[:axis] + x.shape[axis + 1:], out)
 
     def build(self, outputs: tuple[Tensor, ...], fold: bool = True) -> ImportedModel:
-        """The verified model, batch norms folded into convolutions (unless `fold` is off)."""
+        """The verified model, simplified by `imported.simplify` unless `fold` is off (then
+        the graph is the node-by-node translation)."""
         model = ImportedModel(self.g.build(outputs), dict(self.values))
-        return fold_batchnorm(model) if fold else model
+        return simplify(model) if fold else model

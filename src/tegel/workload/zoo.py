@@ -14,15 +14,15 @@ from collections.abc import Callable
 from tegel.errors import TegelError
 
 
-def _nn():  # noqa: ANN202  (torch imports lazily: `import tegel` must not pull it in)
+def _nn():
     import torch
 
     return torch, torch.nn
 
 
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
-             act: str | None = "relu"):  # noqa: ANN202
-    torch, nn = _nn()
+             act: str | None = "relu"):
+    _, nn = _nn()
     layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
               nn.BatchNorm2d(cout)]
     if act == "relu":
@@ -32,7 +32,7 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
     return nn.Sequential(*layers)
 
 
-def _resnet(block: str, layers: tuple[int, ...], num_classes: int = 1000):  # noqa: ANN202, C901
+def _resnet(block: str, layers: tuple[int, ...], num_classes: int = 1000):
     torch, nn = _nn()
     expansion = 1 if block == "basic" else 4
 
@@ -50,7 +50,7 @@ def _resnet(block: str, layers: tuple[int, ...], num_classes: int = 1000):  # no
                          if stride != 1 or cin != cout else nn.Identity())
             self.relu = nn.ReLU(inplace=True)
 
-        def forward(self, x):  # noqa: ANN001, ANN202
+        def forward(self, x):
             return self.relu(self.body(x) + self.down(x))
 
     class ResNet(nn.Module):
@@ -67,13 +67,13 @@ def _resnet(block: str, layers: tuple[int, ...], num_classes: int = 1000):  # no
             self.pool = nn.AdaptiveAvgPool2d(1)
             self.fc = nn.Linear(cin, num_classes)
 
-        def forward(self, x):  # noqa: ANN001, ANN202
+        def forward(self, x):
             return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
 
     return ResNet()
 
 
-def _mobilenet_v2(num_classes: int = 1000):  # noqa: ANN202
+def _mobilenet_v2(num_classes: int = 1000):
     torch, nn = _nn()
     settings = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                 (6, 160, 3, 2), (6, 320, 1, 1))  # (expansion t, channels c, repeats n, stride s)
@@ -88,7 +88,7 @@ def _mobilenet_v2(num_classes: int = 1000):  # noqa: ANN202
             self.body = nn.Sequential(*layers)
             self.residual = stride == 1 and cin == cout
 
-        def forward(self, x):  # noqa: ANN001, ANN202
+        def forward(self, x):
             return x + self.body(x) if self.residual else self.body(x)
 
     class MobileNetV2(nn.Module):
@@ -103,7 +103,7 @@ def _mobilenet_v2(num_classes: int = 1000):  # noqa: ANN202
             self.features = nn.Sequential(*layers)
             self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(1280, num_classes))
 
-        def forward(self, x):  # noqa: ANN001, ANN202
+        def forward(self, x):
             x = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
             return self.classifier(torch.flatten(x, 1))
 
@@ -111,7 +111,7 @@ def _mobilenet_v2(num_classes: int = 1000):  # noqa: ANN202
 
 
 def _vit(image: int = 224, patch: int = 16, layers: int = 12, hidden: int = 768, heads: int = 12,
-         mlp: int = 3072, num_classes: int = 1000):  # noqa: ANN202
+         mlp: int = 3072, num_classes: int = 1000):
     torch, nn = _nn()
     F = nn.functional
 
@@ -123,7 +123,7 @@ def _vit(image: int = 224, patch: int = 16, layers: int = 12, hidden: int = 768,
             self.out = nn.Linear(hidden, hidden)
             self.mlp = nn.Sequential(nn.Linear(hidden, mlp), nn.GELU(), nn.Linear(mlp, hidden))
 
-        def forward(self, x):  # noqa: ANN001, ANN202
+        def forward(self, x):
             b, n, _ = x.shape
             y = self.ln1(x)
             q, k, v = (p(y).reshape(b, n, heads, hidden // heads).transpose(1, 2)
@@ -142,7 +142,7 @@ def _vit(image: int = 224, patch: int = 16, layers: int = 12, hidden: int = 768,
             self.ln = nn.LayerNorm(hidden, eps=1e-6)
             self.head = nn.Linear(hidden, num_classes)
 
-        def forward(self, x):  # noqa: ANN001, ANN202
+        def forward(self, x):
             x = self.patch(x).flatten(2).transpose(1, 2)
             x = torch.cat([self.cls.expand(x.shape[0], -1, -1), x], dim=1) + self.pos
             return self.head(self.ln(self.layers(x))[:, 0])
@@ -164,7 +164,7 @@ def zoo_names() -> tuple[str, ...]:
     return tuple(ZOO)
 
 
-def zoo_model(name: str, seed: int = 0):  # noqa: ANN201  (a torch.nn.Module, in eval mode)
+def zoo_model(name: str, seed: int = 0):
     """The zoo network `name` with weights (and batch-norm statistics) drawn from `seed`."""
     torch, nn = _nn()
     if name not in ZOO:
@@ -186,7 +186,7 @@ def zoo_model(name: str, seed: int = 0):  # noqa: ANN201  (a torch.nn.Module, in
     return model.eval()
 
 
-def example_input(name: str, batch: int = 1, side: int | None = None, seed: int = 0):  # noqa: ANN201
+def example_input(name: str, batch: int = 1, side: int | None = None, seed: int = 0):
     """A seeded random image batch [batch, 3, side, side] (side: the published 224)."""
     torch, _ = _nn()
     side = side or IMAGE_SIDE[name]
