@@ -27,6 +27,7 @@ from tegel.workload.ir import (
     MatMul,
     OpKind,
     Pool2d,
+    PoolFn,
     Reshape,
     Slice,
     Softmax,
@@ -100,6 +101,14 @@ class Emitter:
 
     def pool(self, x: Value, attrs: Pool2d, out: str) -> Tensor:
         return self.op(OpKind.POOL2D, attrs, (x,), out)
+
+    def global_avg_pool(self, x: Tensor, out: str) -> Tensor:
+        """The mean over H and W of x [N, C, H, W] -> [N, C, 1, 1]."""
+        if len(x.shape) != 4:
+            raise TegelError(f"{self.source}: op {out}: global pooling of a rank-"
+                             f"{len(x.shape)} tensor")
+        side = (x.shape[2], x.shape[3])
+        return self.pool(x, Pool2d(PoolFn.AVG, side, side), out)
 
     def batchnorm(self, x: Value, params: tuple[Value, ...], eps: float, out: str) -> Tensor:
         return self.op(OpKind.BATCHNORM, BatchNorm(eps), (x, *params), out)

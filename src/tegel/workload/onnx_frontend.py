@@ -56,9 +56,10 @@ def load_onnx_model(path: str | Path, batch: int | None = None,
     if todo:
         raise unsupported_error(str(path), todo)
     for node in g.node:
-        ins = [env[i] if i else None for i in node.input]
+        ins: list[Value | None] = [env[i] if i else None for i in node.input]
+        outs: list[Value]
         if all(v is None or isinstance(v, np.ndarray) for v in ins) and node.op_type != "Shape":
-            outs = _fold(node, ins)
+            outs = list(_fold(node, ins))
         else:
             outs = _translate(em, node, ins, path)
         for name, value in zip(node.output, outs, strict=False):
@@ -161,8 +162,7 @@ def _pool(fn: PoolFn) -> Callable:
 
 
 def _global_pool(em, node, ins, a, out, path):
-    x = _runtime(ins[0], node, path)
-    return em.pool(x, Pool2d(PoolFn.AVG, x.shape[2:4], x.shape[2:4]), out)
+    return em.global_avg_pool(_runtime(ins[0], node, path), out)
 
 
 def _reduce_mean(em, node, ins, a, out, path):
@@ -170,7 +170,7 @@ def _reduce_mean(em, node, ins, a, out, path):
     axes = a.get("axes") if len(ins) < 2 else _const(ins[1], node, path, "axes")
     if len(x.shape) != 4 or sorted(int(i) % 4 for i in axes) != [2, 3]:
         raise TegelError(f"{path}: node {node.name!r}: ReduceMean only over H and W of NCHW")
-    pooled = em.pool(x, Pool2d(PoolFn.AVG, x.shape[2:4], x.shape[2:4]), f"{out}.pool")
+    pooled = em.global_avg_pool(x, f"{out}.pool")
     return pooled if a.get("keepdims", 1) else em.reshape(pooled, x.shape[:2], out)
 
 

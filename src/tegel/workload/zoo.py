@@ -2,7 +2,8 @@
 
 ResNet-18/50 (He et al. 2015, torchvision's v1.5: the stride on the 3x3 conv), MobileNetV2
 (Sandler et al. 2018, width 1.0) and ViT-B/16 (Dosovitskiy et al. 2020). torchvision itself
-is not a dependency (its wheels pin other torch builds); parameter counts equal torchvision's
+is not a dependency (its wheels pin other torch builds), and torch is imported inside the
+builders so that `import tegel` does not load it; parameter counts equal torchvision's
 (tests/workload/test_zoo.py checks them and the MACs of tegel's graphs against the published
 figures). Batch-norm running statistics are randomised too, so folding them is exercised.
 """
@@ -14,15 +15,9 @@ from collections.abc import Callable
 from tegel.errors import TegelError
 
 
-def _nn():
-    import torch
-
-    return torch, torch.nn
-
-
 def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
              act: str | None = "relu"):
-    _, nn = _nn()
+    from torch import nn
     layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
               nn.BatchNorm2d(cout)]
     if act == "relu":
@@ -33,7 +28,8 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1,
 
 
 def _resnet(block: str, layers: tuple[int, ...], num_classes: int = 1000):
-    torch, nn = _nn()
+    import torch
+    from torch import nn
     expansion = 1 if block == "basic" else 4
 
     class Block(nn.Module):
@@ -74,7 +70,8 @@ def _resnet(block: str, layers: tuple[int, ...], num_classes: int = 1000):
 
 
 def _mobilenet_v2(num_classes: int = 1000):
-    torch, nn = _nn()
+    import torch
+    from torch import nn
     settings = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
                 (6, 160, 3, 2), (6, 320, 1, 1))  # (expansion t, channels c, repeats n, stride s)
 
@@ -112,7 +109,8 @@ def _mobilenet_v2(num_classes: int = 1000):
 
 def _vit(image: int = 224, patch: int = 16, layers: int = 12, hidden: int = 768, heads: int = 12,
          mlp: int = 3072, num_classes: int = 1000):
-    torch, nn = _nn()
+    import torch
+    from torch import nn
     F = nn.functional
 
     class Encoder(nn.Module):
@@ -166,7 +164,8 @@ def zoo_names() -> tuple[str, ...]:
 
 def zoo_model(name: str, seed: int = 0):
     """The zoo network `name` with weights (and batch-norm statistics) drawn from `seed`."""
-    torch, nn = _nn()
+    import torch
+    from torch import nn
     if name not in ZOO:
         raise TegelError(f"unknown zoo model {name!r}; known: {', '.join(ZOO)}")
     gen = torch.Generator().manual_seed(seed)
@@ -175,19 +174,21 @@ def zoo_model(name: str, seed: int = 0):
         model = ZOO[name]()
     with torch.no_grad():
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.2, 0.2, generator=gen)
-                m.running_mean.uniform_(-0.2, 0.2, generator=gen)
-                m.running_var.uniform_(0.5, 1.5, generator=gen)
-            elif isinstance(m, nn.LayerNorm):  # torch's ones and zeros would hide a swap
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.2, 0.2, generator=gen)
+            # torch's ones and zeros would hide a scale swapped with a shift
+            if isinstance(m, nn.BatchNorm2d | nn.LayerNorm):
+                ranges: list[tuple[torch.Tensor | None, float, float]] = [
+                    (m.weight, 0.5, 1.5), (m.bias, -0.2, 0.2)]
+                if isinstance(m, nn.BatchNorm2d):
+                    ranges += [(m.running_mean, -0.2, 0.2), (m.running_var, 0.5, 1.5)]
+                for t, lo, hi in ranges:
+                    if t is not None:
+                        t.uniform_(lo, hi, generator=gen)
     return model.eval()
 
 
 def example_input(name: str, batch: int = 1, side: int | None = None, seed: int = 0):
     """A seeded random image batch [batch, 3, side, side] (side: the published 224)."""
-    torch, _ = _nn()
+    import torch
+
     side = side or IMAGE_SIDE[name]
     return torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(seed))
