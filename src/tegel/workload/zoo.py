@@ -192,3 +192,36 @@ def example_input(name: str, batch: int = 1, side: int | None = None, seed: int 
 
     side = side or IMAGE_SIDE[name]
     return torch.randn(batch, 3, side, side, generator=torch.Generator().manual_seed(seed))
+
+
+def export_onnx(name: str, path: str, seed: int = 0, batch: int | None = None,
+                side: int | None = None) -> str:
+    """Write zoo network `name` (weights from `seed`) to the ONNX file `path`; returns the
+    exporter used: "dynamo" (torch.export + onnxscript) or, if that fails, "legacy"
+    (TorchScript tracing). The batch dimension is `batch`, or dynamic when None."""
+    import contextlib
+    import io
+    import logging
+    import warnings
+
+    import torch
+
+    # the exporter logs that torchvision's ops are not registered: nothing here uses them
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+
+    model = zoo_model(name, seed)
+    x = example_input(name, batch or 1, side, seed)
+    errors = []
+    for exporter, dynamo in (("dynamo", True), ("legacy", False)):
+        dynamic: dict = {}
+        if batch is None:
+            dynamic = ({"dynamic_shapes": {"x": {0: torch.export.Dim("batch")}}} if dynamo
+                       else {"input_names": ["x"], "dynamic_axes": {"x": {0: "batch"}}})
+        try:
+            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                warnings.simplefilter("ignore")
+                torch.onnx.export(model, (x,), path, dynamo=dynamo, **dynamic)
+            return exporter
+        except Exception as err:  # the dynamo exporter fails in many ways; fall back once
+            errors.append(f"{exporter}: {str(err).strip().splitlines()[0] if str(err) else err}")
+    raise TegelError(f"{path}: could not export {name} to ONNX ({'; '.join(errors)})")
