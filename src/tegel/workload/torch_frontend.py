@@ -1,7 +1,8 @@
 """The PyTorch frontend: a torch.nn.Module -> a tegel graph and its weight values.
 
 `torch.export.export(module, example_inputs).run_decompositions()` gives a flat graph of
-core ATen ops (with `scaled_dot_product_attention` kept whole, so it maps onto ATTENTION).
+core ATen ops (with `scaled_dot_product_attention`, hardswish and hardsigmoid kept whole, so
+they map onto ATTENTION and single UNARY ops).
 Parameters, buffers and lifted constants become weights (Role.WEIGHT) when an op reads them;
 the example inputs' shapes are the graph inputs'. A node whose tensor inputs are all
 constants (a weight's transpose, shape arithmetic) is evaluated at load time by torch itself.
@@ -40,6 +41,7 @@ class _Unmapped:
 
 
 _UNMAPPED = _Unmapped()
+_KEPT_WHOLE = ("scaled_dot_product_attention", "hardswish", "hardsigmoid")
 
 
 def from_torch(module: Any, example_inputs: Sequence[Any]) -> Graph:
@@ -55,7 +57,8 @@ def torch_model(module: Any, example_inputs: Sequence[Any], fold: bool = True) -
     try:
         ep = torch.export.export(module, tuple(example_inputs))
         table = torch.export.default_decompositions()
-        table.pop(torch.ops.aten.scaled_dot_product_attention.default, None)
+        for whole in _KEPT_WHOLE:  # ops the IR has, left undecomposed
+            table.pop(getattr(torch.ops.aten, whole).default, None)
         ep = ep.run_decompositions(table)
     except Exception as err:  # export raises many types for untraceable code
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -103,7 +106,7 @@ def _call(em: Emitter, node: Any, env: dict, unknown: Counter[str]) -> Any:
         return args[0] if args[0] is _UNMAPPED else args[0][args[1]]
     key = name.removeprefix("aten.")
     rule = _ATEN.get(key)
-    if rule is None and any(isinstance(a, Tensor) for a in flat):
+    if rule is None and any(isinstance(a, Tensor) or a is _UNMAPPED for a in flat):
         unknown[key] += 1
         return _UNMAPPED
     if any(a is _UNMAPPED for a in flat):
@@ -172,12 +175,16 @@ def _unary(fn: UnaryFn) -> Callable:
     return lambda em, args, kw, name, shape: em.unary(fn, args[0], name)
 
 
-def _hardtanh(em, args, kw, name, shape):
-    lo, hi = _arg(args, kw, 1, "min_val", -1.0), _arg(args, kw, 2, "max_val", 1.0)
-    if (lo, hi) != (0.0, 6.0):
-        raise TegelError(f"{em.source}: node {name}: hardtanh({lo}, {hi}) is not supported "
-                         "(only ReLU6)")
-    return em.unary(UnaryFn.RELU6, args[0], name)
+def _clamp(keys: tuple[str, str], lo_default: float | None,
+           hi_default: float | None) -> Callable:
+    """hardtanh / clamp: ReLU6 when the bounds are (0, 6), ReLU when (0, none)."""
+    def translate(em, args, kw, name, shape):
+        lo, hi = _arg(args, kw, 1, keys[0], lo_default), _arg(args, kw, 2, keys[1], hi_default)
+        if (lo, hi) in ((0, 6), (0, None)):
+            return em.unary(UnaryFn.RELU6 if hi else UnaryFn.RELU, args[0], name)
+        raise TegelError(f"{em.source}: node {name}: clamp({lo}, {hi}) is not supported "
+                         "(only the ReLU and ReLU6 forms)")
+    return translate
 
 
 def _gelu(em, args, kw, name, shape):
@@ -271,7 +278,8 @@ _ATEN: dict[str, Callable] = {
     "convolution.default": _conv,
     "_native_batch_norm_legit_no_training.default": _batchnorm,
     "relu.default": _unary(UnaryFn.RELU),
-    "hardtanh.default": _hardtanh,
+    "hardtanh.default": _clamp(("min_val", "max_val"), -1.0, 1.0),
+    "clamp.default": _clamp(("min", "max"), None, None),
     "sigmoid.default": _unary(UnaryFn.SIGMOID),
     "silu.default": _unary(UnaryFn.SILU),
     "hardswish.default": _unary(UnaryFn.HARDSWISH),
