@@ -7,12 +7,15 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from tegel.errors import TegelError
-from tegel.workload.dtypes import DType
-from tegel.workload.ir import Graph, Tensor
+
+if TYPE_CHECKING:  # imported lazily at run time: `tegel --help` loads every command module
+    import numpy as np
+
+    from tegel.workload.dtypes import DType
+    from tegel.workload.ir import Graph, Tensor
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load_input(path: str) -> np.ndarray:
+    import numpy as np
+
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
@@ -45,6 +50,7 @@ def _load_input(path: str) -> np.ndarray:
 
 def execute_onnx(model_path: str, x: np.ndarray, system: str, precision: str) -> dict:
     """Outputs of the model in the system's formats vs onnxruntime fp32 on the batch `x`."""
+    import numpy as np
     import onnxruntime as ort
 
     from tegel.evaluate.functional import execute, quantize_weights
