@@ -58,7 +58,7 @@ def load_onnx_model(path: str | Path, batch: int | None = None,
     for node in g.node:
         ins: list[Value | None] = [env[i] if i else None for i in node.input]
         outs: list[Value]
-        if all(v is None or isinstance(v, np.ndarray) for v in ins) and node.op_type != "Shape":
+        if all(v is None or isinstance(v, np.ndarray) for v in ins):
             outs = list(_fold(node, ins))
         else:
             outs = _translate(em, node, ins, path)
