@@ -55,6 +55,7 @@ def test_batch_scales_the_macs(zoo_onnx) -> None:
 
 def test_inspect_prints_the_onnx_card(zoo_onnx, capsys) -> None:
     path = zoo_onnx("mobilenet_v2")
+    capsys.readouterr()  # what make-model printed, if this test made the file
     assert main(["inspect", str(path), "--json", "--batch", "2"]) == 0
     card = json.loads(capsys.readouterr().out)
     graph = load_onnx(path, 2)
