@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["curve", "run", "run_graph", "serve"]
+__all__ = ["curve", "from_torch", "run", "run_graph", "serve"]
 
 
 def __getattr__(name: str) -> Any:
@@ -32,4 +32,8 @@ def __getattr__(name: str) -> Any:
         from tegel.serving.curve import curve
 
         return curve
+    if name == "from_torch":
+        from tegel.workload.torch_frontend import from_torch
+
+        return from_torch
     raise AttributeError(f"module 'tegel' has no attribute {name!r}")

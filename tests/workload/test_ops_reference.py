@@ -164,6 +164,10 @@ TORCH_UNARY = {
     UnaryFn.RELU: F.relu,
     UnaryFn.NEG: torch.neg,
     UnaryFn.SOFTCAP: torch.tanh,  # with Unary's default cap of 1
+    UnaryFn.RELU6: F.relu6,
+    UnaryFn.SIGMOID: torch.sigmoid,
+    UnaryFn.HARDSIGMOID: F.hardsigmoid,
+    UnaryFn.HARDSWISH: F.hardswish,
 }
 
 

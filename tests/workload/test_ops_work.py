@@ -17,8 +17,10 @@ from tegel.workload import GraphBuilder
 from tegel.workload.dtypes import DType
 from tegel.workload.ir import (
     Attention,
+    BatchNorm,
     Binary,
     BinaryFn,
+    Concat,
     Conv2d,
     Embedding,
     KVCacheWrite,
@@ -29,11 +31,15 @@ from tegel.workload.ir import (
     MoERouter,
     Op,
     OpKind,
+    Pool2d,
+    PoolFn,
+    Reshape,
     RMSNorm,
     Rope,
     Slice,
     Softmax,
     Tensor,
+    Transpose,
     Unary,
     UnaryFn,
 )
@@ -360,6 +366,21 @@ def random_op(draw: st.DrawFn) -> Op:
         stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
         return make_op(kind, Conv2d(stride, (1, 0), groups), ((b, c, size, size), dt),
                        ((o, c // groups, kh, kw), dt))
+    if kind in (OpKind.POOL2D, OpKind.BATCHNORM):
+        c, size = draw(st.integers(1, 3)), draw(st.integers(3, 8))
+        x = ((b, c, size, size), dt)
+        if kind is OpKind.BATCHNORM:
+            return make_op(kind, BatchNorm(1e-5), x, *[((c,), F32)] * 4)
+        k = draw(st.integers(1, 3))
+        pool = Pool2d(draw(st.sampled_from(list(PoolFn))), (k, k), (draw(st.integers(1, 2)),) * 2,
+                      (draw(st.integers(0, k // 2)),) * 2, draw(st.booleans()), draw(st.booleans()))
+        return make_op(kind, pool, x)
+    if kind is OpKind.RESHAPE:
+        return make_op(kind, Reshape((b * n, h)), ((b, n, h), dt))
+    if kind is OpKind.TRANSPOSE:
+        return make_op(kind, Transpose(draw(st.permutations([0, 1, 2]))), ((b, n, h), dt))
+    if kind is OpKind.CONCAT:
+        return make_op(kind, Concat(1), ((b, n, h), dt), ((b, draw(st.integers(1, 4)), h), dt))
     assert kind is OpKind.SLICE
     start = draw(st.integers(0, n - 1))
     return make_op(kind, Slice(1, start, draw(st.integers(start + 1, n))), ((b, n, h), dt))

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tegel.cli.validate_cmd",
     "tegel.cli.generate_cmd",
     "tegel.cli.make_model_cmd",
+    "tegel.cli.execute_cmd",
     "tegel.cli.explore_cmd",
 )
 

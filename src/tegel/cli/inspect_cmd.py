@@ -13,15 +13,18 @@ DEFAULT_INPUT, DEFAULT_KV = 2048, 4096  # prompt and KV lengths when the user gi
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="parameters, bytes and FLOPs of a model",
                        description="Parameters, weight and KV-cache bytes, FLOPs and minimal "
-                       "bytes per token of a shipped model or a Hugging Face config.json.")
-    p.add_argument("model", nargs="?", help="shipped model name (see --list) or config.json path")
+                       "bytes per token of a shipped model or a Hugging Face config.json; "
+                       "parameters, MACs, FLOPs and bytes by op kind of an .onnx file.")
+    p.add_argument("model", nargs="?", help="shipped model name (see --list), config.json path "
+                   "or .onnx file")
     p.add_argument("--list", action="store_true",
                    help="list the shipped models with their families and sizes, and exit")
     p.add_argument("--input", type=int, metavar="L",
                    help=f"prefill tokens ({DEFAULT_INPUT}, at most the model's positions)")
     p.add_argument("--kv", type=int, metavar="K",
                    help=f"decode KV length ({DEFAULT_KV}, at most the model's positions - 1)")
-    p.add_argument("--batch", type=int, default=1, metavar="B", help="batch (1)")
+    p.add_argument("--batch", type=int, default=1, metavar="B",
+                   help="batch (1; for an .onnx file, its dynamic batch dimension)")
     p.add_argument("--precision", default="bf16", help="weights, activations and KV format (bf16)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         dtype = DType.parse(args.precision)
     except ValueError as err:
         raise TegelError(f"--precision: {err}") from None
+    if args.model.endswith(".onnx"):
+        return _onnx(args)
     cfg = load_model_config(args.model)
     prompt, kv, note = _lengths(args.input, args.kv, cfg.name, cfg.max_position_embeddings)
     card = summarize(cfg, prompt, kv, args.batch, Precision.uniform(dtype))
@@ -126,3 +131,23 @@ def _render(c: dict) -> str:
                     "min bytes/token", "FLOP/B"], rows)
     notes = [f"note: {n}" for n in c["notes"]]
     return "\n\n".join([head, weights, kv, phases, *notes])
+
+
+def _onnx(args: argparse.Namespace) -> int:
+    """Parameters, MACs, FLOPs and bytes, in total and by op kind, of an ONNX model."""
+    from tegel.workload.graph_card import graph_card
+    from tegel.workload.onnx_frontend import load_onnx
+
+    card = graph_card(load_onnx(args.model, args.batch))
+    if args.json:
+        print(json.dumps(card, indent=2))
+        return 0
+    shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in card["inputs"].items())
+    head = (f"{args.model}: {si(card['parameters'])} parameters ({si(card['weight_bytes'], 'B')} "
+            f"fp32), {si(card['macs'])}MAC, {si(card['flops'], 'FLOP')}; input {shapes}\n"
+            f"min bytes: {si(card['graph_bytes'], 'B')} (weights, inputs, outputs once), "
+            f"{si(card['op_bytes'], 'B')} (each op its inputs and outputs)")
+    rows = [[kind, r["count"], si(r["macs"]) if r["macs"] else "-", si(r["flops"], "FLOP"),
+             si(r["op_bytes"], "B")] for kind, r in card["ops_by_kind"].items()]
+    print(head + "\n\n" + table(["op kind", "ops", "MACs", "FLOPs", "op bytes"], rows))
+    return 0

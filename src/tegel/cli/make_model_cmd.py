@@ -1,4 +1,5 @@
-"""`tegel make-model FAMILY DIR`: a random-weight Hugging Face folder to try `tegel generate` on."""
+"""`tegel make-model FAMILY DIR`: a random-weight Hugging Face folder to try `tegel generate` on;
+`tegel make-model resnet50 resnet50.onnx`: a zoo vision network as an ONNX file."""
 
 from __future__ import annotations
 
@@ -6,22 +7,35 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("make-model", help="write a random-weight Hugging Face model folder",
+    p = sub.add_parser("make-model", help="write a random-weight Hugging Face model folder "
+                       "or a vision network as ONNX",
                        description="Write config.json (a shipped config of the family, shrunk), "
                        "model.safetensors (seeded random weights) and a byte-level BPE tokenizer "
                        "(when the `tokenizers` package is installed) to DIR, so `tegel generate "
-                       "DIR` runs without downloading anything.")
-    p.add_argument("family", help="a family (model_type: llama, qwen3_moe, gemma2, ...) or a "
-                   "shipped model name whose config to shrink")
-    p.add_argument("dir", help="folder to write (created if missing)")
+                       "DIR` runs without downloading anything. For a vision network (resnet18, "
+                       "resnet50, mobilenet_v2, vit_b_16: torchvision's architectures in plain "
+                       "torch.nn) write DIR as an ONNX file with seeded random weights, 224x224 "
+                       "input, for `tegel inspect` and `tegel run`.")
+    p.add_argument("family", help="a family (model_type: llama, qwen3_moe, gemma2, ...), a "
+                   "shipped model name whose config to shrink, or a vision network")
+    p.add_argument("dir", help="folder to write (created if missing), or the .onnx file")
     p.add_argument("--size", default="tiny", help="tiny or small (tiny)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the weights (0)")
     p.add_argument("--no-tokenizer", action="store_true", help="write no tokenizer")
+    p.add_argument("--batch", type=int, metavar="N",
+                   help="vision networks: a fixed batch N (default: a dynamic batch dimension)")
     p.set_defaults(func=make_model_command)
 
 
 def make_model_command(args: argparse.Namespace) -> int:
+    from tegel.errors import TegelError
     from tegel.workload.random_model import random_folder
+    from tegel.workload.zoo import zoo_names
+
+    if args.family in zoo_names():
+        return _vision(args)
+    if args.batch is not None:
+        raise TegelError("--batch: only for vision networks (" + ", ".join(zoo_names()) + ")")
 
     cfg, written = random_folder(args.family, args.dir, args.size, args.seed,
                                  tokenizer=not args.no_tokenizer)
@@ -31,4 +45,18 @@ def make_model_command(args: argparse.Namespace) -> int:
         print("no tokenizer written (pip install tokenizers for one); use --prompt-ids")
     prompt = "--prompt 'the data moves'" if "tokenizer.json" in written else "--prompt-ids 1,2,3"
     print(f"try: tegel generate {args.dir} --on h100-sxm {prompt} --max-new-tokens 8")
+    return 0
+
+
+def _vision(args: argparse.Namespace) -> int:
+    from tegel.errors import TegelError
+    from tegel.workload.zoo import export_onnx
+
+    if args.batch is not None and args.batch < 1:
+        raise TegelError(f"--batch: expected a positive integer, got {args.batch}")
+    exporter = export_onnx(args.family, args.dir, args.seed, args.batch)
+    batch = args.batch if args.batch is not None else "dynamic"
+    print(f"wrote {args.dir}: {args.family}, seed {args.seed}, batch {batch}, input 3x224x224 "
+          f"(torch.onnx {exporter} exporter)")
+    print(f"try: tegel inspect {args.dir}")
     return 0

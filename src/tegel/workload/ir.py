@@ -12,6 +12,14 @@ import math
 from dataclasses import dataclass
 
 from tegel.workload.dtypes import DType
+from tegel.workload.ir_cnn import (  # noqa: F401  (PoolFn re-exported with its Pool2d)
+    BatchNorm,
+    Concat,
+    Pool2d,
+    PoolFn,
+    Reshape,
+    Transpose,
+)
 
 
 class Role(enum.Enum):
@@ -58,6 +66,11 @@ class OpKind(enum.Enum):
     CONV2D = "conv2d"
     SLICE = "slice"
     LATENT_ATTENTION = "latent_attention"
+    POOL2D = "pool2d"
+    BATCHNORM = "batchnorm"
+    RESHAPE = "reshape"
+    TRANSPOSE = "transpose"
+    CONCAT = "concat"
 
 
 class OpRole(enum.Enum):
@@ -102,12 +115,17 @@ class UnaryFn(enum.Enum):
     RELU = "relu"
     NEG = "neg"
     SOFTCAP = "softcap"  # cap * tanh(x / cap): Gemma 2's logit soft-capping
+    RELU6 = "relu6"  # min(max(x, 0), 6)
+    SIGMOID = "sigmoid"
+    HARDSIGMOID = "hardsigmoid"  # min(max(x / 6 + 1/2, 0), 1), torch's definition
+    HARDSWISH = "hardswish"  # x * hardsigmoid(x)
 
 
 class BinaryFn(enum.Enum):
     ADD = "add"
     SUB = "sub"
     MUL = "mul"
+    DIV = "div"
 
 
 # ---- per-kind attributes -------------------------------------------------------------------
@@ -388,6 +406,11 @@ Attrs = (
     | Conv2d
     | Slice
     | LatentAttention
+    | Pool2d
+    | BatchNorm
+    | Reshape
+    | Transpose
+    | Concat
 )
 
 ATTRS_OF_KIND: dict[OpKind, type] = {
@@ -406,6 +429,11 @@ ATTRS_OF_KIND: dict[OpKind, type] = {
     OpKind.CONV2D: Conv2d,
     OpKind.SLICE: Slice,
     OpKind.LATENT_ATTENTION: LatentAttention,
+    OpKind.POOL2D: Pool2d,
+    OpKind.BATCHNORM: BatchNorm,
+    OpKind.RESHAPE: Reshape,
+    OpKind.TRANSPOSE: Transpose,
+    OpKind.CONCAT: Concat,
 }
 
 

@@ -37,6 +37,7 @@ from tegel.workload.ir import (
 Shape = tuple[int, ...]
 # An output's shape and dtype; a dtype of None takes the activation dtype the builder chose.
 OutSpec = tuple[Shape, DType | None]
+OpSpecs = tuple[OutSpec, ...]
 
 UNARY_FLOPS: dict[UnaryFn, int] = {
     UnaryFn.SILU: 4,  # exp, add, divide, multiply
@@ -476,8 +477,8 @@ _GEMMS: dict[OpKind, Callable[[Op], tuple[Gemm, ...]]] = {
     OpKind.MOE_EXPERTS: _experts_gemms,
 }
 
-# multi-head latent attention lives in its own module, registered here (it imports from above)
-from tegel.workload import mla  # noqa: E402
+# latent attention and the vision-network kinds live in their own modules, registered here
+from tegel.workload import cnn_ops, mla  # noqa: E402, F401
 
 _rule(OpKind.LATENT_ATTENTION, mla.latent_attention_infer, mla.latent_attention_work)
 _GEMMS[OpKind.LATENT_ATTENTION] = mla.latent_attention_gemms

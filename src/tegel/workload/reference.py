@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from tegel.errors import TegelError
+from tegel.workload.cnn_reference import CNN_REFERENCES
 from tegel.workload.ir import (
     Attention,
     BinaryFn,
@@ -70,6 +71,13 @@ def unary(fn: UnaryFn, x: Array, cap: float = 1.0) -> Array:
         return np.maximum(x, 0.0)
     if fn is UnaryFn.NEG:
         return -x
+    if fn is UnaryFn.RELU6:
+        return np.clip(x, 0.0, 6.0)
+    if fn is UnaryFn.SIGMOID:
+        return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
+    if fn in (UnaryFn.HARDSIGMOID, UnaryFn.HARDSWISH):
+        hard = np.clip(x / np.float32(6.0) + np.float32(0.5), 0.0, 1.0)
+        return hard if fn is UnaryFn.HARDSIGMOID else x * hard
     raise NotImplementedError(fn)
 
 
@@ -135,7 +143,8 @@ def _unary(op: Op, xs: list[Array]) -> list[Array]:
     return [unary(a.fn, xs[0], a.cap)]
 
 
-_BINARY = {BinaryFn.ADD: np.add, BinaryFn.SUB: np.subtract, BinaryFn.MUL: np.multiply}
+_BINARY = {BinaryFn.ADD: np.add, BinaryFn.SUB: np.subtract, BinaryFn.MUL: np.multiply,
+           BinaryFn.DIV: np.divide}
 
 
 @_ref(OpKind.BINARY)
@@ -325,6 +334,7 @@ def _conv2d(op: Op, xs: list[Array]) -> list[Array]:
 
 
 REFERENCES[OpKind.LATENT_ATTENTION] = latent_attention_reference
+REFERENCES.update(CNN_REFERENCES)
 
 assert set(REFERENCES) == set(OpKind), "every op kind needs a reference implementation"
 
