@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,8 +13,6 @@ from tegel.errors import TegelError
 if TYPE_CHECKING:  # imported lazily at run time: `tegel --help` loads every command module
     import numpy as np
 
-    from tegel.workload.dtypes import DType
-    from tegel.workload.ir import Graph, Tensor
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +54,7 @@ def execute_onnx(model_path: str, x: np.ndarray, system: str, precision: str) ->
     from tegel.hardware.loader import load_system
     from tegel.serving.scenario import resolve_precision
     from tegel.workload import interpret
+    from tegel.workload.imported import in_formats
     from tegel.workload.onnx_frontend import load_onnx_model
 
     model = load_onnx_model(model_path, batch=x.shape[0])
@@ -66,9 +64,7 @@ def execute_onnx(model_path: str, x: np.ndarray, system: str, precision: str) ->
         raise TegelError(f"--input: {Path(model_path).name} takes inputs {wanted}, got {x.shape}")
     sys_ = load_system(system)
     fmt = resolve_precision(sys_, precision)
-    typed = replace(graph, inputs=tuple(replace(t, dtype=fmt.activations) for t in graph.inputs),
-                    weights=tuple(replace(t, dtype=fmt.weights) for t in graph.weights))
-    typed = _retyped(typed, fmt.activations)
+    typed = in_formats(graph, fmt.weights, fmt.activations)
     # an all-but-zero block's int8 scale underflows fp16 to 0 in `numerics`; its elements
     # decode to 0 all the same, so the 0/0 warnings say nothing to the user
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -90,20 +86,6 @@ def execute_onnx(model_path: str, x: np.ndarray, system: str, precision: str) ->
             "precision": {"weights": fmt.weights.value, "activations": fmt.activations.value},
             "output_shape": list(want.shape), "vs_onnxruntime_fp32": compare(got),
             "fp32_reference_vs_onnxruntime": compare(exact)}
-
-
-def _retyped(graph: Graph, dtype: DType) -> Graph:
-    """`graph` with every op output (an activation) stored in `dtype`."""
-    from tegel.workload.graph import verify
-
-    new: dict[str, Tensor] = {t.name: t for t in (*graph.inputs, *graph.weights)}
-    ops = []
-    for op in graph.ops:
-        outs = tuple(replace(t, dtype=dtype) if t.dtype.info.is_float else t for t in op.outputs)
-        ops.append(replace(op, inputs=tuple(new[t.name] for t in op.inputs), outputs=outs))
-        new.update((t.name, t) for t in outs)
-    return verify(replace(graph, ops=tuple(ops),
-                          outputs=tuple(new[t.name] for t in graph.outputs)))
 
 
 def execute_command(args: argparse.Namespace) -> int:

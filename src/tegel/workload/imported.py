@@ -15,6 +15,7 @@ import numpy as np
 
 from tegel.errors import TegelError
 from tegel.workload import ops as rules
+from tegel.workload.dtypes import DType
 from tegel.workload.graph import verify
 from tegel.workload.ir import (
     Attention,
@@ -227,3 +228,23 @@ def fuse_attention(model: ImportedModel) -> ImportedModel:
     ops = tuple(new_op for op in graph.ops if op.name not in dropped
                 for new_op in replaced.get(op.name, [op]))
     return _with_ops(graph, ops, dict(values))
+
+
+def in_formats(graph: Graph, weights: DType, activations: DType) -> Graph:
+    """`graph` run in other number formats: float weights stored in `weights`, float runtime
+    inputs and every float op output (the activations) in `activations`; integer tensors keep
+    theirs. An imported model is fp32; `tegel run` / `execute` price it in the system's or the
+    user's formats."""
+    def cast(t: Tensor, dtype: DType) -> Tensor:
+        return replace(t, dtype=dtype) if t.dtype.info.is_float else t
+
+    new: dict[str, Tensor] = {t.name: cast(t, activations) for t in graph.inputs}
+    new.update((t.name, cast(t, weights)) for t in graph.weights)
+    ops = []
+    for op in graph.ops:
+        outs = tuple(cast(t, activations) for t in op.outputs)
+        ops.append(replace(op, inputs=tuple(new[t.name] for t in op.inputs), outputs=outs))
+        new.update((t.name, t) for t in outs)
+    return verify(replace(graph, inputs=tuple(new[t.name] for t in graph.inputs),
+                          weights=tuple(new[t.name] for t in graph.weights), ops=tuple(ops),
+                          outputs=tuple(new[t.name] for t in graph.outputs)))
