@@ -134,7 +134,8 @@ def test_per_layer_energy_by_level_sums_to_the_totals(system: str, schedule: Sch
 
 
 def test_ops_without_layers_are_rows_of_their_own() -> None:
-    result = run_graph(small_cnn(batch=1, layered=False), "ref-dataflow")
+    result = run_graph(small_cnn(batch=1, layered=False), "ref-dataflow",
+                       options=GraphRunOptions(Schedule.FUSED))
     assert [r.key for r in result.layers] == ["outside layers"]
     assert result.phase.plan.stages == len(result.ops) == 9  # fused: one stage per op
 
@@ -158,8 +159,10 @@ def test_rebatch_scales_the_work() -> None:
 
 def test_analytical_and_event_simulator_agree_on_a_compiled_cnn_plan() -> None:
     graph = small_cnn(batch=8, hw=64)
-    analytical = run_graph(graph, "ref-dataflow")
-    simulated = run_graph(graph, "ref-dataflow", options=GraphRunOptions(sim="event"))
+    fused = GraphRunOptions(Schedule.FUSED)
+    analytical = run_graph(graph, "ref-dataflow", options=fused)
+    simulated = run_graph(graph, "ref-dataflow", options=GraphRunOptions(Schedule.FUSED,
+                                                                         sim="event"))
     assert analytical.compiled is not None and analytical.phase.plan.microbatches == 8
     assert simulated.latency_s == pytest.approx(analytical.latency_s, rel=0.02)
     dyn = {k: v for k, v in analytical.phase.cost.energy_breakdown_j.items() if k != "static"}

@@ -46,7 +46,7 @@ def test_run_onnx_dispatches_to_the_graph_run(onnx_model: tuple[str, list], caps
                                               pytest.CaptureFixture[str]) -> None:
     path, calls = onnx_model
     d = _json(capsys, "run", path, "--on", "ref-dataflow", "--batch", "4", "--schedule", "layer")
-    assert calls == [(path, 4)]
+    assert calls == [(path, 4), (path, 1)]  # the batch, and one image for fused micro-batches
     assert d["batch"] == 4 and d["schedule"] == "layer" and d["policy"] == "dataflow"
     direct = run_graph(small_cnn(batch=4, hw=32), "ref-dataflow",
                        options=GraphRunOptions(Schedule.LAYER))
@@ -55,8 +55,14 @@ def test_run_onnx_dispatches_to_the_graph_run(onnx_model: tuple[str, list], caps
     assert [r["key"] for r in d["layers"]] == ["layer 0", "layer 1", "layer 2"]
     total = sum(r["energy_total_j"] for r in d["layers"])
     assert total == pytest.approx(direct.phase.cost.energy_j)
-    fused = _json(capsys, "run", path, "--on", "ref-dataflow", "--batch", "4")
+    fused = _json(capsys, "run", path, "--on", "ref-dataflow", "--batch", "4", "--schedule",
+                  "fused")
     assert fused["schedule"] == "fused" and fused["microbatches"] == 4
+    auto = _json(capsys, "run", path, "--on", "ref-dataflow", "--batch", "4")  # the default
+    faster = min((d, fused), key=lambda r: r["latency_s"])
+    assert auto["schedule"] == faster["schedule"]
+    assert auto["latency_s"] == pytest.approx(faster["latency_s"])
+    assert "schedule auto" in auto["notes"][-1]
 
 
 def test_run_onnx_tables(onnx_model: tuple[str, list], capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,7 +77,7 @@ def test_plan_onnx(onnx_model: tuple[str, list], capsys: pytest.CaptureFixture[s
     path, calls = onnx_model
     assert main(["plan", path, "--on", "ref-dataflow", "--batch", "2", "--brief"]) == 0
     out = capsys.readouterr().out
-    assert calls == [(path, 2)] and "stage" in out
+    assert calls == [(path, 2), (path, 1)] and "stage" in out
     assert main(["plan", path, "--on", "h100-sxm"]) == 0
     assert "plan gpu on h100-sxm" in capsys.readouterr().out
 

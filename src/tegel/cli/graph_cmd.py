@@ -22,9 +22,10 @@ def is_graph_model(model: str) -> bool:
 
 def graph_args(p: argparse.ArgumentParser) -> None:
     """The flags of a graph run that an LLM run does not have."""
-    p.add_argument("--schedule", choices=("layer", "fused"), default="fused",
-                   help="ONNX models on dataflow chips: layer by layer over the whole chip, or "
-                   "layers fused across tile regions with images streamed through (fused)")
+    p.add_argument("--schedule", choices=("layer", "fused", "auto"), default="auto",
+                   help="ONNX models on dataflow chips: layer by layer over the whole chip, "
+                   "layers fused across tile regions with images streamed through, or auto "
+                   "(default: both priced, the faster kept and said)")
     p.add_argument("--layers", action="store_true",
                    help="ONNX models: print the per-layer table (time, bound, MACs, energy by level)")
     p.add_argument("--host-overhead", action="store_true",
@@ -70,11 +71,14 @@ def _result(args: argparse.Namespace) -> Any:
     # an ONNX model is fp32; it runs in --precision's formats (auto: the chip's bf16 or nearest)
     fmt = resolve_precision(system, getattr(args, "precision", "auto"))
     graph = in_formats(load_graph(args.model, batch), fmt.weights, fmt.activations)
-    options = GraphRunOptions(Schedule.parse(getattr(args, "schedule", "fused")),
+    # the network at batch 1 too, for a fused schedule's micro-batches of one image
+    single = (in_formats(load_graph(args.model, 1), fmt.weights, fmt.activations)
+              if batch > 1 else None)
+    options = GraphRunOptions(Schedule.parse(getattr(args, "schedule", "auto")),
                               getattr(args, "sim", "analytical"),
                               getattr(args, "host_overhead", False))
     params = load_params(args.params) if getattr(args, "params", None) else None
-    return run_graph(graph, system, options=options, params=params,
+    return run_graph(graph, system, options=options, params=params, single=single,
                      batch_note=f"batch {batch} from --batch")
 
 

@@ -25,8 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pp", type=int, help="chips per replica (default: chosen)")
     p.add_argument("--brief", action="store_true", help="leave out the per-op splits")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
-    p.add_argument("--schedule", choices=("layer", "fused"), default="fused",
-                   help="ONNX models: layer by layer, or layers fused across regions (fused)")
+    p.add_argument("--schedule", choices=("layer", "fused", "auto"), default="auto",
+                   help="ONNX models: layer by layer, layers fused across regions, or auto "
+                   "(default: the faster of the two)")
     p.set_defaults(func=plan_command)
     g = sub.add_parser("gemm", help="cycles of a GEMM on a systolic array",
                        description="Cycles and utilisation of out[M,N] = a[M,K] @ w[K,N] on one "

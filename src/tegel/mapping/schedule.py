@@ -16,7 +16,10 @@ Two schedules, as ZigZag/Stream name them:
   smaller batch runs as one micro-batch (said in the notes).
 
 A GPU runs kernel by kernel whatever the schedule (both give its one plan). The default is
-`fused` (the dataflow policy's own rule: layers pinned to regions, activations streamed).
+`auto`: a graph run prices both on a dataflow chip and keeps the faster, saying so — which one
+wins depends on the network, the batch and the chip (layer by layer when one layer can use the
+whole chip and nothing spills; fused when activations would spill or a pipeline of images
+keeps every region busy).
 """
 
 from __future__ import annotations
@@ -36,16 +39,17 @@ from tegel.workload.ops import ShapeError, infer, work
 class Schedule(enum.Enum):
     LAYER = "layer"
     FUSED = "fused"
+    AUTO = "auto"  # both, the faster kept (serving.graph_run)
 
     @classmethod
     def parse(cls, text: str) -> Schedule:
         try:
             return cls(text)
         except ValueError:
-            raise TegelError(f"--schedule: expected layer or fused, got {text!r}") from None
+            raise TegelError(f"--schedule: expected layer, fused or auto, got {text!r}") from None
 
 
-DEFAULT_SCHEDULE = Schedule.FUSED
+DEFAULT_SCHEDULE = Schedule.AUTO
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +110,10 @@ def rebatch(graph: Graph, batch: int) -> Graph | None:
     return out
 
 
-def schedule_graph(graph: Graph, system: System, schedule: Schedule) -> Scheduled:
-    """The graph and request of `schedule` (module doc) for one replica on one chip."""
+def schedule_graph(graph: Graph, system: System, schedule: Schedule,
+                   single: Graph | None = None) -> Scheduled:
+    """The graph and request of `schedule` (module doc) for one replica on one chip; `single`
+    is the network at batch 1 when the caller has it (else `rebatch` derives it)."""
     batch = graph_batch(graph)
     chip = system.chip
     if any(t.role is Role.KV_CACHE for t in graph.inputs):
@@ -126,7 +132,7 @@ def schedule_graph(graph: Graph, system: System, schedule: Schedule) -> Schedule
                      "fused is layer by layer")
     micro, per_call = batch, graph
     if batch > 1 and stages > 1:
-        smaller = rebatch(graph, 1)
+        smaller = single if single is not None and graph_batch(single) == 1 else rebatch(graph, 1)
         if smaller is None:
             micro = 1
             notes.append(f"{graph.name}: cannot be rebuilt at batch 1; one micro-batch")

@@ -128,6 +128,33 @@ class GraphResult:
         }
 
 
+def _faster_schedule(graph: Graph, system: System, options: GraphRunOptions,
+                     params: Params | None, batch_note: str, single: Graph | None) -> GraphResult:
+    """`auto`: on a dataflow chip both schedules priced, the faster kept (the other's latency in
+    the notes); a GPU runs kernel by kernel either way (layer)."""
+    def one(schedule: Schedule) -> GraphResult:
+        return run_graph(graph, system, options=replace(options, schedule=schedule),
+                         params=params, batch_note=batch_note, single=single)
+
+    if system.chip.architecture != "dataflow":
+        return one(Schedule.LAYER)
+    results: list[GraphResult] = []
+    failed: list[str] = []
+    for schedule in (Schedule.LAYER, Schedule.FUSED):
+        try:
+            results.append(one(schedule))
+        except TegelError as err:  # e.g. more layers than the chip has regions for
+            failed.append(f"{schedule.value} does not map ({err})")
+    if not results:
+        raise TegelError(f"{graph.name} on {system.name}: " + "; ".join(failed))
+    results.sort(key=lambda r: r.latency_s)
+    best = results[0]
+    note = "schedule auto: " + "; ".join(
+        [f"{best.schedule.value} {best.latency_s:.3g} s per call"]
+        + [f"beats {r.schedule.value} {r.latency_s:.3g} s" for r in results[1:]] + failed)
+    return replace(best, notes=(*best.notes, note))
+
+
 def _price(scheduled: Scheduled, system: System, params: Params, sim: str
            ) -> tuple[PhaseCost, CompiledPlan | None, tuple[str, ...]]:
     planned = policy_for(system.chip).plan(scheduled.graph, system, scheduled.request, params)
@@ -155,13 +182,17 @@ def _check_covered(graph: Graph, phase: PhaseCost) -> None:
 
 
 def run_graph(graph: Graph, system: str | System, *, options: GraphRunOptions | None = None,
-              params: Params | None = None, batch_note: str = "") -> GraphResult:
+              params: Params | None = None, batch_note: str = "",
+              single: Graph | None = None) -> GraphResult:
     """Price one forward call of `graph` (its batch is the graph inputs' leading size) on
     `system` with the system's mapping policy; `batch_note` is added to the notes (e.g. how a
-    frontend chose the batch)."""
+    frontend chose the batch). `single`: the same network at batch 1, where a frontend can build
+    it (an imported graph's reshapes fix their batch, so it cannot be rebatched)."""
     options = options or GraphRunOptions()
     sys_ = system if isinstance(system, System) else load_system(system)
-    scheduled = schedule_graph(graph, sys_, options.schedule)
+    if options.schedule is Schedule.AUTO:
+        return _faster_schedule(graph, sys_, options, params, batch_note, single)
+    scheduled = schedule_graph(graph, sys_, options.schedule, single)
     params = params or default_params()
     host: tuple[str, ...] = ()
     if not options.host_overhead:
