@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import tegel
 from tegel.errors import TegelError
+from tegel.serving.graph_run import GraphRunOptions
 from tegel.workload import interpret
 from tegel.workload.ir import Graph, OpKind
 from tegel.workload.torch_frontend import torch_model
@@ -103,3 +104,17 @@ def test_tegel_from_torch_returns_a_graph() -> None:
     assert isinstance(graph, Graph)
     assert [op.kind for op in graph.ops] == [OpKind.MATMUL, OpKind.UNARY]
     assert len(graph.ops[0].inputs) == 3  # the bias rides on the matmul
+
+
+def test_a_torch_vit_runs_on_a_chip_without_fp32() -> None:
+    """tegel.from_torch gives an fp32 graph; tegel.run_graph prices it in the chip's bf16 (the
+    TPU computes no fp32), with every attention op priced."""
+    vit = _vit(image=32, patch=8, layers=2, hidden=64, heads=4, mlp=128, num_classes=10).eval()
+    graph = tegel.from_torch(vit, (torch.randn(2, 3, 32, 32),))
+    result = tegel.run_graph(graph, "tpu-v5e")
+    assert result.latency_s > 0 and result.batch == 2
+    steps = [sc.step for sc in result.phase.steps]
+    attention = [op.name for op in graph.ops if op.kind is OpKind.ATTENTION]
+    assert len(attention) == 2 and all(any(a in s.ops for s in steps) for a in attention)
+    with pytest.raises(TegelError, match="precision"):
+        tegel.run_graph(graph, "tpu-v5e", options=GraphRunOptions(precision="fp99"))

@@ -59,26 +59,21 @@ def load_graph(path: str, batch: int) -> Any:
 
 
 def _result(args: argparse.Namespace) -> Any:
-    from tegel.hardware import load_system
     from tegel.mapping.params import load_params
     from tegel.mapping.schedule import Schedule
     from tegel.serving.graph_run import GraphRunOptions, run_graph
-    from tegel.serving.scenario import resolve_precision
-    from tegel.workload.imported import in_formats
 
     batch = _batch(args.batch)
-    system = load_system(args.on)
-    # an ONNX model is fp32; it runs in --precision's formats (auto: the chip's bf16 or nearest)
-    fmt = resolve_precision(system, getattr(args, "precision", "auto"))
-    graph = in_formats(load_graph(args.model, batch), fmt.weights, fmt.activations)
+    graph = load_graph(args.model, batch)
     # the network at batch 1 too, for a fused schedule's micro-batches of one image
-    single = (in_formats(load_graph(args.model, 1), fmt.weights, fmt.activations)
-              if batch > 1 else None)
+    single = load_graph(args.model, 1) if batch > 1 else None
+    # an ONNX model is fp32; the run prices it in --precision's formats (auto: the chip's bf16)
     options = GraphRunOptions(Schedule.parse(getattr(args, "schedule", "auto")),
                               getattr(args, "sim", "analytical"),
-                              getattr(args, "host_overhead", False))
+                              getattr(args, "host_overhead", False),
+                              getattr(args, "precision", "auto"))
     params = load_params(args.params) if getattr(args, "params", None) else None
-    return run_graph(graph, system, options=options, params=params, single=single,
+    return run_graph(graph, args.on, options=options, params=params, single=single,
                      batch_note=f"batch {batch} from --batch")
 
 

@@ -23,7 +23,8 @@ from tegel.mapping.params import Params, default_params
 from tegel.mapping.registry import policy_for
 from tegel.mapping.schedule import DEFAULT_SCHEDULE, Schedule, Scheduled, schedule_graph
 from tegel.serving.graph_layers import LayerRow, column_totals, energy_columns, layer_rows
-from tegel.serving.scenario import SIMULATORS
+from tegel.serving.scenario import SIMULATORS, resolve_precision
+from tegel.workload.imported import in_formats
 from tegel.workload.ir import Graph
 
 _STATIC = CATEGORIES.index(Category.STATIC)
@@ -40,6 +41,9 @@ class GraphRunOptions:
     schedule: Schedule = DEFAULT_SCHEDULE
     sim: str = "analytical"
     host_overhead: bool = False
+    # formats the graph runs in: a format name, "auto" (the chip's bf16, or the nearest it has:
+    # an imported model is fp32) or "as-built" (the graph's own formats)
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if not isinstance(self.schedule, Schedule):
@@ -190,6 +194,12 @@ def run_graph(graph: Graph, system: str | System, *, options: GraphRunOptions | 
     it (an imported graph's reshapes fix their batch, so it cannot be rebatched)."""
     options = options or GraphRunOptions()
     sys_ = system if isinstance(system, System) else load_system(system)
+    if options.precision != "as-built":
+        # an imported model is fp32: price it in the chip's (or the asked) formats
+        fmt = resolve_precision(sys_, options.precision)
+        graph = in_formats(graph, fmt.weights, fmt.activations)
+        single = in_formats(single, fmt.weights, fmt.activations) if single is not None else None
+        options = replace(options, precision="as-built")
     if options.schedule is Schedule.AUTO:
         return _faster_schedule(graph, sys_, options, params, batch_note, single)
     scheduled = schedule_graph(graph, sys_, options.schedule, single)
