@@ -14,6 +14,7 @@ import math
 from tegel.workload.ir import (
     BatchNorm,
     Concat,
+    Conv2d,
     Op,
     OpKind,
     Pool2d,
@@ -23,7 +24,7 @@ from tegel.workload.ir import (
     Transpose,
     UnaryFn,
 )
-from tegel.workload.ops import UNARY_FLOPS, OpSpecs, OpWork, _need, _plain, _rule
+from tegel.workload.ops import UNARY_FLOPS, OpSpecs, OpWork, Shape, _need, _plain, _rule
 
 UNARY_FLOPS.update({
     UnaryFn.RELU6: 2,  # two compares
@@ -112,3 +113,54 @@ _rule(OpKind.BATCHNORM, _batchnorm_infer, lambda op: _plain(op, 2.0 * op.outputs
 _rule(OpKind.RESHAPE, _reshape_infer, lambda op: OpWork(0.0, (0.0,), (0.0,)))
 _rule(OpKind.TRANSPOSE, _transpose_infer, lambda op: _plain(op, 0.0))
 _rule(OpKind.CONCAT, _concat_infer, lambda op: _plain(op, 0.0))
+
+
+# ---- convolution ---------------------------------------------------------------------------
+
+
+def conv_output_hw(hw: Shape, khw: Shape, a: Conv2d) -> tuple[int, int]:
+    """Output height and width of a convolution of an [H, W] image by a [kh, kw] kernel."""
+    def extent(axis: int) -> int:
+        span = a.dilation[axis] * (khw[axis] - 1) + 1  # the dilated kernel's reach
+        return (hw[axis] + 2 * a.padding[axis] - span) // a.stride[axis] + 1
+
+    return extent(0), extent(1)
+
+
+def _conv_infer(ins: tuple[Tensor, ...], a: Conv2d) -> OpSpecs:
+    _need(len(ins) in (2, 3), "conv2d takes (x, w) or (x, w, bias)")
+    x, w = ins[0].shape, ins[1].shape
+    _need(len(x) == 4 and len(w) == 4, f"conv2d needs NCHW x and OIHW w, got {x}, {w}")
+    _need(x[1] == w[1] * a.groups and w[0] % a.groups == 0, f"conv2d channels {x} vs {w}")
+    _need(min(*a.stride, *a.dilation) >= 1 and min(a.padding) >= 0 and a.groups >= 1,
+          f"conv2d stride {a.stride} / dilation {a.dilation} / padding {a.padding} / groups")
+    oh, ow = conv_output_hw(x[2:], w[2:], a)
+    _need(oh > 0 and ow > 0, f"conv2d kernel {w[2:]} larger than padded input {x[2:]}")
+    if len(ins) == 3:
+        _need(ins[2].shape == (w[0],), f"conv2d bias must be [{w[0]}]")
+    return (((x[0], w[0], oh, ow), None),)
+
+
+def conv_input_touched(size: int, out: int, k: int, stride: int, dilation: int,
+                       pad: int = 0) -> int:
+    """Input rows (or columns) of `size` that a convolution's `out` windows of `k` taps read
+    (padding aside): all of them where windows cover the input, fewer where the stride or the
+    dilation skips rows (a strided 1 x 1 reads a quarter of its input at stride 2). Counted
+    exactly: the union of the windows' taps."""
+    taps = {o * stride + t * dilation - pad for o in range(out) for t in range(k)}
+    return sum(1 for r in taps if 0 <= r < size)
+
+
+def _conv_work(op: Op) -> OpWork:
+    a: Conv2d = op.attrs  # type: ignore[assignment]
+    x, w = op.inputs[0].shape, op.inputs[1].shape
+    o = op.outputs[0]
+    flops = 2.0 * o.numel * w[1] * w[2] * w[3] + (o.numel if len(op.inputs) == 3 else 0)
+    rows = conv_input_touched(x[2], o.shape[2], w[2], a.stride[0], a.dilation[0], a.padding[0])
+    cols = conv_input_touched(x[3], o.shape[3], w[3], a.stride[1], a.dilation[1], a.padding[1])
+    touched = op.inputs[0].nbytes * rows * cols / (x[2] * x[3])
+    reads = (touched, *(t.nbytes for t in op.inputs[1:]))
+    return OpWork(flops, reads, tuple(t.nbytes for t in op.outputs))
+
+
+_rule(OpKind.CONV2D, _conv_infer, _conv_work)

@@ -377,36 +377,7 @@ _rule(OpKind.MOE_EXPERTS, _experts_infer, _experts_work)
 # ---- convolution -----------------------------------------------------------------------------
 
 
-def conv_output_hw(hw: Shape, khw: Shape, a: Conv2d) -> tuple[int, int]:
-    """Output height and width of a convolution of an [H, W] image by a [kh, kw] kernel."""
-    def extent(axis: int) -> int:
-        span = a.dilation[axis] * (khw[axis] - 1) + 1  # the dilated kernel's reach
-        return (hw[axis] + 2 * a.padding[axis] - span) // a.stride[axis] + 1
-
-    return extent(0), extent(1)
-
-
-def _conv_infer(ins: tuple[Tensor, ...], a: Conv2d) -> tuple[OutSpec, ...]:
-    _need(len(ins) in (2, 3), "conv2d takes (x, w) or (x, w, bias)")
-    x, w = ins[0].shape, ins[1].shape
-    _need(len(x) == 4 and len(w) == 4, f"conv2d needs NCHW x and OIHW w, got {x}, {w}")
-    _need(x[1] == w[1] * a.groups and w[0] % a.groups == 0, f"conv2d channels {x} vs {w}")
-    _need(min(*a.stride, *a.dilation) >= 1 and min(a.padding) >= 0 and a.groups >= 1,
-          f"conv2d stride {a.stride} / dilation {a.dilation} / padding {a.padding} / groups")
-    oh, ow = conv_output_hw(x[2:], w[2:], a)
-    _need(oh > 0 and ow > 0, f"conv2d kernel {w[2:]} larger than padded input {x[2:]}")
-    if len(ins) == 3:
-        _need(ins[2].shape == (w[0],), f"conv2d bias must be [{w[0]}]")
-    return (((x[0], w[0], oh, ow), None),)
-
-
-def _conv_work(op: Op) -> OpWork:
-    w = op.inputs[1].shape
-    out = op.outputs[0].numel
-    return _plain(op, 2.0 * out * w[1] * w[2] * w[3] + (out if len(op.inputs) == 3 else 0))
-
-
-_rule(OpKind.CONV2D, _conv_infer, _conv_work)
+# conv2d's shape and work rules are in `cnn_ops` (with the other vision ops).
 
 
 
