@@ -47,3 +47,12 @@ def test_the_graph_run_prices_every_mac_of_the_network(resnet18: Path) -> None:
     from tegel.workload.graph_card import graph_macs
 
     assert abs(graph_macs(load_onnx(resnet18, 1)) / 1.81e9 - 1) < 0.005
+
+
+@pytest.mark.parametrize("flags", [["--tp", "2"], ["--input", "128"], ["--output", "64"],
+                                   ["--speculative", "ngram"], ["--kv-cache", "fp8"]])
+def test_llm_run_flags_are_refused_by_name(resnet18: Path, flags: list[str],
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", str(resnet18), "--on", "h100-sxm", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tegel: error: ") and flags[0] in err and err.count("\n") == 1

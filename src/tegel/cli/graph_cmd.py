@@ -84,6 +84,24 @@ def _rows_table(rows: Any, columns: tuple[str, ...], head: str) -> str:
     return table([head, "time", "bound", "MACs", *shown], body)
 
 
+# `tegel run` flags of an LLM run, and the value that means "not given"
+_LLM_ONLY = {"input": None, "output": 256, "tp": None, "pp": None, "ep": None, "weights": None,
+             "activations": None, "kv_cache": None, "max_batch": 2048, "speculative": None,
+             "draft": None, "draft_tokens": None, "acceptance": None, "acceptance_lengths": None}
+
+
+def refuse_llm_flags(args: argparse.Namespace) -> None:
+    """An ONNX model has no prompt, output, KV cache or tensor parallelism: a flag of an LLM
+    run is refused by name rather than silently ignored."""
+    from tegel.errors import TegelError
+
+    given = [k for k, unset in _LLM_ONLY.items() if getattr(args, k, unset) != unset]
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise TegelError(f"{flags}: LLM-run flag(s) that do not apply to an ONNX model "
+                         "(it takes --batch, --precision, --schedule, --sim, --layers, --ops)")
+
+
 def graph_run_command(args: argparse.Namespace) -> int:
     """`tegel run MODEL.onnx --on SYSTEM`."""
     from tegel.errors import TegelError
@@ -91,6 +109,7 @@ def graph_run_command(args: argparse.Namespace) -> int:
 
     if getattr(args, "trace", None):
         raise TegelError("--trace: not available for ONNX models yet")
+    refuse_llm_flags(args)
     result = _result(args)
     d = result.to_dict()
     if args.json:  # the per-layer rows are always in the JSON; --ops adds the per-op rows
