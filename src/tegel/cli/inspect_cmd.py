@@ -112,12 +112,19 @@ def _lengths(prompt: int | None, kv: int | None, model: str,
     return prompt, kv, note
 
 
+def _kv(c: dict) -> str:
+    """What a token caches per layer: KV heads, or MLA's one latent."""
+    if c.get("kv_latent_dim"):
+        return f"latent KV {c['kv_latent_dim']} + rope key per token (MLA)"
+    return f"{c['kv_heads']} KV heads"
+
+
 def _render(c: dict) -> str:
     moe = f", {c['experts']} experts, top-{c['experts_per_token']}" if c["experts"] else ""
     head = (f"{c['model']} ({c['model_type']}): {si(c['parameters'])} parameters, "
             f"{si(c['active_parameters'])} active per token{moe}\n"
-            f"{c['layers']} layers, hidden {c['hidden_size']}, {c['attention_heads']} heads / "
-            f"{c['kv_heads']} KV heads x {c['head_dim']}, vocab {c['vocab_size']}")
+            f"{c['layers']} layers, hidden {c['hidden_size']}, {c['attention_heads']} heads "
+            f"x {c['head_dim']} / {_kv(c)}, vocab {c['vocab_size']}")
     weights = table(["weights", "bytes"], [[k, si(v, "B")] for k, v in c["weight_bytes"].items()])
     kv = table(["KV cache", "bytes/token"],
                [[k, si(v, "B")] for k, v in c["kv_cache_bytes_per_token_by_format"].items()])

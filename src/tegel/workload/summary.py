@@ -95,6 +95,8 @@ def summarize(cfg: ModelConfig, prompt_tokens: int = 2048, kv_length: int = 4096
         "attention_heads": cfg.num_heads,
         "kv_heads": cfg.num_kv_heads,
         "head_dim": cfg.head_dim,
+        # multi-head latent attention: one latent of this width (+ the shared rope key) per token
+        "kv_latent_dim": cfg.kv_lora_rank,
         "vocab_size": cfg.vocab_size,
         "experts": cfg.num_experts,
         "experts_per_token": cfg.experts_per_token,
