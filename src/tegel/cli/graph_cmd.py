@@ -8,11 +8,8 @@ imported only when it is needed.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
-
-from tegel.report.text import si, table
 
 
 def is_graph_model(model: str) -> bool:
@@ -77,13 +74,6 @@ def _result(args: argparse.Namespace) -> Any:
                      batch_note=f"batch {batch} from --batch")
 
 
-def _rows_table(rows: Any, columns: tuple[str, ...], head: str) -> str:
-    shown = [c for c in columns if any(dict(r.energy_j).get(c, 0.0) for r in rows)]
-    body = [[r.key[:32], si(r.time_s, "s"), r.bound, si(r.macs),
-             *(si(dict(r.energy_j)[c], "J") for c in shown)] for r in rows]
-    return table([head, "time", "bound", "MACs", *shown], body)
-
-
 # `tegel run` flags of an LLM run, and the value that means "not given"
 _LLM_ONLY = {"input": None, "output": 256, "tp": None, "pp": None, "ep": None, "weights": None,
              "activations": None, "kv_cache": None, "max_batch": 2048, "speculative": None,
@@ -105,53 +95,24 @@ def refuse_llm_flags(args: argparse.Namespace) -> None:
 def graph_run_command(args: argparse.Namespace) -> int:
     """`tegel run MODEL.onnx --on SYSTEM`."""
     from tegel.errors import TegelError
-    from tegel.serving.graph_layers import energy_columns
+    from tegel.report import graph as report
 
     if getattr(args, "trace", None):
         raise TegelError("--trace: not available for ONNX models yet")
     refuse_llm_flags(args)
     result = _result(args)
-    d = result.to_dict()
     if args.json:  # the per-layer rows are always in the JSON; --ops adds the per-op rows
-        if args.ops:
-            d["ops"] = [r.to_dict() for r in result.ops]
-        print(json.dumps(d, indent=2))
-        return 0
-    print(f"{d['model']} on {d['system']}: batch {d['batch']}, {d['policy']} policy, schedule "
-          f"{d['schedule']}, {d['stages']} stage(s) x {d['microbatches']} micro-batch(es)")
-    rows = [["latency", si(d["latency_s"], "s")],
-            ["throughput", si(d["throughput_inferences_per_s"], "inf/s")],
-            ["energy per inference", si(d["energy_j_per_inference"], "J")],
-            ["average power", si(d["power_w"], "W")], ["bound", d["bound"]]]
-    print(table(["metric", "value"], rows))
-    energy = d["energy_breakdown_j_per_inference"]
-    print("\n" + table(["energy per inference", "J"], [[k, si(v, "J")] for k, v in energy.items()]))
-    for note in d["notes"]:
-        print(f"note: {note}")
-    columns = energy_columns(result.phase.plan.levels)
-    if args.layers or args.ops:
-        print(f"\nper layer / op: busy time and energy of the whole call ({d['batch']} "
-              "inference(s)); energy by the chip's storage levels")
-    if args.layers:
-        print("\n" + _rows_table(result.layers, columns, "layer"))
-    if args.ops:
-        print("\n" + _rows_table(result.ops, columns, "op"))
+        print(report.to_json(result, ops=args.ops))
+    else:
+        print(report.render_text(result, layers=args.layers, ops=args.ops))
     return 0
 
 
 def graph_plan_command(args: argparse.Namespace) -> int:
     """`tegel plan MODEL.onnx --on SYSTEM`: the plan a graph run prices."""
-    from tegel.mapping.compiled import describe, to_dict
+    from tegel.report import graph as report
 
     result = _result(args)
-    if result.compiled is not None:
-        print(json.dumps(to_dict(result.compiled), indent=2) if args.json
-              else describe(result.compiled, not getattr(args, "brief", False)))
-        return 0
-    plan = result.phase.plan
-    if args.json:
-        print(json.dumps({"policy": plan.policy, "system": plan.system,
-                          "steps": [s.name for s in plan.steps]}, indent=2))
-    else:
-        print(plan.describe())
+    print(report.plan_json(result) if args.json
+          else report.plan_text(result, getattr(args, "brief", False)))
     return 0

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from tegel.cli.graph_cmd import graph_args, graph_run_command, is_graph_model
-from tegel.report.text import si, table
+from tegel.report import run as report
 
 
 def format_args(p: argparse.ArgumentParser) -> None:
@@ -128,8 +127,6 @@ def _run(args: argparse.Namespace, system: str) -> Any:
                speculation=speculation(args) if "speculative" in args else None)
 
 
-ACCOUNTING = ("energy and power count the whole system: {busy} chip(s) serving, {idle} idle at "
-              "idle power, with their hosts' and racks' share")
 DEFAULT_INPUT_TOKENS = 1024
 
 
@@ -145,17 +142,6 @@ def _input_tokens(args: argparse.Namespace, cfg: Any) -> int:
     return room
 
 
-METRICS = (  # (key, label, unit, higher is better)
-    ("ttft_s", "TTFT", "s", False),
-    ("tpot_s", "TPOT", "s", False),
-    ("e2e_latency_s", "end-to-end latency", "s", False),
-    ("throughput_tokens_per_s", "throughput (system)", "tok/s", True),
-    ("tokens_per_s_per_user", "speed per user", "tok/s", True),
-    ("energy_j_per_token", "energy per token", "J", False),
-    ("power_w", "average power", "W", False),
-)
-
-
 def run_command(args: argparse.Namespace) -> int:
     from tegel.errors import TegelError
 
@@ -168,35 +154,10 @@ def run_command(args: argparse.Namespace) -> int:
         from tegel.cli.plan_cmd import write_run_trace
 
         write_run_trace(args.trace, result)
-    d = result.to_dict()
     if args.json:
-        if args.ops:
-            d["ops"] = result.op_rows()
-        print(json.dumps(d, indent=2))
-        return 0
-    par = d["parallelism"]
-    print(f"{d['model']} on {d['system']}: batch {d['batch']}, {d['input_tokens']} in / "
-          f"{d['output_tokens']} out, weights {d['precision']['weights']}, "
-          f"tp{par['tp']} pp{par['pp']} ep{par['ep']} dp{par['dp']}")
-    rows = [[label, si(d[key], unit)] for key, label, unit, _ in METRICS]
-    print(table(["metric", "value"], rows))
-    print(ACCOUNTING.format(busy=d["chips_busy"], idle=d["chips_idle"]))
-    energy = d["energy_breakdown_j_per_token"]
-    print("\n" + table(["energy per token", "J", "share"],
-                       [[k, si(v, "J"), f"{v / d['energy_j_per_token']:.1%}"]
-                        for k, v in energy.items()]))
-    mem = d["memory_bytes"]
-    print("\n" + table(["memory per chip", "bytes"],
-                       [[k, si(mem[k], "B")] for k in ("weights", "kv_cache", "activations",
-                                                       "total", "capacity")]))
-    if d["speculative"] is not None:
-        print("\n" + speculative_table(d["speculative"]))
-    for note in d["plan_notes"]:
-        print(f"note: {note}")
-    if args.ops:
-        rows = [[r["phase"], r["step"][:40], r["kind"], r["repeat"], si(r["time_s"], "s"),
-                 si(r["energy_j"], "J"), r["bound"]] for r in result.op_rows()]
-        print("\n" + table(["phase", "step", "kind", "x", "time", "energy", "bound"], rows))
+        print(report.to_json(result, ops=args.ops))
+    else:
+        print(report.render_text(result, ops=args.ops))
     return 0
 
 
@@ -212,54 +173,20 @@ def compare_command(args: argparse.Namespace) -> int:
     service = _service_level(args)
     if service is None:
         results = {name: _run(args, name).to_dict() for name in systems}
-        metrics: tuple[tuple[str, str, str, bool], ...] = METRICS
         first = next(iter(results.values()))
         said = (f"static batch {args.batch or 1} (tegel run) on every system; no service level "
                 f"(give --min-tokens-per-s-per-user or --max-ttft for operating points)")
     else:
         results = {name: _operating(args, name, service) for name in systems}
-        metrics = SLO_METRICS
         first = next(iter(results.values()))
         said = (f"each system at its operating point (highest throughput) at the same service "
                 f"level: {service.describe(first['input_tokens'])}")
-    base = results[baseline]
     if args.json:
-        ratios = {name: {key: r[key] / base[key] for key, *_ in metrics} for name, r in results.items()}
-        mode = {"mode": "static batch"} if service is None else {
-            "mode": "operating point", "service_level": service.to_dict(first["input_tokens"])}
-        print(json.dumps({"baseline": baseline, **mode, "results": results, "ratios": ratios},
-                         indent=2))
-        return 0
-    print(f"{first['model']}: {first['input_tokens']} in / {first['output_tokens']} out; ratios "
-          f"against {baseline} (x: better when > 1)")
-    print(said)
-    headers = ["metric", *systems]
-    rows = []
-    for key, label, unit, higher in metrics:
-        row = [label]
-        for name in systems:
-            value = results[name][key]
-            gain = value / base[key] if higher else base[key] / value
-            row.append(si(value, unit) + ("" if name == baseline else f" ({gain:.2f}x)"))
-        rows.append(row)
-    rows.append(["batch" if service is None else "concurrency",
-                 *[str(results[n]["batch"]) for n in systems]])
-    rows.append(["parallelism", *[_par(results[n]["parallelism"]) for n in systems]])
-    rows.append(["chips busy / idle", *[f"{results[n]['chips_busy']} / {results[n]['chips_idle']}"
-                                       for n in systems]])
-    rows.append(["weights format", *[results[n]["precision"]["weights"] for n in systems]])
-    print(table(headers, rows))
-    print("energy and power count every chip of each system (idle ones at idle power) with its "
-          "hosts and racks" + ("" if service is None else " over the whole serving run; "
-                               "throughput, speed per user and latencies at steady state"))
+        print(report.compare_json(results, baseline, None if service is None
+                                  else service.to_dict(first["input_tokens"])))
+    else:
+        print(report.compare_text(results, systems, baseline, said, service is not None))
     return 0
-
-
-SLO_METRICS = (  # the latencies at a service level, then METRICS from throughput on
-    ("ttft_p99_s", "p99 TTFT", "s", False),
-    ("tpot_p50_s", "median TPOT", "s", False),
-    *METRICS[3:],
-)
 
 
 def _service_level(args: argparse.Namespace) -> Any:
@@ -307,10 +234,6 @@ def _operating(args: argparse.Namespace, system: str, service: Any) -> dict[str,
                                                                "search")}}
 
 
-def _par(p: dict) -> str:
-    return f"tp{p['tp']} pp{p['pp']} dp{p['dp']}"
-
-
 def speculative_args(p: argparse.ArgumentParser) -> None:
     """The speculative-decoding flags (read back by `speculation`)."""
     g = p.add_argument_group("speculative decoding (each decode step: k draft passes + one "
@@ -352,28 +275,3 @@ def speculation(args: argparse.Namespace) -> Any:
     k = DEFAULT_DRAFT_TOKENS if args.draft_tokens is None else args.draft_tokens
     draft = load_model_config(args.draft) if args.draft is not None else None
     return Speculation(args.speculative, k, args.acceptance, lengths, draft)
-
-
-def speculative_table(d: dict[str, Any]) -> str:
-    """What speculative decoding assumed and how a decode step splits into draft and verify."""
-    k = d["draft_tokens"]
-    drafter = {"draft": f"draft model {d['draft_model']}", "ngram": "n-gram prompt lookup",
-               "eagle": "EAGLE-style head (1 layer + the model's LM head)"}[d["method"]]
-    acceptance = (f"acceptance {d['acceptance_rate']:g} per token (i.i.d.)"
-                  if d["acceptance_rate"] is not None else "P(0..k accepted) = "
-                  + ",".join(f"{p:g}" for p in d["acceptance_lengths"]))
-    mem = d["drafter_memory_bytes"]
-    rows = [[f"draft ({k} passes)", si(d["draft_s_per_step"], "s"),
-             f"{d['draft_share_of_step']:.1%}"],
-            [f"verify ({k + 1} tokens)", si(d["verify_s_per_step"], "s"),
-             f"{1 - d['draft_share_of_step']:.1%}"],
-            ["step", si(d["step_s"], "s"), ""],
-            [f"per token (step / {d['tokens_per_step']:.4g})", si(d["tpot_s"], "s"), ""],
-            ["plain decode step", si(d["plain_tpot_s"], "s"), ""],
-            ["speed-up per user", f"{d['speedup_per_user']:.2f}x", ""],
-            ["drafter weights / KV per chip",
-             f"{si(mem['weights'], 'B')} / {si(mem['kv_cache'], 'B')}", ""]]
-    head = (f"speculative decoding: {drafter}, k = {k} drafts per step, {acceptance}: "
-            f"E = {d['tokens_per_step']:.4g} tokens per verify (Leviathan et al. 2023, "
-            f"arXiv:2211.17192)")
-    return head + "\n" + table(["decode step", "time", "share"], rows)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tegel.cli.run_cmd import format_args, formats, speculation, speculative_args
-from tegel.report.text import si, table
+from tegel.report import serve as report
 
 SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
 MLPERF = ("mlperf-offline", "mlperf-server", "mlperf-interactive")
@@ -197,25 +197,8 @@ def serve_command(args: argparse.Namespace) -> int:
         print("\r\033[K", end="", file=sys.stderr)
     if args.requests_out:
         _write_requests(args.requests_out, result.request_rows())
-    d = result.to_dict()
-    if search is not None:
-        d["mlperf"] = search
-    if args.json:
-        print(json.dumps(_clean(d), indent=2, allow_nan=False))
-        return 0
-    _print(d)
+    print(report.to_json(result, search) if args.json else report.render_text(result, search))
     return 0
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN: a figure that does not exist (no request had two tokens) is null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sched: Any,
@@ -264,65 +247,13 @@ def _write_requests(path: str, rows: list[dict[str, Any]]) -> None:
         with out.open("w", newline="", encoding="utf-8") as f:
             if out.suffix == ".jsonl":
                 for row in rows:
-                    f.write(json.dumps(_clean(row)) + "\n")
+                    f.write(json.dumps(report.clean(row)) + "\n")
             else:
                 w = csv.DictWriter(f, fieldnames=list(rows[0]))
                 w.writeheader()
                 w.writerows(rows)
     except OSError as err:
         raise TegelError(f"--requests-out {path}: cannot write ({err.strerror})") from None
-
-
-def _print(d: dict[str, Any]) -> None:
-    par = d["parallelism"]
-    s = d["scheduler"]
-    print(f"{d['model']} on {d['system']}: {d['workload']['description']}")
-    print(f"scheduler {s['kind']} (max {s['max_seqs']} sequences/replica), "
-          f"{par['dp']} replica(s) of tp{par['tp']} pp{par['pp']} ep{par['ep']}"
-          + (f", {s['prefill_replicas']} prefilling" if s["prefill_replicas"] else ""))
-    if "mlperf" in d:
-        m = d["mlperf"]
-        if "rate_per_s" in m:
-            print(f"MLPerf {m['benchmark']} {m['scenario']}: highest rate within p99 limits "
-                  f"(TTFT {m['ttft_p99_limit_s']} s, TPOT {m['tpot_p99_limit_s']} s) = "
-                  f"{m['rate_per_s']:.4g} req/s (offline {m['offline_rate_per_s']:.4g} req/s)")
-    rows = [[name, *(si(d[key][q], "s") for q in ("p50", "p90", "p99"))]
-            for key, name in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end to end"))]
-    print(table(["latency", "p50", "p90", "p99"], rows))
-    slo = d["slo"]
-    at = ", ".join(f"{k.removesuffix('_s').upper()} <= {slo[k]:g} s" for k in ("ttft_s", "tpot_s")
-                   if slo[k])
-    rows = [["completed / dropped", f"{d['completed']} / {d['dropped']}"],
-            ["throughput", si(d["throughput_tokens_per_s"], "tok/s")],
-            ["requests", si(d["requests_per_s"], "req/s")],
-            ["speed per user (median)", si(d["tokens_per_s_per_user"], "tok/s")],
-            [f"goodput ({at or 'no SLO given'})", si(d["goodput_requests_per_s"], "req/s")],
-            ["energy per token", si(d["energy_j_per_token"], "J")],
-            ["average power", si(d["power_w"], "W")],
-            ["KV cache peak", f"{d['kv_cache']['peak_fraction']:.1%} of "
-                              f"{si(d['kv_cache']['tokens_per_replica'], 'tok')}/replica"],
-            ["preemptions", str(d["preemptions"])]]
-    pc = d["prefix_cache"]
-    if pc["shared_prefixes"]:
-        rows.append(["prefix cache hit rate", f"{pc['hit_rate']:.1%} of "
-                     f"{si(pc['prompt_tokens'], 'tok')} prompt tokens"
-                     + ("" if pc["enabled"] else " (--no-prefix-cache)")])
-    print(table(["metric", "value"], rows))
-    print(f"energy and power count the whole system: {d['chips_busy']} chip(s) in replicas, "
-          f"{d['chips_idle']} outside at idle power, with their hosts' and racks' share")
-    for line in slo["binding"]:
-        print(f"SLO: {line}")
-    sp = d["speculative"]
-    if sp is not None:
-        drafter = sp["draft_model"] or {"eagle": "an EAGLE-style head", "ngram": "n-gram lookup"}[
-            sp["method"]]
-        print(f"speculative decoding: {drafter}, k = {sp['draft_tokens']}, E = "
-              f"{sp['tokens_per_step']:.4g} tokens per verify expected, "
-              f"{sp['tokens_per_verify_simulated']:.4g} simulated (seeded accepted lengths)")
-    for note in d["notes"]:
-        print(f"note: {note}")
-    for reason, count in d["dropped_reasons"].items():
-        print(f"dropped {count}: {reason}")
 
 
 def curve_command(args: argparse.Namespace) -> int:
@@ -353,27 +284,8 @@ def curve_command(args: argparse.Namespace) -> int:
                                params=params, requests_per_point=args.requests, progress=show))
     if show is not None:
         print("\r\033[K", end="", file=sys.stderr)
-    out = [c.to_dict() | _at_slo(args, c) for c in curves]
-    if args.json:
-        print(json.dumps(_clean(out), indent=2, allow_nan=False))
-        return 0
-    for c, d in zip(curves, out, strict=True):
-        par = d["parallelism"]
-        print(f"{c.model} on {c.system}: {c.input_tokens} in / {c.output_tokens} out, scheduler "
-              f"{c.scheduler}, {par['dp']} replica(s) of tp{par['tp']} pp{par['pp']}")
-        rows = [[p.concurrency, si(p.tokens_per_s_per_user, "tok/s"),
-                 si(p.throughput_tokens_per_s, "tok/s"), si(p.ttft_p50_s, "s"),
-                 si(p.ttft_p99_s, "s"), si(p.energy_j_per_token, "J")] for p in c.points]
-        print(table(["concurrency", "per user", "system", "TTFT p50", "TTFT p99", "J/token"],
-                    rows))
-        if "operating_point" in d:
-            op = d["operating_point"]
-            print(f"at the SLO ({d['slo']}): concurrency {op['concurrency']}, "
-                  f"{si(op['tokens_per_s_per_user'], 'tok/s')} per user, "
-                  f"{si(op['throughput_tokens_per_s'], 'tok/s')} system")
-        elif "slo_error" in d:
-            print(f"at the SLO ({d['slo']}): {d['slo_error']}")
-        print()
+    at_slo = [_at_slo(args, c) for c in curves]
+    print(report.curve_json(curves, at_slo) if args.json else report.curve_text(curves, at_slo))
     return 0
 
 
