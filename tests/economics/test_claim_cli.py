@@ -9,12 +9,12 @@ from dataclasses import replace
 import pytest
 
 from tegel.cli import main
-from tegel.cli.claim_cmd import render_claim
 from tegel.economics.assumptions import load_assumptions
 from tegel.economics.claim import RATIOS, ClaimOptions, Workload, claim, evaluate_system
 from tegel.economics.served import ServingPoint
 from tegel.hardware import load_system
 from tegel.mapping.params import default_params
+from tegel.report.claim import render_claim
 from tegel.serving.curve import closed_loop_point
 from tegel.serving.operating import CHUNKED
 from tegel.serving.run import run

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tegel.errors import TegelError
+from tegel.report import generate as report
 
 if TYPE_CHECKING:  # imported lazily at run time: `tegel --help` loads every command module
     import numpy as np
@@ -95,10 +96,5 @@ def execute_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
         return 0
-    fmt, r, ref = card["precision"], card["vs_onnxruntime_fp32"], card["fp32_reference_vs_onnxruntime"]
-    print(f"{card['model']} on {card['system']}, batch {card['batch']}, weights "
-          f"{fmt['weights']}, activations {fmt['activations']}: vs onnxruntime fp32 max abs "
-          f"error {r['max_abs_error']:.3g} (rel {r['max_rel_error']:.3g}), top-1 agreement "
-          f"{r['top1_agreement']:.0%}\n(tegel's fp32 reference: max abs error "
-          f"{ref['max_abs_error']:.3g}, top-1 {ref['top1_agreement']:.0%})")
+    print(report.execute_text(card))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from tegel.report.text import si, table
+from tegel.report import generate as report
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -72,46 +72,16 @@ def generate_command(args: argparse.Namespace) -> int:
 
     cfg, weights, prompt = _load(args)
     gen = generate(cfg, weights, args.on, prompt, args.max_new_tokens, args.precision, tp=args.tp)
-    sim = gen.simulated.to_dict() if gen.simulated else None
-    out = {
-        "model": cfg.name, "system": args.on, "prompt_ids": prompt, "token_ids": list(gen.token_ids),
-        "last_logits": [float(v) for v in gen.last_logits],
-        "simulated_time_s": sim["e2e_latency_s"] if sim else None,
-        "simulated_energy_j": sim["energy_j_per_token"] * len(gen.token_ids) if sim else None,
-        "simulation": sim, "simulation_note": gen.simulation_note,
-        "executor": {"gemm_blocks": gen.stats.gemm_blocks, "partial_sums": gen.stats.partial_sums,
-                     "allreduce_bytes": gen.stats.allreduce_bytes,
-                     "stage_transfer_bytes": gen.stats.stage_transfer_bytes},
-    }
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return 0
-    print("token_ids:", ",".join(map(str, gen.token_ids)))
-    if sim:
-        print(f"simulated on {sim['system']} ({sim['precision']['weights']}): "
-              f"{si(sim['e2e_latency_s'], 's')}, {si(out['simulated_energy_j'], 'J')}, "
-              f"TTFT {si(sim['ttft_s'], 's')}, TPOT {si(sim['tpot_s'], 's')}")
-    else:
-        print(gen.simulation_note)
-    print(f"executor: {gen.stats.gemm_blocks} GEMM blocks, {gen.stats.partial_sums} partial sums reduced")
+    out = report.generate_dict(gen, cfg.name, args.on, prompt)
+    print(json.dumps(out, indent=2) if args.json else report.generate_text(gen, out))
     return 0
 
 
 def accuracy_command(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     from tegel.serving.generate import accuracy
 
     cfg, weights, prompt = _load(args)
     acc = accuracy(cfg, weights, args.on, args.precision, prompt, args.steps, args.model_dir)
-    if args.json:
-        print(json.dumps({"model": cfg.name, "system": args.on, **asdict(acc)}, indent=2))
-        return 0
-    print(table(["measure", "value"], [
-        ["format", acc.precision], ["greedy steps", acc.steps],
-        ["top-1 agreement with fp32", f"{acc.top1_agreement:.1%}"],
-        ["max |logit error|", f"{acc.max_logit_error:.4g}"],
-        ["mean |logit error|", f"{acc.mean_logit_error:.4g}"],
-        [f"perplexity ({acc.text_tokens} tokens)", f"{acc.perplexity:.4g}"],
-        ["perplexity, fp32", f"{acc.reference_perplexity:.4g}"]]))
+    print(report.accuracy_json(acc, cfg.name, args.on) if args.json
+          else report.accuracy_text(acc))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from tegel.report.text import si, table
+from tegel.report import inspect as report
 
 DEFAULT_INPUT, DEFAULT_KV = 2048, 4096  # prompt and KV lengths when the user gives none
 
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
         return 0
-    print(_render(card))
+    print(report.render_text(card))
     return 0
 
 
@@ -68,7 +68,6 @@ def _list(as_json: bool) -> int:
     from tegel.workload.summary import active_parameters
 
     records: list[dict[str, object]] = []
-    lines: list[list[str]] = []
     for name in shipped_models():
         cfg = load_model_config(name)
         graph = build_llm_graph(cfg, Phase.decode(1, 1))
@@ -76,12 +75,10 @@ def _list(as_json: bool) -> int:
         records.append({"model": name, "family": cfg.model_type,
                         "parameters": graph.parameter_count, "active_parameters": active,
                         "experts": cfg.num_experts, "experts_per_token": cfg.experts_per_token})
-        experts = f"{cfg.experts_per_token} of {cfg.num_experts}" if cfg.is_moe else "-"
-        lines.append([name, cfg.model_type, si(graph.parameter_count), si(active), experts])
     if as_json:
         print(json.dumps(records, indent=2))
     else:
-        print(table(["model", "family", "parameters", "active", "experts"], lines))
+        print(report.list_text(records))
     return 0
 
 
@@ -112,34 +109,6 @@ def _lengths(prompt: int | None, kv: int | None, model: str,
     return prompt, kv, note
 
 
-def _kv(c: dict) -> str:
-    """What a token caches per layer: KV heads, or MLA's one latent."""
-    if c.get("kv_latent_dim"):
-        return f"latent KV {c['kv_latent_dim']} + rope key per token (MLA)"
-    return f"{c['kv_heads']} KV heads"
-
-
-def _render(c: dict) -> str:
-    moe = f", {c['experts']} experts, top-{c['experts_per_token']}" if c["experts"] else ""
-    head = (f"{c['model']} ({c['model_type']}): {si(c['parameters'])} parameters, "
-            f"{si(c['active_parameters'])} active per token{moe}\n"
-            f"{c['layers']} layers, hidden {c['hidden_size']}, {c['attention_heads']} heads "
-            f"x {c['head_dim']} / {_kv(c)}, vocab {c['vocab_size']}")
-    weights = table(["weights", "bytes"], [[k, si(v, "B")] for k, v in c["weight_bytes"].items()])
-    kv = table(["KV cache", "bytes/token"],
-               [[k, si(v, "B")] for k, v in c["kv_cache_bytes_per_token_by_format"].items()])
-    rows = []
-    for name in ("prefill", "decode"):
-        p = c[name]
-        rows.append([f"{name} B={p['batch']} L={p['new_tokens']} K={p['kv_length']}",
-                     si(p["flops_per_token"], "FLOP"), si(p["graph_bytes_per_token"], "B"),
-                     f"{p['arithmetic_intensity_flops_per_byte']:.3g}"])
-    phases = table(["phase (" + c["precision"]["weights"] + ")", "FLOPs/token",
-                    "min bytes/token", "FLOP/B"], rows)
-    notes = [f"note: {n}" for n in c["notes"]]
-    return "\n\n".join([head, weights, kv, phases, *notes])
-
-
 def _onnx(args: argparse.Namespace) -> int:
     """Parameters, MACs, FLOPs and bytes, in total and by op kind, of an ONNX model."""
     from tegel.workload.graph_card import graph_card
@@ -149,12 +118,5 @@ def _onnx(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(card, indent=2))
         return 0
-    shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in card["inputs"].items())
-    head = (f"{args.model}: {si(card['parameters'])} parameters ({si(card['weight_bytes'], 'B')} "
-            f"fp32), {si(card['macs'])}MAC, {si(card['flops'], 'FLOP')}; input {shapes}\n"
-            f"min bytes: {si(card['graph_bytes'], 'B')} (weights, inputs, outputs once), "
-            f"{si(card['op_bytes'], 'B')} (each op its inputs and outputs)")
-    rows = [[kind, r["count"], si(r["macs"]) if r["macs"] else "-", si(r["flops"], "FLOP"),
-             si(r["op_bytes"], "B")] for kind, r in card["ops_by_kind"].items()]
-    print(head + "\n\n" + table(["op kind", "ops", "MACs", "FLOPs", "op bytes"], rows))
+    print(report.onnx_text(args.model, card))
     return 0

@@ -4,7 +4,6 @@ of one GEMM on a systolic array); also the `--trace` writer of `tegel run --sim 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 
@@ -65,7 +64,7 @@ def _compile(args: argparse.Namespace) -> Any:
 
 def plan_command(args: argparse.Namespace) -> int:
     from tegel.errors import TegelError
-    from tegel.mapping.compiled import describe, to_dict
+    from tegel.report import plan as report
 
     for flag in ("batch", "input", "output", "stages", "pp"):
         value = getattr(args, flag)
@@ -76,32 +75,22 @@ def plan_command(args: argparse.Namespace) -> int:
 
         return graph_plan_command(args)
     compiled = _compile(args)
-    print(json.dumps(to_dict(compiled), indent=2) if args.json else describe(compiled, not args.brief))
+    print(report.to_json(compiled) if args.json else report.render_text(compiled, args.brief))
     return 0
 
 
 def gemm_command(args: argparse.Namespace) -> int:
     from tegel.errors import TegelError
     from tegel.hardware.systolic import gemm_cycles, parse_array
+    from tegel.report import plan as report
 
     if min(args.m, args.n, args.k) < 1:
         raise TegelError(f"M, N and K must be positive, got {args.m} {args.n} {args.k}")
     rows, cols = parse_array(args.array)
     result = gemm_cycles(args.m, args.n, args.k, rows, cols, args.dataflow,
                          fold_overlap=args.fold_overlap)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        return 0
-    overlap = "double-buffered" if result.fold_overlap == "double_buffered" else "not overlapped"
-    print(f"GEMM {args.m}x{args.n}x{args.k} on a {rows}x{cols} {result.dataflow.replace('_', '-')} "
-          f"array: {result.folds} fold(s) of {result.stream} streamed, folds {overlap}")
-    print(f"cycles       {result.cycles}")
-    for label, value in (("fill", result.fill), ("compute", result.compute), ("drain", result.drain)):
-        print(f"  {label:<10} {value}")
-    if result.fold_overlap == "none":
-        print(f"SCALE-Sim v3 'Total Cycles' {result.scalesim_total_cycles} (the index of the last "
-              "cycle, counted from 0)")
-    print(f"utilisation  {result.utilisation:.1%}")
+    print(report.gemm_json(result) if args.json
+          else report.gemm_text(result, args.m, args.n, args.k, rows, cols))
     return 0
 
 

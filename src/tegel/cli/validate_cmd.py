@@ -8,16 +8,14 @@ other GPUs (fidelity/data/other_gpu_measurements.yaml, never fitted)."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tegel.report.text import table
+from tegel.report import validate as render
 
 if TYPE_CHECKING:
     from tegel.fidelity.dataflow import DataflowReport
-    from tegel.fidelity.validate import Report
     from tegel.mapping.params import Params
 
 
@@ -77,23 +75,13 @@ def run(args: argparse.Namespace) -> int:
     folds = load_folds(Path(args.folds) if args.folds else None)
     report = validate(entries, progress=_progress, params=params, folds=folds)
     flow = _dataflow(args, params)
-    if args.json:
-        print(json.dumps({**report.to_dict(),
-                          **({"dataflow": flow.to_dict()} if flow is not None else {})}, indent=2))
-        return 0
-    _print_gpus(report, len(folds))
-    if report.unmapped or report.failed:
-        print("\nnot validated:")
-        for u in (*report.unmapped, *report.failed):
-            print(f"  {u.id}: {u.reason}")
-    if report.serving or report.serving_unmapped:
-        _print_serving(report)
-    if flow is not None:
-        _print_dataflow(flow)
+    power = None
     if not args.files:
-        from tegel.fidelity.power import format_power, power_report
+        from tegel.fidelity.power import power_report
 
-        print("\n" + format_power(power_report(params)))
+        power = power_report(params)
+    print(render.to_json(report, flow) if args.json
+          else render.render_text(report, len(folds), flow, power))
     return 0
 
 
@@ -105,87 +93,6 @@ def _dataflow(args: argparse.Namespace, params: Params) -> DataflowReport | None
     from tegel.fidelity.dataflow import validate_dataflow
 
     return validate_dataflow(params)
-
-
-def _print_dataflow(flow: DataflowReport) -> None:
-    from tegel.fidelity.dataflow import TARGET_ERROR, TARGET_OVER
-
-    print("\ndataflow group — published single-user speeds (tokens/s per user), batch 1; "
-          "`train` entries fitted (tools/calibrate_dataflow.py), `held_out` never fitted:")
-    rows = [[r.case.id, r.case.set, f"{r.case.measured:.4g}", f"{r.predicted:.4g}",
-             f"{100 * r.error:+.1f}%", f"{r.case.model} on {r.case.system}, {r.case.precision}, "
-             f"{r.parallelism}"] for r in flow.rows]
-    print(table(["entry", "set", "published", "predicted", "error", "scenario"], rows, "llrrrl"))
-    print(table(["set", "entries", "MAPE"],
-                [[s, sum(1 for r in flow.rows if r.case.set == s), _pct(flow.mape(s))]
-                 for s in ("train", "held_out")]))
-    verdict = "met" if flow.meets_target() else "not met"
-    print(f"target (every entry within {TARGET_ERROR:.0%}, none over {TARGET_OVER}x): {verdict}")
-    for c in flow.excluded:
-        print(f"  excluded {c.id}: {c.reason}")
-    for entry, reason in flow.failed:
-        print(f"  failed {entry}: {reason}")
-
-
-def _print_gpus(report: Report, k: int) -> None:
-    """The rows (H100 with its out-of-sample prediction, then other GPUs) and the MAPE tables."""
-    from tegel.fidelity.cases import CALIBRATION_GPU
-
-    oos = {r.case.id: r for r in report.out_of_sample}
-    fold = dict(report.fold_of)
-    h100 = [r for r in report.rows if r.case.gpu == CALIBRATION_GPU]
-    others = [r for r in report.rows if r.case.gpu != CALIBRATION_GPU]
-    if h100:
-        rows = [[r.case.id, r.case.group, f"{r.case.measured:.4g}", f"{r.predicted:.4g}",
-                 f"{100 * r.error:+.1f}%",
-                 f"{100 * oos[r.case.id].error:+.1f}% ({fold[r.case.id]})" if r.case.id in oos
-                 else "-", r.scenario] for r in h100]
-        print("H100 (the calibration GPU): error in sample, and out of sample (fold)")
-        print(table(["entry", "group", "measured", "predicted", "in sample", "out of sample",
-                     "scenario"], rows, "llrrrrl"))
-    if others:
-        rows = [[r.case.id, r.case.gpu, r.case.group, f"{r.case.measured:.4g}",
-                 f"{r.predicted:.4g}", f"{100 * r.error:+.1f}%", r.scenario] for r in others]
-        print("\nother GPUs: predicted from their specifications and microbenchmarks, never fitted")
-        print(table(["entry", "gpu", "group", "measured", "predicted", "error", "scenario"], rows,
-                    "lllrrrl"))
-    print(f"\nparameters: {report.params}; out of sample: {k} folds grouped by publication"
-          + (" (STALE: fitted on other data files; rerun --calibrate --folds)"
-             if report.folds_stale else ""))
-    if h100:
-        print(table(["H100 group", "entries", "MAPE in sample", "out of sample",
-                     "target set in sample", "out of sample"],
-                    [[g, s["entries"], _pct(s["mape_percent"]),
-                      _pct(s["out_of_sample_mape_percent"]), _pct(s["target_set_mape_percent"]),
-                      _pct(s["out_of_sample_target_set_mape_percent"])]
-                     for g, s in report.summary().items() if s["entries"]], "lrrrrr"))
-    gpus = report.gpu_summary()
-    if gpus:
-        print(table(["GPU (never fitted)", "group", "entries", "MAPE"],
-                    [[gpu, g, s["entries"], _pct(s["mape_percent"])]
-                     for gpu, groups in gpus.items() for g, s in groups.items()], "llrr"))
-
-
-def _print_serving(report: Report) -> None:
-    from tegel.fidelity.serving import NOTE, summary
-
-    print(f"\nserving group — entries taken under load, simulated request by request; {NOTE}")
-    rows = [[r.case.id, r.case.metric, f"{r.case.measured:.4g}", f"{r.predicted:.4g}",
-             f"{100 * r.error:+.1f}%", r.scenario] for r in report.serving]
-    if rows:
-        print(table(["entry", "metric", "measured", "predicted", "error", "scenario"], rows,
-                    "llrrrl"))
-    print(table(["metric", "entries", "MAPE"],
-                [[m, s["entries"], _pct(s["mape_percent"])]
-                 for m, s in summary(report.serving)["metrics"].items()]))
-    if report.serving_unmapped:
-        print("not simulated:")
-    for u in report.serving_unmapped:
-        print(f"  {u.id}: {u.reason}")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}%"
 
 
 def _calibrate(args: argparse.Namespace, params: Params) -> int:
