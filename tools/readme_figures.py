@@ -178,8 +178,8 @@ def explore_answer() -> str:
     import tempfile
 
     from tegel.explore import explore, load_space
-    from tegel.explore.report import against_text
     from tegel.explore.summary import at_edges, summary_dict
+    from tegel.report.explore import against_text
 
     with tempfile.TemporaryDirectory() as tmp:
         r = explore(load_space(EXPLORE_EXAMPLE), store_path=Path(tmp) / "store.duckdb")

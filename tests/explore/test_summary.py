@@ -8,7 +8,8 @@ import pytest
 
 from explore.conftest import write_space
 from tegel.explore import explore, load_space
-from tegel.explore.summary import summary_dict, summary_text
+from tegel.explore.summary import summary_dict
+from tegel.report.explore import summary_text
 from tegel.serving.run import run
 
 

@@ -57,7 +57,8 @@ def explore_command(args: argparse.Namespace) -> int:
                      allow_mixed=args.allow_mixed, baseline=not args.no_baseline,
                      progress=bar)
     bar.finish()
-    from tegel.explore.summary import summary_dict, summary_text
+    from tegel.explore.summary import summary_dict
+    from tegel.report.explore import summary_text
 
     if args.json:
         print(json.dumps(summary_dict(result), indent=2, default=str))
@@ -102,7 +103,8 @@ def _duration(s: float) -> str:
 
 def show_command(args: argparse.Namespace) -> int:
     from tegel.explore.store import Store
-    from tegel.explore.summary import show_dict, show_text
+    from tegel.explore.summary import show_dict
+    from tegel.report.explore import show_text, sql_text
 
     store = Store(Path(args.store_arg))
     try:
@@ -115,9 +117,7 @@ def show_command(args: argparse.Namespace) -> int:
                 print(json.dumps([dict(zip(cols, r, strict=True)) for r in rows], indent=2,
                                  default=str))
             else:
-                from tegel.report.text import table
-
-                print(table(cols, [[_cell(v) for v in r] for r in rows]))
+                print(sql_text(cols, rows))
             return 0
         if args.parquet:
             return 0
@@ -128,7 +128,3 @@ def show_command(args: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
-
-
-def _cell(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -10,7 +10,6 @@ from typing import Any
 from tegel.evaluate.cost import CATEGORIES
 from tegel.explore.metrics import CONSTRAINTS, METRICS
 from tegel.explore.point import PointResult
-from tegel.report.text import si, table
 
 TARGET_RATIO = 100.0  # the mission's question: 100x a GPU system's tokens per joule
 
@@ -47,33 +46,6 @@ def ruled_out(points: Sequence[PointResult]) -> dict[str, Any]:
     return {"points": n, "feasible": sum(p.feasible for p in points), "errors": errors,
             "constraints": {c: {"points": k, "share": k / n if n else 0.0,
                                 "only_this": alone[c]} for c, k in every.most_common()}}
-
-
-def ruled_out_text(r: dict[str, Any]) -> str:
-    n = r["points"]
-    lines = [f"{r['feasible']:,} of {n:,} points feasible"
-             + (f"; {r['errors']:,} failed with an error (stored with the message)"
-                if r["errors"] else "")]
-    for name, c in r["constraints"].items():
-        lines.append(f"  {name:<32} rules out {c['points']:>7,} ({c['share']:6.1%}); "
-                     f"{c['only_this']:,} by itself")
-    return "\n".join(lines)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
-
-
-def pareto_table(front: Sequence[PointResult], objectives: Sequence[tuple[str, str]],
-                 names: Sequence[str], limit: int = 15) -> str:
-    obj = [n for n, _ in objectives]
-    heads = ["trial", *obj, *names, "binding"]
-    rows = [[p.trial, *(_fmt(p.metrics[m]) for m in obj), *(_fmt(p.params[n]) for n in names),
-             ",".join(p.binding) or "-"] for p in front[:limit]]
-    more = f"\n({len(front) - limit} more on the front)" if len(front) > limit else ""
-    return table(heads, rows) + more
 
 
 def point_dict(p: PointResult) -> dict[str, Any]:
@@ -119,18 +91,6 @@ def against(best: PointResult, base: dict[str, float],
                           f"({share:.0%} of the best design's J/token; without it "
                           f"{without_top:.1f}x); the floor allows {floor_ratio:.0f}x")
     return out
-
-
-def against_text(a: dict[str, Any], baseline: str) -> str:
-    lines = [f"best tokens/J {a['best_tokens_per_j']:.4g} vs {baseline} "
-             f"{a['baseline_tokens_per_j']:.4g}: {a['ratio']:.1f}x",
-             f"  energy floor at this node and batch: {si(a['floor_j_per_token'], 'J')}/token "
-             f"-> at most {a['floor_ratio']:.0f}x for any design",
-             "  best design's energy per token: " + ", ".join(
-                 f"{k} {v:.0%}" for k, v in a["energy_share"].items() if v >= 0.005),
-             f"  binding at the best design: {', '.join(a['binding']) or 'none'}",
-             f"  verdict: {a['verdict']}"]
-    return "\n".join(lines)
 
 
 def metric_unit(name: str) -> str:
