@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from tegel.report import claim as report
+from tegel.report.progress import Bar
 
 # CLI flag -> economics.yaml name (SI: --rack-power-kw is converted to W)
 _NAMED = (("electricity_usd_per_kwh", "electricity price, USD/kWh"),
@@ -161,7 +162,9 @@ def claim_command(args: argparse.Namespace) -> int:
                            scheduler=args.scheduler, claimed=args.claimed, tornado=args.tornado,
                            equal_load=args.equal_load_on,
                            equal_load_tokens_per_s=args.equal_load)
-    c = claim(args.model, args.on, args.vs, a, options=options, params=load_params(args.params))
+    with Bar("claim (A, B, the tornado and break-evens)", quiet=args.json):
+        c = claim(args.model, args.on, args.vs, a, options=options,
+                  params=load_params(args.params))
     print(report.to_json(c) if args.json else report.render_text(c, args.rows))
     return 0
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
-from typing import Any
 
 from tegel.errors import TegelError
 
@@ -48,15 +46,16 @@ def explore_command(args: argparse.Namespace) -> int:
         raise TegelError(f"--workers: expected a positive integer, got {args.workers}")
     from tegel.explore.run import explore
     from tegel.explore.space import load_space
+    from tegel.report.explore import ExploreProgress
+    from tegel.report.progress import Bar
 
     space = load_space(args.space)
-    bar = ProgressLine(space.objectives[0])
-    result = explore(space, trials=args.trials,
-                     store_path=Path(args.store) if args.store else None,
-                     executor=args.executor, workers=args.workers, address=args.address,
-                     allow_mixed=args.allow_mixed, baseline=not args.no_baseline,
-                     progress=bar)
-    bar.finish()
+    with Bar("explore (trials)", quiet=args.json) as bar:
+        result = explore(space, trials=args.trials,
+                         store_path=Path(args.store) if args.store else None,
+                         executor=args.executor, workers=args.workers, address=args.address,
+                         allow_mixed=args.allow_mixed, baseline=not args.no_baseline,
+                         progress=ExploreProgress(space.objectives[0], bar))
     from tegel.explore.summary import summary_dict
     from tegel.report.explore import summary_text
 
@@ -65,40 +64,6 @@ def explore_command(args: argparse.Namespace) -> int:
     else:
         print(summary_text(result))
     return 130 if result.interrupted else 0
-
-
-class ProgressLine:
-    """Trials done, rate, ETA and the best feasible point so far, on stderr: one updating line
-    on a terminal, a line per tenth otherwise."""
-
-    def __init__(self, objective: tuple[str, str]) -> None:
-        self.objective = objective
-        self.tty = sys.stderr.isatty()
-        self._tenth = -1
-
-    def __call__(self, p: Any) -> None:
-        name = self.objective[0]
-        best = (f"best {name} {p.best.metrics[name]:.4g} (trial {p.best.trial})" if p.best
-                else "no feasible point yet")
-        eta = "" if math.isnan(p.eta_s) else f" ETA {_duration(p.eta_s)}"
-        frac = p.trials_done / p.trials
-        bar = "#" * int(20 * frac)
-        text = (f"[{bar:<20}] {p.trials_done:,}/{p.trials:,} trials, {p.evaluated:,} evaluated, "
-                f"{p.feasible:,} feasible, {_duration(p.elapsed_s)}{eta}; {best}")
-        if self.tty:
-            print(f"\r{text}\033[K", end="", file=sys.stderr, flush=True)
-        elif int(10 * frac) != self._tenth:
-            self._tenth = int(10 * frac)
-            print(text, file=sys.stderr, flush=True)
-
-    def finish(self) -> None:
-        if self.tty:
-            print(file=sys.stderr)
-
-
-def _duration(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def show_command(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from tegel.report import generate as report
+from tegel.report.progress import Bar
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -71,7 +72,9 @@ def generate_command(args: argparse.Namespace) -> int:
     from tegel.serving.generate import generate
 
     cfg, weights, prompt = _load(args)
-    gen = generate(cfg, weights, args.on, prompt, args.max_new_tokens, args.precision, tp=args.tp)
+    with Bar("generating (tokens)", total=args.max_new_tokens, quiet=args.json) as bar:
+        gen = generate(cfg, weights, args.on, prompt, args.max_new_tokens, args.precision,
+                       tp=args.tp, progress=bar.update)
     out = report.generate_dict(gen, cfg.name, args.on, prompt)
     print(json.dumps(out, indent=2) if args.json else report.generate_text(gen, out))
     return 0

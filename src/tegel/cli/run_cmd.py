@@ -8,6 +8,7 @@ from typing import Any
 
 from tegel.cli.graph_cmd import graph_args, graph_run_command, is_graph_model
 from tegel.report import run as report
+from tegel.report.progress import Bar
 
 
 def format_args(p: argparse.ArgumentParser) -> None:
@@ -171,14 +172,17 @@ def compare_command(args: argparse.Namespace) -> int:
     if baseline not in systems:
         raise TegelError(f"--baseline {baseline!r} is not one of --on: {', '.join(systems)}")
     service = _service_level(args)
+    with Bar("compare (systems)", total=len(systems), quiet=args.json) as bar:
+        results = {}
+        for name in systems:
+            results[name] = (_run(args, name).to_dict() if service is None
+                             else _operating(args, name, service))
+            bar.advance()
+    first = next(iter(results.values()))
     if service is None:
-        results = {name: _run(args, name).to_dict() for name in systems}
-        first = next(iter(results.values()))
         said = (f"static batch {args.batch or 1} (tegel run) on every system; no service level "
                 f"(give --min-tokens-per-s-per-user or --max-ttft for operating points)")
     else:
-        results = {name: _operating(args, name, service) for name in systems}
-        first = next(iter(results.values()))
         said = (f"each system at its operating point (highest throughput) at the same service "
                 f"level: {service.describe(first['input_tokens'])}")
     if args.json:

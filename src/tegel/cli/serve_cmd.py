@@ -6,12 +6,12 @@ import argparse
 import csv
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 from tegel.cli.run_cmd import format_args, formats, speculation, speculative_args
 from tegel.report import serve as report
+from tegel.report.progress import Bar
 
 SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
 MLPERF = ("mlperf-offline", "mlperf-server", "mlperf-interactive")
@@ -94,14 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=curve_command)
 
 
-def _progress(label: str) -> Any:
-    if not sys.stderr.isatty():
+def _info(bar: Bar, done: int | None = None) -> Any:
+    """A callback showing an engine's progress text beside the bar (None: no bar)."""
+    if not bar.enabled:
         return None
-
-    def show(text: Any) -> None:
-        print(f"\r{label}{text}\033[K", end="", file=sys.stderr, flush=True)
-
-    return show
+    return lambda text: bar.update(done if done is not None else 0, info=str(text))
 
 
 def _options(args: argparse.Namespace) -> tuple[Any, Any, Any]:
@@ -177,7 +174,6 @@ def serve_command(args: argparse.Namespace) -> int:
     cfg = load_model_config(args.model)
     system = load_system(args.on)
     precision = formats(args, system)
-    show = _progress("serving: ")
     search = None
     spec = speculation(args)
     if args.scenario and args.shared_prefix is not None:
@@ -185,16 +181,15 @@ def serve_command(args: argparse.Namespace) -> int:
 
         raise TegelError("--shared-prefix: not with --scenario (the benchmark's prompts share none)")
     if args.scenario:
-        result, search = _mlperf(args, cfg, system, precision, sched, options, params, show,
-                                 spec)
+        with Bar("serving (rate search)", quiet=args.json) as bar:
+            result, search = _mlperf(args, cfg, system, precision, sched, options, params,
+                                     _info(bar), spec)
     else:
         wl = _workload(args, cfg)
-        progress = None if show is None else (lambda n: show(f"{n}/{len(wl)} requests")
-                                              if n % 200 == 0 else None)
-        result = serve(cfg, system, wl, sched, precision, options=options, params=params,
-                       slo=_slo(args), progress=progress, seed=args.seed, speculation=spec)
-    if show is not None:
-        print("\r\033[K", end="", file=sys.stderr)
+        with Bar("serving", total=len(wl), quiet=args.json) as bar:
+            result = serve(cfg, system, wl, sched, precision, options=options, params=params,
+                           slo=_slo(args), progress=bar.update if bar.enabled else None,
+                           seed=args.seed, speculation=spec)
     if args.requests_out:
         _write_requests(args.requests_out, result.request_rows())
     print(report.to_json(result, search) if args.json else report.render_text(result, search))
@@ -276,14 +271,15 @@ def curve_command(args: argparse.Namespace) -> int:
         raise TegelError(f"--requests: expected a positive integer, got {args.requests}")
     cfg = load_model_config(args.model)
     curves = []
-    show = _progress("curve: ")
-    for name in [n.strip() for n in args.on.split(",") if n.strip()]:
-        system = load_system(name)
-        curves.append(curve_of(cfg, system, args.input, args.output, concurrencies=levels,
-                               scheduler=sched, precision=formats(args, system), options=options,
-                               params=params, requests_per_point=args.requests, progress=show))
-    if show is not None:
-        print("\r\033[K", end="", file=sys.stderr)
+    names = [n.strip() for n in args.on.split(",") if n.strip()]
+    with Bar("curve (systems)", total=len(names), quiet=args.json) as bar:
+        for i, name in enumerate(names):
+            system = load_system(name)
+            curves.append(curve_of(cfg, system, args.input, args.output, concurrencies=levels,
+                                   scheduler=sched, precision=formats(args, system),
+                                   options=options, params=params,
+                                   requests_per_point=args.requests, progress=_info(bar, i)))
+            bar.update(i + 1)
     at_slo = [_at_slo(args, c) for c in curves]
     print(report.curve_json(curves, at_slo) if args.json else report.curve_text(curves, at_slo))
     return 0

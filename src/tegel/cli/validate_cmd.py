@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tegel.report import validate as render
+from tegel.report.progress import Bar
+
+PASSES = 2  # coordinate-descent passes of a fit (calibrate's and make_folds' default)
 
 if TYPE_CHECKING:
     from tegel.fidelity.dataflow import DataflowReport
@@ -51,9 +54,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _progress(i: int, n: int) -> None:
-    if sys.stderr.isatty():
-        print(f"\rvalidating {i + 1}/{n}", end="" if i + 1 < n else "\n", file=sys.stderr)
+def _fit_progress(bar: Bar) -> Any:
+    """The fit's log lines (above the bar, or on stderr as before); a line reporting a fitted
+    parameter (`key = value ...`) advances the bar by one of passes x parameters."""
+    from tegel.fidelity.calibrate import BOUNDS
+
+    def line(text: str) -> None:
+        bar.note(text)
+        if text.split(" = ", 1)[0] in BOUNDS:
+            bar.advance()
+
+    return line
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
     entries = load_entries(args.files) if args.files else load_entries() + other_gpu_entries()
     folds = load_folds(Path(args.folds) if args.folds else None)
-    report = validate(entries, progress=_progress, params=params, folds=folds)
+    with Bar("validating", quiet=args.json) as bar:
+        report = validate(entries, progress=lambda i, n: bar.update(i, n), params=params,
+                          folds=folds)
     flow = _dataflow(args, params)
     power = None
     if not args.files:
@@ -96,12 +109,19 @@ def _dataflow(args: argparse.Namespace, params: Params) -> DataflowReport | None
 
 
 def _calibrate(args: argparse.Namespace, params: Params) -> int:
-    from tegel.fidelity.calibrate import calibrate, calibration_target, objective, write_calibration
+    from tegel.fidelity.calibrate import (
+        BOUNDS,
+        calibrate,
+        calibration_target,
+        objective,
+        write_calibration,
+    )
 
     target = calibration_target(args.write)  # before minutes of fitting, not after
     print(f"fitting; will write {target}", file=sys.stderr)
-    values, before, after = calibrate(params, args.files,
-                                      progress=lambda line: print(line, file=sys.stderr))
+    with Bar("calibrating", total=PASSES * len(BOUNDS)) as bar:
+        values, before, after = calibrate(params, args.files, passes=PASSES,
+                                          progress=_fit_progress(bar))
     written = write_calibration(values, before, after, target, base=params.source)
     print(f"objective (mean target-set MAPE of throughput, TTFT, TPOT): "
           f"{objective(before):.1f}% -> {objective(after):.1f}%")
@@ -112,7 +132,7 @@ def _calibrate(args: argparse.Namespace, params: Params) -> int:
 
 def _calibrate_folds(args: argparse.Namespace, params: Params) -> int:
     from tegel.errors import TegelError
-    from tegel.fidelity.calibrate import calibration_target, refuse_package_path
+    from tegel.fidelity.calibrate import BOUNDS, calibration_target, refuse_package_path
     from tegel.fidelity.folds import make_folds, write_folds
 
     try:
@@ -126,7 +146,8 @@ def _calibrate_folds(args: argparse.Namespace, params: Params) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     calibration_target(folder / "fold-1.yaml")  # a writable place outside the package
     print(f"fitting {k} folds; will write {folder}/fold-*.yaml", file=sys.stderr)
-    folds = make_folds(params, k, progress=lambda line: print(line, file=sys.stderr))
+    with Bar("calibrating folds", total=k * PASSES * len(BOUNDS)) as bar:
+        folds = make_folds(params, k, passes=PASSES, progress=_fit_progress(bar))
     for path in write_folds(folds, folder):
         print(f"wrote {path}")
     print(f"use them with `tegel validate --folds {folder}`; the shipped ones change by review "

@@ -3,6 +3,8 @@ answers as text (the JSON dicts are `tegel.explore.summary`)."""
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +13,7 @@ from tegel.explore.report import pareto, ruled_out
 from tegel.explore.run import ExploreResult
 from tegel.explore.store import Store
 from tegel.explore.summary import against_baseline, edges_of_best, from_store
+from tegel.report.progress import Bar
 from tegel.report.text import si, table
 
 
@@ -105,3 +108,37 @@ def show_text(store: Store, pareto_only: bool = False) -> str:
 def sql_text(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """`tegel explore show --sql`: the answer as a table (floats to 4 significant digits)."""
     return table(columns, [[_fmt(v) for v in r] for r in rows])
+
+
+class ExploreProgress:
+    """A search's progress (`explore(progress=...)`): trials done with ETA and the best feasible
+    point so far on the bar; without a bar (stderr not a terminal) a line on stderr per tenth
+    of the trials, for logs."""
+
+    def __init__(self, objective: tuple[str, str], bar: Bar) -> None:
+        self.objective = objective
+        self.bar = bar
+        self._tenth = -1
+
+    def __call__(self, p: Any) -> None:
+        name = self.objective[0]
+        best = (f"best {name} {p.best.metrics[name]:.4g} (trial {p.best.trial})" if p.best
+                else "no feasible point yet")
+        if self.bar.enabled:
+            self.bar.update(p.trials_done, p.trials, f"{p.evaluated:,} evaluated, "
+                            f"{p.feasible:,} feasible; {best}")
+            return
+        frac = p.trials_done / p.trials
+        if sys.stderr.isatty() or int(10 * frac) == self._tenth:
+            return
+        self._tenth = int(10 * frac)
+        eta = "" if math.isnan(p.eta_s) else f" ETA {_duration(p.eta_s)}"
+        bar = "#" * int(20 * frac)
+        print(f"[{bar:<20}] {p.trials_done:,}/{p.trials:,} trials, {p.evaluated:,} evaluated, "
+              f"{p.feasible:,} feasible, {_duration(p.elapsed_s)}{eta}; {best}",
+              file=sys.stderr, flush=True)
+
+
+def _duration(s: float) -> str:
+    s = int(s)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"

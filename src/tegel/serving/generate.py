@@ -4,6 +4,7 @@ simulated time and energy of the same scenario, and an accuracy report per numbe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -123,18 +124,24 @@ def _check_prompt(cfg: ModelConfig, prompt: list[int], new_tokens: int) -> None:
 
 def generate(cfg: ModelConfig, weights: dict[str, Array], system: System | str,
              prompt: list[int], max_new_tokens: int, precision: Precision | str | None = None,
-             accumulate: DType = DType.FP32, tp: int | None = None) -> Generation:
-    """Greedy generation of `max_new_tokens` after `prompt` on the functional executor."""
+             accumulate: DType = DType.FP32, tp: int | None = None,
+             progress: Callable[[int], None] | None = None) -> Generation:
+    """Greedy generation of `max_new_tokens` after `prompt` on the functional executor;
+    `progress(n)` is called after each of the n tokens generated."""
     _check_prompt(cfg, prompt, max_new_tokens)
     sys_ = system if isinstance(system, System) else load_system(system)
     s = _Session(cfg, weights, sys_, len(prompt), max_new_tokens, precision, accumulate, tp)
     out = s.prefill(prompt)
     logits = [out["logits"][0, -1]]
     tokens = [int(np.argmax(logits[-1]))]
+    if progress is not None:
+        progress(1)
     for i in range(1, max_new_tokens):
         out = s.step(tokens[-1], len(prompt) + i - 1, out)
         logits.append(out["logits"][0, -1])
         tokens.append(int(np.argmax(logits[-1])))
+        if progress is not None:
+            progress(i + 1)
     return Generation(tuple(tokens), logits[-1], tuple(logits), s.simulated, s.note, s.stats)
 
 
