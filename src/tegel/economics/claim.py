@@ -158,6 +158,12 @@ class Claim:
                             "overrides": self.overrides},
         }
 
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks (`tegel.report.html`)."""
+        from tegel.report.html import claim_html
+
+        return claim_html(self)
+
 
 def like_for_like(w: Workload) -> str:
     """The accounting sentence of the report: the service level both are held to, and what

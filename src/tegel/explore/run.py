@@ -56,6 +56,12 @@ class ExploreResult:
     interrupted: bool
     wall_s: float
 
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks (`tegel.report.html`)."""
+        from tegel.report.html import explore_html
+
+        return explore_html(self)
+
 
 def default_store(space: Space) -> Path:
     return space.path.with_suffix(".duckdb")

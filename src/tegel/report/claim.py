@@ -68,6 +68,15 @@ def _fmt(value: Any, unit: str) -> str:
     return si(value, unit)
 
 
+def system_rows(d: dict) -> list[list[str]]:
+    """(label, A, B) of a claim's dict: the two systems side by side."""
+    sa, sb = d["systems"][d["on"]], d["systems"][d["vs"]]
+    body = [[label, _cell(sa, p, u), _cell(sb, p, u)] for label, p, u in _SYSTEM_ROWS]
+    body.append(["parallelism", _par(sa["parallelism"]), _par(sb["parallelism"])])
+    body.append(["chip price basis", sa["chip_price_basis"], sb["chip_price_basis"]])
+    return body
+
+
 def render_claim(d: dict, rows: int = 12) -> str:
     """The text report of `tegel claim` from its JSON dict."""
     w = d["workload"]
@@ -80,10 +89,7 @@ def render_claim(d: dict, rows: int = 12) -> str:
            d["accounting"], ""]
     if d["service_level"]["mode"] != "operating point":
         out.insert(-1, f"batches: A {sa['batch_basis']}, B {sb['batch_basis']}")
-    body = [[label, _cell(sa, p, u), _cell(sb, p, u)] for label, p, u in _SYSTEM_ROWS]
-    body.append(["parallelism", _par(sa["parallelism"]), _par(sb["parallelism"])])
-    body.append(["chip price basis", sa["chip_price_basis"], sb["chip_price_basis"]])
-    out.append(table(["", f"A: {on}", f"B: {vs}"], body))
+    out.append(table(["", f"A: {on}", f"B: {vs}"], system_rows(d)))
     r = d["ratios"]
     out += ["", table(["ratio (A's advantage)", "x"], [
         ["energy (tokens/J)", f"{r['energy']:.3g}x"],

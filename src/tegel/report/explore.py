@@ -34,12 +34,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def pareto_table(front: Sequence[PointResult], objectives: Sequence[tuple[str, str]],
-                 names: Sequence[str], limit: int = 15) -> str:
+def pareto_rows(front: Sequence[PointResult], objectives: Sequence[tuple[str, str]],
+                names: Sequence[str], limit: int = 15) -> tuple[list[str], list[list[Any]]]:
+    """(headers, rows) of the first `limit` points of a front: trial, objectives, parameters,
+    binding constraints."""
     obj = [n for n, _ in objectives]
     heads = ["trial", *obj, *names, "binding"]
     rows = [[p.trial, *(_fmt(p.metrics[m]) for m in obj), *(_fmt(p.params[n]) for n in names),
              ",".join(p.binding) or "-"] for p in front[:limit]]
+    return heads, rows
+
+
+def pareto_table(front: Sequence[PointResult], objectives: Sequence[tuple[str, str]],
+                 names: Sequence[str], limit: int = 15) -> str:
+    heads, rows = pareto_rows(front, objectives, names, limit)
     more = f"\n({len(front) - limit} more on the front)" if len(front) > limit else ""
     return table(heads, rows) + more
 

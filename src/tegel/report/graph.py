@@ -23,6 +23,19 @@ def _rows_table(rows: Any, columns: tuple[str, ...], head: str) -> str:
     return table([head, "time", "bound", "MACs", *shown], body)
 
 
+def metric_rows(d: dict[str, Any]) -> list[list[str]]:
+    """(label, value): latency, throughput, energy, power and bound of a graph run's dict."""
+    return [["latency", si(d["latency_s"], "s")],
+            ["throughput", si(d["throughput_inferences_per_s"], "inf/s")],
+            ["energy per inference", si(d["energy_j_per_inference"], "J")],
+            ["average power", si(d["power_w"], "W")], ["bound", d["bound"]]]
+
+
+def energy_rows(d: dict[str, Any]) -> list[list[str]]:
+    """(category, J per inference) of a graph run's dict."""
+    return [[k, si(v, "J")] for k, v in d["energy_breakdown_j_per_inference"].items()]
+
+
 def render_text(result: Any, layers: bool = False, ops: bool = False) -> str:
     """The run's line, metrics and energy by category, notes; with `layers` / `ops` the
     per-layer / per-op tables (energy by the chip's storage levels)."""
@@ -31,14 +44,8 @@ def render_text(result: Any, layers: bool = False, ops: bool = False) -> str:
     d = result.to_dict()
     out = [f"{d['model']} on {d['system']}: batch {d['batch']}, {d['policy']} policy, schedule "
            f"{d['schedule']}, {d['stages']} stage(s) x {d['microbatches']} micro-batch(es)"]
-    rows = [["latency", si(d["latency_s"], "s")],
-            ["throughput", si(d["throughput_inferences_per_s"], "inf/s")],
-            ["energy per inference", si(d["energy_j_per_inference"], "J")],
-            ["average power", si(d["power_w"], "W")], ["bound", d["bound"]]]
-    out.append(table(["metric", "value"], rows))
-    energy = d["energy_breakdown_j_per_inference"]
-    out.append("\n" + table(["energy per inference", "J"],
-                            [[k, si(v, "J")] for k, v in energy.items()]))
+    out.append(table(["metric", "value"], metric_rows(d)))
+    out.append("\n" + table(["energy per inference", "J"], energy_rows(d)))
     out += [f"note: {note}" for note in d["notes"]]
     columns = energy_columns(result.phase.plan.levels)
     if layers or ops:

@@ -38,17 +38,10 @@ def render_text(result: Any, ops: bool = False) -> str:
     """`tegel run`: the workload line, metrics, energy and memory breakdowns, notes (and the
     per-step table with `ops`)."""
     d = result.to_dict()
-    par = d["parallelism"]
-    out = [f"{d['model']} on {d['system']}: batch {d['batch']}, {d['input_tokens']} in / "
-           f"{d['output_tokens']} out, weights {d['precision']['weights']}, "
-           f"tp{par['tp']} pp{par['pp']} ep{par['ep']} dp{par['dp']}"]
-    rows = [[label, si(d[key], unit)] for key, label, unit, _ in METRICS]
-    out.append(table(["metric", "value"], rows))
+    out = [headline(d)]
+    out.append(table(["metric", "value"], metric_rows(d)))
     out.append(ACCOUNTING.format(busy=d["chips_busy"], idle=d["chips_idle"]))
-    energy = d["energy_breakdown_j_per_token"]
-    out.append("\n" + table(["energy per token", "J", "share"],
-                            [[k, si(v, "J"), f"{v / d['energy_j_per_token']:.1%}"]
-                             for k, v in energy.items()]))
+    out.append("\n" + table(["energy per token", "J", "share"], energy_rows(d)))
     mem = d["memory_bytes"]
     out.append("\n" + table(["memory per chip", "bytes"],
                             [[k, si(mem[k], "B")] for k in ("weights", "kv_cache", "activations",
@@ -61,6 +54,25 @@ def render_text(result: Any, ops: bool = False) -> str:
                  si(r["energy_j"], "J"), r["bound"]] for r in result.op_rows()]
         out.append("\n" + table(["phase", "step", "kind", "x", "time", "energy", "bound"], rows))
     return "\n".join(out)
+
+
+def headline(d: dict[str, Any]) -> str:
+    """The run's first line: model, system, batch, lengths, format and parallelism."""
+    par = d["parallelism"]
+    return (f"{d['model']} on {d['system']}: batch {d['batch']}, {d['input_tokens']} in / "
+            f"{d['output_tokens']} out, weights {d['precision']['weights']}, "
+            f"tp{par['tp']} pp{par['pp']} ep{par['ep']} dp{par['dp']}")
+
+
+def metric_rows(d: dict[str, Any]) -> list[list[str]]:
+    """(label, value) of METRICS for a run's dict."""
+    return [[label, si(d[key], unit)] for key, label, unit, _ in METRICS]
+
+
+def energy_rows(d: dict[str, Any]) -> list[list[str]]:
+    """(category, J per token, share) of a run's energy."""
+    return [[k, si(v, "J"), f"{v / d['energy_j_per_token']:.1%}"]
+            for k, v in d["energy_breakdown_j_per_token"].items()]
 
 
 def speculative_table(d: dict[str, Any]) -> str:
@@ -109,10 +121,22 @@ def compare_text(results: dict[str, dict[str, Any]], systems: list[str], baselin
                  said: str, operating: bool) -> str:
     """`tegel compare`: one column per system, each metric with its gain over the baseline
     (x > 1 is better); `said` explains the mode, `operating` marks operating points."""
-    metrics = SLO_METRICS if operating else METRICS
-    first, base = results[systems[0]], results[baseline]
+    first = results[systems[0]]
     out = [f"{first['model']}: {first['input_tokens']} in / {first['output_tokens']} out; ratios "
-           f"against {baseline} (x: better when > 1)", said]
+           f"against {baseline} (x: better when > 1)", said,
+           table(["metric", *systems], compare_rows(results, systems, baseline, operating))]
+    out.append("energy and power count every chip of each system (idle ones at idle power) with "
+               "its hosts and racks" + ("" if not operating else " over the whole serving run; "
+                                        "throughput, speed per user and latencies at steady state"))
+    return "\n".join(out)
+
+
+def compare_rows(results: dict[str, dict[str, Any]], systems: list[str], baseline: str,
+                 operating: bool) -> list[list[str]]:
+    """One row per metric, a column per system (with its gain over `baseline`), then batch,
+    parallelism, chips and weights format."""
+    metrics = SLO_METRICS if operating else METRICS
+    base = results[baseline]
     rows = []
     for key, label, unit, higher in metrics:
         row = [label]
@@ -127,8 +151,4 @@ def compare_text(results: dict[str, dict[str, Any]], systems: list[str], baselin
     rows.append(["chips busy / idle", *[f"{results[n]['chips_busy']} / {results[n]['chips_idle']}"
                                        for n in systems]])
     rows.append(["weights format", *[results[n]["precision"]["weights"] for n in systems]])
-    out.append(table(["metric", *systems], rows))
-    out.append("energy and power count every chip of each system (idle ones at idle power) with "
-               "its hosts and racks" + ("" if not operating else " over the whole serving run; "
-                                        "throughput, speed per user and latencies at steady state"))
-    return "\n".join(out)
+    return rows

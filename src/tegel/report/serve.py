@@ -49,9 +49,31 @@ def render_text(result: Any, mlperf: dict[str, Any] | None = None) -> str:
             out.append(f"MLPerf {m['benchmark']} {m['scenario']}: highest rate within p99 limits "
                        f"(TTFT {m['ttft_p99_limit_s']} s, TPOT {m['tpot_p99_limit_s']} s) = "
                        f"{m['rate_per_s']:.4g} req/s (offline {m['offline_rate_per_s']:.4g} req/s)")
-    rows = [[name, *(si(d[key][q], "s") for q in ("p50", "p90", "p99"))]
+    out.append(table(["latency", "p50", "p90", "p99"], latency_rows(d)))
+    out.append(table(["metric", "value"], metric_rows(d)))
+    out.append(f"energy and power count the whole system: {d['chips_busy']} chip(s) in replicas, "
+               f"{d['chips_idle']} outside at idle power, with their hosts' and racks' share")
+    out += [f"SLO: {line}" for line in d["slo"]["binding"]]
+    sp = d["speculative"]
+    if sp is not None:
+        drafter = sp["draft_model"] or {"eagle": "an EAGLE-style head", "ngram": "n-gram lookup"}[
+            sp["method"]]
+        out.append(f"speculative decoding: {drafter}, k = {sp['draft_tokens']}, E = "
+                   f"{sp['tokens_per_step']:.4g} tokens per verify expected, "
+                   f"{sp['tokens_per_verify_simulated']:.4g} simulated (seeded accepted lengths)")
+    out += [f"note: {note}" for note in d["notes"]]
+    out += [f"dropped {count}: {reason}" for reason, count in d["dropped_reasons"].items()]
+    return "\n".join(out)
+
+
+def latency_rows(d: dict[str, Any]) -> list[list[str]]:
+    """TTFT, TPOT and end-to-end latency at p50, p90 and p99 of a serving run's dict."""
+    return [[name, *(si(d[key][q], "s") for q in ("p50", "p90", "p99"))]
             for key, name in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "end to end"))]
-    out.append(table(["latency", "p50", "p90", "p99"], rows))
+
+
+def metric_rows(d: dict[str, Any]) -> list[list[str]]:
+    """(label, value): completions, throughput, goodput, energy, power, KV cache, prefix cache."""
     slo = d["slo"]
     at = ", ".join(f"{k.removesuffix('_s').upper()} <= {slo[k]:g} s" for k in ("ttft_s", "tpot_s")
                    if slo[k])
@@ -70,20 +92,7 @@ def render_text(result: Any, mlperf: dict[str, Any] | None = None) -> str:
         rows.append(["prefix cache hit rate", f"{pc['hit_rate']:.1%} of "
                      f"{si(pc['prompt_tokens'], 'tok')} prompt tokens"
                      + ("" if pc["enabled"] else " (--no-prefix-cache)")])
-    out.append(table(["metric", "value"], rows))
-    out.append(f"energy and power count the whole system: {d['chips_busy']} chip(s) in replicas, "
-               f"{d['chips_idle']} outside at idle power, with their hosts' and racks' share")
-    out += [f"SLO: {line}" for line in slo["binding"]]
-    sp = d["speculative"]
-    if sp is not None:
-        drafter = sp["draft_model"] or {"eagle": "an EAGLE-style head", "ngram": "n-gram lookup"}[
-            sp["method"]]
-        out.append(f"speculative decoding: {drafter}, k = {sp['draft_tokens']}, E = "
-                   f"{sp['tokens_per_step']:.4g} tokens per verify expected, "
-                   f"{sp['tokens_per_verify_simulated']:.4g} simulated (seeded accepted lengths)")
-    out += [f"note: {note}" for note in d["notes"]]
-    out += [f"dropped {count}: {reason}" for reason, count in d["dropped_reasons"].items()]
-    return "\n".join(out)
+    return rows
 
 
 def curve_json(curves: Sequence[Any], at_slo: Sequence[dict[str, Any]]) -> str:
@@ -102,11 +111,7 @@ def curve_text(curves: Sequence[Any], at_slo: Sequence[dict[str, Any]]) -> str:
         out.append(f"{c.model} on {c.system}: {c.input_tokens} in / {c.output_tokens} out, "
                    f"scheduler {c.scheduler}, {par['dp']} replica(s) of tp{par['tp']} "
                    f"pp{par['pp']}")
-        rows = [[p.concurrency, si(p.tokens_per_s_per_user, "tok/s"),
-                 si(p.throughput_tokens_per_s, "tok/s"), si(p.ttft_p50_s, "s"),
-                 si(p.ttft_p99_s, "s"), si(p.energy_j_per_token, "J")] for p in c.points]
-        out.append(table(["concurrency", "per user", "system", "TTFT p50", "TTFT p99", "J/token"],
-                         rows))
+        out.append(table(CURVE_HEADERS, curve_rows(c)))
         if "operating_point" in d:
             op = d["operating_point"]
             out.append(f"at the SLO ({d['slo']}): concurrency {op['concurrency']}, "
@@ -116,3 +121,13 @@ def curve_text(curves: Sequence[Any], at_slo: Sequence[dict[str, Any]]) -> str:
             out.append(f"at the SLO ({d['slo']}): {d['slo_error']}")
         out.append("")
     return "\n".join(out)
+
+
+CURVE_HEADERS = ["concurrency", "per user", "system", "TTFT p50", "TTFT p99", "J/token"]
+
+
+def curve_rows(c: Any) -> list[list[Any]]:
+    """One row per point of a Curve (CURVE_HEADERS)."""
+    return [[p.concurrency, si(p.tokens_per_s_per_user, "tok/s"),
+             si(p.throughput_tokens_per_s, "tok/s"), si(p.ttft_p50_s, "s"),
+             si(p.ttft_p99_s, "s"), si(p.energy_j_per_token, "J")] for p in c.points]

@@ -75,6 +75,12 @@ class Curve:
                 {"tp": par.tp, "pp": par.pp, "ep": par.ep, "dp": par.dp},
                 "points": [p.to_dict() for p in self.points]}
 
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks (`tegel.report.html`)."""
+        from tegel.report.html import curve_html
+
+        return curve_html(self)
+
 
 def steady_point(result: ServeResult, concurrency: int) -> CurvePoint:
     """The steady-state figures of a closed-loop run (module doc)."""

@@ -131,6 +131,12 @@ class GraphResult:
             "notes": list(self.notes),
         }
 
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks (`tegel.report.html`)."""
+        from tegel.report.html import graph_html
+
+        return graph_html(self)
+
 
 def _faster_schedule(graph: Graph, system: System, options: GraphRunOptions,
                      params: Params | None, batch_note: str, single: Graph | None) -> GraphResult:

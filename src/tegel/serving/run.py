@@ -175,6 +175,12 @@ class RunResult:
             raise TegelError("op_table() needs pandas: pip install pandas") from None
         return pd.DataFrame(self.op_rows())
 
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks (`tegel.report.html`)."""
+        from tegel.report.html import run_html
+
+        return run_html(self)
+
 
 def _rows(phase_name: str, phase: PhaseCost) -> list[dict[str, Any]]:
     levels = phase.plan.levels

@@ -287,6 +287,12 @@ class ServeResult:
                          "dropped": rec.dropped.get(r, "")})
         return rows
 
+    def _repr_html_(self) -> str:
+        """An HTML table for notebooks (`tegel.report.html`)."""
+        from tegel.report.html import serve_html
+
+        return serve_html(self)
+
 
 def _reasons(dropped: dict[int, str]) -> dict[str, int]:
     out: dict[str, int] = {}
