@@ -159,8 +159,8 @@ class Claim:
         }
 
     def _repr_html_(self) -> str:
-        """An HTML table for notebooks (`tegel.report.html`)."""
-        from tegel.report.html import claim_html
+        """An HTML table for notebooks (`tegel.report.notebook`)."""
+        from tegel.report.notebook import claim_html
 
         return claim_html(self)
 

@@ -57,8 +57,8 @@ class ExploreResult:
     wall_s: float
 
     def _repr_html_(self) -> str:
-        """An HTML table for notebooks (`tegel.report.html`)."""
-        from tegel.report.html import explore_html
+        """An HTML table for notebooks (`tegel.report.notebook`)."""
+        from tegel.report.notebook import explore_html
 
         return explore_html(self)
 

@@ -76,8 +76,8 @@ class Curve:
                 "points": [p.to_dict() for p in self.points]}
 
     def _repr_html_(self) -> str:
-        """An HTML table for notebooks (`tegel.report.html`)."""
-        from tegel.report.html import curve_html
+        """An HTML table for notebooks (`tegel.report.notebook`)."""
+        from tegel.report.notebook import curve_html
 
         return curve_html(self)
 

@@ -132,8 +132,8 @@ class GraphResult:
         }
 
     def _repr_html_(self) -> str:
-        """An HTML table for notebooks (`tegel.report.html`)."""
-        from tegel.report.html import graph_html
+        """An HTML table for notebooks (`tegel.report.notebook`)."""
+        from tegel.report.notebook import graph_html
 
         return graph_html(self)
 

@@ -176,8 +176,8 @@ class RunResult:
         return pd.DataFrame(self.op_rows())
 
     def _repr_html_(self) -> str:
-        """An HTML table for notebooks (`tegel.report.html`)."""
-        from tegel.report.html import run_html
+        """An HTML table for notebooks (`tegel.report.notebook`)."""
+        from tegel.report.notebook import run_html
 
         return run_html(self)
 

@@ -288,8 +288,8 @@ class ServeResult:
         return rows
 
     def _repr_html_(self) -> str:
-        """An HTML table for notebooks (`tegel.report.html`)."""
-        from tegel.report.html import serve_html
+        """An HTML table for notebooks (`tegel.report.notebook`)."""
+        from tegel.report.notebook import serve_html
 
         return serve_html(self)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import tegel
-from tegel.report.html import compare, table_html
+from tegel.report.notebook import compare, table_html
 from tegel.report.text import si
 
 
