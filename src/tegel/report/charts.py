@@ -75,8 +75,9 @@ def charts_for(kind: ResultKind, d: Any) -> tuple[Chart, ...]:
                 *([roofline(d)] if d.get("ops") else []))
     if kind == "compare":
         results = d["results"]
-        return (energy_stack({n: r["energy_breakdown_j_per_token"] for n, r in results.items()
-                              if "energy_breakdown_j_per_token" in r}),
+        energy = {n: r["energy_breakdown_j_per_token"] for n, r in results.items()
+                  if "energy_breakdown_j_per_token" in r}
+        return (*([energy_stack(energy)] if energy else []),
                 *[roofline(r) for r in results.values() if r.get("ops")])
     if kind == "curve":
         return (throughput_curve(d),)
