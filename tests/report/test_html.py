@@ -4,6 +4,7 @@ the expected sections, one `<g data-series>` per series, `<title>`s on every cha
 from __future__ import annotations
 
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -111,8 +112,6 @@ def test_print_phone_and_palette(pages: dict[str, str]) -> None:
 
 
 def _fills(text: str) -> list[str]:
-    import re
-
     return re.findall(r'fill="(#[0-9A-Fa-f]{6})"', text)
 
 
@@ -170,3 +169,20 @@ def test_other_commands_still_refuse_unknown_arguments(capsys: pytest.CaptureFix
 def test_result_kind_refuses_other_json() -> None:
     with pytest.raises(TegelError, match="--from"):
         result_kind({"what": 1})
+
+
+def test_event_simulation_run_has_a_timeline_excerpt(tmp_path: Path) -> None:
+    out = tmp_path / "ev.html"
+    assert main(["report", "--run", "qwen2.5-0.5b", "--on", "h100-sxm", "--sim", "event",
+                 "-o", str(out)]) == 0
+    text = out.read_text()
+    assert Page(text).charts["timeline"] >= 2, "one series per kind of resource"
+    assert "Event simulation: the first 80 events" in text
+
+
+def test_static_compare_from_arguments_has_a_roofline_per_system(tmp_path: Path) -> None:
+    out = tmp_path / "c.html"
+    assert main(["report", *REPORT_ARGS["compare"], "-o", str(out)]) == 0
+    charts = Page(out.read_text()).charts
+    assert {"roofline-h100-sxm", "roofline-a100-80gb"} <= set(charts)
+    assert all(charts[c] == 3 for c in ("roofline-h100-sxm", "roofline-a100-80gb"))

@@ -8,6 +8,7 @@ import argparse
 import contextlib
 import io
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +74,59 @@ def _load(path: str) -> Any:
 
 def _result(args: argparse.Namespace, extra: list[str]) -> Any:
     """Run the command the source flag names with `--json` and return what it printed."""
-    from tegel.cli import build_parser
-
     name = next(n for n in SOURCES if getattr(args, n) is not None)
     command, *added = SOURCES[name]
     value = getattr(args, name)
     argv = ([command, *added, value] if name == "explore" else [command, value, *added])
     argv += [a for a in extra if a not in added] + ["--json"]
+    with tempfile.TemporaryDirectory() as folder:
+        trace = Path(folder) / "trace.json"
+        if name == "run" and _value(extra, "--sim") == "event" and "--trace" not in extra:
+            argv += ["--trace", str(trace)]  # the event simulation's timeline, for an excerpt
+        d = _json_of(argv, name)
+        if trace.exists():
+            from tegel.report.charts import timeline_excerpt
+
+            d["timeline"] = timeline_excerpt(json.loads(trace.read_text(encoding="utf-8")))
+    if name == "compare" and d.get("mode") == "static batch":
+        _add_steps(d, extra, value)
+    return d
+
+
+def _json_of(argv: list[str], flag: str) -> Any:
+    """What `tegel ARGV` (ending in --json) prints, parsed."""
+    from tegel.cli import build_parser
+
     inner = build_parser().parse_args(argv)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = inner.func(inner)
     if code != 0:
-        raise TegelError(f"--{name}: `tegel {' '.join(argv)}` ended with status {code}")
+        raise TegelError(f"--{flag}: `tegel {' '.join(argv)}` ended with status {code}")
     return json.loads(out.getvalue())
+
+
+def _value(argv: list[str], flag: str) -> str | None:
+    """The value given to `flag` in argv (`--flag V` or `--flag=V`), None when absent."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _add_steps(d: dict[str, Any], extra: list[str], model: str) -> None:
+    """A static-batch comparison is `tegel run` on each system: run each again with --ops so
+    the report places its steps on a roofline."""
+    rest, skip = [], False
+    for arg in extra:
+        if skip:
+            skip = False
+        elif arg in ("--on", "--baseline"):
+            skip = True
+        elif not arg.startswith(("--on=", "--baseline=")):
+            rest.append(arg)
+    for system, result in d["results"].items():
+        result["ops"] = _json_of(["run", model, "--on", system, *rest, "--ops", "--json"],
+                                 "compare")["ops"]

@@ -14,25 +14,28 @@ from typing import Any, Literal
 from tegel.errors import TegelError
 
 ResultKind = Literal["run", "compare", "curve", "claim", "explore"]
-ChartKind = Literal["stack", "lines", "roofline", "tornado", "scatter"]
+ChartKind = Literal["stack", "lines", "roofline", "tornado", "scatter", "timeline"]
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable under the common colour-vision
 # deficiencies. Black is kept for roofs and reference lines.
 OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
              "#000000")
 TORNADO_ROWS = 12
+TIMELINE_EVENTS = 80  # the excerpt of an event simulation's trace a report shows
 
 
 @dataclass(frozen=True, slots=True)
 class Series:
     """One named series: points (xs[i], ys[i]); `labels` name the points (bars, steps);
-    `style` is `line`, `points` or `bar`; for a tornado bar, xs are the low ends."""
+    `style` is `line`, `points` or `bar`; for a tornado or timeline bar, xs are where bars
+    start; `rows` places a timeline's bars on the chart's categories (default: point i, row i)."""
 
     name: str
     xs: tuple[float, ...]
     ys: tuple[float, ...]
     labels: tuple[str, ...] = ()
     style: Literal["line", "points", "bar"] = "line"
+    rows: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +75,8 @@ def charts_for(kind: ResultKind, d: Any) -> tuple[Chart, ...]:
     """Every chart the result has data for, in reading order."""
     if kind == "run":
         return (energy_stack({d["system"]: d["energy_breakdown_j_per_token"]}),
-                *([roofline(d)] if d.get("ops") else []))
+                *([roofline(d)] if d.get("ops") else []),
+                *([timeline(d["timeline"])] if d.get("timeline") else []))
     if kind == "compare":
         results = d["results"]
         energy = {n: r["energy_breakdown_j_per_token"] for n, r in results.items()
@@ -200,3 +204,32 @@ def pareto_scatter(d: dict[str, Any]) -> Chart:
                  f"{x_name} ({d['objectives'][x_name]})",
                  f"{y_name} ({d['objectives'].get(y_name, '')})".replace(" ()", ""),
                  tuple(series))
+
+
+def timeline_excerpt(trace: dict[str, Any], limit: int = TIMELINE_EVENTS) -> list[dict[str, Any]]:
+    """The first `limit` events of a Chrome trace written by `--sim event --trace`, each
+    {track, name, kind, start_s, end_s}; tracks are 'process: thread' as Perfetto shows them."""
+    names: dict[tuple[str, int], str] = {}
+    for e in trace.get("traceEvents", []):
+        if e.get("ph") == "M" and e.get("name") in ("process_name", "thread_name"):
+            key = ("p", e["pid"]) if e["name"] == "process_name" else ("t", e["tid"])
+            names[key] = str(e["args"]["name"])
+    spans = sorted((e for e in trace.get("traceEvents", []) if e.get("ph") == "X"),
+                   key=lambda e: (e["ts"], e["pid"], e["tid"]))[:limit]
+    return [{"track": f"{names.get(('p', e['pid']), e['pid'])}: {names.get(('t', e['tid']), e['tid'])}",
+             "name": e["name"], "kind": e.get("cat", ""), "start_s": e["ts"] * 1e-6,
+             "end_s": (e["ts"] + e.get("dur", 0.0)) * 1e-6} for e in spans]
+
+
+def timeline(events: list[dict[str, Any]]) -> Chart:
+    """An excerpt of an event simulation: one row per track, one series per kind of event."""
+    tracks = tuple(dict.fromkeys(e["track"] for e in events))
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        kinds.setdefault(e["kind"] or "event", []).append(e)
+    series = tuple(Series(kind, tuple(e["start_s"] * 1e6 for e in es),
+                          tuple(e["end_s"] * 1e6 for e in es), tuple(e["name"] for e in es), "bar",
+                          tuple(tracks.index(e["track"]) for e in es))
+                   for kind, es in kinds.items())
+    return Chart("timeline", "timeline", f"Event simulation: the first {len(events)} events",
+                 "time (µs)", "", series, tracks)

@@ -68,11 +68,12 @@ def _draw(chart: Chart, ax: Any) -> None:
         for i, s in enumerate(chart.series):
             ax.barh(rows, s.ys, left=left, color=_colour(s.name, i), label=s.name)
             left = [a + b for a, b in zip(left, s.ys, strict=True)]
-    elif chart.kind == "tornado":
+    elif chart.kind in ("tornado", "timeline"):
         for i, s in enumerate(chart.series):
             lows = [min(a, b) for a, b in zip(s.xs, s.ys, strict=True)]
             widths = [abs(b - a) for a, b in zip(s.xs, s.ys, strict=True)]
-            ax.barh(rows, widths, left=lows, height=0.6, color=_colour(s.name, i), label=s.name)
+            ax.barh(list(s.rows) or rows, widths, left=lows, height=0.6,
+                    color=_colour(s.name, i), label=s.name)
     else:
         for i, s in enumerate(chart.series):
             if s.style == "line":

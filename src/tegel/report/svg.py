@@ -17,7 +17,7 @@ MARKERS = ("circle", "square", "diamond", "triangle")
 
 def chart_svg(chart: Chart) -> str:
     """The chart as one `<svg>` element (a string of markup)."""
-    if chart.kind in ("stack", "tornado"):
+    if chart.kind in ("stack", "tornado", "timeline"):
         body, height = _bars(chart)
     else:
         body, height = _xy(chart), HEIGHT
@@ -71,6 +71,8 @@ def _ticks(lo: float, hi: float, log: bool) -> list[float]:
     step = 10 ** math.floor(math.log10((hi - lo) or 1.0))
     while (hi - lo) / step > 6:
         step *= 2
+    while (hi - lo) / step < 3:
+        step /= 2
     first = math.ceil(lo / step) * step
     return [first + i * step for i in range(int((hi - first) / step) + 1)]
 
@@ -153,15 +155,16 @@ def _xy(chart: Chart) -> str:
 
 
 def _bars(chart: Chart) -> tuple[str, int]:
-    """Horizontal bars, one row per category: stacked (energy) or from a reference (tornado)."""
-    row_h = 26 if chart.kind == "tornado" else 36
-    left = 230 if chart.kind == "tornado" else 150
+    """Horizontal bars, one row per category: stacked (energy), from a reference (tornado) or
+    from a start (timeline)."""
+    row_h = 36 if chart.kind == "stack" else 26
+    left = 150 if chart.kind == "stack" else 250
     bottom = TOP + row_h * len(chart.categories)
     height = bottom + BOTTOM
     stacked = chart.kind == "stack"
     if stacked:
         totals = [sum(s.ys[i] for s in chart.series) for i in range(len(chart.categories))]
-        xlo, xhi = 0.0, max(totals, default=1.0) * 1.05 or 1.0
+        xlo, xhi = 0.0, max(totals, default=1.0) * 1.2 or 1.0
     else:
         ends = [v for s in chart.series for v in (*s.xs, *s.ys)]
         xlo, xhi = _bounds(ends, chart.log_x)
@@ -169,7 +172,7 @@ def _bars(chart: Chart) -> tuple[str, int]:
     out = [_axes(chart, fx, None, _ticks(xlo, xhi, chart.log_x), [], bottom, left)]
     for r, name in enumerate(chart.categories):
         y = TOP + r * row_h + row_h / 2
-        short = name if len(name) <= 34 else name[:33] + "…"
+        short = name if len(name) <= 38 else name[:37] + "…"
         out.append(f'<text class="tick" x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
                    f'{escape(short)}<title>{escape(name)}</title></text>')
     if chart.reference_x is not None:
@@ -179,17 +182,21 @@ def _bars(chart: Chart) -> tuple[str, int]:
     offsets = [0.0] * len(chart.categories)
     for i, s in enumerate(chart.series):
         colour, bars = _colour(s, i), []
-        for r, value in enumerate(s.ys):
+        for j, value in enumerate(s.ys):
+            r = s.rows[j] if s.rows else j
             if stacked:
                 a, b, offsets[r] = offsets[r], offsets[r] + value, offsets[r] + value
             else:
-                a, b = sorted((s.xs[r], value))
+                a, b = sorted((s.xs[j], value))
             x0, x1 = fx(a), fx(b)
             y = TOP + r * row_h + (4 if stacked else 6)
-            what = s.labels[r] if r < len(s.labels) else ""
+            what = s.labels[j] if j < len(s.labels) else ""
             bars.append(f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 0.5):.1f}" '
                         f'height="{row_h - (8 if stacked else 12)}" fill="{colour}">'
                         f'<title>{escape(chart.categories[r])}: {escape(s.name)} {escape(what)} '
                         f'{value:.4g}</title></rect>')
         out.append(f'<g data-series="{escape(s.name)}">{"".join(bars)}</g>')
+    if stacked:  # each bar's total at its end
+        out += [f'<text class="tick" x="{fx(total) + 4:.1f}" y="{TOP + r * row_h + row_h / 2 + 4:.1f}">'
+                f'{_label(total)}</text>' for r, total in enumerate(totals)]
     return "".join(out), height
