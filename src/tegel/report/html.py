@@ -227,6 +227,13 @@ def _sources() -> dict[str, Any]:
     return {**load_assumptions().sources, **load_ranges().sources}
 
 
+def _economic_cites() -> dict[str, str]:
+    """The basis of each shipped economic figure (economics.yaml `cite`), by name."""
+    from tegel.economics.assumptions import load_assumptions
+
+    return dict(load_assumptions().cite)
+
+
 def _cited(text: str, sources: dict[str, Any]) -> str:
     """A basis string ('source-id: detail' or 'assumption: ...') with its source linked."""
     key, _, detail = text.partition(":")
@@ -240,10 +247,12 @@ def _cited(text: str, sources: dict[str, Any]) -> str:
 def _assumptions(kind: ResultKind, d: Any) -> str:
     items: list[str] = []
     if kind == "claim":
-        sources = _sources()
+        sources, cites = _sources(), _economic_cites()
         a = d.get("assumptions", {})
-        items += [f"<li>{escape(k)}: {escape(str(v))}</li>" for k, v in a.items()
-                  if k != "overrides"]
+        items += [f"<li>{escape(k)}: {escape(str(v))}"
+                  + (" (overridden)" if k in a.get("overrides", {}) else
+                     f" ({_cited(cites[k], sources)})" if k in cites else "") + "</li>"
+                  for k, v in a.items() if k != "overrides"]
         rows = []
         for t in d.get("tornado") or []:
             basis = t.get("basis", {})
