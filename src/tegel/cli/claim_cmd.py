@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+from tegel.report.plots import write_plot
 from tegel.report.text import si, table
 
 # CLI flag -> economics.yaml name (SI: --rack-power-kw is converted to W)
@@ -94,6 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip the equal-load comparison")
     c.add_argument("--rows", type=int, default=12, help="tornado rows to print (12)")
     _economics_args(c)
+    c.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
     c.set_defaults(func=claim_command)
     k = sub.add_parser("cost", help="capital cost of a system; with --model, TCO and footprint",
                        description="Die, memory, packaging and board cost of a system's chip, "
@@ -163,6 +165,7 @@ def claim_command(args: argparse.Namespace) -> int:
                            equal_load_tokens_per_s=args.equal_load)
     c = claim(args.model, args.on, args.vs, a, options=options, params=load_params(args.params))
     d = c.to_dict()
+    write_plot(args.plot, "claim", d)
     if args.json:
         print(json.dumps(d, indent=2))
         return 0

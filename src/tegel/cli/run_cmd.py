@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from tegel.cli.graph_cmd import graph_args, graph_run_command, is_graph_model
+from tegel.report.plots import write_plot
 from tegel.report.text import si, table
 
 
@@ -36,6 +37,7 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
                    "--calibrate --write FILE` (default: the shipped parameters)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -169,6 +171,7 @@ def run_command(args: argparse.Namespace) -> int:
 
         write_run_trace(args.trace, result)
     d = result.to_dict()
+    write_plot(args.plot, "run", {**d, "ops": result.op_rows()})
     if args.json:
         if args.ops:
             d["ops"] = result.op_rows()
@@ -223,6 +226,7 @@ def compare_command(args: argparse.Namespace) -> int:
         said = (f"each system at its operating point (highest throughput) at the same service "
                 f"level: {service.describe(first['input_tokens'])}")
     base = results[baseline]
+    write_plot(args.plot, "compare", {"baseline": baseline, "results": results})
     if args.json:
         ratios = {name: {key: r[key] / base[key] for key, *_ in metrics} for name, r in results.items()}
         mode = {"mode": "static batch"} if service is None else {

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tegel.cli.run_cmd import format_args, formats, speculation, speculative_args
+from tegel.report.plots import write_plot
 from tegel.report.text import si, table
 
 SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
@@ -91,6 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "... up to replicas x --max-seqs)")
     c.add_argument("--requests", type=int, metavar="N", help="requests per point "
                    "(default: max(4 x concurrency, 64))")
+    c.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
     c.set_defaults(func=curve_command)
 
 
@@ -354,6 +356,7 @@ def curve_command(args: argparse.Namespace) -> int:
     if show is not None:
         print("\r\033[K", end="", file=sys.stderr)
     out = [c.to_dict() | _at_slo(args, c) for c in curves]
+    write_plot(args.plot, "curve", out)
     if args.json:
         print(json.dumps(_clean(out), indent=2, allow_nan=False))
         return 0
