@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "tegel.cli.make_model_cmd",
     "tegel.cli.execute_cmd",
     "tegel.cli.explore_cmd",
+    "tegel.cli.report_cmd",
 )
 
 
@@ -58,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tegel` console script; returns the process exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # only a command that passes arguments on (`tegel report --claim ...`) takes them
+        if not getattr(args, "takes_extra", False):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.extra = extra
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

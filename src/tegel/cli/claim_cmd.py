@@ -9,6 +9,7 @@ import math
 from typing import Any
 
 from tegel.report import claim as report
+from tegel.report.plots import write_plot
 from tegel.report.progress import Bar
 
 # CLI flag -> economics.yaml name (SI: --rack-power-kw is converted to W)
@@ -95,6 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="skip the equal-load comparison")
     c.add_argument("--rows", type=int, default=12, help="tornado rows to print (12)")
     _economics_args(c)
+    c.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
     c.set_defaults(func=claim_command)
     k = sub.add_parser("cost", help="capital cost of a system; with --model, TCO and footprint",
                        description="Die, memory, packaging and board cost of a system's chip, "
@@ -165,6 +167,7 @@ def claim_command(args: argparse.Namespace) -> int:
     with Bar("claim (A, B, the tornado and break-evens)", quiet=args.json):
         c = claim(args.model, args.on, args.vs, a, options=options,
                   params=load_params(args.params))
+    write_plot(args.plot, "claim", c.to_dict())
     print(report.to_json(c) if args.json else report.render_text(c, args.rows))
     return 0
 

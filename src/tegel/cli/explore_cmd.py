@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tegel.errors import TegelError
+from tegel.report.plots import write_plot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(tables points, refined, meta)")
     p.add_argument("--parquet", metavar="OUT", help="show: export the points to Parquet")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plot", metavar="FILE", help="show: also draw the Pareto front into FILE "
+                   "(.png or .svg, matplotlib)")
     p.set_defaults(func=explore_command)
 
 
@@ -86,6 +89,8 @@ def show_command(args: argparse.Namespace) -> int:
             return 0
         if args.parquet:
             return 0
+        if args.plot:
+            write_plot(args.plot, "explore", show_dict(store, pareto_only=args.pareto))
         if args.json:
             print(json.dumps(show_dict(store, pareto_only=args.pareto), indent=2, default=str))
         else:

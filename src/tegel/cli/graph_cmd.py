@@ -77,7 +77,8 @@ def _result(args: argparse.Namespace) -> Any:
 # `tegel run` flags of an LLM run, and the value that means "not given"
 _LLM_ONLY = {"input": None, "output": 256, "tp": None, "pp": None, "ep": None, "weights": None,
              "activations": None, "kv_cache": None, "max_batch": 2048, "speculative": None,
-             "draft": None, "draft_tokens": None, "acceptance": None, "acceptance_lengths": None}
+             "draft": None, "draft_tokens": None, "acceptance": None, "acceptance_lengths": None,
+             "plot": None}
 
 
 def refuse_llm_flags(args: argparse.Namespace) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from tegel.cli.graph_cmd import graph_args, graph_run_command, is_graph_model
 from tegel.report import run as report
+from tegel.report.plots import write_plot
 from tegel.report.progress import Bar
 
 
@@ -36,6 +37,7 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
                    "--calibrate --write FILE` (default: the shipped parameters)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -155,6 +157,7 @@ def run_command(args: argparse.Namespace) -> int:
         from tegel.cli.plan_cmd import write_run_trace
 
         write_run_trace(args.trace, result)
+    write_plot(args.plot, "run", {**result.to_dict(), "ops": result.op_rows()})
     if args.json:
         print(report.to_json(result, ops=args.ops))
     else:
@@ -185,6 +188,7 @@ def compare_command(args: argparse.Namespace) -> int:
     else:
         said = (f"each system at its operating point (highest throughput) at the same service "
                 f"level: {service.describe(first['input_tokens'])}")
+    write_plot(args.plot, "compare", {"baseline": baseline, "results": results})
     if args.json:
         print(report.compare_json(results, baseline, None if service is None
                                   else service.to_dict(first["input_tokens"])))

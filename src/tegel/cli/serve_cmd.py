@@ -11,6 +11,7 @@ from typing import Any
 
 from tegel.cli.run_cmd import format_args, formats, speculation, speculative_args
 from tegel.report import serve as report
+from tegel.report.plots import write_plot
 from tegel.report.progress import Bar
 
 SCHEDULERS = ("static", "continuous", "chunked", "disaggregated")
@@ -91,6 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "... up to replicas x --max-seqs)")
     c.add_argument("--requests", type=int, metavar="N", help="requests per point "
                    "(default: max(4 x concurrency, 64))")
+    c.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
     c.set_defaults(func=curve_command)
 
 
@@ -281,6 +283,7 @@ def curve_command(args: argparse.Namespace) -> int:
                                    requests_per_point=args.requests, progress=_info(bar, i)))
             bar.update(i + 1)
     at_slo = [_at_slo(args, c) for c in curves]
+    write_plot(args.plot, "curve", [c.to_dict() | s for c, s in zip(curves, at_slo, strict=True)])
     print(report.curve_json(curves, at_slo) if args.json else report.curve_text(curves, at_slo))
     return 0
 
