@@ -1,5 +1,6 @@
 """HTML tables for notebooks: each result's `_repr_html_` renders here, from the same rows as
-its terminal text (no external assets, no scripts, every cell escaped)."""
+its terminal text, in the tables of `tegel report`'s page (no external assets, no scripts,
+every cell escaped)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-_STYLE = ("border-collapse:collapse;font-family:monospace;font-size:12px;"
-          "margin:4px 0 10px 0")
-_CELL = "border:1px solid #ccc;padding:2px 8px;text-align:{}"
+from tegel.report.html import _table
 
 
 def table_html(headers: Sequence[object], rows: Sequence[Sequence[object]],
                caption: str = "") -> str:
-    """One HTML table; the first column left-aligned, the others right-aligned."""
-
-    def cells(row: Sequence[object], tag: str) -> str:
-        return "".join(f'<{tag} style="{_CELL.format("left" if i == 0 else "right")}">'
-                       f"{html.escape(str(c))}</{tag}>" for i, c in enumerate(row))
-
-    cap = (f'<caption style="text-align:left;font-weight:bold">{html.escape(caption)}</caption>'
-           if caption else "")
-    body = "".join(f"<tr>{cells(r, 'td')}</tr>" for r in rows)
-    return (f'<table style="{_STYLE}">{cap}<thead><tr>{cells(headers, "th")}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
+    """One escaped HTML table: the page's table (`report.html`), styled by the notebook."""
+    return _table([str(h) for h in headers], [[str(c) for c in r] for r in rows], caption)
 
 
 def _block(*parts: str) -> str:
