@@ -93,3 +93,20 @@ def test_serve_on_a_terminal_draws_and_advances_the_bar(monkeypatch: pytest.Monk
     assert seen == sorted(seen) and seen[-1] == 40 and len(seen) == 40
     assert "serving" in out.getvalue()
     assert capsys.readouterr().out.startswith("qwen2.5-0.5b on h100-sxm")
+
+
+def test_a_fit_advances_once_per_fitted_parameter() -> None:
+    from tegel.cli.validate_cmd import PASSES, _fit_progress
+    from tegel.fidelity.calibrate import BOUNDS
+
+    console, out = _terminal()
+    key = next(iter(BOUNDS))
+    with Bar("calibrating", total=PASSES * len(BOUNDS), console=console) as bar:
+        line = _fit_progress(bar)
+        line("3 entries of other GPUs left out: calibration fits H100 only")
+        line(f"{key} = 0.5  objective 4.20%")
+        line(f"{key} = 0.6  objective 4.10%")
+        bar._progress.refresh()
+        done = bar._progress.tasks[0].completed
+    assert done == 2
+    assert "left out" in out.getvalue() and "objective 4.10%" in out.getvalue()
