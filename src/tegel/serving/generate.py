@@ -50,6 +50,7 @@ class _Session:
                  prompt_len: int, new_tokens: int, precision: Precision | str | None,
                  accumulate: DType = DType.FP32, tp: int | None = None) -> None:
         self.cfg, self.system, self.accumulate = cfg, system, accumulate
+        _check_finite_weights(cfg, weights)
         self.precision = resolve_precision(system, precision)
         self.simulated: RunResult | None = None
         self.note = ""
@@ -112,6 +113,27 @@ class _Session:
         return ExecStats(self.blocks, self.partials, self.allreduce, self.transfers)
 
 
+def _check_finite_weights(cfg: ModelConfig, weights: dict[str, Array]) -> None:
+    """Weights with NaN or infinity would generate tokens from NaN logits (argmax: token 0):
+    an error naming the first such tensor instead."""
+    for name, w in weights.items():
+        arr = np.asarray(w)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+            raise TegelError(f"{cfg.name}: weight {name!r} has {bad} non-finite values "
+                             f"(NaN or infinity) of {arr.size}")
+
+
+def _finite_logits(cfg: ModelConfig, out: dict[str, Array], step: int) -> Array:
+    """The last position's logits of one step, which must be finite (an overflow in the
+    format, or weights that make one, is an error, not token 0)."""
+    logits = out["logits"][0, -1]
+    if not np.isfinite(np.asarray(logits, dtype=np.float64)).all():
+        raise TegelError(f"{cfg.name}: step {step} gives non-finite logits (NaN or infinity): "
+                         f"the weights or the number format overflow")
+    return logits
+
+
 def _check_prompt(cfg: ModelConfig, prompt: list[int], new_tokens: int) -> None:
     if not prompt:
         raise TegelError("the prompt needs at least one token id")
@@ -132,13 +154,13 @@ def generate(cfg: ModelConfig, weights: dict[str, Array], system: System | str,
     sys_ = system if isinstance(system, System) else load_system(system)
     s = _Session(cfg, weights, sys_, len(prompt), max_new_tokens, precision, accumulate, tp)
     out = s.prefill(prompt)
-    logits = [out["logits"][0, -1]]
+    logits = [_finite_logits(cfg, out, 1)]
     tokens = [int(np.argmax(logits[-1]))]
     if progress is not None:
         progress(1)
     for i in range(1, max_new_tokens):
         out = s.step(tokens[-1], len(prompt) + i - 1, out)
-        logits.append(out["logits"][0, -1])
+        logits.append(_finite_logits(cfg, out, i + 1))
         tokens.append(int(np.argmax(logits[-1])))
         if progress is not None:
             progress(i + 1)

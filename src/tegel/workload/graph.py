@@ -7,13 +7,15 @@ of any graph (after a pass, after loading) and names what is wrong.
 
 from __future__ import annotations
 
+from tegel.errors import TegelError
 from tegel.workload import ops
 from tegel.workload.dtypes import DType
 from tegel.workload.ir import ATTRS_OF_KIND, Attrs, Graph, Op, OpKind, Role, Tensor
 
 
-class GraphError(ValueError):
-    """A graph that breaks an IR invariant."""
+class GraphError(TegelError, ValueError):
+    """A graph that breaks an IR invariant: a TegelError (one line, no traceback, when a
+    config describes an impossible model) that stays a ValueError for older callers."""
 
 
 def verify(graph: Graph) -> Graph:

@@ -69,7 +69,7 @@ def read_layout(f: _Fields, layers: int) -> Llama4Layout:
     if kinds is None:
         chunked = frozenset() if chunk is None else frozenset(range(layers)) - nope
     elif (not isinstance(kinds, list) or len(kinds) != layers
-          or not set(kinds) <= {"chunked_attention", "full_attention"}
+          or not all(k in ("chunked_attention", "full_attention") for k in kinds)
           or (chunk is None and "chunked_attention" in kinds)):
         raise f._fail("layer_types", f"{layers} entries of 'chunked_attention' (with an "
                       "attention_chunk_size) or 'full_attention'")

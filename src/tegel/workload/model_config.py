@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -105,7 +107,8 @@ class _Fields:
 
     def _fail(self, key: str, expected: str) -> TegelError:
         got = self.raw.get(key, "<missing>")
-        return TegelError(f"{self.source}: field '{key}': expected {expected}, got {got!r}")
+        return TegelError(f"{self.source}: field '{key}': expected {expected}, "
+                          f"got {_short(got)}")
 
     def integer(self, key: str, default: int | None = None) -> int:
         value = self.raw.get(key, default)
@@ -113,6 +116,9 @@ class _Fields:
             value = default
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise self._fail(key, "a positive integer")
+        bound = _INT_BOUNDS.get(key, _MAX_INT)
+        if value > bound:
+            raise self._fail(key, f"a positive integer at most {bound:,}")
         return value
 
     def opt_int(self, key: str) -> int | None:
@@ -121,8 +127,9 @@ class _Fields:
     def number(self, key: str, default: float | None = None) -> float:
         value = self.raw.get(key)
         value = default if value is None else value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self._fail(key, "a positive number")
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+                or value > _MAX_NUMBER or not math.isfinite(value)):
+            raise self._fail(key, "a finite positive number")
         return float(value)
 
     def boolean(self, key: str, default: bool) -> bool:
@@ -133,7 +140,7 @@ class _Fields:
 
     def activation(self, key: str, default: str) -> UnaryFn:
         name = self.raw.get(key, default)
-        if name not in _ACTIVATIONS:
+        if not isinstance(name, str) or name not in _ACTIVATIONS:
             raise self._fail(key, "one of " + ", ".join(sorted(_ACTIVATIONS)))
         return _ACTIVATIONS[name]
 
@@ -176,6 +183,34 @@ class _Fields:
             high_freq_factor=sub.number("high_freq_factor"),
             original_max_position_embeddings=sub.integer("original_max_position_embeddings"),
         )
+
+
+def _short(value: object) -> str:
+    """`value`'s repr, truncated: an error line never echoes a huge or deep value whole."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+
+
+# Generous physical bounds, checked before anything is built: the largest published models
+# are far inside them (a few hundred layers, hidden 2^15, vocab ~260k, 256 experts), and a
+# config beyond them would build graphs that no longer fit in memory.
+_MAX_INT = 1 << 31  # any other integer field (positions, windows, ranks, ...)
+_MAX_NUMBER = 1e30  # any positive number field (theta, eps, scales, caps)
+_LAYERS, _WIDTH, _HEADS, _VOCAB, _EXPERTS = 1024, 1 << 20, 1 << 14, 1 << 24, 1 << 14
+_INT_BOUNDS = {
+    "num_hidden_layers": _LAYERS, "n_layer": _LAYERS,
+    "hidden_size": _WIDTH, "n_embd": _WIDTH, "intermediate_size": _WIDTH, "n_inner": _WIDTH,
+    "moe_intermediate_size": _WIDTH, "intermediate_size_mlp": _WIDTH, "head_dim": _WIDTH,
+    "rotary_dim": _WIDTH, "kv_lora_rank": _WIDTH, "q_lora_rank": _WIDTH, "v_head_dim": _WIDTH,
+    "qk_nope_head_dim": _WIDTH, "qk_rope_head_dim": _WIDTH,
+    "num_attention_heads": _HEADS, "n_head": _HEADS, "num_key_value_heads": _HEADS,
+    "vocab_size": _VOCAB,
+    "num_local_experts": _EXPERTS, "num_experts": _EXPERTS, "n_routed_experts": _EXPERTS,
+    "num_experts_per_tok": _EXPERTS, "n_group": _EXPERTS, "topk_group": _EXPERTS,
+}
 
 
 _ACTIVATIONS = {
@@ -298,7 +333,7 @@ def _gemma(f: _Fields, name: str, model_type: str) -> ModelConfig:
         full = [(i + 1) % pattern == 0 if gemma3 else i % 2 == 1 for i in range(layers)]
         kinds = ["full_attention" if is_full else "sliding_attention" for is_full in full]
     if (not isinstance(kinds, list) or len(kinds) != layers
-            or not set(kinds) <= {"sliding_attention", "full_attention"}):
+            or not all(k in ("sliding_attention", "full_attention") for k in kinds)):
         raise f._fail("layer_types", f"{layers} entries of 'sliding_attention' or 'full_attention'")
     act_key = "hidden_activation" if f.raw.get("hidden_activation") is not None else "hidden_act"
     return replace(
@@ -470,15 +505,41 @@ def parse_config(raw: Mapping[str, Any], name: str, source: str) -> ModelConfig:
     if not isinstance(raw, Mapping):
         raise TegelError(f"{source}: expected a JSON object at the top level")
     model_type = raw.get("model_type")
-    if model_type not in READERS:
+    if not isinstance(model_type, str) or model_type not in READERS:
         raise TegelError(
-            f"{source}: field 'model_type': unsupported {model_type!r}; "
+            f"{source}: field 'model_type': unsupported {_short(model_type)}; "
             f"supported: {', '.join(sorted(READERS))}"
         )
-    config = READERS[model_type](_Fields(raw, source), name, model_type)
+    try:
+        config = READERS[model_type](_Fields(raw, source), name, model_type)
+    except TegelError:
+        raise
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+            ZeroDivisionError, RecursionError) as err:  # a field of an unexpected shape
+        raise TegelError(f"{source}: not a valid {model_type} config "
+                         f"({type(err).__name__}: {reprlib.repr(str(err))})") from None
+    _check(config, source)
+    return config
+
+
+def _check(config: ModelConfig, source: str) -> None:
+    """What the families' readers leave to the graph builder, checked up front so that an
+    impossible model is a one-line error naming the field, not a failure while building."""
     if config.num_heads % config.num_kv_heads:
         raise TegelError(f"{source}: num_attention_heads must be a multiple of num_key_value_heads")
-    return config
+    if config.head_dim <= 0:
+        raise TegelError(f"{source}: field 'num_attention_heads': {config.num_heads} heads "
+                         f"leave no head_dim of hidden_size {config.hidden_size}")
+    if config.model_type in ("gpt2", "gptj") and config.hidden_size % config.num_heads:
+        raise TegelError(f"{source}: field 'n_head': {config.num_heads} heads must divide "
+                         f"hidden size {config.hidden_size}")
+    if config.is_moe and config.experts_per_token > config.num_experts:
+        raise TegelError(f"{source}: field 'num_experts_per_tok': expected at most the expert "
+                         f"count ({config.num_experts}), got {config.experts_per_token}")
+    for field, value in (("rotary_dim", config.rotary_dim),):
+        if value > config.head_dim or value % 2:
+            raise TegelError(f"{source}: field '{field}': expected an even number at most "
+                             f"head_dim ({config.head_dim}), got {value}")
 
 
 def _shipped_name(text: str) -> str | None:
@@ -500,6 +561,29 @@ def _not_found(text: str, path: Path) -> TegelError:
                       f"{hint}shipped: {', '.join(names)} (tegel inspect --list)")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a finite number")
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's value; bytes that are not UTF-8, JSON that is not valid, nesting too deep
+    to read, NaN / Infinity and integers of more digits than Python converts are TegelErrors."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise TegelError(f"{path}: byte {err.start}: not UTF-8 text") from None
+    except OSError as err:
+        raise TegelError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        return json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as err:
+        raise TegelError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise TegelError(f"{path}: not valid JSON (nested too deeply)") from None
+    except ValueError as err:  # NaN / Infinity, or an integer of > 4300 digits
+        raise TegelError(f"{path}: not valid JSON ({reprlib.repr(str(err))})") from None
+
+
 def load_model_config(name_or_path: str | Path) -> ModelConfig:
     """A shipped model by name (`llama-3.1-70b`, any case), a config.json path, or a model
     folder. A name that matches nothing is a TegelError suggesting the closest shipped names."""
@@ -517,9 +601,6 @@ def load_model_config(name_or_path: str | Path) -> ModelConfig:
         path = path / "config.json"
     if not path.is_file():
         raise _not_found(text_name, path)
-    try:
-        raw = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise TegelError(f"{path}: line {err.lineno}: not valid JSON ({err.msg})") from None
+    raw = read_json(path)
     name = path.parent.name if path.name == "config.json" else path.stem
     return parse_config(raw, name, str(path))

@@ -10,6 +10,10 @@ per-expert checkpoint layout (`w1/w2/w3`) or the fused `gate_up_proj` layout.
 from __future__ import annotations
 
 import json
+import math
+import re
+import reprlib
+import stat
 import struct
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +37,12 @@ class _State:
         key = self.prefix + key
         if key not in self.state:
             raise TegelError(f"{self.source}: checkpoint has no tensor {key!r}")
-        return np.asarray(self.state[key], dtype=np.float32)
+        value = self.state[key]
+        kind = getattr(getattr(value, "dtype", None), "kind", None)
+        if kind in ("b", "i", "u"):  # not a float tensor: never reinterpreted as weights
+            raise TegelError(f"{self.source}: tensor {key!r} is {value.dtype} (an integer or "
+                             f"boolean tensor), expected floating-point weights")
+        return np.asarray(value, dtype=np.float32)
 
     def has(self, key: str) -> bool:
         return self.prefix + key in self.state
@@ -160,7 +169,13 @@ def _experts(cfg: ModelConfig, s: _State, hf: str, tg: str) -> dict[str, Array]:
     names = ("w1", "w3", "w2") if mixtral else ("gate_proj", "up_proj", "down_proj")
 
     def stack(w: str) -> Array:
-        return np.stack([s(f"{moe}.experts.{e}.{w}.weight") for e in range(cfg.num_experts)])
+        names = [f"{moe}.experts.{e}.{w}.weight" for e in range(cfg.num_experts)]
+        arrays = [s(name) for name in names]
+        for name, a in zip(names, arrays, strict=True):
+            if a.shape != arrays[0].shape:
+                raise TegelError(f"{s.source}: tensor {name!r} is {a.shape}, expert 0's "
+                                 f"is {arrays[0].shape}")
+        return np.stack(arrays)
 
     return {
         f"{tg}.moe.router.weight": s(f"{moe}.gate.weight"),
@@ -260,8 +275,13 @@ _MAPPERS = {"llama": _llama_like, "mistral": _llama_like, "qwen2": _llama_like,
 def to_canonical(
     cfg: ModelConfig, state: Mapping[str, Array], source: str = "state dict"
 ) -> dict[str, Array]:
-    """Map a Hugging Face state dict onto tegel's weight names (float32 arrays)."""
-    return _MAPPERS[cfg.model_type](cfg, _State(state, source))
+    """Map a Hugging Face state dict onto tegel's weight names (float32 arrays). A tensor of
+    a rank or size the family's split or transpose cannot take is a TegelError."""
+    try:
+        return _MAPPERS[cfg.model_type](cfg, _State(state, source))
+    except (IndexError, ValueError) as err:  # a tensor of another rank or size than the config's
+        raise TegelError(f"{source}: the checkpoint's tensors do not match the {cfg.model_type} "
+                         f"config ({_short(str(err))})") from None
 
 
 _SAFETENSORS_DTYPES = {
@@ -272,30 +292,93 @@ _SAFETENSORS_DTYPES = {
 }
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 120
+_short = _REPR.repr  # echoed names and values, truncated
+_MAX_HEADER = 100_000_000  # the safetensors library's own limit on the header's length
+
+
+def _bad(path: Path, what: str) -> TegelError:
+    return TegelError(f"{path}: not a safetensors file ({what})")
+
+
+def _entry(path: Path, name: str, entry: object, body_size: int) -> tuple[str, list[int], int, int]:
+    """(dtype, shape, start, stop) of one header entry, each checked: the documented shape
+    {"dtype": str, "shape": [int >= 0, ...], "data_offsets": [begin, end]}, offsets inside
+    the data and a byte count of shape x dtype size."""
+    where = f"tensor {_short(name)}"
+    if not isinstance(entry, dict):
+        raise _bad(path, f"{where}: expected an object, got {_short(entry)}")
+    dtype = entry.get("dtype")
+    if not isinstance(dtype, str) or dtype not in _SAFETENSORS_DTYPES:
+        raise TegelError(f"{path}: {where}: unsupported dtype {_short(dtype)}")
+    shape = entry.get("shape")
+    if (not isinstance(shape, list) or len(shape) > 16
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 1 << 62
+                       for d in shape)):
+        raise _bad(path, f"{where}: 'shape' must be a list of non-negative integers, "
+                   f"got {_short(shape)}")
+    offsets = entry.get("data_offsets")
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)):
+        raise _bad(path, f"{where}: 'data_offsets' must be two integers, "
+                   f"got {_short(offsets)}")
+    start, stop = offsets
+    if not 0 <= start <= stop <= body_size:
+        raise _bad(path, f"{where}: data_offsets {_short(offsets)} outside the "
+                   f"{body_size} bytes of data")
+    size = math.prod(shape) * np.dtype(_SAFETENSORS_DTYPES[dtype]).itemsize
+    if stop - start != size:
+        raise _bad(path, f"{where}: {stop - start} bytes of data for shape {shape} of "
+                   f"{dtype} ({size} bytes)")
+    return dtype, shape, start, stop
+
+
 def read_safetensors(path: Path) -> dict[str, Array]:
     """Every tensor of a .safetensors file, memory-mapped (bf16 and fp8 via ml_dtypes).
 
     Format: 8-byte little-endian header length, a JSON header of name -> {dtype, shape,
-    data_offsets}, then the raw little-endian data.
+    data_offsets}, then the raw little-endian data. Read defensively: a regular file only;
+    the header an object of that shape; offsets inside the data, contiguous and
+    non-overlapping from 0 to its end; each tensor's byte count its shape times its dtype's
+    size. Anything else is a TegelError naming the file and the tensor.
     """
-    data = np.memmap(path, dtype=np.uint8, mode="r")
-    if data.size < 8:
-        raise TegelError(f"{path}: not a safetensors file (too short)")
-    (length,) = struct.unpack("<Q", bytes(data[:8]))
     try:
-        header = json.loads(bytes(data[8 : 8 + length]))
-    except (ValueError, UnicodeDecodeError):
-        raise TegelError(f"{path}: not a safetensors file (bad header)") from None
+        info = path.stat()
+    except OSError as err:
+        raise TegelError(f"{path}: cannot read ({err.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise TegelError(f"{path}: not a regular file")
+    if info.st_size < 8:
+        raise _bad(path, f"{info.st_size} bytes, too short for a header")
+    try:
+        data = np.memmap(path, dtype=np.uint8, mode="r")
+    except (OSError, ValueError) as err:
+        raise TegelError(f"{path}: cannot read ({err})") from None
+    (length,) = struct.unpack("<Q", bytes(data[:8]))
+    if length > min(_MAX_HEADER, data.size - 8):
+        raise _bad(path, f"header length {length} beyond the file's {data.size} bytes")
+    try:
+        header = json.loads(bytes(data[8 : 8 + length]).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise _bad(path, "header is not JSON") from None
+    if not isinstance(header, dict):
+        raise _bad(path, f"header is a {type(header).__name__}, not an object")
     body = data[8 + length :]
+    entries = {name: _entry(path, name, entry, body.size)
+               for name, entry in header.items() if name != "__metadata__"}
+    end = 0
+    for name, (_, _, start, stop) in sorted(entries.items(), key=lambda kv: kv[1][2:]):
+        if start != end:
+            what = "overlaps the tensor before it" if start < end else "leaves a gap before it"
+            raise _bad(path, f"tensor {_short(name)}: data_offsets [{start}, {stop}] "
+                       f"{what} (which ends at {end})")
+        end = stop
+    if end != body.size:
+        raise _bad(path, f"{body.size - end} bytes of data after the last tensor")
     out: dict[str, Array] = {}
-    for name, entry in header.items():
-        if name == "__metadata__":
-            continue
-        if entry.get("dtype") not in _SAFETENSORS_DTYPES:
-            raise TegelError(f"{path}: tensor {name!r}: unsupported dtype {entry.get('dtype')!r}")
-        start, stop = entry["data_offsets"]
-        raw = body[start:stop]
-        out[name] = raw.view(_SAFETENSORS_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+    for name, (dtype, shape, start, stop) in entries.items():
+        out[name] = body[start:stop].view(_SAFETENSORS_DTYPES[dtype]).reshape(shape)
     return out
 
 
@@ -307,6 +390,44 @@ def load_hf_folder(folder: str | Path) -> tuple[ModelConfig, dict[str, Array]]:
     if not files:
         raise TegelError(f"{path}: no *.safetensors weight files")
     state: dict[str, Array] = {}
+    where: dict[str, str] = {}
     for file in files:
-        state.update(read_safetensors(file))
-    return cfg, to_canonical(cfg, state, str(path))
+        for name, tensor in read_safetensors(file).items():
+            if name in state:
+                raise TegelError(f"{path}: tensor {_short(name)} is in both "
+                                 f"{where[name]} and {file.name}")
+            state[name], where[name] = tensor, file.name
+    _check_layers(cfg, state, str(path))
+    weights = to_canonical(cfg, state, str(path))
+    _check_shapes(cfg, weights, str(path))
+    return cfg, weights
+
+
+def _check_shapes(cfg: ModelConfig, weights: Mapping[str, Array], source: str) -> None:
+    """Every weight the config's graph needs, of the shape it needs: a checkpoint of another
+    size is an error naming the tensor when it is read, not in the middle of a run."""
+    from tegel.workload.llm import Phase, build_llm_graph
+
+    for t in build_llm_graph(cfg, Phase.decode(1, 1)).weights:
+        value = weights.get(t.name)
+        if value is None:
+            raise TegelError(f"{source}: no weight {t.name!r} for {cfg.name}")
+        if tuple(value.shape) != t.shape:
+            raise TegelError(f"{source}: weight {t.name!r}: shape {tuple(value.shape)}, the "
+                             f"config needs {t.shape}")
+
+
+_LAYER = re.compile(r"(?:language_model\.)?(?:model\.layers|transformer\.h)\.(\d+)\.")
+
+
+def _check_layers(cfg: ModelConfig, state: Mapping[str, Array], source: str) -> None:
+    """A checkpoint with layers the config does not have is the wrong checkpoint for it (or the
+    wrong config): an error naming the first such tensor, not a model that silently drops them.
+    DeepSeek-V3's multi-token-prediction layer (index num_hidden_layers) is allowed."""
+    limit = cfg.num_layers + (1 if cfg.model_type == "deepseek_v3" else 0)
+    for name in state:
+        match = _LAYER.match(name)
+        if match and int(match.group(1)) >= limit:
+            raise TegelError(f"{source}: tensor {_short(name)} is of layer "
+                             f"{match.group(1)}, but the config has {cfg.num_layers} layers "
+                             f"(num_hidden_layers)")
