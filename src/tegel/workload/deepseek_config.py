@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from tegel.workload.config_fields import _Fields
 from tegel.workload.ir import YarnScaling, yarn_mscale
-from tegel.workload.model_config import ModelConfig, _Fields
+from tegel.workload.model_config import ModelConfig
 
 
 def read_deepseek_v3(f: _Fields, name: str, model_type: str) -> ModelConfig:

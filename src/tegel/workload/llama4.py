@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from tegel.workload.ir import QueryTemperature
 
 if TYPE_CHECKING:
-    from tegel.workload.model_config import _Fields
+    from tegel.workload.config_fields import _Fields
 
 
 @dataclass(frozen=True, slots=True)
