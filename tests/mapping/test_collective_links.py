@@ -4,9 +4,12 @@ scale-out network (a ring through the group crosses it), on GPUs and dataflow ch
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from tegel.evaluate.terms import Rates
+from tegel.errors import TegelError
+from tegel.evaluate.terms import Rates, step_terms
 from tegel.hardware import load_system
+from tegel.mapping.gpu_data import chip_table
 from tegel.mapping.params import default_params
 from tegel.mapping.plan import Parallelism, StepKind, llm_request
 from tegel.mapping.registry import policy_for
@@ -44,3 +47,39 @@ def test_group_across_nodes_uses_the_scale_out_network() -> None:
 def test_single_node_is_unchanged() -> None:
     system, plan = _plan("dgx-h100", 8)
     assert Rates.of(system, plan).link_bps == pytest.approx(system.scale_up.link_bytes_per_s)
+
+
+def test_a_collective_on_a_gpu_node_runs_at_its_measured_allreduce_share() -> None:
+    """A collective's bytes over the scale-up network take bytes / (link rate x the node's
+    measured all-reduce bus-bandwidth share) (gpu_chips.yaml): MI300X's RCCL reaches 316.82 of
+    448 GB/s, an H100 node's NVLS 478.87 of 450; a transfer between pipeline stages keeps the
+    link rate, and a group over the scale-out network takes no share."""
+    params = default_params()
+    for name, share in (("mi300x-8", 316.82 / 448), ("dgx-h100", 478.87 / 450)):
+        system, plan = _plan(name, 8)
+        assert plan.collective_efficiency == pytest.approx(share)
+        assert params.gpu.rates(system.chip.name).allreduce_fraction == pytest.approx(share)
+        rates = Rates.of(system, plan)
+        assert rates.collective_bps == pytest.approx(system.scale_up.link_bytes_per_s * share)
+        step = next(s for s in plan.steps if s.kind is StepKind.COLLECTIVE)
+        terms = step_terms(step, rates)
+        assert terms.link_s == pytest.approx(
+            step.link_bytes / (system.scale_up.link_bytes_per_s * share) + step.link_latency_s)
+    _, across = _plan("2xdgx-h100", 16)
+    assert across.collective_efficiency == 1.0
+
+
+def test_an_allreduce_share_above_twice_the_link_rate_is_refused() -> None:
+    body = {"chips": {"x": {"gemm": {"fp8": {"achieved_flops_per_s": 1, "peak_flops_per_s": 2,
+                                             "source": "s"}},
+                            "hbm": {"achieved_bytes_per_s": 1, "peak_bytes_per_s": 2,
+                                    "source": "s"},
+                            "allreduce": {"achieved_bus_bytes_per_s": 5, "link_bytes_per_s": 2,
+                                          "source": "s"}}},
+            "default": {"gemm": 0.5, "hbm": 0.5, "allreduce": 0.9}}
+    with pytest.raises(TegelError, match=r"chips.x.allreduce: achieved 5 exceeds 2 x the link"):
+        chip_table(yaml.safe_load(yaml.safe_dump(body)), "gpu_chips.yaml")
+    body["chips"]["x"]["allreduce"]["achieved_bus_bytes_per_s"] = 3  # NVLS-like, allowed
+    table = chip_table(yaml.safe_load(yaml.safe_dump(body)), "gpu_chips.yaml")
+    assert table.of("x").allreduce_fraction == pytest.approx(1.5)
+    assert table.of("unknown").allreduce_fraction == pytest.approx(0.9)

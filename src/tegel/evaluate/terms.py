@@ -23,7 +23,7 @@ from tegel.errors import TegelError
 from tegel.evaluate.cost import CATEGORIES, Category
 from tegel.hardware import System
 from tegel.hardware.derive import active_power_w, busy_share, dvfs_energy_exponent
-from tegel.mapping.plan import Plan, Step
+from tegel.mapping.plan import Plan, Step, StepKind
 from tegel.mapping.routing import noc_links
 
 _IDX = {c: i for i, c in enumerate(CATEGORIES)}
@@ -57,6 +57,7 @@ class Rates:
     noc_pj: float
     link_bps: float
     link_pj: float
+    collective_bps: float  # the link rate a collective achieves (plan.collective_efficiency)
     busy_share: float  # compute below this share of peak is charged its busy power (GPU)
 
     @classmethod
@@ -79,7 +80,8 @@ class Rates:
             {d: chip.peak_flops_per_s(d) for d in chip.dtypes},
             {d: chip.pj_per_flop(d) for d in chip.dtypes},
             chip.noc.link_bytes_per_s * noc_links(chip), chip.noc_pj_per_bit_per_hop,
-            link.link_bytes_per_s if link else 0.0, link_pj, busy_share(chip))
+            link.link_bytes_per_s if link else 0.0, link_pj,
+            link.link_bytes_per_s * plan.collective_efficiency if link else 0.0, busy_share(chip))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,9 +156,10 @@ def step_terms(s: Step, r: Rates) -> StepTerms:
     if s.link_bytes:
         energy[_IDX[Category.CHIP_TO_CHIP]] = 8e-12 * s.link_bytes * r.link_pj
         if not s.route:
-            if not r.link_bps:
+            rate = r.collective_bps if s.kind is StepKind.COLLECTIVE else r.link_bps
+            if not rate:
                 raise TegelError(f"step {s.name} needs chip-to-chip links, but the system has none")
-            link_s = s.link_bytes / r.link_bps + s.link_latency_s
+            link_s = s.link_bytes / rate + s.link_latency_s
     route_s = tuple(s.transfer_bytes / lk.bytes_per_s for lk in s.route)
     latency = sum(lk.latency_s for lk in s.route)
     return StepTerms(compute_s, tuple(level_s), noc_s, route_s, latency, link_s, s.overhead_s,

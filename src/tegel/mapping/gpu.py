@@ -306,11 +306,14 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
     efficiencies = tuple(rates.hbm_fraction * p.hbm_serving_fraction if i == lv.hbm else
                          p.l2_bandwidth_fraction if i == lv.l2 else 1.0
                          for i in range(len(lv.names)))
+    # the node's measured all-reduce share applies to collectives on its scale-up network
+    on_scale_up = link is not None and link is system.scale_up
     measured = ("microbenchmarks: measured" if rates.measured else
                 f"microbenchmarks: none for {chip.name}; default shares assumed (gpu_chips.yaml)")
     return Plan(system.name, "gpu", req.phase, par, lv.names, efficiencies, par.pp,
                 req.microbatches, par.tp, tuple(steps),
-                notes=(f"software: {p.software}", measured))
+                notes=(f"software: {p.software}", measured),
+                collective_efficiency=rates.allreduce_fraction if on_scale_up else 1.0)
 
 
 def _with_stage(step: Step, stage: int) -> Step:

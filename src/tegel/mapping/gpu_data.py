@@ -111,13 +111,16 @@ def check_fitted(values: Mapping[str, Any], ranges: Mapping[str, tuple[float, fl
 
 @dataclass(frozen=True, slots=True)
 class ChipRates:
-    """Measured shares of one GPU's peaks: (compute class, GEMM share) pairs and the HBM share;
-    `measured` is False for the default a chip without microbenchmarks runs at."""
+    """Measured shares of one GPU's peaks: (compute class, GEMM share) pairs, the HBM share and
+    the all-reduce bus bandwidth as a share of its node's scale-up link rate (above 1 where the
+    switch reduces in-network); `measured` is False for the default a chip without
+    microbenchmarks runs at."""
 
     chip: str
     gemm: tuple[tuple[str, float], ...]
     hbm_fraction: float
     measured: bool = True
+    allreduce_fraction: float = 1.0
 
     def gemm_fraction(self, compute_class: str) -> float:
         """The measured GEMM share of peak in `compute_class` (a class not measured takes the
@@ -140,14 +143,19 @@ class ChipTable:
         return next((r for r in self.rates if r.chip == chip), self.default)
 
 
-def _share(entry: Any, achieved: str, peak: str, where: str) -> float:
+def _share(entry: Any, achieved: str, peak: str, where: str, most: float = 1.0) -> float:
+    """achieved / peak of a measurement entry, at most `most` (an all-reduce's bus bandwidth may
+    exceed the link rate where the switch reduces in-network, at most twice: it halves what
+    each GPU sends)."""
     if not isinstance(entry, Mapping) or achieved not in entry or peak not in entry:
         raise TegelError(f"{where}: expected {{{achieved}, {peak}, source}}")
     a, p = entry[achieved], entry[peak]
-    if not all(isinstance(x, int | float) and math.isfinite(x) and x > 0 for x in (a, p)):
+    if not all(isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+               and x > 0 for x in (a, p)):
         raise TegelError(f"{where}: expected positive numbers, got {a!r} / {p!r}")
-    if a > p:
-        raise TegelError(f"{where}: achieved {a:g} exceeds the peak {p:g}")
+    if a > most * p:
+        bound = "the peak" if most == 1.0 else f"{most:g} x the link rate"
+        raise TegelError(f"{where}: achieved {a:g} exceeds {bound} ({p:g})")
     if not entry.get("source"):
         raise TegelError(f"{where}: missing source")
     return float(a) / float(p)
@@ -159,6 +167,10 @@ def chip_table(doc: Mapping[str, Any], source: str = _FILE) -> ChipTable:
     default = doc.get("default")
     if not isinstance(chips, Mapping) or not isinstance(default, Mapping):
         raise TegelError(f"{source}: expected 'chips' and 'default' mappings")
+    default_allreduce = _number(default.get("allreduce", 1.0), f"{source}: default.allreduce")
+    if not 0 < default_allreduce <= 2:
+        raise TegelError(f"{source}: default.allreduce: expected a share in (0, 2], got "
+                         f"{default_allreduce:g}")
     out = []
     for name, body in chips.items():
         where = f"{source}: chips.{name}"
@@ -172,8 +184,13 @@ def chip_table(doc: Mapping[str, Any], source: str = _FILE) -> ChipTable:
                 raise TegelError(f"{where}.assume.{cls}: {like!r} is not a measured format")
             shares.setdefault(str(cls), shares[like])
         hbm = _share(body.get("hbm"), "achieved_bytes_per_s", "peak_bytes_per_s", f"{where}.hbm")
-        out.append(ChipRates(str(name), tuple(shares.items()), hbm))
-    fallback = ChipRates("default", (("*", float(default["gemm"])),), float(default["hbm"]), False)
+        allreduce = default_allreduce
+        if "allreduce" in body:
+            allreduce = _share(body["allreduce"], "achieved_bus_bytes_per_s", "link_bytes_per_s",
+                               f"{where}.allreduce", most=2.0)
+        out.append(ChipRates(str(name), tuple(shares.items()), hbm, True, allreduce))
+    fallback = ChipRates("default", (("*", float(default["gemm"])),), float(default["hbm"]), False,
+                         default_allreduce)
     return ChipTable(tuple(out), fallback)
 
 

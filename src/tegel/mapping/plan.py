@@ -199,6 +199,9 @@ class Plan:
     # is a region of one chip)
     steps: tuple[Step, ...]
     notes: tuple[str, ...] = field(default=())
+    # achieved share of the chip-to-chip link rate of the collectives (bus-bandwidth convention:
+    # a collective's bytes / its time); other link traffic runs at the link rate
+    collective_efficiency: float = 1.0
 
     def describe(self) -> str:
         """A readable listing: one line per step."""
