@@ -88,7 +88,8 @@ def inputs_digest() -> str:
     text = (resources.files("tegel.mapping") / "data" / "gpu.yaml").read_text(encoding="utf-8")
     doc = yaml.safe_load(text)
     gpu = {"values": gpu_values(doc), "ranges": gpu_fitted_ranges(doc)}
-    chips = [[r.chip, list(r.gemm), r.hbm_fraction] for r in shipped_chip_table().rates]
+    chips = [[r.chip, list(r.gemm), r.hbm_fraction, r.allreduce_fraction]
+             for r in shipped_chip_table().rates]
     blob = json.dumps([entries, gpu, chips], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -38,6 +38,7 @@ from tegel.mapping.plan import (
     step_kind,
 )
 from tegel.mapping.sharding import OpShard, collective_traffic, shard_graph
+from tegel.workload.attention_counts import shared_prefix_fraction
 from tegel.workload.ir import GEMM_KINDS, Attention, Graph, Op, OpKind, OpRole, Role
 from tegel.workload.ops import experts_touched, gemm_dims, work
 from tegel.workload.roles import Section, block_output, op_positions
@@ -199,16 +200,19 @@ def _attention_class(op: Op, p: GpuParams) -> str:
 
 
 def _kv_rereads(op: Op, p: GpuParams) -> float:
-    """Extra reads of the KV cache, in multiples of it, of a decode attention kernel that is
-    not GQA-aware: each of the group's query heads reads its KV head again. None for latent
-    attention: its kernels (FlashMLA, vLLM's MLA backends) read the latent cache once for all
-    heads."""
+    """Extra reads of the KV cache, in multiples of what the op counts, of a decode attention
+    kernel: one not GQA-aware reads each KV head again for every query head of its group; one
+    that reads per beam (`beam_kv_sharing` 0) reads the prompt's cache, which the beams of a
+    request share in memory, once per beam. None for latent attention: its kernels (FlashMLA,
+    vLLM's MLA backends) read the latent cache once for all heads."""
     a = op.attrs
-    if not isinstance(a, Attention):
+    if not isinstance(a, Attention) or op.inputs[0].shape[1] != 1:
         return 0.0
     group = a.num_heads // a.num_kv_heads
-    decode = op.inputs[0].shape[1] == 1
-    return (group - 1) * (1.0 - p.gqa_kv_sharing) if decode and group > 1 else 0.0
+    heads = (group - 1) * (1.0 - p.gqa_kv_sharing)
+    counted = shared_prefix_fraction(a.kv_group, a.kv_shared, op.inputs[1].shape[1])
+    beams = (1.0 / counted - 1.0) * (1.0 - p.beam_kv_sharing)
+    return (1.0 + heads) * (1.0 + beams) - 1.0
 
 
 def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,

@@ -71,6 +71,7 @@ class GpuParams:
     request_overhead_s: float
     moe_gemm_efficiency: float
     gqa_kv_sharing: float = 1.0  # 1: decode attention reads a KV head once per query group
+    beam_kv_sharing: float = 1.0  # 1: the beams of a request read their shared prompt cache once
     fp8_context_attention: float = 1.0  # 1: prefill attention in FP8 when the KV cache is FP8
     kv_pages_on_demand: float = 1.0  # 1: in-flight batching, KV pages held as sequences grow
     generations: tuple[Generation, ...] = ()
