@@ -229,3 +229,15 @@ def test_a_system_sees_an_edit_to_the_chip_file_it_names(tmp_path: Path) -> None
     chip.write_text(H100.replace("tdp_w: 700\n", "tdp_w: -1\n"))
     with pytest.raises(TegelError, match="tdp_w"):
         load_system(str(system))
+
+
+def test_hw_show_json_never_emits_a_bare_nan(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import tegel.hardware
+
+    monkeypatch.setattr(tegel.hardware, "summarize", lambda system: {"clock_hz": math.nan})
+    assert main(["hw", "show", "h100-sxm", "--json"]) == 2
+    captured = capsys.readouterr()
+    assert "NaN" not in captured.out
+    assert captured.err == "tegel: error: h100-sxm: a resolved figure is not finite\n"
