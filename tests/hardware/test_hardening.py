@@ -5,7 +5,9 @@ nonsense figures are refused with the reason; an edited file is never served fro
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -85,10 +87,13 @@ def test_short_cuts_every_kind_of_echoed_value() -> None:
 
 # --- tracebacks ------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("depth", [331, 2000])  # the issue's file: 331 levels raised RecursionError
 @pytest.mark.parametrize("opening", ["[", "{a: "])
-def test_nesting_too_deep_is_an_error_not_a_recursion_error(tmp_path: Path, opening: str) -> None:
+def test_nesting_too_deep_is_an_error_not_a_recursion_error(
+    tmp_path: Path, opening: str, depth: int
+) -> None:
     closing = "]" if opening == "[" else "}"
-    deep = f"clock_hz: {opening * 2000}1{closing * 2000}\n"
+    deep = f"clock_hz: {opening * depth}1{closing * depth}\n"
     message = _error(_file(tmp_path, "clock_hz: 1.83e9\n", deep))
     assert ":10: nested more than" in message
 
@@ -217,6 +222,19 @@ def test_an_edited_file_is_read_again_in_the_same_process(tmp_path: Path) -> Non
     assert load_chip(str(path)).tdp_w == 700
 
 
+def test_an_edit_keeping_size_and_mtime_is_still_seen(tmp_path: Path) -> None:
+    """The cache compares content, so an edit that another process makes within the same
+    second (same size, same modification time) is not served from the cache."""
+    path = tmp_path / "chip.yaml"
+    path.write_text(H100)
+    assert load_chip(str(path)).tdp_w == 700
+    stat = path.stat()
+    path.write_text(H100.replace("tdp_w: 700\n", "tdp_w: 650\n"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert load_chip(str(path)).tdp_w == 650
+
+
 def test_a_system_sees_an_edit_to_the_chip_file_it_names(tmp_path: Path) -> None:
     chip = tmp_path / "chip.yaml"
     chip.write_text(H100)
@@ -241,3 +259,56 @@ def test_hw_show_json_never_emits_a_bare_nan(
     captured = capsys.readouterr()
     assert "NaN" not in captured.out
     assert captured.err == "tegel: error: h100-sxm: a resolved figure is not finite\n"
+
+
+# --- the CLI: exit 2, one line, never NaN --------------------------------------------------------
+
+_BAD_FILES = {
+    "alias_bomb": ("clock_hz: 1.83e9\n", _alias_bomb()),
+    "deep": ("clock_hz: 1.83e9\n", "clock_hz: " + "[" * 400 + "1" + "]" * 400 + "\n"),
+    "inf": ("clock_hz: 1.83e9\n", "clock_hz: .inf\n"),
+    "tiny": ("clock_hz: 1.83e9\n", "clock_hz: 1e-300\n"),
+    "huge_int": ("clock_hz: 1.83e9\n", f"clock_hz: {10**400}\n"),
+    "idle_over_tdp": ("idle_w: 70\n", "idle_w: 800\n"),
+    "tiles_1e30": ("tiles:\n  rows: 1\n  cols: 132\n",
+                   f"tiles:\n  rows: {10**15}\n  cols: {10**15}\n"),
+    "capital_key": ("  topology: crossbar\n", "  topology: crossbar\n  Topology: mesh\n"),
+}
+
+
+@pytest.mark.parametrize("command", [["hw", "validate"], ["hw", "show", "--json"]])
+@pytest.mark.parametrize("case", sorted(_BAD_FILES))
+def test_hw_validate_and_show_json_give_one_error_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, command: list[str]
+) -> None:
+    path = _file(tmp_path, *_BAD_FILES[case])
+    assert main([*command[:2], str(path), *command[2:]]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith(f"tegel: error: {path}:") and captured.err.count("\n") == 1
+    assert len(captured.err) < MAX_MESSAGE
+
+
+@pytest.mark.parametrize("command", [["hw", "validate"], ["hw", "show", "--json"]])
+def test_hw_commands_on_bytes_that_are_not_utf8_or_a_file_naming_itself(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(H100.encode().replace(b"NVIDIA H100", b"NVIDIA \xff", 1))
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("kind: system\nname: loop\nchip: loop.yaml\nchip_count: 2\n")
+    for path, expected in ((bad, "not UTF-8 text"), (loop, "refers back to itself")):
+        assert main([*command[:2], str(path), *command[2:]]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("tegel: error: ") and err.count("\n") == 1 and expected in err
+
+
+def _refuse_constant(token: str) -> object:
+    raise AssertionError(f"JSON holds {token}")
+
+
+def test_hw_show_json_of_every_preset_is_strict_json(capsys: pytest.CaptureFixture[str]) -> None:
+    for info in list_presets():
+        assert main(["hw", "show", info.name, "--json"]) == 0
+        figures = json.loads(capsys.readouterr().out, parse_constant=_refuse_constant)
+        assert figures, info.name
