@@ -23,7 +23,9 @@ from hypothesis import strategies as st
 from fuzz.gen_hardware import KINDS, NonFinite, cases, generate
 from tegel.errors import TegelError
 
-SECONDS_PER_EXAMPLE = 2  # the slowest real case takes about 0.1 s; an alias bomb took > 30 s
+# The slowest real case takes about 0.04 s, 0.4 s under tracemalloc (a 100,000-character string
+# through the pure-Python YAML scanner), more on a loaded CI machine; an alias bomb took > 30 s.
+SECONDS_PER_EXAMPLE = 5
 MAX_EXAMPLE_MB = 64  # memory one example may allocate; real cases peak near 1 MB, the alias bomb
 # (before the loader counted expanded values) reached 1.45 GB
 
