@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from tegel.errors import TegelError
 from tegel.report import hw as report
 
 
@@ -56,7 +57,11 @@ def run_show(args: argparse.Namespace) -> int:
 
     figures = summarize(load_system(args.target))
     if args.json:
-        print(json.dumps(figures, indent=2))
+        try:
+            text = json.dumps(figures, indent=2, allow_nan=False)
+        except ValueError:  # the schema's bounds keep every figure finite; never emit bare NaN
+            raise TegelError(f"{args.target}: a resolved figure is not finite") from None
+        print(text)
     else:
         print(report.show_text(figures))
     return 0

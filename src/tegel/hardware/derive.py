@@ -26,7 +26,7 @@ from functools import lru_cache
 
 import yaml
 
-from tegel.errors import TegelError
+from tegel.errors import TegelError, short
 from tegel.hardware.schema import Chip, Noc, StorageLevel
 from tegel.hardware.system import ChipLink, System
 from tegel.hardware.technology import DATA_DIR, Technology
@@ -102,7 +102,7 @@ def _same_silicon(chip: Chip) -> Chip | None:
 
     ref = load_chip(chip.same_silicon_as)
     if ref.architecture != "gpu" or ref.same_silicon_as:
-        raise TegelError(f"{chip.name}: same_silicon_as {chip.same_silicon_as!r} must name a GPU "
+        raise TegelError(f"{chip.name}: same_silicon_as {short(chip.same_silicon_as)} must name a GPU "
                          "preset that derives its own energies")
     return ref
 

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
+from tegel.errors import short
 from tegel.hardware.schema import Cited, Count, NonNegative, Positive
 
 _TOLERANCE_W = 0.5  # totals and the sum of their parts may differ by rounding only
@@ -96,12 +97,17 @@ class Host(Cited):
 
         out = dict(data)
         for field, key in (("host_w_per_node", "busy_w"), ("idle_host_w_per_node", "idle_w")):
-            summed = total(key)
             given = out.get(field)
+            try:
+                summed = total(key)
+                differs = given is not None and abs(float(given) - summed) > _TOLERANCE_W
+            except (TypeError, ValueError, OverflowError, AttributeError):
+                return data  # malformed parts or totals: the field checks name what is wrong
             if given is None:
                 out[field] = summed
-            elif abs(float(given) - summed) > _TOLERANCE_W:
-                raise ValueError(f"{field} {given} is not the sum of its parts' {key} ({summed:g})")
+            elif differs:
+                raise ValueError(f"{field} {short(given)} is not the sum of its parts' {key} "
+                                 f"({summed:g})")
         return out
 
     @property

@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from tegel.errors import TegelError
+from tegel.errors import TegelError, short
 from tegel.hardware.systolic import FoldOverlap
 
 DtypeClass = Literal["fp32", "tf32", "bf16", "fp16", "fp8", "fp4", "int8", "int4"]
@@ -33,10 +33,62 @@ NonNegCount = Annotated[int, Field(ge=0, strict=True)]
 LABELS = ("assumption", "derived")
 
 
-class Frozen(BaseModel):
-    """Immutable, unknown fields forbidden."""
+# Physically generous bounds on every number a hardware file gives (nonzero magnitudes), by the
+# unit its field name ends in; they reject nonsense (1e-300 Hz, 1e308 bytes) and keep what is
+# built from a file bounded, without touching any real part. First match wins.
+_FLOAT_BOUNDS: tuple[tuple[str, float, float, str], ...] = (
+    ("_hz", 1e3, 1e12, " Hz"),
+    ("_mm2", 1e-6, 1e6, " mm^2"),
+    ("_mm", 1e-6, 1e4, " mm"),
+    ("_per_s", 1e-20, 1e20, ""),
+    ("_s", 1e-15, 1e4, " s"),
+    ("", 1e-20, 1e20, ""),
+)
+MAX_INT = 10**9  # any integer field (counts, years)
+MAX_NAME = 200  # characters of a name
+MAX_TEXT = 20_000  # characters of any other text (descriptions, notes, source titles)
+MAX_GRID_SIDE = 100_000  # rows or cols of a tile grid
+MAX_TILES = 10**7  # tiles on one chip (Cerebras WSE-3: 900,000)
+MAX_CHIPS = 10**7  # chips in one system
+RETICLE_MM2 = 858.0  # the largest die one lithography exposure prints (26 mm x 33 mm)
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+def _check_number(field: str, value: object) -> None:
+    """Raise ValueError for a number outside the generous bounds for `field`, or a text too long
+    (recursing into maps and tuples)."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_number(field, item)
+    elif isinstance(value, tuple):
+        for item in value:
+            _check_number(field, item)
+    elif isinstance(value, str):
+        limit = MAX_NAME if field in ("name", "node", "same_silicon_as") else MAX_TEXT
+        if len(value) > limit:
+            raise ValueError(f"expected at most {limit:,} characters, got {len(value):,}")
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    elif isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise ValueError(f"expected an integer of at most {MAX_INT:.0e}, got {short(value)}")
+    elif value != 0:
+        lo, hi, unit = next((lo, hi, u) for suffix, lo, hi, u in _FLOAT_BOUNDS
+                            if field.endswith(suffix))
+        if not lo <= abs(value) <= hi:
+            raise ValueError(f"expected a value from {lo:g} to {hi:g}{unit} (a physically "
+                             f"generous bound), got {short(value)}")
+
+
+class Frozen(BaseModel):
+    """Immutable, unknown fields forbidden, finite numbers within generous physical bounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plausible(cls, value: object, info: ValidationInfo) -> object:
+        _check_number(info.field_name or "", value)
+        return value
 
 
 # What kind of page a source is (docs/economics.md, "Sources"): the maker's own page, datasheet,
@@ -72,7 +124,7 @@ class Cited(Frozen):
         fields = set(type(self).model_fields) - {"cite"}
         if key == "*" or key.split(".", 1)[0] in fields:
             return None
-        return (f"cite names {key!r}, which is not a field here; "
+        return (f"cite names {short(key)}, which is not a field here; "
                 f"expected '*' or one of: {', '.join(sorted(fields))}")
 
     def basis(self, field: str) -> str:
@@ -93,7 +145,7 @@ def citation_problem(text: str, sources: dict[str, Source]) -> str | None:
     if head in LABELS or head in sources:
         return None
     known = ", ".join(sorted(sources)) or "none defined"
-    return (f"cites unknown source {head!r} (sources: {known}; "
+    return (f"cites unknown source {short(head)} (sources: {known}; "
             "or write 'assumption: ...'/'derived: ...')")
 
 
@@ -169,9 +221,21 @@ class TileGrid(Cited):
     compute: ComputeUnit
     storage: tuple[StorageLevel, ...] = ()
 
+    @model_validator(mode="after")
+    def _bounded(self) -> TileGrid:
+        check_grid(self.rows, self.cols)
+        return self
+
     @property
     def count(self) -> int:
         return self.rows * self.cols
+
+
+def check_grid(rows: int, cols: int) -> None:
+    """Raise ValueError for a tile grid beyond MAX_GRID_SIDE a side or MAX_TILES tiles."""
+    if max(rows, cols) > MAX_GRID_SIDE or rows * cols > MAX_TILES:
+        raise ValueError(f"rows x cols: expected at most {MAX_GRID_SIDE:,} a side and "
+                         f"{MAX_TILES:,} tiles, got {short(rows)} x {short(cols)}")
 
 
 class Noc(Cited):
@@ -215,6 +279,8 @@ class Package(Cited):
     io_die_area_mm2: NonNegative = 0.0
     memory_stacks: NonNegCount = 0
     integration: str = "monolithic"
+    # a wafer-scale part (Cerebras WSE): its one die may exceed the reticle
+    wafer_scale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,6 +336,31 @@ class Chip(Cited):
     package: Package = Field(default_factory=Package)
     sources: dict[str, Source] = Field(default_factory=dict)
     notes: str = ""
+
+    @field_validator("idle_w")
+    @classmethod
+    def _idle_below_tdp(cls, value: float, info: ValidationInfo) -> float:
+        tdp = info.data.get("tdp_w")
+        if tdp is not None and value > tdp:
+            raise ValueError(f"expected at most tdp_w ({tdp:g} W), got {short(value)}")
+        return value
+
+    @field_validator("same_silicon_as")
+    @classmethod
+    def _not_itself(cls, value: str, info: ValidationInfo) -> str:
+        if value and value.strip().lower() == str(info.data.get("name", "")).strip().lower():
+            raise ValueError(f"names the chip itself ({short(value)}); name another part "
+                             "with the same die, or leave it out")
+        return value
+
+    def reticle_problem(self) -> str | None:
+        """Why one compute die cannot be printed (over the reticle and not marked wafer-scale);
+        the loader refuses such files, a design sweep (`template.expand`) may still build one."""
+        if self.die_area_mm2 > RETICLE_MM2 and not self.package.wafer_scale:
+            return (f"one compute die of {self.die_area_mm2:g} mm^2 exceeds the {RETICLE_MM2:g} "
+                    "mm^2 reticle; split it into package.compute_dies, or mark a wafer-scale part "
+                    "with package.wafer_scale: true")
+        return None
 
     # --- resolved figures -------------------------------------------------------------------
 

@@ -8,13 +8,13 @@ C2C), `scale_out` the network between nodes (InfiniBand, Ethernet).
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from tegel.errors import TegelError
 from tegel.hardware.host import Host, HostPart, Psu
-from tegel.hardware.schema import Chip, Cited, Count, NonNegative, Positive, Source
+from tegel.hardware.schema import MAX_CHIPS, Chip, Cited, Count, NonNegative, Positive, Source
 
 __all__ = ["ChipLink", "Host", "HostPart", "LinkKind", "Psu", "System", "replica_name", "replicated"]
 
@@ -53,7 +53,7 @@ class System(Cited):
     name: str
     description: str = ""
     chip: Chip
-    chip_count: Count
+    chip_count: Annotated[int, Field(ge=1, le=MAX_CHIPS, strict=True)]
     chips_per_node: Count = 1
     # chips one scale-up network joins, where it spans several hosts (a TPU pod's ICI torus, Groq's
     # C2C links); None: a node's chips

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tegel.errors import TegelError
+from tegel.errors import TegelError, short
 from tegel.hardware.schema import DTYPE_CLASSES, Cited, DtypeClass, Frozen, Positive, Source
 from tegel.hardware.yamlio import format_validation_error, read_yaml
 
@@ -188,7 +188,7 @@ def load_technology(node: str) -> Technology:
 def _technology(key: str) -> Technology:
     tech = technology_file()
     if key not in tech.nodes:
-        raise TegelError(f"technology: no process node {key!r}; known: {', '.join(tech.nodes)}")
+        raise TegelError(f"technology: no process node {short(key)}; known: {', '.join(tech.nodes)}")
     return _resolve(tech, key)
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tegel.hardware.derive import complete_chip
 from tegel.hardware.schema import (
@@ -37,6 +37,7 @@ from tegel.hardware.schema import (
     Source,
     StorageLevel,
     TileGrid,
+    check_grid,
 )
 from tegel.hardware.technology import Technology
 
@@ -76,6 +77,7 @@ class TemplateOverheads(Cited):
     power_margin_fraction: NonNegative
     offchip_duty: float = Field(default=1.0, ge=0.0, le=1.0)
     integration: str = "monolithic"
+    wafer_scale: bool = False  # the expanded die may exceed the reticle (Package.wafer_scale)
 
 
 class ChipTemplate(Cited):
@@ -97,6 +99,11 @@ class ChipTemplate(Cited):
     overheads: TemplateOverheads
     sources: dict[str, Source] = Field(default_factory=dict)
     notes: str = ""
+
+    @model_validator(mode="after")
+    def _bounded(self) -> ChipTemplate:
+        check_grid(self.rows, self.cols)
+        return self
 
 
 def expand(t: ChipTemplate, tech: Technology) -> Chip:
@@ -170,6 +177,7 @@ def expand(t: ChipTemplate, tech: Technology) -> Chip:
             compute_dies=ovh.compute_dies,
             memory_stacks=stacks,
             integration=ovh.integration,
+            wafer_scale=ovh.wafer_scale,
             cite={"*": "derived: template overheads and offchip.stacks"},
         ),
         sources=dict(t.sources),
