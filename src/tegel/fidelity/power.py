@@ -57,7 +57,7 @@ class PowerEntry:
     system_w: float
     tpot_limit_s: float | None = None
     ttft_limit_s: float | None = None
-    engine_batch: int | None = None  # Server: sequences per engine the submission configures
+    engine_batch: int | None = None  # sequences per engine the submission configures
 
     @property
     def tokens_per_j(self) -> float:
@@ -106,6 +106,8 @@ def _entry(e: dict[str, Any]) -> PowerEntry:
 def _run(entry: PowerEntry, system: System, batch: int | str, params: Params) -> RunResult:
     lengths = dataset_lengths()[entry.dataset]
     options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)))
+    if entry.engine_batch:  # the submission's batch per engine caps the largest that fits
+        options = replace(options, max_batch_per_replica=entry.engine_batch)
     return run(entry.model, system, batch, round(lengths["input_tokens_mean"]),
                round(lengths["output_tokens_mean"]), entry.precision, options=options,
                params=params)
