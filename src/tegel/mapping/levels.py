@@ -4,7 +4,8 @@
 (and keeps weights: `StorageLevel.holds`), else off chip; once the stages have regions,
 `fill_levels` brings weights left off chip as near as there is room (a model larger than the
 chips' on-chip storage splits between SRAM and off-chip memory, tensor by tensor). `Levels`
-records a level per weight of each stage; the KV cache and activations one level each. Rules: docs/simulation.md (the compiler's passes).
+records a level per weight of each stage; the KV cache and activations one level each. Rules:
+docs/simulation.md (the compiler's passes).
 """
 
 from __future__ import annotations
