@@ -14,8 +14,11 @@ accelerator=<its tpu_like.yaml>, mapping=<its tpu_like mapping>, opt="latency")`
 defaults (LOMA temporal mapping search, lpf_limit 6, no inter-layer data locality), timed around
 that call. tegel runs `tegel.run_graph(load_onnx(ONNX, 1), load_system(tpu_like.yaml))` in int8
 (ZigZag's ONNX parser gives weights and activations 8 bits), default schedule, analytical
-evaluator, timed as the median of 3 (load_onnx + run_graph). `benchmarks/peers/tpu_like.yaml`
-describes ZigZag's chip (array, clock 1 GHz so cycles = ns, per-access energies / port width).
+evaluator, with `spill_activations` (every layer reads its input from DRAM and writes its output
+there, as ZigZag evaluates each layer alone), timed as the median of 3 (load_onnx + run_graph);
+and once more without it (tegel's default: activations stay in the SRAM when they fit).
+`benchmarks/peers/tpu_like.yaml` describes ZigZag's chip (array, clock 1 GHz so cycles = ns,
+per-access energies / port width).
 
 ZigZag prices only the Conv and Gemm layers (Relu, Add, MaxPool, ReduceMean and Reshape are not
 costed); tegel prices every op. The table compares the 21 GEMM layers one to one and gives tegel's
@@ -101,11 +104,12 @@ def run_tegel(onnx: Path, repeats: int = 3) -> dict:
     from tegel.workload.onnx_frontend import load_onnx
 
     system = load_system(str(CHIP))
+    options = GraphRunOptions(precision="int8", spill_activations=True)
     walls, result, graph = [], None, None
     for _ in range(repeats):
         t0 = time.perf_counter()
         graph = load_onnx(onnx, 1)
-        result = tegel.run_graph(graph, system, options=GraphRunOptions(precision="int8"))
+        result = tegel.run_graph(graph, system, options=options)
         walls.append(time.perf_counter() - t0)
     assert result is not None and graph is not None
     kinds = {op.name: op.kind for op in graph.ops}
@@ -119,14 +123,20 @@ def run_tegel(onnx: Path, repeats: int = 3) -> dict:
     # default dataflow calibration achieves 75 % of off-chip bandwidth, mapping/data/dataflow.yaml)
     params = default_params()
     full = replace(params, dataflow=replace(params.dataflow, offchip_bandwidth_fraction=1.0))
-    ideal = tegel.run_graph(graph, system, options=GraphRunOptions(precision="int8"), params=full)
+    ideal = tegel.run_graph(graph, system, options=options, params=full)
     ideal_gemm_s = sum(r.time_s for r in ideal.ops if kinds.get(r.key) in GEMM_KINDS)
+    # tegel's own default: activations stay in the SRAM between layers where they fit
+    kept = tegel.run_graph(graph, system, options=GraphRunOptions(precision="int8"))
+    kept_gemm = [r for r in kept.ops if kinds.get(r.key) in GEMM_KINDS]
     return {
         "version": tegel.__version__ if hasattr(tegel, "__version__") else "",
         "schedule": result.schedule.value, "notes": list(result.notes),
         "latency_s": result.latency_s, "energy_j": result.energy_j_per_inference,
         "energy_by_level_j": result.energy_by_level_j(), "gemm_energy_by_level_j": gemm_levels,
         "full_dram_rate": {"latency_s": ideal.latency_s, "gemm_latency_s": ideal_gemm_s},
+        "activations_kept": {"latency_s": kept.latency_s, "energy_j": kept.energy_j_per_inference,
+                             "gemm_latency_s": sum(r.time_s for r in kept_gemm),
+                             "gemm_energy_j": sum(r.energy_total_j for r in kept_gemm)},
         "ops_time_s": sum(o["time_s"] for o in ops),
         "wall_s": statistics.median(walls), "walls_s": walls,
         "layers": [{"name": o["key"], "kind": kinds[o["key"]].value, "macs": o["macs"],
@@ -191,6 +201,13 @@ def table(result: dict) -> str:
         f"{s['tegel_full_dram_gemm_cycles'] / 1e3:10.1f} "
         f"{pct(s['tegel_full_dram_gemm_cycles'], s['zigzag_cycles']):>6}  (Conv + Gemm; whole graph "
         f"{s['tegel_full_dram_cycles'] / 1e3:.1f}; sensitivity: offchip_bandwidth_fraction 1.0)",
+        f"{'tegel, activations kept on chip':32} {'':7} {'':9} "
+        f"{s['tegel_kept_gemm_cycles'] / 1e3:10.1f} "
+        f"{pct(s['tegel_kept_gemm_cycles'], s['zigzag_cycles']):>6} {'':8} "
+        f"{s['tegel_kept_gemm_energy_uj']:8.1f} "
+        f"{pct(s['tegel_kept_gemm_energy_uj'], s['zigzag_energy_uj']):>6}  (Conv + Gemm; tegel's "
+        f"default placement; whole graph {s['tegel_kept_cycles'] / 1e3:.1f} kcycles, "
+        f"{s['tegel_kept_energy_uj']:.1f} uJ)",
         "",
         "Conv + Gemm energy by level, uJ:  " + ", ".join(
             f"{k} ZZ {s['zigzag_by_level_uj'].get(k, 0.0):.1f} / tegel "
@@ -219,6 +236,10 @@ def summarise(zz: dict, tg: dict) -> dict:
         "zigzag_by_level_uj": zz_levels, "tegel_by_level_uj": tg_levels,
         "tegel_full_dram_gemm_cycles": tg["full_dram_rate"]["gemm_latency_s"] * 1e9,
         "tegel_full_dram_cycles": tg["full_dram_rate"]["latency_s"] * 1e9,
+        "tegel_kept_gemm_cycles": tg["activations_kept"]["gemm_latency_s"] * 1e9,
+        "tegel_kept_gemm_energy_uj": tg["activations_kept"]["gemm_energy_j"] * 1e6,
+        "tegel_kept_cycles": tg["activations_kept"]["latency_s"] * 1e9,
+        "tegel_kept_energy_uj": tg["activations_kept"]["energy_j"] * 1e6,
         "speedup": zz["wall_s"] / tg["wall_s"],
     }
 

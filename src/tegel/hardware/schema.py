@@ -154,7 +154,14 @@ class SystolicArray(Cited):
 
     `fold_overlap` is how consecutive folds of a GEMM follow each other (hardware/systolic.py):
     `double_buffered` (shadow registers load the next tile during this one's stream) or `none`
-    (every fold pays its own fill and drain, SCALE-Sim v3's timing)."""
+    (every fold pays its own fill and drain, SCALE-Sim v3's timing).
+
+    `conv_unroll` is how the array maps a convolution (mapping/conv.py, `array_gemm`): `im2col`
+    (the default) as its implicit GEMM, channels x kernel taps (K = C·kh·kw) on the reduction
+    side; `channels` with only the input channels C on the reduction side and the kh·kw taps
+    looped in time (each tap a GEMM of its own, ZigZag's `tpu_like` mapping). `accumulator_bits`
+    is the width of a partial sum per dtype class (32 where not given), which a register level
+    holding outputs reads and writes per MAC (mapping/registers.py)."""
 
     rows: Count
     cols: Count
@@ -162,6 +169,8 @@ class SystolicArray(Cited):
     dataflow: Literal["weight_stationary", "output_stationary", "input_stationary"]
     macs_per_pe_per_cycle: dict[DtypeClass, Positive]
     fold_overlap: FoldOverlap = "double_buffered"
+    conv_unroll: Literal["im2col", "channels"] = "im2col"
+    accumulator_bits: dict[DtypeClass, Count] = Field(default_factory=dict)
 
 
 class ComputeUnit(Cited):
@@ -170,17 +179,24 @@ class ComputeUnit(Cited):
     Give either `peak_ops_per_cycle` or a `systolic` array. `sparsity_speedup` is the factor
     structured sparsity (e.g. 2:4) adds on top of the dense peak. `pj_per_op` is energy per
     operation; where absent the loader derives it from the chip's technology node.
+    `pj_per_op_includes_registers` (default true: every preset's figure is an energy per op
+    that includes reading and writing the operands in the PEs) set false declares `pj_per_op`
+    the bare arithmetic; the array's register levels are then charged per access
+    (mapping/registers.py). Only a systolic array says which operand each PE register holds.
     """
 
     peak_ops_per_cycle: dict[DtypeClass, Positive] = Field(default_factory=dict)
     systolic: SystolicArray | None = None
     sparsity_speedup: dict[DtypeClass, Positive] = Field(default_factory=dict)
     pj_per_op: dict[DtypeClass, NonNegative] = Field(default_factory=dict)
+    pj_per_op_includes_registers: bool = True
 
     @model_validator(mode="after")
     def _one_description(self) -> ComputeUnit:
         if bool(self.peak_ops_per_cycle) == (self.systolic is not None):
             raise ValueError("give exactly one of peak_ops_per_cycle or systolic")
+        if not self.pj_per_op_includes_registers and self.systolic is None:
+            raise ValueError("pj_per_op_includes_registers: false needs a systolic array")
         return self
 
     def ops_per_cycle(self, dtype: str) -> float:
@@ -200,10 +216,15 @@ class StorageLevel(Cited):
     """One level of on-chip storage; figures are per instance (per tile for tile levels).
 
     Energies and leakage left out are derived from the technology node by the loader.
+    `holds` lists the operands the level keeps (empty: any): `weights` (a GEMM's second
+    operand, a layer's weights), `inputs` (its first, the activations streamed in) and
+    `outputs` (results and partial sums). A level without `weights` never keeps weight tensors
+    (mapping/levels.py); a register level is charged per access only for the operands it holds.
     """
 
     name: str
     kind: Literal["registers", "sram", "cache"] = "sram"
+    holds: tuple[Literal["weights", "inputs", "outputs"], ...] = ()
     capacity_bytes: Positive
     read_bytes_per_s: Positive
     write_bytes_per_s: Positive | None = None  # default: same as read
@@ -303,6 +324,11 @@ class MemoryLevel:
     write_pj_per_bit: float
     leakage_w: float
     energy_basis: str
+    holds: tuple[str, ...] = ()  # operands kept (StorageLevel.holds); empty: any
+
+    def keeps(self, operand: str) -> bool:
+        """Whether this level keeps `operand` (weights | inputs | outputs)."""
+        return not self.holds or operand in self.holds
 
 
 def _need(value: float | None, what: str) -> float:
@@ -473,6 +499,7 @@ class Chip(Cited):
             write_pj_per_bit=lv.write_pj_per_bit if lv.write_pj_per_bit is not None else read_pj,
             leakage_w=(lv.leakage_w or 0.0) * n,
             energy_basis=lv.basis("read_pj_per_bit"),
+            holds=lv.holds,
         )
 
     def grid_diameter_hops(self) -> int:

@@ -31,9 +31,11 @@ Either way cycles = fill + compute + drain, split by time: `compute` is the F * 
 which a streamed item enters the array, `fill` the cycles spent waiting for a stationary tile
 to load (ws, is), `drain` those after a fold's last item entered until its last result left
 (and, os double-buffered, waits for the results to shift out). `count` arrays share the folds
-(F = ceil(folds / count)). Utilisation is useful MACs over the MACs the arrays could do in that
-time, M N K / (cycles R C count) — the achievable fraction of peak the cost engine uses as
-compute efficiency for systolic chips.
+(F = ceil(folds / count)). `taps` GEMMs of the same shape into the same output (a convolution
+whose kernel window the array loops in time, `conv_unroll: channels`) are `taps` times the folds
+of one (ws, is), or a `taps` times longer stream per fold (os). Utilisation is useful MACs over
+the MACs the arrays could do in that time, M N K taps / (cycles R C count) — the achievable
+fraction of peak the cost engine uses as compute efficiency for systolic chips.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class SystolicCycles:
     compute: int  # cycles in which a streamed item enters the array
     drain: int  # cycles after a fold's last item entered until its results left
     fold_overlap: FoldOverlap = "double_buffered"
+    taps: int = 1  # GEMMs of this shape accumulated into one output, one after the other
 
     @property
     def cycles(self) -> int:
@@ -85,7 +88,7 @@ class SystolicCycles:
 
     @property
     def macs(self) -> int:
-        return self.m * self.n * self.k
+        return self.m * self.n * self.k * self.taps
 
     @property
     def utilisation(self) -> float:
@@ -98,14 +101,18 @@ class SystolicCycles:
             "arrays": self.count, "dataflow": self.dataflow, "fold_overlap": self.fold_overlap,
             "folds": self.folds, "stream": self.stream, "cycles": self.cycles, "fill": self.fill,
             "compute": self.compute, "drain": self.drain, "utilisation": self.utilisation}
+        if self.taps != 1:
+            out["taps"] = self.taps
         if self.fold_overlap == "none":
             out["scalesim_total_cycles"] = self.scalesim_total_cycles
         return out
 
 
 def gemm_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
-                count: int = 1, fold_overlap: str = "double_buffered") -> SystolicCycles:
-    """Cycles of out[m, n] = a[m, k] @ w[k, n] on `count` rows x cols arrays (module doc).
+                count: int = 1, fold_overlap: str = "double_buffered",
+                taps: int = 1) -> SystolicCycles:
+    """Cycles of out[m, n] = a[m, k] @ w[k, n] on `count` rows x cols arrays (module doc), or
+    of `taps` such GEMMs accumulated into one out, one after the other.
 
     `dataflow` is weight_stationary | output_stationary | input_stationary (or ws/os/is);
     `fold_overlap` double_buffered | none. Operands are on chip; a zero-sized GEMM takes 0 cycles.
@@ -115,19 +122,21 @@ def gemm_cycles(m: int, n: int, k: int, rows: int, cols: int, dataflow: str,
         raise TegelError(f"dataflow must be ws, os or is, got {dataflow!r}")
     if fold_overlap not in FOLD_OVERLAPS:
         raise TegelError(f"fold_overlap must be double_buffered or none, got {fold_overlap!r}")
-    if min(rows, cols, count) < 1 or min(m, n, k) < 0:
+    if min(rows, cols, count, taps) < 1 or min(m, n, k) < 0:
         raise TegelError(f"bad GEMM {m}x{n}x{k} on {count} x {rows}x{cols} array(s)")
     if flow == "weight_stationary":
         folds, stream = math.ceil(k / rows) * math.ceil(n / cols), m
     elif flow == "input_stationary":
         folds, stream = math.ceil(k / rows) * math.ceil(m / cols), n
-    else:
-        folds, stream = math.ceil(m / rows) * math.ceil(n / cols), k
+    else:  # the outputs stay: the taps lengthen each fold's stream
+        folds, stream = math.ceil(m / rows) * math.ceil(n / cols), k * taps
+    if flow != "output_stationary":
+        folds *= taps  # each tap's stationary tiles load in turn
     overlap: FoldOverlap = "none" if fold_overlap == "none" else "double_buffered"
     per_array = math.ceil(folds / count) if stream else 0
     fill, drain = _fill_drain(flow, overlap, per_array, stream, rows, cols)
     return SystolicCycles(m, n, k, rows, cols, count, flow, folds, stream,  # type: ignore[arg-type]
-                          fill, per_array * stream, drain, overlap)
+                          fill, per_array * stream, drain, overlap, taps)
 
 
 def _fill_drain(flow: str, fold_overlap: str, folds: int, stream: int, rows: int,

@@ -34,6 +34,7 @@ from tegel.mapping.compiled import (
     Transfer,
     verify,
 )
+from tegel.mapping.conv import array_gemm
 from tegel.mapping.levels import Levels, choose_levels, fill_levels, stage_weights
 from tegel.mapping.params import DataflowParams, default_params
 from tegel.mapping.plan import Parallelism, PlanRequest, llm_request, stage_layers
@@ -92,7 +93,7 @@ def compile_for(graph: Graph, system: System, req: PlanRequest | None = None,
         graph=graph, system=system.name, phase=req.phase, parallelism=par,
         chips=par.pp * par.tp, grid=(chip.tiles.rows, chip.tiles.cols), levels=_level_specs(chip),
         stages=placed, splits=split_ops(graph, placed, levels, target),
-        homes=place_tensors(graph, placed, levels, target),
+        homes=place_tensors(graph, placed, levels, target, req.spill_activations),
         transfers=route_transfers(graph, placed, system), microbatches=req.microbatches,
         notes=(levels.note(tuple(lv.name for lv in chip.levels())),))
     return verify(plan)
@@ -311,12 +312,17 @@ def split_ops(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
     return tuple(out)
 
 
-def _systolic(target: _Target, m: float, n: int, k: int) -> float:
+def _systolic(target: _Target, m: float, n: int, k: int, taps: int = 1) -> float:
     arr = target.chip.tiles.compute.systolic
     if arr is None:
         return target.params.compute_peak_fraction
     return gemm_cycles(max(1, round(m)), n, k, arr.rows, arr.cols, arr.dataflow,
-                       arr.count, arr.fold_overlap).utilisation
+                       arr.count, arr.fold_overlap, taps).utilisation
+
+
+def _conv_unroll(chip: Chip) -> str:
+    arr = chip.tiles.compute.systolic
+    return arr.conv_unroll if arr is not None else "im2col"
 
 
 def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, target: _Target) -> OpSplit:
@@ -329,9 +335,9 @@ def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, target: _T
     out = op.outputs[0]
     shard = target.shards[op.name]
     if op.kind in (OpKind.MATMUL, OpKind.CONV2D):
-        g = gemm_dims(op)[0]
+        g = array_gemm(op, _conv_unroll(target.chip))
         # each chip's share: column-parallel splits N, row-parallel K (its input is split)
-        m = g.m * g.count
+        m = g.m
         n = max(1, math.ceil(g.n / shard.write_div[0]))
         k = max(1, math.ceil(g.k / shard.read_div[0]))
         kf, nf = min(k, extent[axis]), min(n, extent[_other(axis)])
@@ -342,7 +348,7 @@ def _split(op: Op, st: Stage, layout: dict[str, str], levels: Levels, target: _T
         if op.inputs[1].role is not Role.WEIGHT:
             byte_hops += op.inputs[1].nbytes / shard.read_div[1] * spread
         layout[out.name] = _other(axis)
-        util = kf * nf / total * quant * _systolic(target, m, n_tile, k_tile)
+        util = kf * nf / total * quant * _systolic(target, m, n_tile, k_tile, g.taps)
         return OpSplit(op.name, st.index, 1, nf, kf, kf * nf, util, byte_hops, nf + kf - 2)
     layout[out.name] = axis
     line = extent[axis]
@@ -393,10 +399,11 @@ def _per_chip(op: Op, shard: OpShard) -> list[tuple[Tensor, float]]:
 
 
 def place_tensors(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
-                  target: _Target) -> tuple[Home, ...]:
+                  target: _Target, spill_always: bool = False) -> tuple[Home, ...]:
     """A home for every tensor an op of a stage reads or writes, at that stage (its share on
     each chip of the stage). Activations and inputs live in tile SRAM unless a stage's largest
-    op does not fit beside what is resident there; then they spill to the KV cache's level."""
+    op does not fit beside what is resident there (or `spill_always`:
+    `PlanRequest.spill_activations`); then they spill to the KV cache's level."""
     kinds = {Role.WEIGHT: "weight", Role.KV_CACHE: "kv_cache", Role.INPUT: "input",
              Role.ACTIVATION: "activation"}
     tile = next(lv for lv in target.chip.levels() if lv.name == levels.activations)
@@ -406,7 +413,7 @@ def place_tensors(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
         working = max(sum({t.name: b for t, b in target.per_chip[n]
                            if t.role in (Role.ACTIVATION, Role.INPUT)}.values())
                       for n in st.op_names())
-        spill = resident + working > tile.capacity_bytes * st.region.tiles
+        spill = spill_always or resident + working > tile.capacity_bytes * st.region.tiles
         here = replace(levels, activations=levels.kv_cache) if spill else levels
         homes: dict[str, Home] = {}
         for seg in st.segments:

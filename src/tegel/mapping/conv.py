@@ -1,4 +1,5 @@
-"""Convolutions as GPU kernels: an implicit GEMM, or a memory-bound depthwise kernel.
+"""Convolutions as GPU kernels (an implicit GEMM, or a memory-bound depthwise kernel) and on a
+systolic array (`array_gemm`).
 
 A conv2d of x [N, C, H, W] by w [O, C/g, kh, kw] is, per group, the GEMM of `gemm_dims`:
 M = N·Hout·Wout output pixels, N = O/g output channels, K = C/g·kh·kw (channels x taps).
@@ -20,14 +21,43 @@ groups as a batch of GEMMs. A depthwise conv (one input channel per group: K = k
 does not fill a tensor-core tile and runs as a direct, memory-bound kernel: it is priced like
 the other non-GEMM kernels — its minimal bytes (`work`) through L2/HBM, compute at the kernel
 share of peak — with no GEMM staging.
+
+On a systolic array (`array_gemm`) the array's `conv_unroll` says which loops it unrolls:
+`im2col` puts the implicit GEMM's K = C/g·kh·kw on the reduction side (a TPU's lowering);
+`channels` only the C/g input channels, with the kh·kw kernel taps as temporal loops: kh·kw
+GEMMs of M x N x C/g accumulated into the same outputs (`hardware.systolic.gemm_cycles`'s
+`taps`). A conv with few input channels (an RGB stem, C = 3) then fills C of the array's rows
+only, as in ZigZag's `tpu_like` mapping (spatial unrolling D1 = K, D2 = C).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from tegel.workload.ir import Conv2d, Op, OpKind
 from tegel.workload.ops import gemm_dims
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayGemm:
+    """The GEMM a systolic array runs for an op: `taps` GEMMs of m x n x k (groups folded
+    into m) accumulated into one output."""
+
+    m: float
+    n: int
+    k: int
+    taps: int
+
+
+def array_gemm(op: Op, conv_unroll: str = "im2col") -> ArrayGemm:
+    """The array's GEMM of a matmul or conv `op` under `conv_unroll` (module doc); MACs =
+    m·n·k·taps either way."""
+    g = gemm_dims(op)[0]
+    if op.kind is OpKind.CONV2D and conv_unroll == "channels":
+        _, channels, kh, kw = op.inputs[1].shape
+        return ArrayGemm(g.m * g.count, g.n, channels, kh * kw)
+    return ArrayGemm(g.m * g.count, g.n, g.k, 1)
 
 
 def is_depthwise(op: Op) -> bool:

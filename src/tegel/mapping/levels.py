@@ -1,10 +1,11 @@
 """Where a dataflow plan keeps its tensors: the compiler's level passes.
 
-`choose_levels` puts every weight in the nearest storage level that takes each chip's share,
-else off chip; once the stages have regions, `fill_levels` brings weights left off chip as near
-as there is room (a model larger than the chips' on-chip storage splits between SRAM and
-off-chip memory, tensor by tensor). `Levels` records a level per weight of each stage; the KV
-cache and activations one level each. Rules: docs/simulation.md (the compiler's passes).
+`choose_levels` puts every weight in the nearest storage level that takes each chip's share
+(and keeps weights: `StorageLevel.holds`), else off chip; once the stages have regions,
+`fill_levels` brings weights left off chip as near as there is room (a model larger than the
+chips' on-chip storage splits between SRAM and off-chip memory, tensor by tensor). `Levels`
+records a level per weight of each stage; the KV cache and activations one level each. Rules:
+docs/simulation.md (the compiler's passes).
 """
 
 from __future__ import annotations
@@ -102,11 +103,15 @@ def choose_levels(graph: Graph, blueprint: Blueprint, on_chip: tuple[int, ...],
         per_chip[on_chip[i]] = per_chip.get(on_chip[i], 0.0) + b
     need = max(per_chip.values(), default=0.0)
     fraction = target.params.sram_weight_fraction
-    candidates = [sram, *(lv for lv in levels if lv.scope == "chip")]
+    nearer = [sram, *(lv for lv in levels if lv.scope == "chip")]
+    candidates = [lv for lv in nearer if lv.keeps("weights")]
     offchip = [lv for lv in levels if lv.scope == "offchip"]
+    if not candidates and not offchip:
+        raise TegelError(f"{chip.name}: no level keeps weights (every on-chip level's `holds` "
+                         "leaves them out and there is no off-chip memory)")
     weights = next((lv.name for lv in candidates if need <= fraction * lv.total_bytes),
                    offchip[0].name if offchip else sram.name)
-    kv = offchip[0].name if offchip else candidates[-1].name
+    kv = offchip[0].name if offchip else nearer[-1].name
     return Levels(dict.fromkeys(sizes, weights), sizes, kv, sram.name)
 
 
@@ -130,8 +135,9 @@ def fill_levels(graph: Graph, stages: tuple[Stage, ...], levels: Levels,
         return levels
     tile = next(lv for lv in chip_levels if lv.name == levels.activations)
     fraction = target.params.sram_weight_fraction
-    room_tile = {st.index: fraction * tile.capacity_bytes * st.region.tiles for st in stages}
-    shared = [lv for lv in chip_levels if lv.scope == "chip"]
+    room_tile = {st.index: fraction * tile.capacity_bytes * st.region.tiles
+                 if tile.keeps("weights") else 0.0 for st in stages}
+    shared = [lv for lv in chip_levels if lv.scope == "chip" and lv.keeps("weights")]
     room_chip = {(st.region.chip, lv.name): fraction * lv.total_bytes
                  for st in stages for lv in shared}
     part = _part_read(graph)

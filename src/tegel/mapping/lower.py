@@ -6,6 +6,9 @@ round trip (the sampled token goes back through the host to the first stage) on 
 op, a pipeline hand-off on every transfer between chips (a host round trip instead where the
 link passes through host servers), a synchronisation on every collective between chips, and the
 achieved share of NoC bandwidth. They are terms of the steps, so both evaluators see them.
+So are the operands' register accesses in the array (where the chip's energy per op leaves
+them out) and their staging through on-chip SRAM on the way to and from off-chip memory
+(`mapping.registers`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from tegel.hardware import System
 from tegel.mapping.compiled import CompiledPlan
 from tegel.mapping.params import DataflowParams, default_params
 from tegel.mapping.plan import Link, Plan, Step, StepKind, compute_class, step_kind
+from tegel.mapping.registers import OperandPaths, operand_of
 from tegel.mapping.routing import noc_links
 from tegel.mapping.sharding import collective_traffic, shard_graph
 from tegel.workload.ir import MoEExperts, Op
@@ -45,6 +49,7 @@ def lower(plan: CompiledPlan, system: System, params: DataflowParams | None = No
     splits = {(sp.stage, sp.op): sp for sp in plan.splits}
     homes_by_stage = plan.homes_by_stage()
     works = {op.name: work(op) for op in plan.graph.ops}
+    paths = OperandPaths.of(chip)
     for st in plan.stages:
         homes = homes_by_stage[st.index]
         share = st.region.tiles / tiles
@@ -54,9 +59,17 @@ def lower(plan: CompiledPlan, system: System, params: DataflowParams | None = No
                 w = works[name]
                 reads, writes = [0.0] * len(names), [0.0] * len(names)
                 for t, b, d in zip(op.inputs, w.read_bytes, shard.read_div, strict=True):
-                    reads[index[homes[t.name].level]] += b / d
+                    at = index[homes[t.name].level]
+                    reads[at] += b / d
+                    _stage(paths.staged(at, operand_of(t, False)), b / d, reads, writes)
                 for t, b, d in zip(op.outputs, w.write_bytes, shard.write_div, strict=True):
-                    writes[index[homes[t.name].level]] += b / d
+                    at = index[homes[t.name].level]
+                    writes[at] += b / d
+                    _stage(paths.staged(at, operand_of(t, True)), b / d, reads, writes)
+                for at, rd, wr in paths.register_bytes(op, 1.0 / shard.flops_div,
+                                                       compute_class(op)):
+                    reads[at] += rd
+                    writes[at] += wr
                 steps.append(Step(name, step_kind(op), st.index, seg.repeat,
                                   w.flops / shard.flops_div, compute_class(op), sp.utilisation,
                                   tuple(reads), tuple(writes), noc_byte_hops=sp.noc_byte_hops,
@@ -94,6 +107,13 @@ def lower(plan: CompiledPlan, system: System, params: DataflowParams | None = No
                        p.sram_bandwidth_fraction for lv in plan.levels)
     return Plan(plan.system, "dataflow", plan.phase, par, names, efficiency,
                 len(plan.stages), plan.microbatches, par.tp, tuple(steps), plan.notes)
+
+
+def _stage(level: int | None, nbytes: float, reads: list[float], writes: list[float]) -> None:
+    """An operand staged through on-chip `level` (None: not staged): written there, read out."""
+    if level is not None:
+        reads[level] += nbytes
+        writes[level] += nbytes
 
 
 def _with_round_trip(steps: list[Step], seconds: float) -> list[Step]:

@@ -144,6 +144,10 @@ class PlanRequest:
     # size each stage's region by its estimated op time (a compute-balanced pipeline, as
     # Stream's layer fusion) instead of its GEMM weight bytes (dataflow compiler)
     balance_regions: bool = False
+    # activations and graph inputs off chip between ops even where they fit on chip: each op
+    # reads its operands from and writes its results to off-chip memory, as ZigZag evaluates a
+    # layer (no inter-layer data locality); dataflow compiler, `compiler.place_tensors`
+    spill_activations: bool = False
 
     def pattern(self, graph: Graph) -> tuple[int, ...]:
         """Per model layer, the block of `graph` it repeats: `layer_pattern`, or the graph's one

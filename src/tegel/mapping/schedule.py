@@ -111,9 +111,10 @@ def rebatch(graph: Graph, batch: int) -> Graph | None:
 
 
 def schedule_graph(graph: Graph, system: System, schedule: Schedule,
-                   single: Graph | None = None) -> Scheduled:
+                   single: Graph | None = None, spill_activations: bool = False) -> Scheduled:
     """The graph and request of `schedule` (module doc) for one replica on one chip; `single`
-    is the network at batch 1 when the caller has it (else `rebatch` derives it)."""
+    is the network at batch 1 when the caller has it (else `rebatch` derives it);
+    `spill_activations` as `PlanRequest`'s."""
     batch = graph_batch(graph)
     chip = system.chip
     if any(t.role is Role.KV_CACHE for t in graph.inputs):
@@ -122,7 +123,8 @@ def schedule_graph(graph: Graph, system: System, schedule: Schedule,
     if chip.architecture != "dataflow" or schedule is Schedule.LAYER:
         note = () if chip.architecture == "dataflow" else (
             f"{chip.name} runs kernel by kernel: the schedule does not apply",)
-        req = PlanRequest(Phase(batch, 1, 0), Parallelism(), 1, 1)
+        req = PlanRequest(Phase(batch, 1, 0), Parallelism(), 1, 1,
+                          spill_activations=spill_activations)
         return Scheduled(graph, req, schedule, batch, note)
     units = len(blocks(graph)) or len(graph.ops)
     stages = max(1, min(units, chip.tile_count))
@@ -141,5 +143,6 @@ def schedule_graph(graph: Graph, system: System, schedule: Schedule,
     else:
         micro = 1
     req = PlanRequest(Phase(graph_batch(per_call), 1, 0), Parallelism(), 1, stages,
-                      microbatches=micro, balance_regions=True)
+                      microbatches=micro, balance_regions=True,
+                      spill_activations=spill_activations)
     return Scheduled(per_call, req, schedule, batch, tuple(notes))

@@ -44,6 +44,9 @@ class GraphRunOptions:
     # formats the graph runs in: a format name, "auto" (the chip's bf16, or the nearest it has:
     # an imported model is fp32) or "as-built" (the graph's own formats)
     precision: str = "auto"
+    # dataflow chips: activations off chip between ops even where they fit on chip, as ZigZag
+    # evaluates each layer alone (`PlanRequest.spill_activations`); for like-for-like checks
+    spill_activations: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.schedule, Schedule):
@@ -208,7 +211,7 @@ def run_graph(graph: Graph, system: str | System, *, options: GraphRunOptions | 
         options = replace(options, precision="as-built")
     if options.schedule is Schedule.AUTO:
         return _faster_schedule(graph, sys_, options, params, batch_note, single)
-    scheduled = schedule_graph(graph, sys_, options.schedule, single)
+    scheduled = schedule_graph(graph, sys_, options.schedule, single, options.spill_activations)
     params = params or default_params()
     host: tuple[str, ...] = ()
     if not options.host_overhead:
