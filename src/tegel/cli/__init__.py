@@ -49,6 +49,10 @@ class _Parser(argparse.ArgumentParser):
     (`tegel CMD --help` still shows the usage)."""
 
     def error(self, message: str) -> NoReturn:
+        from tegel.cli.argtypes import Refused
+
+        if isinstance(getattr(sys.exc_info()[1], "__context__", None), Refused):  # out of range
+            raise TegelError(message)
         self.exit(2, f"tegel: error: {message} (see `{self.prog} --help`)\n")
 
 
@@ -69,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tegel` console script; returns the process exit code."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except TegelError as err:  # a flag's value out of range (tegel.cli.argtypes)
+        print(f"tegel: error: {err}", file=sys.stderr)
+        return 2
     if extra:  # only a command that passes arguments on (`tegel report --claim ...`) takes them
         if not getattr(args, "takes_extra", False):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")

@@ -8,6 +8,12 @@ import math
 import reprlib
 from collections.abc import Callable
 
+
+class Refused(argparse.ArgumentTypeError):
+    """A flag's value out of range: `tegel` answers a one-line error and exit status 2 from
+    main() (other argparse errors, an unknown flag or choice, still exit through SystemExit)."""
+
+
 _SHORT = reprlib.Repr()
 _SHORT.maxstring = 40
 
@@ -16,9 +22,9 @@ def _float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {_SHORT.repr(text)}") from None
+        raise Refused(f"expected a number, got {_SHORT.repr(text)}") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {_SHORT.repr(text)}")
+        raise Refused(f"expected a finite number, got {_SHORT.repr(text)}")
     return value
 
 
@@ -34,7 +40,7 @@ def positive(text: str) -> float:
     """A finite number > 0 and at most LARGEST."""
     value = _float(text)
     if not 0 < value <= LARGEST:
-        raise argparse.ArgumentTypeError(f"expected a number > 0 and <= {LARGEST:g}, got "
+        raise Refused(f"expected a positive number <= {LARGEST:g}, got "
                                          f"{_SHORT.repr(text)}")
     return value
 
@@ -43,7 +49,7 @@ def nonnegative(text: str) -> float:
     """A finite number >= 0."""
     value = _float(text)
     if not 0 <= value <= LARGEST:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {_SHORT.repr(text)}")
+        raise Refused(f"expected a finite number >= 0, got {_SHORT.repr(text)}")
     return value
 
 
@@ -51,7 +57,7 @@ def fraction(text: str) -> float:
     """A finite number in [0, 1]."""
     value = _float(text)
     if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {_SHORT.repr(text)}")
+        raise Refused(f"expected a number from 0 to 1, got {_SHORT.repr(text)}")
     return value
 
 
@@ -62,10 +68,13 @@ def bounded_int(low: int = 1, high: int = 1 << 31) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {_SHORT.repr(text)}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got "
-                                             f"{_SHORT.repr(text)}")
+            raise Refused(f"expected an integer, got {_SHORT.repr(text)}") from None
+        if value < low:
+            want = ("a positive integer" if low == 1 else "a non-negative integer" if low == 0
+                    else f"an integer >= {low}")
+            raise Refused(f"expected {want}, got {_SHORT.repr(text)}")
+        if value > high:
+            raise Refused(f"expected an integer <= {high}, got {_SHORT.repr(text)}")
         return value
 
     parse.__name__ = "integer"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import reprlib
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -17,8 +16,10 @@ from typing import IO
 
 from tegel.errors import TegelError
 
-_SHORT = reprlib.Repr()
-_SHORT.maxstring = 80
+
+def _short(text: str, limit: int = 120) -> str:
+    """A path as given, cut in the middle past `limit` characters (a 10 kB name is not echoed)."""
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
 
 
 def check_target(path: str | None, flag: str, inputs: Iterable[str | None] = (),
@@ -27,7 +28,7 @@ def check_target(path: str | None, flag: str, inputs: Iterable[str | None] = (),
     `directory`), in a missing or unwritable folder, too long, or one of the `inputs`."""
     if path is None:
         return None
-    where = f"{flag} {_SHORT.repr(path)}"
+    where = f"{flag} {_short(path)}"
     if not path.strip():
         raise TegelError(f"{flag}: expected a file name, got an empty one")
     if "\x00" in path:
@@ -41,12 +42,12 @@ def check_target(path: str | None, flag: str, inputs: Iterable[str | None] = (),
             raise TegelError(f"{where}: is a folder; give a file name")
         parent = p.parent if not (directory and p.is_dir()) else p
         if not parent.is_dir():
-            raise TegelError(f"{where}: folder {_SHORT.repr(str(parent))} does not exist")
+            raise TegelError(f"{where}: cannot write: folder {_short(str(parent))} does not exist")
         try:  # a real probe: permission bits say nothing for root or on read-only mounts
             with tempfile.NamedTemporaryFile(dir=parent, prefix=".tegel-write-check-"):
                 pass
         except OSError as err:
-            raise TegelError(f"{where}: cannot write in folder {_SHORT.repr(str(parent))} "
+            raise TegelError(f"{where}: cannot write in folder {_short(str(parent))} "
                              f"({err.strerror or err})") from None
         for item in inputs:
             if item and Path(item).exists() and p.exists() and p.resolve() == Path(item).resolve():
@@ -98,7 +99,7 @@ def atomic_open(path: str | Path, flag: str, mode: str = "w") -> Iterator[IO[str
     """A file object writing to a temporary file beside `path`, renamed onto it when the block
     ends; on any error the temporary file is removed and `path` left as it was."""
     p = Path(path)
-    where = f"{flag} {_SHORT.repr(str(path))}"
+    where = f"{flag} {_short(str(path))}"
     try:
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name[:100]}.", suffix=".tmp")
     except OSError as err:
@@ -131,7 +132,7 @@ def atomic_path(path: str | Path, flag: str) -> contextlib.AbstractContextManage
 
 @contextlib.contextmanager
 def _atomic_path(p: Path, flag: str) -> Iterator[Path]:
-    where = f"{flag} {_SHORT.repr(str(p))}"
+    where = f"{flag} {_short(str(p))}"
     tmp = p.with_name(f".{p.name[:100]}.{os.getpid()}.tmp{p.suffix}")
     try:
         yield tmp
