@@ -82,8 +82,9 @@ def argvs(seed: int, n: int) -> Iterator[list[str]]:
         if base[0] == "claim":  # a whole claim takes seconds: most cases end at a refusal
             argv += (["--no-tornado", "--no-equal-load"] if rng.random() < 0.05
                      else ["--target", rng.choice(("0", "inf", "-1", "nan"))])
-        if base[0] == "validate":  # never the whole validation or fit: a nonsense path each
-            argv += ["--calibrate", "--write", rng.choice(("/", "", "/nonexistent/x.yaml",
+        if base[0] == "validate":  # never the whole validation or fit (a writable --write DIR
+            # would start minutes of fitting: not a hang): an unwritable or bad path each
+            argv += ["--calibrate", "--write", rng.choice(("/proc", "", "/nonexistent/x.yaml",
                                                            "x" * 300, "/proc/version"))]
         if rng.random() < 0.2:
             argv.append("--json")
