@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import reprlib
 import sys
+from typing import NoReturn
 
 from tegel.errors import TegelError
 
@@ -42,9 +44,21 @@ def _version() -> str:
         return __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with tegel's one-line errors: `tegel: error: argument --flag: ...`, exit 2
+    (`tegel CMD --help` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        from tegel.cli.argtypes import Refused
+
+        if isinstance(getattr(sys.exc_info()[1], "__context__", None), Refused):  # out of range
+            raise TegelError(message)
+        self.exit(2, f"tegel: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole `tegel` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tegel",
         description="An executable model of AI inference hardware: inspect models, describe "
         "machines, run and compare workloads.",
@@ -59,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tegel` console script; returns the process exit code."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except TegelError as err:  # a flag's value out of range (tegel.cli.argtypes)
+        print(f"tegel: error: {err}", file=sys.stderr)
+        return 2
     if extra:  # only a command that passes arguments on (`tegel report --claim ...`) takes them
         if not getattr(args, "takes_extra", False):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -68,12 +86,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from tegel.cli.outputs import check_outputs
+
+        check_outputs(args)  # before any long work, not after it
         return int(args.func(args))
     except TegelError as err:
         print(f"tegel: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a file the command named cannot be read or written (too long, ...)
+        name = reprlib.repr(err.filename) if err.filename is not None else "a file"
+        print(f"tegel: error: {name}: {err.strerror or err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

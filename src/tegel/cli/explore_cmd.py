@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from tegel.cli import argtypes
 from tegel.errors import TegelError
+from tegel.report import jsonout
 from tegel.report.plots import write_plot
 
 
@@ -18,13 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "store, resumable. `tegel explore show STORE` reads a store.")
     p.add_argument("space", help="space file (YAML), or `show` to read a store")
     p.add_argument("store_arg", nargs="?", metavar="STORE", help="with show: the store to read")
-    p.add_argument("--trials", type=int, help="trials to run (default: the file's search.trials)")
+    p.add_argument("--trials", type=argtypes.count, help="trials to run (default: the file's search.trials)")
     p.add_argument("--store", metavar="PATH", help="DuckDB store (default: next to the space, "
                    ".duckdb)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local process pool (default) or a Ray cluster")
     p.add_argument("--address", help="Ray cluster address (default: start a local one)")
-    p.add_argument("--workers", type=int, help="worker processes (default: the CPUs)")
+    p.add_argument("--workers", type=argtypes.count, help="worker processes (default: the CPUs)")
     p.add_argument("--allow-mixed", action="store_true",
                    help="resume a store written by another engine version")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline system")
@@ -63,7 +64,7 @@ def explore_command(args: argparse.Namespace) -> int:
     from tegel.report.explore import summary_text
 
     if args.json:
-        print(json.dumps(summary_dict(result), indent=2, default=str))
+        print(jsonout.dumps(summary_dict(result), indent=2, default=str))
     else:
         print(summary_text(result))
     return 130 if result.interrupted else 0
@@ -77,12 +78,15 @@ def show_command(args: argparse.Namespace) -> int:
     store = Store(Path(args.store_arg))
     try:
         if args.parquet:
-            n = store.parquet(Path(args.parquet))
+            from tegel.cli.outputs import atomic_path
+
+            with atomic_path(args.parquet, "--parquet") as tmp:  # no partial file
+                n = store.parquet(tmp)
             print(f"wrote {n:,} points to {args.parquet}", file=sys.stderr)
         if args.sql:
             cols, rows = store.sql(args.sql)
             if args.json:
-                print(json.dumps([dict(zip(cols, r, strict=True)) for r in rows], indent=2,
+                print(jsonout.dumps([dict(zip(cols, r, strict=True)) for r in rows], indent=2,
                                  default=str))
             else:
                 print(sql_text(cols, rows))
@@ -92,7 +96,7 @@ def show_command(args: argparse.Namespace) -> int:
         if args.plot:
             write_plot(args.plot, "explore", show_dict(store, pareto_only=args.pareto))
         if args.json:
-            print(json.dumps(show_dict(store, pareto_only=args.pareto), indent=2, default=str))
+            print(jsonout.dumps(show_dict(store, pareto_only=args.pareto), indent=2, default=str))
         else:
             print(show_text(store, pareto_only=args.pareto))
     finally:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from tegel.report import hw as report
+from tegel.report import jsonout
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,7 +40,7 @@ def run_list(args: argparse.Namespace) -> int:
     presets = list_presets()
     if args.json:
         print(
-            json.dumps(
+            jsonout.dumps(
                 [{"name": p.name, "kind": p.kind, "architecture": p.architecture,
                   "chips": p.chips, "description": p.description} for p in presets],
                 indent=2,
@@ -56,7 +56,7 @@ def run_show(args: argparse.Namespace) -> int:
 
     figures = summarize(load_system(args.target))
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(jsonout.dumps(figures, indent=2))
     else:
         print(report.show_text(figures))
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from tegel.cli import argtypes
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-model", help="write a random-weight Hugging Face model folder "
@@ -20,18 +22,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "shipped model name whose config to shrink, or a vision network")
     p.add_argument("dir", help="folder to write (created if missing), or the .onnx file")
     p.add_argument("--size", default="tiny", help="tiny or small (tiny)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the weights (0)")
+    p.add_argument("--seed", type=argtypes.bounded_int(0, 2**63 - 1), default=0,
+                   help="random seed of the weights (0)")
     p.add_argument("--no-tokenizer", action="store_true", help="write no tokenizer")
-    p.add_argument("--batch", type=int, metavar="N",
+    p.add_argument("--batch", type=argtypes.count, metavar="N",
                    help="vision networks: a fixed batch N (default: a dynamic batch dimension)")
     p.set_defaults(func=make_model_command)
 
 
 def make_model_command(args: argparse.Namespace) -> int:
+    from tegel.cli.outputs import check_target
     from tegel.errors import TegelError
     from tegel.workload.random_model import random_folder
     from tegel.workload.zoo import zoo_names
 
+    onnx = args.dir.lower().endswith(".onnx")
+    check_target(args.dir, "make-model DIR", directory=not onnx)
     if args.family in zoo_names():
         return _vision(args)
     if args.batch is not None:

@@ -55,10 +55,9 @@ def report_command(args: argparse.Namespace) -> int:
     else:
         d = _result(args, extra)
     html = render_html(d)
-    try:
-        Path(args.html_out).write_text(html, encoding="utf-8")
-    except OSError as err:
-        raise TegelError(f"-o {args.html_out}: cannot write: {err.strerror or err}") from None
+    from tegel.cli.outputs import write_text
+
+    write_text(args.html_out, html, "-o")  # through a temporary file: no partial page
     print(f"wrote {args.html_out}")
     return 0
 

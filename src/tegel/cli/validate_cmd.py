@@ -76,6 +76,14 @@ def run(args: argparse.Namespace) -> int:
         raise TegelError("--write is only used with --calibrate")
     if args.write_folds is not None and not (args.calibrate and args.folds):
         raise TegelError("--write-folds is only used with --calibrate --folds K")
+    if args.folds is not None and not args.calibrate:
+        try:
+            is_dir = Path(args.folds).is_dir()
+        except (OSError, ValueError):
+            is_dir = False
+        if not is_dir:
+            raise TegelError(f"--folds {args.folds[:80]!r}: no such folder of fold fits "
+                             "(a number of folds is for --calibrate --folds K)")
     params = load_params(args.params)
     if args.calibrate:
         return _calibrate_folds(args, params) if args.folds else _calibrate(args, params)

@@ -40,8 +40,11 @@ def write_plot(path: str | None, kind: ResultKind | None, d: Any) -> None:
         for chart, ax in zip(charts, axes[:, 0], strict=True):
             _draw(chart, ax)
         fig.tight_layout()
+        from tegel.cli.outputs import atomic_path
+
         try:
-            fig.savefig(path, format=fmt, dpi=110)
+            with atomic_path(path, "--plot") as tmp:  # no partial image on a write error
+                fig.savefig(tmp, format=fmt, dpi=110)
         except OSError as err:
             raise TegelError(f"--plot {path}: cannot write: {err.strerror or err}") from None
     finally:
