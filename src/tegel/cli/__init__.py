@@ -44,14 +44,32 @@ def _version() -> str:
         return __version__
 
 
+_TYPED: list[str] = []  # the command line being parsed: an error names a flag as it was typed
+
+
+def _flag(argument_name: str) -> str:
+    """The flag of an argparse error as the user typed it (`--tp`, not `--tp/--tensor-parallel`),
+    else its first long name; a positional keeps argparse's `argument NAME`."""
+    names = argument_name.split("/")
+    if not names[0].startswith("-"):
+        return f"argument {argument_name}"
+    for word in _TYPED:
+        if word.split("=", 1)[0] in names:
+            return word.split("=", 1)[0]
+    return next((n for n in names if n.startswith("--")), names[0])
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse with tegel's one-line errors: `tegel: error: argument --flag: ...`, exit 2
+    """argparse with tegel's one-line errors: `tegel: error: --flag: ...`, exit 2
     (`tegel CMD --help` still shows the usage)."""
 
     def error(self, message: str) -> NoReturn:
         from tegel.cli.argtypes import Refused
 
-        if isinstance(getattr(sys.exc_info()[1], "__context__", None), Refused):  # out of range
+        err = sys.exc_info()[1]
+        if isinstance(err, argparse.ArgumentError) and err.argument_name:
+            message = f"{_flag(err.argument_name)}: {err.message}"
+        if isinstance(getattr(err, "__context__", None), Refused):  # out of range
             raise TegelError(message)
         self.exit(2, f"tegel: error: {message} (see `{self.prog} --help`)\n")
 
@@ -73,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tegel` console script; returns the process exit code."""
     parser = build_parser()
+    _TYPED[:] = sys.argv[1:] if argv is None else argv
     try:
         args, extra = parser.parse_known_args(argv)
     except TegelError as err:  # a flag's value out of range (tegel.cli.argtypes)
