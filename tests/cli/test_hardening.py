@@ -128,7 +128,7 @@ def test_output_over_an_input_is_refused(capsys, tmp_path):
 
 def test_a_failed_write_leaves_no_partial_file(capsys, tmp_path, monkeypatch):
     """A full disk half-way through: the target is untouched and no temporary file is left."""
-    from tegel.cli import outputs
+    from tegel import atomic as outputs
 
     target = tmp_path / "trace.json"
     target.write_text("old")
@@ -163,7 +163,7 @@ def test_a_failed_write_leaves_no_partial_file(capsys, tmp_path, monkeypatch):
 
 
 def test_atomic_path_removes_the_temporary_file_on_error(tmp_path):
-    from tegel.cli.outputs import atomic_path
+    from tegel.atomic import atomic_path
 
     target = tmp_path / "t.json"
     with pytest.raises(RuntimeError), atomic_path(target, "--trace") as tmp:

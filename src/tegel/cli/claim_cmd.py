@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from tegel.cli import argtypes
+from tegel.cli.outputs import add_force
 from tegel.report import claim as report
 from tegel.report import jsonout
 from tegel.report.plots import write_plot
@@ -110,6 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="tornado rows to print (12)")
     _economics_args(c)
     c.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
+    add_force(c)
     c.set_defaults(func=claim_command)
     k = sub.add_parser("cost", help="capital cost of a system; with --model, TCO and footprint",
                        description="Die, memory, packaging and board cost of a system's chip, "

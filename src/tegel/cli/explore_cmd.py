@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from tegel.cli import argtypes
+from tegel.cli.outputs import add_force
 from tegel.errors import TegelError
 from tegel.report import jsonout
 from tegel.report.plots import write_plot
@@ -36,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="FILE", help="show: also draw the Pareto front into FILE "
                    "(.png or .svg, matplotlib)")
+    add_force(p)
     p.set_defaults(func=explore_command)
 
 
@@ -78,7 +80,7 @@ def show_command(args: argparse.Namespace) -> int:
     store = Store(Path(args.store_arg))
     try:
         if args.parquet:
-            from tegel.cli.outputs import atomic_path
+            from tegel.atomic import atomic_path
 
             with atomic_path(args.parquet, "--parquet") as tmp:  # no partial file
                 n = store.parquet(tmp)

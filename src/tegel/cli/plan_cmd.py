@@ -119,7 +119,4 @@ def write_run_trace(path: str, result: Any) -> int:
             rec.stretch(simulated.time_s / rec.end_s)
         offset += simulated.time_s
         recorders.append(rec)
-    from tegel.cli.outputs import atomic_path
-
-    with atomic_path(path, "--trace") as tmp:
-        return write_chrome_trace(tmp, recorders)
+    return write_chrome_trace(path, recorders)  # through a temporary file renamed into place

@@ -8,6 +8,7 @@ from typing import Any
 
 from tegel.cli import argtypes
 from tegel.cli.graph_cmd import graph_args, graph_run_command, is_graph_model
+from tegel.cli.outputs import add_force
 from tegel.report import run as report
 from tegel.report.plots import write_plot
 from tegel.report.progress import Bar
@@ -40,6 +41,7 @@ def _scenario_args(p: argparse.ArgumentParser) -> None:
                    "--calibrate --write FILE` (default: the shipped parameters)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
+    add_force(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

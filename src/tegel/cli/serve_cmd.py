@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tegel.cli import argtypes
+from tegel.cli.outputs import add_force
 from tegel.cli.run_cmd import format_args, formats, speculation, speculative_args
 from tegel.report import jsonout
 from tegel.report import serve as report
@@ -83,6 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "N distinct prefixes, request i having prefix i %% N (1)")
     p.add_argument("--requests-out", metavar="FILE", help="write one record per request "
                    "(.csv or .jsonl)")
+    add_force(p)
     speculative_args(p)
     p.set_defaults(func=serve_command)
     c = sub.add_parser("curve", help="throughput against per-user speed, per system",
@@ -97,6 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--requests", type=argtypes.count, metavar="N", help="requests per point "
                    "(default: max(4 x concurrency, 64))")
     c.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
+    add_force(c)
     c.set_defaults(func=curve_command)
 
 
@@ -135,6 +138,9 @@ def _workload(args: argparse.Namespace, cfg: Any) -> Any:
     from tegel.serving.traces import read_trace
     from tegel.serving.workload import make_workload
 
+    for flag, value in (("--trace", args.trace), ("--lengths", args.lengths)):
+        if value is not None and not value.strip():
+            raise TegelError(f"{flag}: expected a value, got an empty one")
     given = [f for f, v in (("--trace", args.trace), ("--lengths", args.lengths),
                             ("--scenario", args.scenario)) if v]
     if args.input is not None or args.output is not None:
@@ -241,7 +247,7 @@ def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sch
 
 
 def _write_requests(path: str, rows: list[dict[str, Any]]) -> None:
-    from tegel.cli.outputs import atomic_open
+    from tegel.atomic import atomic_open
     from tegel.errors import TegelError
 
     out = Path(path)

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tegel.cli.outputs import add_force
 from tegel.report import validate as render
 from tegel.report.progress import Bar
 
@@ -51,6 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "ones) for the out-of-sample column")
     p.add_argument("--write-folds", metavar="DIR", help="where --calibrate --folds K writes "
                    "fold-1.yaml ... fold-K.yaml (never inside the installed package)")
+    add_force(p)
     p.set_defaults(func=run)
 
 
@@ -84,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         if not is_dir:
             raise TegelError(f"--folds {args.folds[:80]!r}: no such folder of fold fits "
                              "(a number of folds is for --calibrate --folds K)")
+    if args.calibrate and not args.folds:
+        _check_write(args)  # before minutes of fitting, not after
     params = load_params(args.params)
     if args.calibrate:
         return _calibrate_folds(args, params) if args.folds else _calibrate(args, params)
@@ -106,6 +110,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_write(args: argparse.Namespace) -> None:
+    """The file `--calibrate` will write: writable, not an input (--params, FILEs), and not an
+    existing file unless --force; then outside the installed package (calibration_target)."""
+    from tegel.cli.outputs import check_target, command_inputs
+    from tegel.fidelity.calibrate import DEFAULT_WRITE, calibration_target
+
+    given = args.write if args.write is not None else DEFAULT_WRITE
+    try:
+        if given.strip() and Path(given).is_dir():
+            given = str(Path(given) / DEFAULT_WRITE)
+    except (OSError, ValueError):
+        pass  # a name too long or with a NUL byte: check_target says so
+    check_target(given, "--write", command_inputs(args, {"write"}), force=args.force)
+    calibration_target(given)
+
+
 def _dataflow(args: argparse.Namespace, params: Params) -> DataflowReport | None:
     """The dataflow group (fidelity/dataflow.py), with the shipped entries only: it is left out
     when FILEs are given (they are GPU measurements)."""
@@ -125,7 +145,7 @@ def _calibrate(args: argparse.Namespace, params: Params) -> int:
         write_calibration,
     )
 
-    target = calibration_target(args.write)  # before minutes of fitting, not after
+    target = calibration_target(args.write)  # checked in run(), before reading anything
     print(f"fitting; will write {target}", file=sys.stderr)
     with Bar("calibrating", total=PASSES * len(BOUNDS)) as bar:
         values, before, after = calibrate(params, args.files, passes=PASSES,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tegel.atomic import atomic_path
 from tegel.errors import TegelError
 from tegel.report.charts import OKABE_ITO, Chart, ResultKind, charts_for, result_kind
 
@@ -40,8 +41,6 @@ def write_plot(path: str | None, kind: ResultKind | None, d: Any) -> None:
         for chart, ax in zip(charts, axes[:, 0], strict=True):
             _draw(chart, ax)
         fig.tight_layout()
-        from tegel.cli.outputs import atomic_path
-
         try:
             with atomic_path(path, "--plot") as tmp:  # no partial image on a write error
                 fig.savefig(tmp, format=fmt, dpi=110)
