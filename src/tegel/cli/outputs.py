@@ -37,7 +37,8 @@ def check_target(path: str | None, flag: str, inputs: Iterable[str | None] = (),
         return None
     where = f"{flag} {short(path)}"
     if not path.strip():
-        raise TegelError(f"{flag}: expected a file name, got an empty one")
+        raise TegelError(f"{flag}: expected a {'folder' if directory else 'file'} name, "
+                         "got an empty one")
     if "\x00" in path:
         raise TegelError(f"{where}: a file name cannot hold a NUL byte")
     p = Path(path)
@@ -48,6 +49,8 @@ def check_target(path: str | None, flag: str, inputs: Iterable[str | None] = (),
         elif p.is_dir():
             raise TegelError(f"{where}: is a folder; give a file name")
         parent = p.parent if not (directory and p.is_dir()) else p
+        while directory and not parent.exists() and parent != parent.parent:
+            parent = parent.parent  # a folder is created with its missing parents
         if not parent.is_dir():
             raise TegelError(f"{where}: cannot write: folder {short(str(parent))} does not exist")
         try:  # a real probe: permission bits say nothing for root or on read-only mounts
@@ -70,11 +73,11 @@ def check_target(path: str | None, flag: str, inputs: Iterable[str | None] = (),
     return p
 
 
-# (attribute, flag, a folder) of every output flag; `--trace` of `tegel serve` is an input
-OUTPUT_FLAGS = (("trace", "--trace", False), ("requests_out", "--requests-out", False),
-                ("write", "--write", False), ("write_folds", "--write-folds", True),
-                ("html_out", "-o", False), ("plot", "--plot", False),
-                ("parquet", "--parquet", False))
+# (attribute, flag) of every output flag checked here; `--trace` of `tegel serve` is an input,
+# and validate's `--write` / `--write-folds` are checked by validate (they have defaults and
+# must first be refused inside the installed package)
+OUTPUT_FLAGS = (("trace", "--trace"), ("requests_out", "--requests-out"), ("html_out", "-o"),
+                ("plot", "--plot"), ("parquet", "--parquet"))
 
 
 def command_inputs(args: argparse.Namespace, outputs: Iterable[str] = ()) -> list[str]:
@@ -92,15 +95,12 @@ def command_inputs(args: argparse.Namespace, outputs: Iterable[str] = ()) -> lis
 
 
 def check_outputs(args: argparse.Namespace) -> None:
-    """check_target on every output flag a parsed command line gives, before the command runs
-    (`validate --write` and make-model check their own targets: they resolve a default)."""
+    """check_target on every output flag a parsed command line gives, before the command runs.
+    `run --trace` without `--sim event` is left to run, which refuses the combination."""
     values = vars(args)
     command = values.get("command")
-    outs = [(a, f, d) for a, f, d in OUTPUT_FLAGS
-            if values.get(a) is not None and not (a == "trace" and command == "serve")
-            and not (a == "write" and command == "validate")]
-    inputs = command_inputs(args, {a for a, _, _ in outs})
-    force = bool(values.get("force"))
-    for attr, flag, directory in outs:
-        names = ("fold-*.yaml",) if attr == "write_folds" else ()
-        check_target(values[attr], flag, inputs, directory, force, names)
+    outs = [(a, f) for a, f in OUTPUT_FLAGS if values.get(a) is not None
+            and not (a == "trace" and (command == "serve" or values.get("sim") != "event"))]
+    inputs = command_inputs(args, {a for a, _ in outs})
+    for attr, flag in outs:
+        check_target(values[attr], flag, inputs, force=bool(values.get("force")))

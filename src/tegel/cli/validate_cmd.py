@@ -8,6 +8,7 @@ other GPUs (fidelity/data/other_gpu_measurements.yaml, never fitted)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
                              "(a number of folds is for --calibrate --folds K)")
     if args.calibrate and not args.folds:
         _check_write(args)  # before minutes of fitting, not after
+    if args.calibrate and args.folds and args.write_folds is not None:
+        _check_write_folds(args)
     params = load_params(args.params)
     if args.calibrate:
         return _calibrate_folds(args, params) if args.folds else _calibrate(args, params)
@@ -114,7 +117,7 @@ def _check_write(args: argparse.Namespace) -> None:
     """The file `--calibrate` will write: writable, not an input (--params, FILEs), and not an
     existing file unless --force; then outside the installed package (calibration_target)."""
     from tegel.cli.outputs import check_target, command_inputs
-    from tegel.fidelity.calibrate import DEFAULT_WRITE, calibration_target
+    from tegel.fidelity.calibrate import DEFAULT_WRITE, calibration_target, refuse_package_path
 
     given = args.write if args.write is not None else DEFAULT_WRITE
     try:
@@ -122,8 +125,23 @@ def _check_write(args: argparse.Namespace) -> None:
             given = str(Path(given) / DEFAULT_WRITE)
     except (OSError, ValueError):
         pass  # a name too long or with a NUL byte: check_target says so
+    with contextlib.suppress(OSError, ValueError):  # an impossible name: check_target says so
+        refuse_package_path(Path(given))
     check_target(given, "--write", command_inputs(args, {"write"}), force=args.force)
     calibration_target(given)
+
+
+def _check_write_folds(args: argparse.Namespace) -> None:
+    """The folder `--calibrate --folds K` writes fold-*.yaml into: outside the installed
+    package, writable, and holding no fold files unless --force."""
+    from tegel.cli.outputs import check_target, command_inputs
+    from tegel.fidelity.calibrate import refuse_package_path
+    from tegel.fidelity.folds import FOLD_GLOB
+
+    with contextlib.suppress(OSError, ValueError):  # an impossible name: check_target says so
+        refuse_package_path(Path(args.write_folds))
+    check_target(args.write_folds, "--write-folds", command_inputs(args, {"write_folds"}),
+                 directory=True, force=args.force, names=(FOLD_GLOB,))
 
 
 def _dataflow(args: argparse.Namespace, params: Params) -> DataflowReport | None:
