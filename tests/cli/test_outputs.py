@@ -153,3 +153,8 @@ def test_requests_out_over_an_existing_file_needs_force(capsys, tmp_path):
 @pytest.mark.parametrize("flag", ["--trace", "--lengths"])
 def test_serve_empty_input_flags_are_errors(capsys, flag):
     _fails(capsys, ["serve", "llama-3.1-8b", "--on", "h100-sxm", flag, ""], flag, "empty")
+
+
+def test_explore_empty_store_is_an_error_not_an_in_memory_run(capsys):
+    space = Path(__file__).resolve().parents[2] / "examples" / "craftwerk-70b.yaml"
+    _fails(capsys, ["explore", str(space), "--store", "", "--trials", "1"], "--store", "empty")

@@ -46,6 +46,8 @@ def explore_command(args: argparse.Namespace) -> int:
         if not args.store_arg:
             raise TegelError("explore show: expected a store path")
         return show_command(args)
+    if args.store is not None and not args.store.strip():  # not an in-memory store: lost work
+        raise TegelError("--store: expected a file name, got an empty one")
     if args.trials is not None and args.trials < 1:
         raise TegelError(f"--trials: expected a positive integer, got {args.trials}")
     if args.workers is not None and args.workers < 1:
