@@ -1,13 +1,15 @@
 """Fuzz campaign over every input surface (issue 18): runs `cases(seed, n)` of every
-`tests/fuzz/gen_*.py` there is (CLI arguments, measurement files, and the hardware YAML,
-config.json and safetensors generators where present), each case in a forked worker under
-RLIMIT_AS and an alarm, and counts each outcome per surface:
+`tests/fuzz/gen_*.py` there is (CLI arguments, measurement files, config.json, safetensors
+folders, and the hardware YAML where gen_hardware.py exists; a generator that does not import is
+skipped with a note), each case in a forked worker under RLIMIT_AS and an alarm, and counts each
+outcome per surface:
 
   ok            a result, every number in it finite
   TegelError    a one-line error
   traceback     any other exception (MemoryError included)
   hang          the alarm fired, or the worker died
-  non-finite    a result holding NaN / inf (a float, or `nan` / `inf` in printed text)
+  non-finite    a result holding NaN / inf (a float, or `nan` / `inf` in printed text), or a
+                generator's own `NonFinite` check failing
 
     python benchmarks/fuzz.py --minutes 10          # round-robin over the surfaces until then
     python benchmarks/fuzz.py --cases 2000          # or a number of cases per surface
@@ -90,8 +92,9 @@ def run_case(thunk: Any, timeout_s: float, memory_bytes: int) -> tuple[str, str]
                 out = ("non-finite", repr(result)[:300]) if nonfinite(result) else ("ok", "")
             except TegelError as err:
                 out = ("TegelError", str(err)[:300])
-            except BaseException:
-                out = ("traceback", traceback.format_exc(limit=-4)[-1500:])
+            except BaseException as err:  # a generator's own NonFinite check: non-finite output
+                kind = "non-finite" if type(err).__name__ == "NonFinite" else "traceback"
+                out = (kind, traceback.format_exc(limit=-4)[-1500:])
             data = pickle.dumps(out)
         except BaseException:
             data = pickle.dumps(("traceback", traceback.format_exc(limit=-4)[-1500:]))
