@@ -10,12 +10,15 @@ import io
 import random
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from tegel.errors import TegelError
 
 VALUES = ("inf", "-inf", "nan", "NaN", "0", "-0", "-5", "1", "2", "7", "1e308", "1e-300", "1e3",
           "3.5", str(10**12), str(10**400), "", " ", "abc", "x" * 300, "\x00", "--json", "-1e999",
-          "0x10", "1_000", "٣", "/", "/nonexistent/dir/file.json", "h100-sxm", "llama-3.1-8b")
+          "0x10", "1_000", "٣", "/", "/nonexistent/dir/file.json", "h100-sxm", "llama-3.1-8b",
+          "old.json")
+EXISTING = "old.json"  # a file in the scratch folder: written over only with --force
 
 # (fixed argv, flags that take a value) of commands that answer in well under a second
 COMMANDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
@@ -40,16 +43,22 @@ COMMANDS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
 
 
 def run_cli(argv: list[str]) -> str:
-    """`tegel ARGV` in this process: stdout on exit 0, TegelError on a one-line exit 2."""
+    """`tegel ARGV` in this process: stdout on exit 0, TegelError on a one-line exit 2.
+    An existing file (EXISTING) changed without --force is an AssertionError."""
     from tegel.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    try:  # in a scratch folder: a fuzzed output name is written there, not into the checkout
-        with tempfile.TemporaryDirectory() as scratch, contextlib.chdir(scratch), \
-                contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = main(argv)
-    except SystemExit as exit_:
-        rc = exit_.code if isinstance(exit_.code, int) else 1
+    with tempfile.TemporaryDirectory() as scratch:
+        old = Path(scratch) / EXISTING
+        old.write_text("keep")
+        try:  # in a scratch folder: a fuzzed output name is written there, not into the checkout
+            with contextlib.chdir(scratch), contextlib.redirect_stdout(out), \
+                    contextlib.redirect_stderr(err):
+                rc = main(argv)
+        except SystemExit as exit_:
+            rc = exit_.code if isinstance(exit_.code, int) else 1
+        if "--force" not in argv and (not old.is_file() or old.read_text() != "keep"):
+            raise AssertionError(f"{EXISTING} overwritten without --force")
     text = err.getvalue()
     if rc == 0:
         return out.getvalue()
@@ -88,6 +97,8 @@ def argvs(seed: int, n: int) -> Iterator[list[str]]:
                                                            "x" * 300, "/proc/version"))]
         if rng.random() < 0.2:
             argv.append("--json")
+        if rng.random() < 0.1:
+            argv.append("--force")
         yield argv
 
 

@@ -36,13 +36,22 @@ def finite(text: str) -> float:
 LARGEST = 1e15  # above any plausible rate, price, power or time; keeps products finite
 
 
-def positive(text: str) -> float:
-    """A finite number > 0 and at most LARGEST."""
-    value = _float(text)
-    if not 0 < value <= LARGEST:
-        raise Refused(f"expected a positive number <= {LARGEST:g}, got "
-                                         f"{_SHORT.repr(text)}")
-    return value
+def positive_of(what: str) -> Callable[[str], float]:
+    """A finite number > 0 and at most LARGEST; an error says what it is (`number of
+    seconds`, `factor`)."""
+
+    def parse(text: str) -> float:
+        value = _float(text)
+        if not 0 < value <= LARGEST:
+            raise Refused(f"expected a positive {what} <= {LARGEST:g}, got {_SHORT.repr(text)}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+positive = positive_of("number")
+seconds = positive_of("number of seconds")
 
 
 def nonnegative(text: str) -> float:

@@ -68,7 +68,7 @@ def _workload_args(p: argparse.ArgumentParser) -> None:
                    "(auto: bf16 where the chip has it)")
     p.add_argument("--min-tokens-per-s-per-user", type=argtypes.positive, metavar="S",
                    help="speed each user must see, 1 / median TPOT (50)")
-    p.add_argument("--max-ttft", type=argtypes.positive, metavar="S",
+    p.add_argument("--max-ttft", type=argtypes.seconds, metavar="S",
                    help="p99 time to first token each user must see, s (2: the default for "
                    "1,024-token prompts, not scaled with --input)")
     p.add_argument("--scheduler", choices=("chunked", "continuous"), default="chunked",
@@ -96,13 +96,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--batch-on", type=argtypes.count, help="fix A's batch: both sides then run static "
                    "batches (tegel run; B at its largest meeting the speed), no TTFT limit")
     c.add_argument("--batch-vs", type=argtypes.count, help="fix B's batch (static batches, as --batch-on)")
-    c.add_argument("--claimed", type=argtypes.positive, default=100.0, metavar="X",
+    c.add_argument("--claimed", type=argtypes.positive_of("factor"), default=100.0, metavar="X",
                    help="the advantage claimed, x (100, as in the vendors' 'up to 100x'): the "
                    "break-evens and the verdict test it")
     c.add_argument("--no-tornado", dest="tornado", action="store_false",
                    help="skip the tornado over the plausible ranges, the break-evens and the "
                    "verdict (src/tegel/economics/data/ranges.yaml)")
-    c.add_argument("--equal-load", type=argtypes.positive, metavar="TOK_S",
+    c.add_argument("--equal-load", type=argtypes.positive_of("number of tokens/s"), metavar="TOK_S",
                    help="tokens/s both systems serve in the equal-load comparison (default: the "
                    "slower system's throughput at the service level)")
     c.add_argument("--no-equal-load", dest="equal_load_on", action="store_false",

@@ -68,9 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                "instead of one static batch)")
     slo.add_argument("--min-tokens-per-s-per-user", type=argtypes.positive, metavar="X",
                      help="speed each user must see, 1 / median TPOT")
-    slo.add_argument("--slo-tpot", type=argtypes.positive, metavar="S",
+    slo.add_argument("--slo-tpot", type=argtypes.seconds, metavar="S",
                      help="median time per output token, s (the same limit as 1/S tokens/s per user)")
-    slo.add_argument("--max-ttft", type=argtypes.positive, metavar="S", help="p99 time to first token, s (2: "
+    slo.add_argument("--max-ttft", type=argtypes.seconds, metavar="S", help="p99 time to first token, s (2: "
                      "the default for 1,024-token prompts, not scaled with --input)")
     slo.add_argument("--scheduler", choices=("chunked", "continuous"),
                      help="how every system batches requests (chunked)")

@@ -45,8 +45,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "preemption (vLLM), or for prompt + output, never evicting (TensorRT-LLM)")
     p.add_argument("--no-prefix-cache", action="store_true", help="keep no shared prompt "
                    "prefix's KV cache: every request prefills its whole prompt")
-    p.add_argument("--slo-ttft", type=argtypes.positive, metavar="S", help="SLO: time to first token, s")
-    p.add_argument("--slo-tpot", type=argtypes.positive, metavar="S", help="SLO: time per output token, s")
+    p.add_argument("--slo-ttft", type=argtypes.seconds, metavar="S", help="SLO: time to first token, s")
+    p.add_argument("--slo-tpot", type=argtypes.seconds, metavar="S", help="SLO: time per output token, s")
     p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
                    "--calibrate --write FILE` (default: the shipped parameters)")
     p.add_argument("--json", action="store_true", help="print JSON")
