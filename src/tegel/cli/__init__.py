@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import reprlib
 import sys
+from typing import NoReturn
 
 from tegel.errors import TegelError
 
@@ -42,9 +44,39 @@ def _version() -> str:
         return __version__
 
 
+_TYPED: list[str] = []  # the command line being parsed: an error names a flag as it was typed
+
+
+def _flag(argument_name: str) -> str:
+    """The flag of an argparse error as the user typed it (`--tp`, not `--tp/--tensor-parallel`),
+    else its first long name; a positional keeps argparse's `argument NAME`."""
+    names = argument_name.split("/")
+    if not names[0].startswith("-"):
+        return f"argument {argument_name}"
+    for word in _TYPED:
+        if word.split("=", 1)[0] in names:
+            return word.split("=", 1)[0]
+    return next((n for n in names if n.startswith("--")), names[0])
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with tegel's one-line errors: `tegel: error: --flag: ...`, exit 2
+    (`tegel CMD --help` still shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        from tegel.cli.argtypes import Refused
+
+        err = sys.exc_info()[1]
+        if isinstance(err, argparse.ArgumentError) and err.argument_name:
+            message = f"{_flag(err.argument_name)}: {err.message}"
+        if isinstance(getattr(err, "__context__", None), Refused):  # out of range
+            raise TegelError(message)
+        self.exit(2, f"tegel: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole `tegel` argument parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tegel",
         description="An executable model of AI inference hardware: inspect models, describe "
         "machines, run and compare workloads.",
@@ -59,7 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `tegel` console script; returns the process exit code."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    _TYPED[:] = sys.argv[1:] if argv is None else argv
+    try:
+        args, extra = parser.parse_known_args(argv)
+    except TegelError as err:  # a flag's value out of range (tegel.cli.argtypes)
+        print(f"tegel: error: {err}", file=sys.stderr)
+        return 2
     if extra:  # only a command that passes arguments on (`tegel report --claim ...`) takes them
         if not getattr(args, "takes_extra", False):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -68,12 +105,19 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        from tegel.cli.outputs import check_outputs
+
+        check_outputs(args)  # before any long work, not after it
         return int(args.func(args))
     except TegelError as err:
         print(f"tegel: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a file the command named cannot be read or written (too long, ...)
+        name = reprlib.repr(err.filename) if err.filename is not None else "a file"
+        print(f"tegel: error: {name}: {err.strerror or err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@ price a system, and model a chip's die area."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from typing import Any
 
+from tegel.cli import argtypes
+from tegel.cli.outputs import add_force
 from tegel.report import claim as report
+from tegel.report import jsonout
 from tegel.report.plots import write_plot
 from tegel.report.progress import Bar
 
@@ -24,8 +26,10 @@ _NAMED = (("electricity_usd_per_kwh", "electricity price, USD/kWh"),
 def _economics_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("assumptions (defaults and sources: src/tegel/economics/data/economics.yaml)")
     for name, text in _NAMED:
-        g.add_argument("--" + name.replace("_", "-"), type=float, metavar="X", help=text)
-    g.add_argument("--rack-power-kw", type=float, metavar="KW", help="power limit per rack, kW")
+        kind = argtypes.fraction if name in ("utilization", "gross_margin") else (
+            argtypes.nonnegative if name == "facility_usd_per_w" else argtypes.positive)
+        g.add_argument("--" + name.replace("_", "-"), type=kind, metavar="X", help=text)
+    g.add_argument("--rack-power-kw", type=argtypes.positive, metavar="KW", help="power limit per rack, kW")
     g.add_argument("--pricing", choices=("market", "cost"),
                    help="chip price: a quoted market price where known (market, default), or "
                    "manufacturing cost / (1 - margin) for every chip (cost)")
@@ -37,6 +41,15 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
     from tegel.economics.assumptions import parse_set_flags
 
     out = parse_set_flags(args.set)
+    for name, text in out.items():  # --set pue=inf: refused here, not a `TCO $inf` later
+        try:
+            number = float(text)
+        except (TypeError, ValueError):
+            continue
+        if not math.isfinite(number):
+            from tegel.errors import TegelError
+
+            raise TegelError(f"--set {name}={str(text)[:40]}: expected a finite number")
     for name, _ in _NAMED:
         value = getattr(args, name)
         if value is not None:
@@ -49,18 +62,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _workload_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", type=int, default=1024, metavar="L", help="prompt tokens (1024)")
-    p.add_argument("--output", type=int, default=256, metavar="O", help="generated tokens (256)")
+    p.add_argument("--input", type=argtypes.count, default=1024, metavar="L", help="prompt tokens (1024)")
+    p.add_argument("--output", type=argtypes.count, default=256, metavar="O", help="generated tokens (256)")
     p.add_argument("--precision", default="auto", help="weights, activations and KV-cache format "
                    "(auto: bf16 where the chip has it)")
-    p.add_argument("--min-tokens-per-s-per-user", type=float, metavar="S",
+    p.add_argument("--min-tokens-per-s-per-user", type=argtypes.positive, metavar="S",
                    help="speed each user must see, 1 / median TPOT (50)")
-    p.add_argument("--max-ttft", type=float, metavar="S",
+    p.add_argument("--max-ttft", type=argtypes.seconds, metavar="S",
                    help="p99 time to first token each user must see, s (2: the default for "
                    "1,024-token prompts, not scaled with --input)")
     p.add_argument("--scheduler", choices=("chunked", "continuous"), default="chunked",
                    help="how every system batches requests at its operating point (chunked)")
-    p.add_argument("--target-tokens-per-s", "--target", type=float, default=1e6, metavar="T",
+    p.add_argument("--target-tokens-per-s", "--target", type=argtypes.positive, default=1e6, metavar="T",
                    help="throughput the footprint is sized for, tokens/s (1e6)")
     p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
                    "--calibrate --write FILE` (default: the shipped parameters)")
@@ -80,23 +93,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--on", required=True, metavar="A", help="the system making the claim")
     c.add_argument("--vs", required=True, metavar="B", help="the system it is compared with")
     _workload_args(c)
-    c.add_argument("--batch-on", type=int, help="fix A's batch: both sides then run static "
+    c.add_argument("--batch-on", type=argtypes.count, help="fix A's batch: both sides then run static "
                    "batches (tegel run; B at its largest meeting the speed), no TTFT limit")
-    c.add_argument("--batch-vs", type=int, help="fix B's batch (static batches, as --batch-on)")
-    c.add_argument("--claimed", type=float, default=100.0, metavar="X",
+    c.add_argument("--batch-vs", type=argtypes.count, help="fix B's batch (static batches, as --batch-on)")
+    c.add_argument("--claimed", type=argtypes.positive_of("factor"), default=100.0, metavar="X",
                    help="the advantage claimed, x (100, as in the vendors' 'up to 100x'): the "
                    "break-evens and the verdict test it")
     c.add_argument("--no-tornado", dest="tornado", action="store_false",
                    help="skip the tornado over the plausible ranges, the break-evens and the "
                    "verdict (src/tegel/economics/data/ranges.yaml)")
-    c.add_argument("--equal-load", type=float, metavar="TOK_S",
+    c.add_argument("--equal-load", type=argtypes.positive_of("number of tokens/s"), metavar="TOK_S",
                    help="tokens/s both systems serve in the equal-load comparison (default: the "
                    "slower system's throughput at the service level)")
     c.add_argument("--no-equal-load", dest="equal_load_on", action="store_false",
                    help="skip the equal-load comparison")
-    c.add_argument("--rows", type=int, default=12, help="tornado rows to print (12)")
+    c.add_argument("--rows", type=argtypes.bounded_int(0, 10_000), default=12,
+                   help="tornado rows to print (12)")
     _economics_args(c)
     c.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
+    add_force(c)
     c.set_defaults(func=claim_command)
     k = sub.add_parser("cost", help="capital cost of a system; with --model, TCO and footprint",
                        description="Die, memory, packaging and board cost of a system's chip, "
@@ -167,6 +182,7 @@ def claim_command(args: argparse.Namespace) -> int:
     with Bar("claim (A, B, the tornado and break-evens)", quiet=args.json):
         c = claim(args.model, args.on, args.vs, a, options=options,
                   params=load_params(args.params))
+    jsonout.require_finite(c.to_dict(), "claim")  # an error, not `inf` or `nanx` in a table
     write_plot(args.plot, "claim", c.to_dict())
     print(report.to_json(c) if args.json else report.render_text(c, args.rows))
     return 0
@@ -205,7 +221,8 @@ def cost_command(args: argparse.Namespace) -> int:
                      SchedulerConfig(kind=args.scheduler))
         d["service_level"] = w.service_dict()
         d["serving"] = evaluate_system(w, system, a, params=load_params(args.params)).to_dict()
-    print(json.dumps(d, indent=2) if args.json else report.cost_text(d, args.model))
+    jsonout.require_finite(d, "cost")  # an error, not `TCO $inf` in a table
+    print(jsonout.dumps(d, indent=2) if args.json else report.cost_text(d, args.model))
     return 0
 
 

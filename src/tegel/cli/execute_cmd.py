@@ -4,12 +4,12 @@ system's number formats, against onnxruntime in fp32 — what int8 or fp8 costs 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tegel.errors import TegelError
 from tegel.report import generate as report
+from tegel.report import jsonout
 
 if TYPE_CHECKING:  # imported lazily at run time: `tegel --help` loads every command module
     import numpy as np
@@ -94,7 +94,7 @@ def execute_command(args: argparse.Namespace) -> int:
         raise TegelError(f"{args.model}: tegel execute takes an .onnx file")
     card = execute_onnx(args.model, _load_input(args.input), args.on, args.precision)
     if args.json:
-        print(json.dumps(card, indent=2))
+        print(jsonout.dumps(card, indent=2))
         return 0
     print(report.execute_text(card))
     return 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from tegel.cli import argtypes
+from tegel.cli.outputs import add_force
 from tegel.errors import TegelError
+from tegel.report import jsonout
 from tegel.report.plots import write_plot
 
 
@@ -18,13 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "store, resumable. `tegel explore show STORE` reads a store.")
     p.add_argument("space", help="space file (YAML), or `show` to read a store")
     p.add_argument("store_arg", nargs="?", metavar="STORE", help="with show: the store to read")
-    p.add_argument("--trials", type=int, help="trials to run (default: the file's search.trials)")
+    p.add_argument("--trials", type=argtypes.count, help="trials to run (default: the file's search.trials)")
     p.add_argument("--store", metavar="PATH", help="DuckDB store (default: next to the space, "
                    ".duckdb)")
     p.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local process pool (default) or a Ray cluster")
     p.add_argument("--address", help="Ray cluster address (default: start a local one)")
-    p.add_argument("--workers", type=int, help="worker processes (default: the CPUs)")
+    p.add_argument("--workers", type=argtypes.count, help="worker processes (default: the CPUs)")
     p.add_argument("--allow-mixed", action="store_true",
                    help="resume a store written by another engine version")
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline system")
@@ -35,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="FILE", help="show: also draw the Pareto front into FILE "
                    "(.png or .svg, matplotlib)")
+    add_force(p)
     p.set_defaults(func=explore_command)
 
 
@@ -43,6 +46,8 @@ def explore_command(args: argparse.Namespace) -> int:
         if not args.store_arg:
             raise TegelError("explore show: expected a store path")
         return show_command(args)
+    if args.store is not None and not args.store.strip():  # not an in-memory store: lost work
+        raise TegelError("--store: expected a file name, got an empty one")
     if args.trials is not None and args.trials < 1:
         raise TegelError(f"--trials: expected a positive integer, got {args.trials}")
     if args.workers is not None and args.workers < 1:
@@ -63,7 +68,7 @@ def explore_command(args: argparse.Namespace) -> int:
     from tegel.report.explore import summary_text
 
     if args.json:
-        print(json.dumps(summary_dict(result), indent=2, default=str))
+        print(jsonout.dumps(summary_dict(result), indent=2, default=str))
     else:
         print(summary_text(result))
     return 130 if result.interrupted else 0
@@ -77,12 +82,15 @@ def show_command(args: argparse.Namespace) -> int:
     store = Store(Path(args.store_arg))
     try:
         if args.parquet:
-            n = store.parquet(Path(args.parquet))
+            from tegel.atomic import atomic_path
+
+            with atomic_path(args.parquet, "--parquet") as tmp:  # no partial file
+                n = store.parquet(tmp)
             print(f"wrote {n:,} points to {args.parquet}", file=sys.stderr)
         if args.sql:
             cols, rows = store.sql(args.sql)
             if args.json:
-                print(json.dumps([dict(zip(cols, r, strict=True)) for r in rows], indent=2,
+                print(jsonout.dumps([dict(zip(cols, r, strict=True)) for r in rows], indent=2,
                                  default=str))
             else:
                 print(sql_text(cols, rows))
@@ -92,7 +100,7 @@ def show_command(args: argparse.Namespace) -> int:
         if args.plot:
             write_plot(args.plot, "explore", show_dict(store, pareto_only=args.pareto))
         if args.json:
-            print(json.dumps(show_dict(store, pareto_only=args.pareto), indent=2, default=str))
+            print(jsonout.dumps(show_dict(store, pareto_only=args.pareto), indent=2, default=str))
         else:
             print(show_text(store, pareto_only=args.pareto))
     finally:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from tegel.cli import argtypes
 from tegel.report import generate as report
+from tegel.report import jsonout
 from tegel.report.progress import Bar
 
 
@@ -16,7 +17,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-ids", metavar="IDS", help="comma-separated prompt token ids")
     p.add_argument("--prompt", metavar="TEXT", help="prompt text (needs tokenizer.json in the folder)")
     p.add_argument("--precision", default="auto", help="weights, activations and KV format (auto)")
-    p.add_argument("--tp", type=int, help="tensor-parallel degree (default: chosen)")
+    p.add_argument("--tp", type=argtypes.count, help="tensor-parallel degree (default: chosen)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -26,13 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "prefill and greedy decode on the functional executor in the plan's number "
                        "formats, and print the token ids with the simulated time and energy.")
     _common(g)
-    g.add_argument("--max-new-tokens", type=int, default=16, metavar="N", help="tokens (16)")
+    g.add_argument("--max-new-tokens", type=argtypes.count, default=16, metavar="N", help="tokens (16)")
     g.set_defaults(func=generate_command)
     a = sub.add_parser("accuracy", help="what a number format costs in quality",
                        description="Agreement of a number format with fp32: top-1 over greedy "
                        "steps, logit errors, and perplexity on a text tegel ships.")
     _common(a)
-    a.add_argument("--steps", type=int, default=16, metavar="N", help="greedy steps (16)")
+    a.add_argument("--steps", type=argtypes.count, default=16, metavar="N", help="greedy steps (16)")
     a.set_defaults(func=accuracy_command)
 
 
@@ -76,7 +77,7 @@ def generate_command(args: argparse.Namespace) -> int:
         gen = generate(cfg, weights, args.on, prompt, args.max_new_tokens, args.precision,
                        tp=args.tp, progress=bar.update)
     out = report.generate_dict(gen, cfg.name, args.on, prompt)
-    print(json.dumps(out, indent=2) if args.json else report.generate_text(gen, out))
+    print(jsonout.dumps(out, indent=2) if args.json else report.generate_text(gen, out))
     return 0
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from tegel.errors import TegelError
 from tegel.report import hw as report
+from tegel.report import jsonout
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +40,7 @@ def run_list(args: argparse.Namespace) -> int:
     presets = list_presets()
     if args.json:
         print(
-            json.dumps(
+            jsonout.dumps(
                 [{"name": p.name, "kind": p.kind, "architecture": p.architecture,
                   "chips": p.chips, "description": p.description} for p in presets],
                 indent=2,
@@ -57,11 +56,7 @@ def run_show(args: argparse.Namespace) -> int:
 
     figures = summarize(load_system(args.target))
     if args.json:
-        try:
-            text = json.dumps(figures, indent=2, allow_nan=False)
-        except ValueError:  # the schema's bounds keep every figure finite; never emit bare NaN
-            raise TegelError(f"{args.target}: a resolved figure is not finite") from None
-        print(text)
+        print(jsonout.dumps(figures, what=str(args.target), indent=2))
     else:
         print(report.show_text(figures))
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from tegel.cli import argtypes
 from tegel.report import inspect as report
+from tegel.report import jsonout
 
 DEFAULT_INPUT, DEFAULT_KV = 2048, 4096  # prompt and KV lengths when the user gives none
 
@@ -19,11 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "or .onnx file")
     p.add_argument("--list", action="store_true",
                    help="list the shipped models with their families and sizes, and exit")
-    p.add_argument("--input", type=int, metavar="L",
+    p.add_argument("--input", type=argtypes.count, metavar="L",
                    help=f"prefill tokens ({DEFAULT_INPUT}, at most the model's positions)")
-    p.add_argument("--kv", type=int, metavar="K",
+    p.add_argument("--kv", type=argtypes.bounded_int(0), metavar="K",
                    help=f"decode KV length ({DEFAULT_KV}, at most the model's positions - 1)")
-    p.add_argument("--batch", type=int, default=1, metavar="B",
+    p.add_argument("--batch", type=argtypes.count, default=1, metavar="B",
                    help="batch (1; for an .onnx file, its dynamic batch dimension)")
     p.add_argument("--precision", default="bf16", help="weights, activations and KV format (bf16)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     card = summarize(cfg, prompt, kv, args.batch, Precision.uniform(dtype))
     card["notes"] = [note] if note else []
     if args.json:
-        print(json.dumps(card, indent=2))
+        print(jsonout.dumps(card, indent=2))
         return 0
     print(report.render_text(card))
     return 0
@@ -76,7 +77,7 @@ def _list(as_json: bool) -> int:
                         "parameters": graph.parameter_count, "active_parameters": active,
                         "experts": cfg.num_experts, "experts_per_token": cfg.experts_per_token})
     if as_json:
-        print(json.dumps(records, indent=2))
+        print(jsonout.dumps(records, indent=2))
     else:
         print(report.list_text(records))
     return 0
@@ -116,7 +117,7 @@ def _onnx(args: argparse.Namespace) -> int:
 
     card = graph_card(load_onnx(args.model, args.batch))
     if args.json:
-        print(json.dumps(card, indent=2))
+        print(jsonout.dumps(card, indent=2))
         return 0
     print(report.onnx_text(args.model, card))
     return 0

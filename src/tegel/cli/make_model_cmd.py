@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 
+from tegel.cli import argtypes
+from tegel.cli.outputs import add_force
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-model", help="write a random-weight Hugging Face model folder "
@@ -20,18 +23,24 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "shipped model name whose config to shrink, or a vision network")
     p.add_argument("dir", help="folder to write (created if missing), or the .onnx file")
     p.add_argument("--size", default="tiny", help="tiny or small (tiny)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the weights (0)")
+    p.add_argument("--seed", type=argtypes.bounded_int(0, 2**63 - 1), default=0,
+                   help="random seed of the weights (0)")
     p.add_argument("--no-tokenizer", action="store_true", help="write no tokenizer")
-    p.add_argument("--batch", type=int, metavar="N",
+    p.add_argument("--batch", type=argtypes.count, metavar="N",
                    help="vision networks: a fixed batch N (default: a dynamic batch dimension)")
+    add_force(p)
     p.set_defaults(func=make_model_command)
 
 
 def make_model_command(args: argparse.Namespace) -> int:
+    from tegel.cli.outputs import check_target
     from tegel.errors import TegelError
-    from tegel.workload.random_model import random_folder
+    from tegel.workload.random_model import FOLDER_FILES, random_folder
     from tegel.workload.zoo import zoo_names
 
+    onnx = args.dir.lower().endswith(".onnx")
+    check_target(args.dir, "make-model DIR", directory=not onnx, force=args.force,
+                 names=() if onnx else FOLDER_FILES)
     if args.family in zoo_names():
         return _vision(args)
     if args.batch is not None:
@@ -49,12 +58,15 @@ def make_model_command(args: argparse.Namespace) -> int:
 
 
 def _vision(args: argparse.Namespace) -> int:
+    from tegel.atomic import atomic_path
     from tegel.errors import TegelError
     from tegel.workload.zoo import export_onnx
 
-    if args.batch is not None and args.batch < 1:
-        raise TegelError(f"--batch: expected a positive integer, got {args.batch}")
-    exporter = export_onnx(args.family, args.dir, args.seed, args.batch)
+    with atomic_path(args.dir, "make-model FILE") as tmp:  # no partial .onnx file
+        try:
+            exporter = export_onnx(args.family, str(tmp), args.seed, args.batch)
+        except TegelError as err:
+            raise TegelError(str(err).replace(str(tmp), args.dir)) from None
     batch = args.batch if args.batch is not None else "dynamic"
     print(f"wrote {args.dir}: {args.family}, seed {args.seed}, batch {batch}, input 3x224x224 "
           f"(torch.onnx {exporter} exporter)")

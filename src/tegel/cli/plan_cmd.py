@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from tegel.cli import argtypes
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="compile a model onto the tiles of a dataflow system",
@@ -16,12 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="shipped model name, config.json path or MODEL.onnx")
     p.add_argument("--on", required=True, metavar="SYSTEM", help="dataflow chip or system preset, or YAML")
     p.add_argument("--phase", choices=("prefill", "decode"), default="decode", help="(decode)")
-    p.add_argument("--batch", type=int, default=1, help="sequences served together (1)")
-    p.add_argument("--input", type=int, default=1024, metavar="L", help="prompt tokens (1024)")
-    p.add_argument("--output", type=int, default=256, metavar="O", help="generated tokens (256)")
+    p.add_argument("--batch", type=argtypes.count, default=1, help="sequences served together (1)")
+    p.add_argument("--input", type=argtypes.count, default=1024, metavar="L", help="prompt tokens (1024)")
+    p.add_argument("--output", type=argtypes.count, default=256, metavar="O", help="generated tokens (256)")
     p.add_argument("--precision", default="auto", help="bf16, fp16, fp8, ... (auto)")
-    p.add_argument("--stages", type=int, help="pipeline stages (default: chosen)")
-    p.add_argument("--pp", type=int, help="chips per replica (default: chosen)")
+    p.add_argument("--stages", type=argtypes.count, help="pipeline stages (default: chosen)")
+    p.add_argument("--pp", type=argtypes.count, help="chips per replica (default: chosen)")
     p.add_argument("--brief", action="store_true", help="leave out the per-op splits")
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.add_argument("--schedule", choices=("layer", "fused", "auto"), default="auto",
@@ -32,9 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Cycles and utilisation of out[M,N] = a[M,K] @ w[K,N] on one "
                        "R x C systolic array, split into fill, compute and drain, folded over the "
                        "array (batch 1, operands already on chip).")
-    g.add_argument("m", type=int, metavar="M")
-    g.add_argument("n", type=int, metavar="N")
-    g.add_argument("k", type=int, metavar="K")
+    g.add_argument("m", type=argtypes.count, metavar="M")
+    g.add_argument("n", type=argtypes.count, metavar="N")
+    g.add_argument("k", type=argtypes.count, metavar="K")
     g.add_argument("--array", required=True, metavar="RxC", help="array shape, e.g. 128x128")
     g.add_argument("--dataflow", required=True, choices=("ws", "os", "is"),
                    help="weight-, output- or input-stationary")
@@ -59,7 +61,12 @@ def _compile(args: argparse.Namespace) -> Any:
         raise TegelError(f"{system.name}: `tegel plan` shows spatial plans of dataflow chips; "
                          f"{system.chip.name} is mapped kernel by kernel (see `tegel run --ops`)")
     prefill, decode = result.chosen.compiled
-    return prefill if args.phase == "prefill" else decode
+    compiled = prefill if args.phase == "prefill" else decode
+    if args.stages is not None and len(compiled.stages) < args.stages:
+        raise TegelError(f"--stages {args.stages}: {system.name} runs {args.model} in at most "
+                         f"{len(compiled.stages)} stages (one layer and one tile per stage at "
+                         "least); give --stages up to that")
+    return compiled
 
 
 def plan_command(args: argparse.Namespace) -> int:
@@ -112,4 +119,4 @@ def write_run_trace(path: str, result: Any) -> int:
             rec.stretch(simulated.time_s / rec.end_s)
         offset += simulated.time_s
         recorders.append(rec)
-    return write_chrome_trace(path, recorders)
+    return write_chrome_trace(path, recorders)  # through a temporary file renamed into place

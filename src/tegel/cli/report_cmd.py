@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tegel.cli.outputs import add_force
 from tegel.errors import TegelError
 
 # --FLAG VALUE -> the command it runs with the rest of the arguments, and what it adds.
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--explore", metavar="STORE", help="the store of `tegel explore show STORE`")
     p.add_argument("-o", dest="html_out", required=True, metavar="FILE.html",
                    help="the HTML file to write")
+    add_force(p)
     p.set_defaults(func=report_command, takes_extra=True)
 
 
@@ -55,10 +57,9 @@ def report_command(args: argparse.Namespace) -> int:
     else:
         d = _result(args, extra)
     html = render_html(d)
-    try:
-        Path(args.html_out).write_text(html, encoding="utf-8")
-    except OSError as err:
-        raise TegelError(f"-o {args.html_out}: cannot write: {err.strerror or err}") from None
+    from tegel.atomic import write_text
+
+    write_text(args.html_out, html, "-o")  # through a temporary file: no partial page
     print(f"wrote {args.html_out}")
     return 0
 

@@ -6,7 +6,9 @@ import argparse
 import sys
 from typing import Any
 
+from tegel.cli import argtypes
 from tegel.cli.graph_cmd import graph_args, graph_run_command, is_graph_model
+from tegel.cli.outputs import add_force
 from tegel.report import run as report
 from tegel.report.plots import write_plot
 from tegel.report.progress import Bar
@@ -24,20 +26,22 @@ def format_args(p: argparse.ArgumentParser) -> None:
 def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`); "
                    "`tegel run`: also an ONNX file (MODEL.onnx)")
-    p.add_argument("--batch", help="sequences served together, or 'auto': the largest batch "
+    p.add_argument("--batch", type=argtypes.batch_or_auto,
+                   help="sequences served together, or 'auto': the largest batch "
                    "that fits memory, for maximum throughput (1)")
-    p.add_argument("--input", type=int, metavar="L", help="prompt tokens (1024, fewer when the "
+    p.add_argument("--input", type=argtypes.count, metavar="L", help="prompt tokens (1024, fewer when the "
                    "model has fewer positions)")
-    p.add_argument("--output", type=int, default=256, metavar="O", help="generated tokens (256)")
+    p.add_argument("--output", type=argtypes.count, default=256, metavar="O", help="generated tokens (256)")
     format_args(p)
-    p.add_argument("--tp", type=int, help="tensor-parallel degree (default: chosen)")
-    p.add_argument("--pp", type=int, help="pipeline-parallel degree (default: chosen)")
-    p.add_argument("--ep", type=int, help="expert-parallel degree, divides tp (default 1)")
-    p.add_argument("--max-batch", type=int, default=2048, help="cap per replica for --batch auto")
+    p.add_argument("--tp", type=argtypes.count, help="tensor-parallel degree (default: chosen)")
+    p.add_argument("--pp", type=argtypes.count, help="pipeline-parallel degree (default: chosen)")
+    p.add_argument("--ep", type=argtypes.count, help="expert-parallel degree, divides tp (default 1)")
+    p.add_argument("--max-batch", type=argtypes.count, default=2048, help="cap per replica for --batch auto")
     p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
                    "--calibrate --write FILE` (default: the shipped parameters)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
+    add_force(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,11 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--baseline", help="system the ratios are relative to (default: the first)")
     slo = c.add_argument_group("service level (any of these: each system at its operating point "
                                "instead of one static batch)")
-    slo.add_argument("--min-tokens-per-s-per-user", type=float, metavar="X",
+    slo.add_argument("--min-tokens-per-s-per-user", type=argtypes.positive, metavar="X",
                      help="speed each user must see, 1 / median TPOT")
-    slo.add_argument("--slo-tpot", type=float, metavar="S",
+    slo.add_argument("--slo-tpot", type=argtypes.seconds, metavar="S",
                      help="median time per output token, s (the same limit as 1/S tokens/s per user)")
-    slo.add_argument("--max-ttft", type=float, metavar="S", help="p99 time to first token, s (2: "
+    slo.add_argument("--max-ttft", type=argtypes.seconds, metavar="S", help="p99 time to first token, s (2: "
                      "the default for 1,024-token prompts, not scaled with --input)")
     slo.add_argument("--scheduler", choices=("chunked", "continuous"),
                      help="how every system batches requests (chunked)")
@@ -150,10 +154,10 @@ def run_command(args: argparse.Namespace) -> int:
 
     if is_graph_model(args.model):  # an ONNX file: any graph, not an LLM config
         return graph_run_command(args)
-    if args.trace and args.sim != "event":
+    if args.trace is not None and args.sim != "event":
         raise TegelError("--trace needs --sim event")
     result = _run(args, args.on)
-    if args.trace:
+    if args.trace is not None:
         from tegel.cli.plan_cmd import write_run_trace
 
         write_run_trace(args.trace, result)
@@ -251,8 +255,8 @@ def speculative_args(p: argparse.ArgumentParser) -> None:
                    "layer of the model's width + its LM head), or n-gram prompt lookup (free)")
     g.add_argument("--draft", metavar="MODEL", help="the draft model of --speculative draft "
                    "(shipped name or config.json; same vocabulary as the model)")
-    g.add_argument("--draft-tokens", type=int, metavar="K", help="drafts per step (4)")
-    g.add_argument("--acceptance", type=float, metavar="RATE", help="per-token acceptance rate "
+    g.add_argument("--draft-tokens", type=argtypes.count, metavar="K", help="drafts per step (4)")
+    g.add_argument("--acceptance", type=argtypes.fraction, metavar="RATE", help="per-token acceptance rate "
                    "in [0, 1], i.i.d.: E = (1 - a^(k+1)) / (1 - a) tokens per verify")
     g.add_argument("--acceptance-lengths", metavar="P0,..,PK", help="measured probabilities "
                    "of accepting 0..k drafts (k + 1 of them, summing to 1): E = 1 + their mean")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from tegel.cli import argtypes
+from tegel.cli.outputs import add_force
 from tegel.cli.run_cmd import format_args, formats, speculation, speculative_args
+from tegel.report import jsonout
 from tegel.report import serve as report
 from tegel.report.plots import write_plot
 from tegel.report.progress import Bar
@@ -21,19 +23,20 @@ MLPERF = ("mlperf-offline", "mlperf-server", "mlperf-interactive")
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`)")
     format_args(p)
-    p.add_argument("--tp", type=int, help="tensor-parallel degree per replica (default: chosen)")
-    p.add_argument("--pp", type=int, help="pipeline-parallel degree per replica (default: chosen)")
-    p.add_argument("--ep", type=int, help="expert-parallel degree, divides tp (default 1)")
+    p.add_argument("--tp", type=argtypes.count, help="tensor-parallel degree per replica (default: chosen)")
+    p.add_argument("--pp", type=argtypes.count, help="pipeline-parallel degree per replica (default: chosen)")
+    p.add_argument("--ep", type=argtypes.count, help="expert-parallel degree, divides tp (default 1)")
     p.add_argument("--scheduler", choices=SCHEDULERS, help="static (a batch at a time, as `tegel "
                    "run`), continuous (vLLM-style, prefill first), chunked (Sarathi: token budget "
                    "per iteration, decodes first), disaggregated (prefill and decode pools)")
-    p.add_argument("--max-seqs", type=int, default=256, help="sequences a replica runs at once (256)")
-    p.add_argument("--max-batched-tokens", type=int, default=8192,
+    p.add_argument("--max-seqs", type=argtypes.count, default=256,
+                   help="sequences a replica runs at once (256)")
+    p.add_argument("--max-batched-tokens", type=argtypes.count, default=8192,
                    help="continuous: prompt tokens per prefill iteration (8192)")
-    p.add_argument("--chunk-tokens", type=int, default=2048,
+    p.add_argument("--chunk-tokens", type=argtypes.count, default=2048,
                    help="chunked: tokens per iteration, decodes included (2048)")
-    p.add_argument("--block-tokens", type=int, default=16, help="KV-cache page size (16)")
-    p.add_argument("--prefill-replicas", type=int, help="disaggregated: replicas that prefill "
+    p.add_argument("--block-tokens", type=argtypes.count, default=16, help="KV-cache page size (16)")
+    p.add_argument("--prefill-replicas", type=argtypes.count, help="disaggregated: replicas that prefill "
                    "(default: half)")
     p.add_argument("--router", choices=("round-robin", "least-loaded"), default="round-robin",
                    help="how requests are spread over replicas (round-robin)")
@@ -42,8 +45,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "preemption (vLLM), or for prompt + output, never evicting (TensorRT-LLM)")
     p.add_argument("--no-prefix-cache", action="store_true", help="keep no shared prompt "
                    "prefix's KV cache: every request prefills its whole prompt")
-    p.add_argument("--slo-ttft", type=float, metavar="S", help="SLO: time to first token, s")
-    p.add_argument("--slo-tpot", type=float, metavar="S", help="SLO: time per output token, s")
+    p.add_argument("--slo-ttft", type=argtypes.seconds, metavar="S", help="SLO: time to first token, s")
+    p.add_argument("--slo-tpot", type=argtypes.seconds, metavar="S", help="SLO: time per output token, s")
     p.add_argument("--params", metavar="FILE", help="a calibration written by `tegel validate "
                    "--calibrate --write FILE` (default: the shipped parameters)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -56,15 +59,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "throughput, goodput at the SLO and energy per token.")
     _common(p)
     p.add_argument("--on", required=True, metavar="SYSTEM", help="system or chip preset, or YAML")
-    p.add_argument("--rate", type=float, metavar="R", help="arrivals per second (Poisson)")
-    p.add_argument("--cv", type=float, default=1.0, help="with --rate: coefficient of variation "
+    p.add_argument("--rate", type=argtypes.positive, metavar="R", help="arrivals per second (Poisson)")
+    p.add_argument("--cv", type=argtypes.nonnegative, default=1.0,
+                   help="with --rate: coefficient of variation "
                    "of the gaps (1: Poisson; > 1: bursty gamma arrivals)")
-    p.add_argument("--concurrency", type=int, metavar="C", help="closed loop: C requests "
+    p.add_argument("--concurrency", type=argtypes.count, metavar="C", help="closed loop: C requests "
                    "outstanding, the next sent when one finishes")
-    p.add_argument("--requests", type=int, metavar="N", help="requests (1000; 5000 for an MLPerf "
+    p.add_argument("--requests", type=argtypes.count, metavar="N", help="requests (1000; 5000 for an MLPerf "
                    "server/interactive rate search, so that an overload shows in the p99)")
-    p.add_argument("--input", type=int, metavar="L", help="prompt tokens of every request (1024)")
-    p.add_argument("--output", type=int, metavar="O", help="output tokens of every request (256)")
+    p.add_argument("--input", type=argtypes.count, metavar="L", help="prompt tokens of every request (1024)")
+    p.add_argument("--output", type=argtypes.count, metavar="O", help="output tokens of every request (256)")
     p.add_argument("--lengths", metavar="SPEC", help="length distribution, e.g. "
                    "lognormal:in=1024,out=256,sigma=0.6 (see docs/serving.md)")
     p.add_argument("--trace", metavar="FILE", help="replay a request trace (CSV or JSONL; the "
@@ -72,13 +76,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", choices=MLPERF, help="an MLPerf scenario: the benchmark's "
                    "lengths and p99 limits; server and interactive search the highest rate "
                    "within them")
-    p.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    p.add_argument("--shared-prefix", type=int, metavar="TOKENS", help="the first TOKENS prompt "
+    p.add_argument("--seed", type=argtypes.bounded_int(0, 2**63 - 1), default=0, help="random seed (0)")
+    p.add_argument("--shared-prefix", type=argtypes.bounded_int(0), metavar="TOKENS",
+                   help="the first TOKENS prompt "
                    "tokens of every request are shared (a system prompt), prefix-cached")
-    p.add_argument("--prefixes", type=int, default=1, metavar="N", help="with --shared-prefix: "
+    p.add_argument("--prefixes", type=argtypes.count, default=1, metavar="N", help="with --shared-prefix: "
                    "N distinct prefixes, request i having prefix i %% N (1)")
     p.add_argument("--requests-out", metavar="FILE", help="write one record per request "
                    "(.csv or .jsonl)")
+    add_force(p)
     speculative_args(p)
     p.set_defaults(func=serve_command)
     c = sub.add_parser("curve", help="throughput against per-user speed, per system",
@@ -86,13 +92,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        "state): tokens/s per user against tokens/s of the system, with TTFT.")
     _common(c)
     c.add_argument("--on", required=True, metavar="A,B,...", help="comma-separated systems")
-    c.add_argument("--input", type=int, default=1024, metavar="L", help="prompt tokens (1024)")
-    c.add_argument("--output", type=int, default=256, metavar="O", help="output tokens (256)")
+    c.add_argument("--input", type=argtypes.count, default=1024, metavar="L", help="prompt tokens (1024)")
+    c.add_argument("--output", type=argtypes.count, default=256, metavar="O", help="output tokens (256)")
     c.add_argument("--concurrency", metavar="C1,C2,...", help="concurrencies (default: 1, 2, 4, "
                    "... up to replicas x --max-seqs)")
-    c.add_argument("--requests", type=int, metavar="N", help="requests per point "
+    c.add_argument("--requests", type=argtypes.count, metavar="N", help="requests per point "
                    "(default: max(4 x concurrency, 64))")
     c.add_argument("--plot", metavar="FILE", help="also draw the charts into FILE (.png or .svg, matplotlib)")
+    add_force(c)
     c.set_defaults(func=curve_command)
 
 
@@ -131,6 +138,9 @@ def _workload(args: argparse.Namespace, cfg: Any) -> Any:
     from tegel.serving.traces import read_trace
     from tegel.serving.workload import make_workload
 
+    for flag, value in (("--trace", args.trace), ("--lengths", args.lengths)):
+        if value is not None and not value.strip():
+            raise TegelError(f"{flag}: expected a value, got an empty one")
     given = [f for f, v in (("--trace", args.trace), ("--lengths", args.lengths),
                             ("--scenario", args.scenario)) if v]
     if args.input is not None or args.output is not None:
@@ -237,20 +247,20 @@ def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sch
 
 
 def _write_requests(path: str, rows: list[dict[str, Any]]) -> None:
+    from tegel.atomic import atomic_open
     from tegel.errors import TegelError
 
     out = Path(path)
-    try:
-        with out.open("w", newline="", encoding="utf-8") as f:
-            if out.suffix == ".jsonl":
-                for row in rows:
-                    f.write(json.dumps(report.clean(row)) + "\n")
-            else:
-                w = csv.DictWriter(f, fieldnames=list(rows[0]))
-                w.writeheader()
-                w.writerows(rows)
-    except OSError as err:
-        raise TegelError(f"--requests-out {path}: cannot write ({err.strerror})") from None
+    if not rows:
+        raise TegelError(f"--requests-out {path}: no request finished; nothing to write")
+    with atomic_open(out, "--requests-out") as f:  # no partial file on a write error
+        if out.suffix == ".jsonl":
+            for row in rows:
+                f.write(jsonout.dumps(report.clean(row), what="--requests-out row") + "\n")
+        else:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
 
 
 def curve_command(args: argparse.Namespace) -> int:

@@ -8,10 +8,12 @@ other GPUs (fidelity/data/other_gpu_measurements.yaml, never fitted)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tegel.cli.outputs import add_force
 from tegel.report import validate as render
 from tegel.report.progress import Bar
 
@@ -51,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "ones) for the out-of-sample column")
     p.add_argument("--write-folds", metavar="DIR", help="where --calibrate --folds K writes "
                    "fold-1.yaml ... fold-K.yaml (never inside the installed package)")
+    add_force(p)
     p.set_defaults(func=run)
 
 
@@ -76,6 +79,18 @@ def run(args: argparse.Namespace) -> int:
         raise TegelError("--write is only used with --calibrate")
     if args.write_folds is not None and not (args.calibrate and args.folds):
         raise TegelError("--write-folds is only used with --calibrate --folds K")
+    if args.folds is not None and not args.calibrate:
+        try:
+            is_dir = Path(args.folds).is_dir()
+        except (OSError, ValueError):
+            is_dir = False
+        if not is_dir:
+            raise TegelError(f"--folds {args.folds[:80]!r}: no such folder of fold fits "
+                             "(a number of folds is for --calibrate --folds K)")
+    if args.calibrate and not args.folds:
+        _check_write(args)  # before minutes of fitting, not after
+    if args.calibrate and args.folds and args.write_folds is not None:
+        _check_write_folds(args)
     params = load_params(args.params)
     if args.calibrate:
         return _calibrate_folds(args, params) if args.folds else _calibrate(args, params)
@@ -98,6 +113,37 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_write(args: argparse.Namespace) -> None:
+    """The file `--calibrate` will write: writable, not an input (--params, FILEs), and not an
+    existing file unless --force; then outside the installed package (calibration_target)."""
+    from tegel.cli.outputs import check_target, command_inputs
+    from tegel.fidelity.calibrate import DEFAULT_WRITE, calibration_target, refuse_package_path
+
+    given = args.write if args.write is not None else DEFAULT_WRITE
+    try:
+        if given.strip() and Path(given).is_dir():
+            given = str(Path(given) / DEFAULT_WRITE)
+    except (OSError, ValueError):
+        pass  # a name too long or with a NUL byte: check_target says so
+    with contextlib.suppress(OSError, ValueError):  # an impossible name: check_target says so
+        refuse_package_path(Path(given))
+    check_target(given, "--write", command_inputs(args, {"write"}), force=args.force)
+    calibration_target(given)
+
+
+def _check_write_folds(args: argparse.Namespace) -> None:
+    """The folder `--calibrate --folds K` writes fold-*.yaml into: outside the installed
+    package, writable, and holding no fold files unless --force."""
+    from tegel.cli.outputs import check_target, command_inputs
+    from tegel.fidelity.calibrate import refuse_package_path
+    from tegel.fidelity.folds import FOLD_GLOB
+
+    with contextlib.suppress(OSError, ValueError):  # an impossible name: check_target says so
+        refuse_package_path(Path(args.write_folds))
+    check_target(args.write_folds, "--write-folds", command_inputs(args, {"write_folds"}),
+                 directory=True, force=args.force, names=(FOLD_GLOB,))
+
+
 def _dataflow(args: argparse.Namespace, params: Params) -> DataflowReport | None:
     """The dataflow group (fidelity/dataflow.py), with the shipped entries only: it is left out
     when FILEs are given (they are GPU measurements)."""
@@ -117,7 +163,7 @@ def _calibrate(args: argparse.Namespace, params: Params) -> int:
         write_calibration,
     )
 
-    target = calibration_target(args.write)  # before minutes of fitting, not after
+    target = calibration_target(args.write)  # checked in run(), before reading anything
     print(f"fitting; will write {target}", file=sys.stderr)
     with Bar("calibrating", total=PASSES * len(BOUNDS)) as bar:
         values, before, after = calibrate(params, args.files, passes=PASSES,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tegel.atomic import write_text
+
 
 @dataclass(slots=True)
 class TraceRecorder:
@@ -72,5 +74,5 @@ def chrome_trace(recorders: list[TraceRecorder]) -> dict[str, Any]:
 def write_chrome_trace(path: str | Path, recorders: list[TraceRecorder]) -> int:
     """Write `recorders` as a Chrome trace JSON file; returns the number of spans written."""
     data = chrome_trace(recorders)
-    Path(path).write_text(json.dumps(data, separators=(",", ":")))
+    write_text(path, json.dumps(data, separators=(",", ":")), "--trace")  # whole, or not at all
     return sum(1 for e in data["traceEvents"] if e["ph"] == "X")

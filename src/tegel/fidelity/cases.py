@@ -16,7 +16,9 @@ figure it predicts — or an `Unmapped` with the reason. Rules (docs/fidelity.md
 
 from __future__ import annotations
 
+import math
 import re
+import reprlib
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
@@ -160,7 +162,13 @@ def load_entries(paths: list[str | Path] | None = None) -> list[tuple[str, dict[
         p = Path(path)
         if not p.is_file():
             raise TegelError(f"{p}: no such measurement file")
-        out += [(str(p), e) for e in _parse(p.read_text(), str(p))]
+        try:
+            text = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise TegelError(f"{p}: not UTF-8 text (byte {err.start})") from None
+        except OSError as err:
+            raise TegelError(f"{p}: cannot read ({err.strerror})") from None
+        out += [(str(p), e) for e in _parse(text, str(p))]
     return out
 
 
@@ -177,6 +185,8 @@ def _parse(text: str, name: str) -> list[dict[str, Any]]:
         mark = getattr(err, "problem_mark", None)
         line = f" line {mark.line + 1}:" if mark else ""
         raise TegelError(f"{name}:{line} not valid YAML") from None
+    except RecursionError:
+        raise TegelError(f"{name}: nested too deeply to be a measurement file") from None
     if not isinstance(data, list):
         raise TegelError(f"{name}: expected a list of measurement entries")
     for i, e in enumerate(data):
@@ -184,7 +194,59 @@ def _parse(text: str, name: str) -> list[dict[str, Any]]:
                    if not isinstance(e, dict) or k not in e]
         if missing:
             raise TegelError(f"{name}: entry {i + 1}: missing field(s) {', '.join(missing)}")
+        _check_entry(e, f"{name}: entry {i + 1}")
     return data
+
+
+# the units each metric group may be stated in (a throughput in ms is a mistake, not a conversion)
+_GROUP_UNITS = {"throughput": ("tokens/s", "tokens/s/GPU"), "ttft": ("ms", "s"),
+                "tpot": ("ms", "s"), "energy": ("J/token",)}
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = 60
+_SHORT.maxother = 60
+
+
+def _check_entry(e: dict[str, Any], where: str) -> None:
+    """A measurement entry's fields are what they say (like a hardware file's): `id`, `system`,
+    `metric` and `unit` are text, `workload` a mapping, `value` a finite number > 0 in a unit of
+    its metric, the chip count and tensor parallelism >= 1."""
+    for key in ("id", "system", "metric", "unit"):
+        if not isinstance(e[key], str) or not e[key].strip():
+            raise TegelError(f"{where}: field {key}: expected text, got {_SHORT.repr(e[key])}")
+    where = f"{where} ({_SHORT.repr(e['id'])})"
+    if not isinstance(e["workload"], dict):
+        raise TegelError(f"{where}: field workload: expected a mapping, "
+                         f"got {_SHORT.repr(e['workload'])}")
+    value = e["value"]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TegelError(f"{where}: field value: expected a number, got {_SHORT.repr(value)}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number) or number <= 0:
+        raise TegelError(f"{where}: field value: expected a finite number > 0, "
+                         f"got {_SHORT.repr(value)}")
+    group = _GROUP.get(e["metric"])
+    if group is not None and e["unit"] not in _GROUP_UNITS[group]:
+        raise TegelError(f"{where}: field unit: {_SHORT.repr(e['unit'])} is not a unit of "
+                         f"metric {e['metric']} (expected {' or '.join(_GROUP_UNITS[group])})")
+    m = re.match(r"\s*(\d+)\s*x", e["system"])
+    if m and int(m.group(1)) < 1:
+        raise TegelError(f"{where}: field system: chip count {m.group(1)} (expected >= 1)")
+    chips = e.get("accelerators")
+    if chips is not None and (isinstance(chips, bool) or not isinstance(chips, int)
+                              or not 1 <= chips <= 1 << 20):
+        raise TegelError(f"{where}: field accelerators: expected a chip count >= 1, "
+                         f"got {_SHORT.repr(chips)}")
+    tp = e["workload"].get("tensor_parallel")
+    if tp is not None and (isinstance(tp, bool) or not isinstance(tp, int) or not 1 <= tp <= 1 << 20):
+        raise TegelError(f"{where}: field workload.tensor_parallel: expected an integer >= 1, "
+                         f"got {_SHORT.repr(tp)}")
+    year = e.get("year")
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int)
+                             or not 0 <= year <= 9999):
+        raise TegelError(f"{where}: field year: expected a year, got {_SHORT.repr(year)}")
 
 
 def _model(text: str) -> tuple[str, str | None] | None:

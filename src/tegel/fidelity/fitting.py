@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from tegel.errors import TegelError
+from tegel.atomic import write_text
 
 _GOLDEN = (math.sqrt(5) - 1) / 2
 V = TypeVar("V")
@@ -55,9 +55,6 @@ def coordinate_descent(values: dict[str, V], ranges: Mapping[str, tuple[float, f
 def write_fitted(target: Path, writer: str, doc: dict[str, Any]) -> Path:
     """Write `doc` as YAML to `target` under a header naming `writer`; a clear error if the
     file cannot be written."""
-    try:
-        target.write_text(f"# Written by {writer}; do not edit by hand.\n"
-                          + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    except OSError as err:
-        raise TegelError(f"{target}: cannot write: {err.strerror}") from None
+    write_text(target, f"# Written by {writer}; do not edit by hand.\n"
+               + yaml.safe_dump(doc, sort_keys=False), "--write")  # whole, or not at all
     return target

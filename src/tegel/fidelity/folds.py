@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from tegel.atomic import write_text
 from tegel.errors import TegelError
 from tegel.fidelity.calibrate import (
     BOUNDS,
@@ -141,8 +142,8 @@ def write_folds(folds: list[Fold], folder: Path) -> list[Path]:
                "held_out_ids": list(f.held_out_ids),
                "parameters": {k: f.parameters[k] for k in BOUNDS}}
         path = folder / f"fold-{f.index}.yaml"
-        path.write_text("# Written by `tegel validate --calibrate --folds`; do not edit by hand.\n"
-                        + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        write_text(path, "# Written by `tegel validate --calibrate --folds`; do not edit by "
+                   "hand.\n" + yaml.safe_dump(doc, sort_keys=False), "--write-folds")
         paths.append(path)
     return paths
 

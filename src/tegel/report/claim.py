@@ -3,15 +3,15 @@ price (and its serving figures) and of a chip's modelled area."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from tegel.report import jsonout
 from tegel.report.text import si, table
 
 
 def to_json(claim: Any) -> str:
     """`tegel claim --json`: the claim's `to_dict()`."""
-    return json.dumps(claim.to_dict(), indent=2)
+    return jsonout.dumps(claim.to_dict(), indent=2)
 
 
 def render_text(claim: Any, rows: int = 12) -> str:
@@ -200,7 +200,7 @@ def cost_text(d: dict[str, Any], model: str | None) -> str:
 
 def area_json(area: Any) -> str:
     """`tegel area --json`: the area's `to_dict()`."""
-    return json.dumps(area.to_dict(), indent=2)
+    return jsonout.dumps(area.to_dict(), indent=2)
 
 
 def area_text(area: Any) -> str:

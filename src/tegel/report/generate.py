@@ -3,10 +3,10 @@ as text and JSON."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Any
 
+from tegel.report import jsonout
 from tegel.report.text import si, table
 
 
@@ -42,7 +42,7 @@ def generate_text(gen: Any, out: dict[str, Any]) -> str:
 
 def accuracy_json(acc: Any, model: str, system: str) -> str:
     """`tegel accuracy --json`: the Accuracy's fields with the model and system."""
-    return json.dumps({"model": model, "system": system, **asdict(acc)}, indent=2)
+    return jsonout.dumps({"model": model, "system": system, **asdict(acc)}, indent=2)
 
 
 def accuracy_text(acc: Any) -> str:

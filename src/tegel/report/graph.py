@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from tegel.report import jsonout
 from tegel.report.text import si, table
 
 
@@ -13,7 +13,7 @@ def to_json(result: Any, ops: bool = False) -> str:
     d = result.to_dict()
     if ops:
         d["ops"] = [r.to_dict() for r in result.ops]
-    return json.dumps(d, indent=2)
+    return jsonout.dumps(d, indent=2)
 
 
 def _rows_table(rows: Any, columns: tuple[str, ...], head: str) -> str:
@@ -63,9 +63,9 @@ def plan_json(result: Any) -> str:
     from tegel.mapping.compiled import to_dict
 
     if result.compiled is not None:
-        return json.dumps(to_dict(result.compiled), indent=2)
+        return jsonout.dumps(to_dict(result.compiled), indent=2)
     plan = result.phase.plan
-    return json.dumps({"policy": plan.policy, "system": plan.system,
+    return jsonout.dumps({"policy": plan.policy, "system": plan.system,
                        "steps": [s.name for s in plan.steps]}, indent=2)
 
 

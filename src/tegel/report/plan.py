@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from tegel.report import jsonout
 
 
 def to_json(compiled: Any) -> str:
     """`tegel plan --json`: the compiled plan's dict (`mapping.compiled.to_dict`)."""
     from tegel.mapping.compiled import to_dict
 
-    return json.dumps(to_dict(compiled), indent=2)
+    return jsonout.dumps(to_dict(compiled), indent=2)
 
 
 def render_text(compiled: Any, brief: bool = False) -> str:
@@ -22,7 +23,7 @@ def render_text(compiled: Any, brief: bool = False) -> str:
 
 def gemm_json(result: Any) -> str:
     """`tegel gemm --json`: the GemmCycles' `to_dict()`."""
-    return json.dumps(result.to_dict(), indent=2)
+    return jsonout.dumps(result.to_dict(), indent=2)
 
 
 def gemm_text(result: Any, m: int, n: int, k: int, rows: int, cols: int) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tegel.atomic import atomic_path
 from tegel.errors import TegelError
 from tegel.report.charts import OKABE_ITO, Chart, ResultKind, charts_for, result_kind
 
@@ -41,7 +42,8 @@ def write_plot(path: str | None, kind: ResultKind | None, d: Any) -> None:
             _draw(chart, ax)
         fig.tight_layout()
         try:
-            fig.savefig(path, format=fmt, dpi=110)
+            with atomic_path(path, "--plot") as tmp:  # no partial image on a write error
+                fig.savefig(tmp, format=fmt, dpi=110)
         except OSError as err:
             raise TegelError(f"--plot {path}: cannot write: {err.strerror or err}") from None
     finally:

@@ -3,9 +3,9 @@ workload on several systems."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from tegel.report import jsonout
 from tegel.report.text import si, table
 
 METRICS = (  # (key, label, unit, higher is better)
@@ -31,7 +31,7 @@ def to_json(result: Any, ops: bool = False) -> str:
     d = result.to_dict()
     if ops:
         d["ops"] = result.op_rows()
-    return json.dumps(d, indent=2)
+    return jsonout.dumps(d, indent=2)
 
 
 def render_text(result: Any, ops: bool = False) -> str:
@@ -113,7 +113,7 @@ def compare_json(results: dict[str, dict[str, Any]], baseline: str,
     ratios = {name: {key: r[key] / base[key] for key, *_ in metrics} for name, r in results.items()}
     mode = ({"mode": "static batch"} if service is None
             else {"mode": "operating point", "service_level": service})
-    return json.dumps({"baseline": baseline, **mode, "results": results, "ratios": ratios},
+    return jsonout.dumps({"baseline": baseline, **mode, "results": results, "ratios": ratios},
                       indent=2)
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
+from tegel.report import jsonout
 from tegel.report.text import si, table
 
 
@@ -30,7 +30,7 @@ def _record(result: Any, mlperf: dict[str, Any] | None) -> dict[str, Any]:
 
 def to_json(result: Any, mlperf: dict[str, Any] | None = None) -> str:
     """`tegel serve --json`: the result's `to_dict()` (NaN as null), with the MLPerf search."""
-    return json.dumps(clean(_record(result, mlperf)), indent=2, allow_nan=False)
+    return jsonout.dumps(clean(_record(result, mlperf)), indent=2)
 
 
 def render_text(result: Any, mlperf: dict[str, Any] | None = None) -> str:
@@ -99,7 +99,7 @@ def curve_json(curves: Sequence[Any], at_slo: Sequence[dict[str, Any]]) -> str:
     """`tegel curve --json`: each curve's `to_dict()` with its operating point at the SLO
     (`at_slo`, one dict per curve, empty without an SLO)."""
     out = [c.to_dict() | extra for c, extra in zip(curves, at_slo, strict=True)]
-    return json.dumps(clean(out), indent=2, allow_nan=False)
+    return jsonout.dumps(clean(out), indent=2)
 
 
 def curve_text(curves: Sequence[Any], at_slo: Sequence[dict[str, Any]]) -> str:

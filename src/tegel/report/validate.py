@@ -3,9 +3,9 @@ serving group, the dataflow group, the power group)."""
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
+from tegel.report import jsonout
 from tegel.report.text import table
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def to_json(report: Report, flow: DataflowReport | None) -> str:
     """`tegel validate --json`: the report's `to_dict()`, with the dataflow group's."""
-    return json.dumps({**report.to_dict(),
+    return jsonout.dumps({**report.to_dict(),
                        **({"dataflow": flow.to_dict()} if flow is not None else {})}, indent=2)
 
 

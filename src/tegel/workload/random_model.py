@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tegel.atomic import atomic_open, write_text
 from tegel.errors import TegelError
 from tegel.workload.model_config import ModelConfig, load_model_config, parse_config, shipped_models
 from tegel.workload.weights import MLA_NAMES
@@ -320,7 +321,7 @@ def write_safetensors(path: Path, tensors: Mapping[str, Array]) -> None:
         blobs.append(blob)
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    with path.open("wb") as f:
+    with atomic_open(path, "make-model DIR", "wb") as f:  # whole, or not at all
         f.write(struct.pack("<Q", len(text)) + text)
         for blob in blobs:
             f.write(blob)
@@ -341,12 +342,15 @@ def write_tokenizer(folder: Path, vocab_size: int) -> bool:
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
     tok.train_from_iterator(text.splitlines(), trainer=trainer)
-    tok.save(str(folder / "tokenizer.json"))
+    write_text(folder / "tokenizer.json", tok.to_str(pretty=True), "make-model DIR")
     pad, bos, eos = SPECIAL_TOKENS
-    (folder / "tokenizer_config.json").write_text(json.dumps(
+    write_text(folder / "tokenizer_config.json", json.dumps(
         {"tokenizer_class": "PreTrainedTokenizerFast", "pad_token": pad, "bos_token": bos,
-         "eos_token": eos}, indent=2) + "\n")
+         "eos_token": eos}, indent=2) + "\n", "make-model DIR")
     return True
+
+
+FOLDER_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
 
 
 def random_folder(family: str, folder: str | Path, size: str = "tiny", seed: int = 0,
@@ -358,7 +362,7 @@ def random_folder(family: str, folder: str | Path, size: str = "tiny", seed: int
     raw = random_config(family, size)
     cfg = parse_config(raw, path.name or "model", f"{family} ({size})")
     path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(json.dumps(raw, indent=2) + "\n")
+    write_text(path / "config.json", json.dumps(raw, indent=2) + "\n", "make-model DIR")
     write_safetensors(path / "model.safetensors", from_canonical(cfg, random_canonical(cfg, seed)))
     written = ["config.json", "model.safetensors"]
     if tokenizer and write_tokenizer(path, cfg.vocab_size):
