@@ -25,25 +25,15 @@ from tegel.hardware.schema import SOURCE_KINDS
 PACKAGE = Path(__file__).parents[2] / "src" / "tegel"
 DATA_FILES = sorted(p for p in PACKAGE.glob("*/data/**/*.yaml"))
 
-# Files whose sources do not all have kinds yet (issue 13): the first six were being edited by
-# other engineers when kinds were added, and get them when those edits land; the last has two
-# sources still without a page that states their figure. Path relative to src/tegel -> why.
-PENDING: dict[str, str] = {
-    "fidelity/data/dataflow_single_user.yaml": "being edited for the dataflow calibration",
-    "hardware/data/presets/dgx-h100.yaml": "host section being edited (power at the wall)",
-    "hardware/data/presets/hgx-b200.yaml": "host section being edited (power at the wall)",
-    "hardware/data/presets/hgx-h200.yaml": "host section being edited (power at the wall)",
-    "hardware/data/presets/mi300x-8.yaml": "host section being edited (power at the wall)",
-    "hardware/data/presets/groq-lpu.yaml": "being edited for the dataflow calibration",
-    "hardware/data/technology.yaml": "hwcomponents-cacti has no URL and micron-ultra-bandwidth "
-                                     "is a mirror page; no page stating their figures was found",
-}
+# Files whose sources do not all have kinds yet, path relative to src/tegel -> why. Empty since
+# issue 13 gave every source its kind; a file that loses one must be listed here with the reason.
+PENDING: dict[str, str] = {}
 
 # Hosts of pages that did not state the figure they were cited for (spam mirrors, search-engine
 # summaries, copies of a vendor's table), replaced in issue 13; none may come back.
 JUNK_HOSTS = ("thelolafoundation.org", "terrabellainc.com", "datasetsearch.research.google.com",
               "eightforums.com", "cheapdeveloper.com", "partofstyle.com",
-              "archive-lib.hpctech.co.jp", "vineethac.blogspot.com")
+              "archive-lib.hpctech.co.jp", "vineethac.blogspot.com", "kylolab.com")
 
 
 def _sources(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
