@@ -39,7 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
 CLASSES = ("ok", "TegelError", "traceback", "hang", "non-finite")
-_NONFINITE_TEXT = re.compile(r"(?<![\w.])(-?inf|nan|NaN|-?Infinity)(?![\w])")
+# printed non-finite numbers: Python's inf / nan as tokens (also as a ratio or share: nanx,
+# inf%), JSON's bare NaN / Infinity as a whole value; prose such as "Infinity Fabric" is not
+_NONFINITE_TEXT = re.compile(r"(?<![\w.])(-?inf|nan|NaN)[x%]?(?![\w])"
+                             r"|(?<=[:\[,])\s*-?Infinity\s*(?=[,\]}\n]|$)")
 
 
 def nonfinite(value: Any, depth: int = 0) -> bool:

@@ -24,8 +24,8 @@ def _file(tmp_path: Path, **changes: object) -> Path:
     for key, value in changes.items():
         if value is _DROP:
             entry.pop(key)
-        elif key == "tensor_parallel":
-            entry["workload"]["tensor_parallel"] = value  # type: ignore[index]
+        elif key in ("tensor_parallel", "max_batch_per_replica"):
+            entry["workload"][key] = value  # type: ignore[index]
         else:
             entry[key] = value
     p = tmp_path / "m.yaml"
@@ -54,6 +54,9 @@ def test_a_good_entry_loads(tmp_path):
     ({"system": "0x H100-SXM-80GB"}, "system"),
     ({"accelerators": 0}, "accelerators"),
     ({"tensor_parallel": 0}, "workload.tensor_parallel"),
+    ({"tensor_parallel": None}, "workload.tensor_parallel"),  # found by benchmarks/fuzz.py
+    ({"max_batch_per_replica": "all"}, "workload.max_batch_per_replica"),
+    ({"max_batch_per_replica": 0}, "workload.max_batch_per_replica"),
     ({"workload": "llama"}, "workload"),
     ({"id": 7}, "id"),
 ])

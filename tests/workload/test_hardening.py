@@ -73,6 +73,15 @@ def test_sizes_beyond_physical_bounds_name_the_field(tmp_path, model: str, field
     _fails(path, f"'{field}'", "at most")
 
 
+def test_shared_experts_beyond_the_width_bound_are_refused(tmp_path) -> None:
+    """Found by benchmarks/fuzz.py: a billion shared experts made a shared MLP of 2 x 10^12
+    channels, each field inside its own bound."""
+    path = _config(tmp_path, {**_shipped("deepseek-v3"), "n_shared_experts": 10**9})
+    _fails(path, "'n_shared_experts'", "0 to")
+    path = _config(tmp_path, {**_shipped("deepseek-v3"), "n_shared_experts": 1000})
+    _fails(path, "'n_shared_experts'", "channels")
+
+
 def test_shipped_configs_are_inside_the_bounds() -> None:
     from tegel.workload.model_config import shipped_models
     for name in shipped_models():

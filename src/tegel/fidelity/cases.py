@@ -239,10 +239,14 @@ def _check_entry(e: dict[str, Any], where: str) -> None:
                               or not 1 <= chips <= 1 << 20):
         raise TegelError(f"{where}: field accelerators: expected a chip count >= 1, "
                          f"got {_SHORT.repr(chips)}")
-    tp = e["workload"].get("tensor_parallel")
-    if tp is not None and (isinstance(tp, bool) or not isinstance(tp, int) or not 1 <= tp <= 1 << 20):
-        raise TegelError(f"{where}: field workload.tensor_parallel: expected an integer >= 1, "
-                         f"got {_SHORT.repr(tp)}")
+    for key, what in (("tensor_parallel", "an integer >= 1"),
+                      ("max_batch_per_replica", "a batch (an integer >= 1)")):
+        if key not in e["workload"]:
+            continue
+        n = e["workload"][key]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1 << 20:
+            raise TegelError(f"{where}: field workload.{key}: expected {what}, "
+                             f"got {_SHORT.repr(n)}")
     year = e.get("year")
     if year is not None and (isinstance(year, bool) or not isinstance(year, int)
                              or not 0 <= year <= 9999):

@@ -116,6 +116,7 @@ _REPR.maxstring = _REPR.maxother = 80
 _MAX_INT = 1 << 31  # any other integer field (positions, windows, ranks, ...)
 _MAX_NUMBER = 1e30  # any positive number field (theta, eps, scales, caps)
 _LAYERS, _WIDTH, _HEADS, _VOCAB, _EXPERTS = 1024, 1 << 20, 1 << 14, 1 << 24, 1 << 14
+MAX_WIDTH, MAX_EXPERTS = _WIDTH, _EXPERTS  # for family readers that combine fields
 _INT_BOUNDS = {
     "num_hidden_layers": _LAYERS, "n_layer": _LAYERS,
     "hidden_size": _WIDTH, "n_embd": _WIDTH, "intermediate_size": _WIDTH, "n_inner": _WIDTH,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tegel.workload.config_fields import _Fields
+from tegel.workload.config_fields import MAX_EXPERTS, MAX_WIDTH, _Fields
 from tegel.workload.ir import YarnScaling, yarn_mscale
 from tegel.workload.model_config import ModelConfig
 
@@ -36,8 +36,8 @@ def read_deepseek_v3(f: _Fields, name: str, model_type: str) -> ModelConfig:
     if isinstance(dense, bool) or not isinstance(dense, int) or not 0 <= dense <= layers:
         raise f._fail("first_k_dense_replace", f"an integer from 0 to {layers}")
     shared = f.raw.get("n_shared_experts", 0)
-    if isinstance(shared, bool) or not isinstance(shared, int) or shared < 0:
-        raise f._fail("n_shared_experts", "a non-negative integer")
+    if isinstance(shared, bool) or not isinstance(shared, int) or not 0 <= shared <= MAX_EXPERTS:
+        raise f._fail("n_shared_experts", f"an integer from 0 to {MAX_EXPERTS:,}")
     if f.raw.get("scoring_func", "sigmoid") != "sigmoid":
         raise f._fail("scoring_func", "'sigmoid'")
     if f.raw.get("topk_method", "noaux_tc") != "noaux_tc":
@@ -45,6 +45,9 @@ def read_deepseek_v3(f: _Fields, name: str, model_type: str) -> ModelConfig:
     if f.boolean("attention_bias", False):
         raise f._fail("attention_bias", "false")
     moe_width = f.integer("moe_intermediate_size")
+    if shared * moe_width > MAX_WIDTH:  # the shared experts run as one MLP of their summed width
+        raise f._fail("n_shared_experts", f"shared experts of at most {MAX_WIDTH:,} channels "
+                      f"together (moe_intermediate_size {moe_width:,} each)")
     return ModelConfig(
         name=name,
         model_type=model_type,
