@@ -67,7 +67,10 @@ def test_sigkill_then_resume_finds_every_point_once(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_stops_cleanly_with_what_is_done(tmp_path: Path) -> None:
-    path = write_space(tmp_path, "random", **{"trials: 24": "trials: 400"})
+    # 400 distinct designs (a fine clock grid): with the tiny space's 32, the trials after the
+    # first 32 are store hits and the run could end before the signal arrives
+    path = write_space(tmp_path, "random", **{"trials: 24": "trials: 400",
+                                              "step: 0.4e9": "step: 0.001e9"})
     store = tmp_path / "stopped.duckdb"
     rc, err = _run_until([str(path), "--store", str(store), "--workers", "2", "--no-baseline"],
                          "[##", signal.SIGINT)
