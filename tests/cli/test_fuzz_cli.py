@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -20,23 +17,9 @@ from tegel.errors import TegelError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root: tests.fuzz
 from tests.fuzz import gen_cli, gen_measurements
+from tests.fuzz.limits import time_limit
 
 NONFINITE = re.compile(r"(?<![\w.])(-?inf|nan|NaN|-?Infinity)(?![\w])")
-
-
-@contextmanager
-def _alarm(seconds: float) -> Iterator[None]:
-    """A hang fails the test instead of stalling the suite."""
-    def fire(*_: object) -> None:
-        raise TimeoutError(f"a fuzz case ran over {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _finite(value: object) -> bool:
@@ -52,7 +35,7 @@ def _finite(value: object) -> bool:
 
 
 def _check(thunk: object) -> None:
-    with _alarm(10):
+    with time_limit(10, "a fuzz case"):
         try:
             result = thunk()  # type: ignore[operator]
         except TegelError as err:
@@ -88,7 +71,7 @@ def test_any_claim_flag_value_is_taken_or_refused_up_front(flag: str, value: str
     from tegel.cli import build_parser
 
     parser = build_parser()
-    with _alarm(5):
+    with time_limit(5, "a fuzz case"):
         try:
             args = parser.parse_args(["claim", "llama-3.1-8b", "--on", "a", "--vs", "b",
                                       flag, value])

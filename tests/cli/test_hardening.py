@@ -9,28 +9,13 @@ import math
 from pathlib import Path
 
 import pytest
+from tests.cli.one_line import fails as _fails
 
 from tegel.cli import main
 from tegel.errors import TegelError
 from tegel.report import jsonout
 
 CLAIM = ("claim", "llama-3.1-8b", "--on", "h100-sxm", "--vs", "h100-sxm", "--no-tornado")
-
-
-def _fails(capsys: pytest.CaptureFixture[str], argv: list[str], *words: str) -> str:
-    """Run a command that must fail: exit 2, nothing on stdout, one `tegel: error:` line that
-    names each of `words`."""
-    try:
-        rc = main(argv)
-    except SystemExit as exit_:  # argparse refuses a flag's value
-        rc = exit_.code  # type: ignore[assignment]
-    out, err = capsys.readouterr()
-    assert rc == 2, (argv, out, err)
-    assert out == ""
-    assert err.startswith("tegel: error: ") and err.count("\n") == 1, err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 @pytest.mark.parametrize(("argv", "flag"), [

@@ -7,25 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.cli.one_line import fails as _fails
 
 from tegel.cli import main
 
 RUN_EVENT = ["run", "llama-3.1-8b", "--on", "h100-sxm", "--sim", "event", "--input", "64",
              "--output", "4", "--batch", "1"]
 PRESET = Path(__file__).resolve().parents[2] / "src/tegel/hardware/data/presets/h100-sxm.yaml"
-
-
-def _fails(capsys: pytest.CaptureFixture[str], argv: list[str], *words: str) -> str:
-    """A command that must fail: exit 2, nothing on stdout, one `tegel: error:` line naming
-    each of `words`."""
-    rc = main(argv)
-    out, err = capsys.readouterr()
-    assert rc == 2, (argv, out, err)
-    assert out == ""
-    assert err.startswith("tegel: error: ") and err.count("\n") == 1, err
-    for word in words:
-        assert word in err, (word, err)
-    return err
 
 
 def _no_work(monkeypatch: pytest.MonkeyPatch) -> None:

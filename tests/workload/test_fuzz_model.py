@@ -5,41 +5,22 @@ seeds, derandomized under CI (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fuzz import gen_config, gen_safetensors
+from fuzz.limits import time_limit
 from tegel.errors import TegelError
 
 LIMIT_S = 5.0  # per example; a regression that hangs fails here instead of stalling the suite
 
 
-class _Slow(BaseException):
-    """Raised by the alarm; a BaseException, so no `except Exception` in tegel swallows it."""
-
-
-@contextmanager
-def _time_limit(seconds: float, label: str) -> Iterator[None]:
-    def fire(signum: int, frame: object) -> None:
-        raise _Slow(f"{label}: over {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, fire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def _one(cases: Callable[[int, int], Iterator[tuple[str, Callable[[], object]]]],
          seed: int) -> None:
     ((label, thunk),) = list(cases(seed, 1))
-    with _time_limit(LIMIT_S, label):
+    with time_limit(LIMIT_S, label):
         try:
             thunk()  # returns only after its own checks (finite, in bounds) passed
         except TegelError as err:
