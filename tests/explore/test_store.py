@@ -26,9 +26,12 @@ def _run_until(args: list[str], marker: str, sig: int, timeout_s: float = 60.0
                ) -> tuple[int, str]:
     """Start `tegel explore`, wait until its progress shows `marker`, send `sig`."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # a shell that starts the suite in the background hands its children SIGINT ignored, and
+    # Python then installs no KeyboardInterrupt handler: give the command the default back
     proc = subprocess.Popen([*CLI, "explore", *args], stderr=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stderr is not None
     deadline = time.monotonic() + timeout_s
     for line in proc.stderr:
