@@ -148,6 +148,29 @@ def test_a_stack_without_gqa_kernels_reads_the_kv_cache_once_per_query_head() ->
     assert hbm(old_plan) == pytest.approx(kv * group, rel=0.02)
 
 
+def test_beam_search_reads_the_shared_prompt_once_per_beam_unless_the_stack_shares_it() -> None:
+    """4 beams share a 1,000-token prompt's cache in memory (the op counts its reads once per
+    request); TensorRT-LLM's generation kernel reads it per beam (`beam_kv_sharing` 0): the
+    attention's HBM reads are the shared-once count x 1 / shared_prefix_fraction."""
+    from tegel.workload.attention_counts import shared_prefix_fraction
+
+    params = default_params()
+    assert params.gpu.beam_kv_sharing == 0.0
+    shared = replace(params, gpu=replace(params.gpu, beam_kv_sharing=1.0))
+    phase = Phase(64, 1, 1040, 4, 1000)  # 16 requests x 4 beams, 1,040 cached, 1,000 shared
+    precision = Precision.uniform(DType.FP8_E4M3)
+
+    def attention_hbm(p) -> float:  # type: ignore[no-untyped-def]
+        return sum(s.reads[-1] for s in _plan("h100-sxm", p, phase, precision).steps
+                   if s.kind is StepKind.ATTENTION)
+
+    per_beam, once = attention_hbm(params), attention_hbm(shared)
+    fraction = shared_prefix_fraction(4, 1000, 1041)  # what the op counts, per beam
+    assert 0.25 < fraction < 0.3
+    assert per_beam > 3 * 0.9 * once  # most of the cache is the shared prompt
+    assert per_beam == pytest.approx(once / fraction, rel=0.05)  # the query's reads aside
+
+
 def test_other_gpu_systems_are_their_presets() -> None:
     assert gpu_system("b200", 8).name == "hgx-b200"
     assert gpu_system("a100-80gb", 8).scale_up is not None
