@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tegel.workload.ir import Attention, Graph, LatentAttention, OpKind, OpRole, Role
+from tegel.workload.dtypes import DType
+from tegel.workload.ir import Attention, Graph, LatentAttention, OpKind, OpRole, Role, Tensor
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ def shard_graph(graph: Graph, tp: int, ep: int = 1) -> dict[str, OpShard]:
             elif ins[0] > 1:  # row-parallel: partial sums, then all-reduce
                 reads = [ins[0], float(tp)] + [1.0] * (len(ins) - 2)
                 writes, flops_div = [1.0], float(tp)
-                collective, coll_bytes = "all_reduce", op.outputs[0].nbytes
+                collective, coll_bytes = "all_reduce", partial_sum_bytes(op.outputs[0])
             else:  # column-parallel
                 div = kv_div if op.role in (OpRole.K_PROJ, OpRole.V_PROJ) else float(tp)
                 reads = [1.0, div] + [div] * (len(ins) - 2)
@@ -75,10 +76,10 @@ def shard_graph(graph: Graph, tp: int, ep: int = 1) -> dict[str, OpShard]:
             reads = [1.0, 1.0, 1.0, float(tp), float(tp), float(tp)]
             writes, flops_div = [1.0], float(tp)
             collective = "all_to_all" if ep > 1 else "all_reduce"
-            coll_bytes = op.outputs[0].nbytes
+            coll_bytes = (op.outputs[0].nbytes if ep > 1 else partial_sum_bytes(op.outputs[0]))
         elif kind is OpKind.EMBEDDING:  # vocabulary-parallel: rows split, partial rows summed
             reads, writes, flops_div = [1.0, float(tp)], [1.0], float(tp)
-            collective, coll_bytes = "all_reduce", op.outputs[0].nbytes
+            collective, coll_bytes = "all_reduce", partial_sum_bytes(op.outputs[0])
         elif kind is OpKind.MOE_ROUTER or (
             kind is OpKind.MATMUL and op.inputs[1].role is not Role.WEIGHT
         ):
@@ -93,6 +94,16 @@ def shard_graph(graph: Graph, tp: int, ep: int = 1) -> dict[str, OpShard]:
             split[t.name] = d
         out[op.name] = OpShard(flops_div, tuple(reads), tuple(writes), collective, coll_bytes)
     return out
+
+
+def partial_sum_bytes(t: Tensor) -> float:
+    """Bytes of an all-reduce of `t`'s partial sums: `t` at 16 bits or wider. A GEMM with 8- or
+    4-bit inputs writes its partial sums in the model's 16-bit format, and the engine reduces
+    them in it (vLLM's FP8 linear: `cutlass_scaled_mm(..., out_dtype=input.dtype)` in
+    quantization/utils/w8a8_utils.py, then `tensor_model_parallel_all_reduce(output_parallel)`
+    in RowParallelLinear; NCCL 2.10's reduction types stop at 16-bit floats); summing in the
+    quantized format would lose what the accumulator kept."""
+    return max(float(t.nbytes), float(DType.BF16.nbytes(t.numel)))
 
 
 def collective_traffic(shard: OpShard, tp: int, topology: str) -> tuple[float, int]:
