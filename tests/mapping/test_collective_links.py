@@ -83,3 +83,24 @@ def test_an_allreduce_share_above_twice_the_link_rate_is_refused() -> None:
     table = chip_table(yaml.safe_load(yaml.safe_dump(body)), "gpu_chips.yaml")
     assert table.of("x").allreduce_fraction == pytest.approx(1.5)
     assert table.of("unknown").allreduce_fraction == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("precision", ["fp8", "nvfp4", "bf16"])
+def test_partial_sums_are_all_reduced_at_16_bits_whatever_the_activation_format(
+        precision: str) -> None:
+    """A row-parallel GEMM's (and the vocabulary-parallel embedding's) all-reduce moves batch x
+    hidden partial sums at 2 bytes each (2(n-1)/n of them per chip), whether the activations are
+    FP8, NVFP4 or BF16."""
+    from tegel.serving.scenario import resolve_precision
+
+    cfg, system = load_model_config("llama-3.1-8b"), load_system("dgx-h100")
+    p = resolve_precision(system, precision)
+    phase = Phase.decode(64, 512)
+    req = llm_request(cfg, system, phase, Parallelism(tp=8), 1)
+    plan = policy_for(system.chip).plan(folded_graph(cfg, phase, p), system, req,
+                                        default_params()).plan
+    reduces = [s for s in plan.steps if s.kind is StepKind.COLLECTIVE
+               and s.name.endswith("all_reduce")]
+    assert reduces
+    for s in reduces:
+        assert s.link_bytes == pytest.approx(2 * 7 / 8 * 64 * cfg.hidden_size * 2)
