@@ -2,7 +2,7 @@
 
 A source is a mapping under a `sources` key (a map of ids or a list) or under a `source` key, in
 any YAML file under `src/tegel/*/data/`. It must have a `kind` from SOURCE_KINDS (the vocabulary
-in hardware/schema.py) and, unless it is an `assumption`, an http(s) URL; an `assumption` states
+in hardware/fields.py) and, unless it is an `assumption`, an http(s) URL; an `assumption` states
 its rule in `note`. No URL may point at a host this project found to be a junk or mirror page.
 
 Files whose sources do not have kinds yet are listed in PENDING, by path, with why; a pending
@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from tegel.hardware.schema import SOURCE_KINDS
+from tegel.hardware.fields import SOURCE_KINDS
 
 PACKAGE = Path(__file__).parents[2] / "src" / "tegel"
 DATA_FILES = sorted(p for p in PACKAGE.glob("*/data/**/*.yaml"))

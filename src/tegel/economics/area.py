@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from tegel.economics.assumptions import Assumptions, DieInventory
 from tegel.hardware import Chip, System, load_technology
-from tegel.hardware.schema import DTYPE_CLASSES, StorageLevel
+from tegel.hardware.fields import DTYPE_CLASSES
+from tegel.hardware.schema import StorageLevel
 from tegel.hardware.technology import Technology
 
 _BITS_PER_MIB = 2.0**20

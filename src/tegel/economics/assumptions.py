@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError
 
 from tegel.errors import TegelError
 from tegel.hardware.cite import check_citations, require_cited
-from tegel.hardware.schema import Cited, NonNegative, Positive, Source
+from tegel.hardware.fields import Cited, NonNegative, Positive, Source
 from tegel.hardware.yamlio import format_validation_error, parse_yaml
 
 ECONOMICS_FILE = Path(__file__).parent / "data" / "economics.yaml"

@@ -22,7 +22,7 @@ from tegel.economics.energy_knobs import FIGURES, current, gpu_power_fraction
 from tegel.errors import TegelError
 from tegel.hardware import System
 from tegel.hardware.cite import check_citations
-from tegel.hardware.schema import Cited, Frozen, Source
+from tegel.hardware.fields import Cited, Frozen, Source
 from tegel.hardware.yamlio import format_validation_error, parse_yaml
 
 RANGES_FILE = Path(__file__).parent / "data" / "ranges.yaml"

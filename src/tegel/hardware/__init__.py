@@ -7,17 +7,16 @@ system = load_system("dgx-h100")      # a chip name gives a one-chip system
 tech = load_technology("5nm")
 """
 
+from tegel.hardware.fields import DTYPE_CLASSES, Source
 from tegel.hardware.figures import summarize
 from tegel.hardware.loader import PresetInfo, list_presets, load_chip, load_system, validate_file
 from tegel.hardware.schema import (
-    DTYPE_CLASSES,
     Chip,
     ComputeUnit,
     MemoryLevel,
     Noc,
     OffchipMemory,
     Package,
-    Source,
     StorageLevel,
     SystolicArray,
     TileGrid,

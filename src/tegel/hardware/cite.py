@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from tegel.errors import TegelError
-from tegel.hardware.schema import Cited, Source, citation_problem
+from tegel.hardware.fields import Cited, Source, citation_problem
 from tegel.hardware.yamlio import LineDict, LineList, locate
 
 Loc = tuple[int | str, ...]

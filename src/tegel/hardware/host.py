@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import Field, model_validator
 
 from tegel.errors import short
-from tegel.hardware.schema import Cited, Count, NonNegative, Positive
+from tegel.hardware.fields import Cited, Count, NonNegative, Positive
 
 _TOLERANCE_W = 0.5  # totals and the sum of their parts may differ by rounding only
 Efficiency = Annotated[float, Field(gt=0, le=1)]

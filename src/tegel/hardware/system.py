@@ -13,8 +13,9 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from tegel.errors import TegelError
+from tegel.hardware.fields import MAX_CHIPS, Cited, Count, NonNegative, Positive, Source
 from tegel.hardware.host import Host, HostPart, Psu
-from tegel.hardware.schema import MAX_CHIPS, Chip, Cited, Count, NonNegative, Positive, Source
+from tegel.hardware.schema import Chip
 
 __all__ = ["ChipLink", "Host", "HostPart", "LinkKind", "Psu", "System", "replica_name", "replicated"]
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from tegel.errors import TegelError, short
-from tegel.hardware.schema import DTYPE_CLASSES, Cited, DtypeClass, Frozen, Positive, Source
+from tegel.hardware.fields import DTYPE_CLASSES, Cited, DtypeClass, Frozen, Positive, Source
 from tegel.hardware.yamlio import format_validation_error, read_yaml
 
 DATA_DIR = Path(__file__).parent / "data"

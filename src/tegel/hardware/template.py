@@ -22,19 +22,14 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tegel.hardware.derive import complete_chip
+from tegel.hardware.fields import Cited, Count, DtypeClass, NonNegative, Positive, Source
 from tegel.hardware.schema import (
     Chip,
-    Cited,
     ComputeUnit,
-    Count,
-    DtypeClass,
     Noc,
-    NonNegative,
     OffchipKind,
     OffchipMemory,
     Package,
-    Positive,
-    Source,
     StorageLevel,
     TileGrid,
     check_grid,
