@@ -14,9 +14,25 @@ from typing import IO, Any
 from tegel.errors import TegelError
 
 
-def short(text: str, limit: int = 120) -> str:
-    """A path as given, cut in the middle past `limit` characters (a 10 kB name is not echoed)."""
+def short_path(text: str, limit: int = 120) -> str:
+    """A path as given, cut in the middle past `limit` characters (a 10 kB name is not echoed);
+    `errors.short` is for values, quoted."""
     return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
+
+
+@contextlib.contextmanager
+def _renamed_onto(tmp: Path, target: Path, where: str) -> Iterator[None]:
+    """Rename `tmp` onto `target` when the block ends; on any error remove `tmp`, leave `target`
+    as it was, and turn an OSError into a TegelError starting with `where` (flag and path)."""
+    try:
+        yield
+        os.replace(tmp, target)
+    except BaseException as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(err, OSError):
+            raise TegelError(f"{where}: cannot write ({err.strerror or err})") from None
+        raise
 
 
 @contextlib.contextmanager
@@ -24,25 +40,15 @@ def atomic_open(path: str | Path, flag: str, mode: str = "w") -> Iterator[IO[Any
     """A file object writing to a temporary file beside `path`, renamed onto it when the block
     ends; on any error the temporary file is removed and `path` left as it was. `flag` names
     the path in errors (`--trace`, `make-model DIR`)."""
-    p = Path(path)
-    where = f"{flag} {short(str(path))}"
+    p, where = Path(path), f"{flag} {short_path(str(path))}"
     try:
         fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name[:100]}.", suffix=".tmp")
     except OSError as err:
         raise TegelError(f"{where}: cannot write ({err.strerror or err})") from None
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8",
-                       newline=None if "b" in mode else "") as f:
-            yield f
-        os.replace(tmp, p)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise TegelError(f"{where}: cannot write ({err.strerror or err})") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with _renamed_onto(Path(tmp), p, where), os.fdopen(
+            fd, mode, encoding=None if "b" in mode else "utf-8",
+            newline=None if "b" in mode else "") as f:
+        yield f
 
 
 def write_text(path: str | Path, text: str, flag: str) -> None:
@@ -57,24 +63,11 @@ def write_bytes(path: str | Path, data: bytes, flag: str) -> None:
         f.write(data)
 
 
-def atomic_path(path: str | Path, flag: str) -> contextlib.AbstractContextManager[Path]:
+@contextlib.contextmanager
+def atomic_path(path: str | Path, flag: str) -> Iterator[Path]:
     """A temporary path beside `path` (same suffix) for writers that take a file name
     (matplotlib, duckdb, torch.onnx); renamed onto `path` when the block ends."""
-    return _atomic_path(Path(path), flag)
-
-
-@contextlib.contextmanager
-def _atomic_path(p: Path, flag: str) -> Iterator[Path]:
-    where = f"{flag} {short(str(p))}"
+    p = Path(path)
     tmp = p.with_name(f".{p.name[:100]}.{os.getpid()}.tmp{p.suffix}")
-    try:
+    with _renamed_onto(tmp, p, f"{flag} {short_path(str(path))}"):
         yield tmp
-        os.replace(tmp, p)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise TegelError(f"{where}: cannot write ({err.strerror or err})") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from tegel.atomic import short
+from tegel.atomic import short_path as short
 from tegel.errors import TegelError
 
 
