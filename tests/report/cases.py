@@ -8,25 +8,13 @@ import io
 import json
 from typing import Any
 
+from explore.conftest import SPACE as EXPLORE_SPACE
 from tegel.cli import main
 
 MODEL = "qwen2.5-0.5b"
-SPACE = """\
-kind: explore_space
-name: tiny
-template: craftwerk
-parameters:
-  rows: {values: [16, 32]}
-  cols: {values: [16, 32]}
-  tile.macs_per_cycle: {values: [64, 128]}
-  workload.batch: {values: [1, 4]}
-workload: {model: qwen2.5-0.5b, input_tokens: 128, output_tokens: 32}
-slo: {min_tokens_per_s_per_user: 10}
-evaluate: {kind: fixed_batch}
-constraints: {max_die_area_mm2: 858, max_package_power_w: 20000}
-objectives: {tokens_per_j: max, usd_per_mtoken: min}
-search: {method: grid, trials: 16, seed: 3, batch: 8}
-"""
+# the explore tests' tiny space at one clock, as a 16-point grid
+SPACE = (EXPLORE_SPACE.replace("  clock_hz: {low: 0.8e9, high: 1.2e9, step: 0.4e9}\n", "")
+         .replace("METHOD", "grid").replace("trials: 24", "trials: 16"))
 
 # The arguments of each kind, as `tegel report --KIND ...` takes them.
 REPORT_ARGS: dict[str, list[str]] = {

@@ -45,12 +45,10 @@ def test_serve_and_curve_show_tables() -> None:
 
 
 def test_an_explore_result_shows_its_front(tmp_path: Path) -> None:
+    from explore.conftest import write_space
     from tegel.explore import explore, load_space
 
-    space = Path(__file__).parents[1] / "explore" / "conftest.py"
-    text = space.read_text().split('SPACE = """\\\n')[1].split('"""')[0]
-    path = tmp_path / "tiny.yaml"
-    path.write_text(text.replace("METHOD", "random").replace("trials: 24", "trials: 6"))
+    path = write_space(tmp_path, "random", **{"trials: 24": "trials: 6"})
     r = explore(load_space(path), store_path=tmp_path / "s.duckdb", workers=1, baseline=False)
     page = r._repr_html_()
     assert "Pareto front of tiny" in page and "tokens_per_j" in page
