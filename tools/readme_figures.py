@@ -52,8 +52,8 @@ def validation() -> str:
     from tegel.fidelity import validate
     from tegel.fidelity.cases import load_entries, other_gpu_entries
     from tegel.fidelity.folds import load_folds
+    from tegel.fidelity.power import cap_mape, power_report
     from tegel.fidelity.power import mape as power_mape
-    from tegel.fidelity.power import power_report
 
     report = validate(load_entries() + other_gpu_entries(), folds=load_folds())
     labels = {"throughput": "throughput", "ttft": "TTFT (batch 1)", "tpot": "TPOT / ITL",
@@ -79,7 +79,9 @@ def validation() -> str:
     rows += ["", f"Power at the wall, MLPerf Inference Power (H100 nodes, nothing fitted): "
              f"tokens/J MAPE {pct(power_mape(power, 'validation'))} (watts "
              f"{pct(power_mape(power, 'validation', 'system_w'))}); other GPUs predicted: "
-             f"{pct(power_mape(power, 'predicted'))}."]
+             f"{pct(power_mape(power, 'predicted'))}. The cap's effect alone (tokens/s under the "
+             f"limit / the same round's run without it): H100 {pct(cap_mape(power, 'validation'))}"
+             f", H200 {pct(cap_mape(power, 'predicted'))}."]
     return "\n".join(rows) + "\n\n" + _serving_table(report.to_dict()["serving"])
 
 

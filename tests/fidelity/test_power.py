@@ -44,18 +44,17 @@ def test_a_maxq_node_at_its_power_limit_draws_what_the_analyzer_measured() -> No
 
 
 def test_h100_tokens_per_joule_regression_guard() -> None:
-    """The target is 15 % on H100 entries (docs/power.md), not met: with the busy power of a GPU's
-    compute and DVFS under the cap, Offline is +22 % at the submission's batch of 896 per engine
-    and Server, simulated request by request, +41 %, with the parameters refitted after 16-bit
-    partial sums (+18 % and +34 % before that refit: the refit raised the GEMM serving share, and
-    a faster GEMM runs more tokens under the 450 W cap; the uncapped H100 and the H200 MaxQ
-    entries improved with it). This guards the figures the docs state; a change that closes the
-    gap tightens the bound."""
+    """The target is 15 % on H100 entries (docs/power.md), not met: Offline is +22 % at the
+    submission's batch of 896 per engine and Server, simulated request by request, +38 %, after
+    the all-reduce sweep by message size and its refit (+22 % / +41 % before). The cap's own
+    effect is right (next test); the miss is the time model's v4.1-class 2024 stack on these
+    v4.0 runs, whose MaxP results were 12.5 % (Offline) and 5 % (Server) below v4.1's. This
+    guards the figures the docs state; a change that closes the gap tightens the bound."""
     rows = {r.entry.id: r for r in _rows()}
     off, srv = rows["mlp40-l2-h100x8-maxq-off"], rows["mlp40-l2-h100x8-maxq-srv"]
     assert off.capped
     assert abs(off.error()) < 0.23, off.error()
-    assert 0.0 < srv.error() < 0.43, srv.error()
+    assert 0.0 < srv.error() < 0.40, srv.error()
     for r in (off, srv):
         assert abs(r.error("system_w")) < 0.05, (r.entry.id, r.error("system_w"))
 
@@ -77,3 +76,15 @@ def test_report_prints_every_entry_and_a_mape_per_role() -> None:
     assert "validation: tokens/J MAPE" in text and "predicted: tokens/J MAPE" in text
     assert mape(rows, "validation") == pytest.approx(
         100 * sum(abs(r.error()) for r in rows if r.entry.role == "validation") / 2)
+
+
+def test_the_cap_alone_is_predicted_against_the_same_rounds_run_without_it() -> None:
+    """MaxQ / MaxP of the same node, benchmark and software measures what the power limit alone
+    costs; tegel's ratio (the scenario at the limit / at the chips' own limit) isolates the power
+    model from the time model. Measured 0.75-0.83; every entry within 6 %."""
+    rows = [r for r in _rows() if r.entry.maxp_tokens_per_s]
+    assert len(rows) == len(load_power_entries())
+    for r in rows:
+        error = r.cap_error()
+        assert error is not None and abs(error) < 0.06, (r.entry.id, r.entry.cap_ratio, r.cap_ratio)
+        assert r.maxp_tokens_per_s is not None and r.maxp_tokens_per_s > r.tokens_per_s

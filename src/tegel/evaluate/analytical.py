@@ -24,6 +24,8 @@ from tegel.hardware import System
 from tegel.mapping.plan import Plan, Step
 
 _STATIC = CATEGORIES.index(Category.STATIC)
+# dynamic energy spent off the GPU core's voltage rail, which DVFS under a power cap leaves alone
+_OFF_CORE = frozenset(CATEGORIES.index(c) for c in (Category.OFFCHIP_MEMORY, Category.CHIP_TO_CHIP))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +90,11 @@ def finish(plan: Plan, system: System, time_s: float, energy: list[float],
     cap applied, static energy of the replica's chips and hosts — with the fans and power-supply
     losses the call's load causes — over the (capped) time added. Both evaluators end here."""
     chips = plan.parallelism.chips_per_replica
-    time, scale, capped = power_capped(time_s, sum(energy), dynamic_limit_w(system, chips))
-    energy = [e * scale for e in energy]  # DVFS: lower voltage under the cap, less per op
+    fixed = sum(energy[i] for i in _OFF_CORE)  # DRAM and links: their own supplies
+    time, scale, capped = power_capped(time_s, sum(energy), dynamic_limit_w(system, chips),
+                                       fixed_j=fixed)
+    # DVFS: the core's lower voltage under the cap spends less per op; off-core energy stays
+    energy = [e if i in _OFF_CORE else e * scale for i, e in enumerate(energy)]
     static_w, host_w = phase_static_w(system, chips, time, sum(energy))
     energy[_STATIC] = static_w * time
     return PhaseCost(plan, Cost(time, tuple(energy)), steps, static_w, host_w, capped)

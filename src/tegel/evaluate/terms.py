@@ -162,7 +162,7 @@ def step_terms(s: Step, r: Rates) -> StepTerms:
     if s.link_bytes:
         energy[_IDX[Category.CHIP_TO_CHIP]] = 8e-12 * s.link_bytes * r.link_pj
         if not s.route:
-            rate = r.collective_bps if s.kind is StepKind.COLLECTIVE else r.link_bps
+            rate = r.collective_bps * s.link_share if s.kind is StepKind.COLLECTIVE else r.link_bps
             if not rate:
                 raise TegelError(f"step {s.name} needs chip-to-chip links, but the system has none")
             link_s = s.link_bytes / rate + s.link_latency_s
@@ -173,17 +173,27 @@ def step_terms(s: Step, r: Rates) -> StepTerms:
 
 
 def power_capped(time_s: float, dynamic_j: float, limit_w: float,
-                 exponent: float | None = None) -> tuple[float, float, bool]:
-    """(time, dynamic-energy factor, capped) of work that takes `time_s` and spends `dynamic_j`
-    when nothing limits it, under `limit_w` of dynamic power. Work that would draw
-    P0 = dynamic_j / time_s > limit_w runs at a lower clock and voltage (DVFS): energy per op
-    ~ clock^a (a: `exponent`, default `hardware.derive.dvfs_energy_exponent`), time ~ 1 / clock,
-    so at clock ratio s = (limit / P0)^(1 / (1 + a)) it takes time_s / s and spends
-    dynamic_j x s^a — exactly `limit_w` of power. a = 0: energy per op fixed, time stretched to
-    dynamic_j / limit_w. A limit at or above P0 changes nothing."""
+                 exponent: float | None = None, fixed_j: float = 0.0) -> tuple[float, float, bool]:
+    """(time, factor on the core's dynamic energy, capped) of work that takes `time_s` and
+    spends `dynamic_j` when nothing limits it, under `limit_w` of dynamic power. Work that would
+    draw P0 = dynamic_j / time_s > limit_w runs at a lower clock and voltage (DVFS): energy per op
+    on the core ~ clock^a (a: `exponent`, default `hardware.derive.dvfs_energy_exponent`), time
+    ~ 1 / clock. `fixed_j` of the dynamic energy is spent off the core's voltage rail (DRAM and
+    link transceivers on their own supplies) and does not scale. At clock ratio s the work takes
+    time_s / s and spends (dynamic_j - fixed_j) x s^a + fixed_j, drawing exactly `limit_w`;
+    without fixed energy s = (limit / P0)^(1 / (1 + a)). a = 0: energy per op fixed, time
+    stretched to dynamic_j / limit_w. A limit at or above P0 changes nothing."""
     if limit_w > 0 and dynamic_j > limit_w * time_s > 0:
         a = dvfs_energy_exponent() if exponent is None else exponent
-        clock = (limit_w * time_s / dynamic_j) ** (1.0 / (1.0 + a))
+        core, budget = dynamic_j - fixed_j, limit_w * time_s
+        if fixed_j <= 0:
+            clock = (budget / dynamic_j) ** (1.0 / (1.0 + a))
+        else:  # s (core s^a + fixed) = budget, increasing in s: bisection on (0, 1)
+            lo, hi = 0.0, 1.0
+            for _ in range(60):
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if mid * (core * mid**a + fixed_j) < budget else (lo, mid)
+            clock = (lo + hi) / 2
         return time_s / clock, clock**a, True
     return time_s, 1.0, False
 

@@ -82,15 +82,16 @@ class Fold:
 def inputs_digest() -> str:
     """SHA-256 of what a fold's fit depends on besides the code: each H100 entry's figures
     (not its source's address or kind), the GPU parameters' values and ranges (gpu.yaml) and
-    every chip's microbenchmark shares (gpu_chips.yaml). Comments and citations do not count."""
+    every chip's microbenchmark shares and all-reduce sweep (gpu_chips.yaml). Comments and
+    citations do not count."""
     entries = [{k: e.get(k) for k in ("id", "system", "workload", "metric", "value", "unit",
                                         "year", "kind")} | {"source": e.get("source", {}).get("title")}
                for _, e in load_entries()]
     text = (resources.files("tegel.mapping") / "data" / "gpu.yaml").read_text(encoding="utf-8")
     doc = yaml.safe_load(text)
     gpu = {"values": gpu_values(doc), "ranges": gpu_fitted_ranges(doc)}
-    chips = [[r.chip, list(r.gemm), r.hbm_fraction, r.allreduce_fraction]
-             for r in shipped_chip_table().rates]
+    chips = [[r.chip, list(r.gemm), r.hbm_fraction, r.allreduce_fraction,
+              list(r.allreduce_by_bytes)] for r in shipped_chip_table().rates]
     blob = json.dumps([entries, gpu, chips], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -58,10 +58,17 @@ class PowerEntry:
     tpot_limit_s: float | None = None
     ttft_limit_s: float | None = None
     engine_batch: int | None = None  # sequences per engine the submission configures
+    maxp_tokens_per_s: float | None = None  # the same round's run of the node without a limit
 
     @property
     def tokens_per_j(self) -> float:
         return self.tokens_per_s / self.system_w
+
+    @property
+    def cap_ratio(self) -> float | None:
+        """Measured tokens/s under the limit / without it, the same software (None: no
+        reference run)."""
+        return self.tokens_per_s / self.maxp_tokens_per_s if self.maxp_tokens_per_s else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +80,24 @@ class PowerRow:
     system_w: float
     capped: bool
     scenario: str
+    maxp_tokens_per_s: float | None = None  # the same scenario at the chips' own limit
 
     @property
     def tokens_per_j(self) -> float:
         return self.tokens_per_s / self.system_w
+
+    @property
+    def cap_ratio(self) -> float | None:
+        """Predicted tokens/s under the limit / at the chips' own limit."""
+        return self.tokens_per_s / self.maxp_tokens_per_s if self.maxp_tokens_per_s else None
+
+    def cap_error(self) -> float | None:
+        """(predicted - measured) / measured of the cap's effect, MaxQ / MaxP (None without a
+        reference run): the power model apart from the time model, whose software it shares."""
+        measured, predicted = self.entry.cap_ratio, self.cap_ratio
+        if measured is None or predicted is None:
+            return None
+        return relative_error(predicted, measured)
 
     def error(self, metric: str = "tokens_per_j") -> float:
         """(predicted - measured) / measured of tokens_per_j, tokens_per_s or system_w."""
@@ -98,7 +119,8 @@ def _entry(e: dict[str, Any]) -> PowerEntry:
                           float(e["tokens_per_s"]), float(e["system_w"]),
                           float(e["tpot_limit_s"]) if e.get("tpot_limit_s") else None,
                           float(e["ttft_limit_s"]) if e.get("ttft_limit_s") else None,
-                          int(e["engine_batch"]) if e.get("engine_batch") else None)
+                          int(e["engine_batch"]) if e.get("engine_batch") else None,
+                          float(e["maxp_tokens_per_s"]) if e.get("maxp_tokens_per_s") else None)
     except KeyError as err:
         raise TegelError(f"power_measurements.yaml: entry {e.get('id', '?')} lacks {err}") from err
 
@@ -145,7 +167,7 @@ def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, f
                      workload_at, Limits(entry.ttft_limit_s, entry.tpot_limit_s))
     r = found.result
     racks_w = replica.host.rack_overhead_w * replica.rack_share
-    scenario = (f"{entry.model} on {system.name} at {entry.chip_power_limit_w:.0f} W per chip, "
+    scenario = (f"{entry.model} on {system.name} at {system.chip_limit_w:.0f} W per chip, "
                 f"{lin}/{lout} tok, tp{par.tp} dp{par.dp}, {entry.precision}; Server "
                 f"{found.rate_per_s * par.dp:.4g} requests/s (offline "
                 f"{found.offline_rate_per_s * par.dp:.4g}), p99 TTFT "
@@ -155,10 +177,20 @@ def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, f
 
 
 def predict_power(entry: PowerEntry, params: Params | None = None) -> PowerRow:
-    """tegel's tokens/s and node watts at the wall for one entry (module doc)."""
+    """tegel's tokens/s and node watts at the wall for one entry (module doc); with a reference
+    MaxP run, also its tokens/s at the chips' own limit."""
     params = params or default_params()
-    system = load_system(entry.system).model_copy(
-        update={"chip_power_limit_w": entry.chip_power_limit_w})
+    row = _at_limit(entry, entry.chip_power_limit_w, params)
+    if entry.maxp_tokens_per_s:
+        row = replace(row, maxp_tokens_per_s=_at_limit(entry, None, params).tokens_per_s)
+    return row
+
+
+def _at_limit(entry: PowerEntry, limit_w: float | None, params: Params) -> PowerRow:
+    """The entry's scenario with the chips limited to `limit_w` (None: their own limit)."""
+    system = load_system(entry.system)
+    if limit_w is not None:
+        system = system.model_copy(update={"chip_power_limit_w": limit_w})
     if entry.scenario == "server":
         tokens_s, wall_w, scenario = _server(entry, system, params)
         return PowerRow(entry, tokens_s, wall_w, False, scenario)
@@ -166,7 +198,7 @@ def predict_power(entry: PowerEntry, params: Params | None = None) -> PowerRow:
     racks_w = system.host.rack_overhead_w * system.rack_share
     d = result.to_dict()
     par = d["parallelism"]
-    scenario = (f"{entry.model} on {system.name} at {entry.chip_power_limit_w:.0f} W per chip, "
+    scenario = (f"{entry.model} on {system.name} at {system.chip_limit_w:.0f} W per chip, "
                 f"batch {d['batch']}, tp{par['tp']} dp{par['dp']}, {entry.precision}")
     return PowerRow(entry, result.throughput_tokens_per_s, result.power_w - racks_w,
                     bool(d["power_capped"]), scenario)
@@ -182,22 +214,36 @@ def mape(rows: tuple[PowerRow, ...], role: str, metric: str = "tokens_per_j") ->
     return mape_percent(r.error(metric) for r in rows if r.entry.role == role)
 
 
+def cap_mape(rows: tuple[PowerRow, ...], role: str) -> float | None:
+    """Mean |error| (percent) of the cap's effect, MaxQ / MaxP, over the rows of one role that
+    have a reference run."""
+    return mape_percent(e for r in rows if r.entry.role == role
+                        if (e := r.cap_error()) is not None)
+
+
 def format_power(rows: tuple[PowerRow, ...]) -> str:
-    """The power group of `tegel validate`: one line per entry and a MAPE line per role."""
+    """The power group of `tegel validate`: one line per entry, a MAPE line per role, and the
+    cap's effect against the same round's run without a limit."""
     head = (f"{'entry':<26} {'role':<10} {'tok/s meas':>10} {'pred':>8} {'W meas':>7} "
-            f"{'pred':>7} {'tok/J meas':>10} {'pred':>6} {'error':>7}  scenario")
+            f"{'pred':>7} {'tok/J meas':>10} {'pred':>6} {'error':>7} {'cap meas':>8} "
+            f"{'pred':>5}  scenario")
     lines = ["power group — MLPerf Inference Power, node power at the wall (MaxQ: the GPUs' "
-             "power limit applied); out of sample, nothing fitted", head, "-" * len(head)]
+             "power limit applied); out of sample, nothing fitted; cap: tokens/s under the "
+             "limit / the same round's run without it", head, "-" * len(head)]
     for r in rows:
         e = r.entry
+        cap = (f"{e.cap_ratio:>8.3f} {r.cap_ratio:>5.3f}"
+               if e.cap_ratio is not None and r.cap_ratio is not None else f"{'-':>8} {'-':>5}")
         lines.append(f"{e.id:<26} {e.role:<10} {e.tokens_per_s:>10.0f} {r.tokens_per_s:>8.0f} "
                      f"{e.system_w:>7.0f} {r.system_w:>7.0f} {e.tokens_per_j:>10.3f} "
-                     f"{r.tokens_per_j:>6.3f} {100 * r.error():>+6.1f}%  {r.scenario}"
+                     f"{r.tokens_per_j:>6.3f} {100 * r.error():>+6.1f}% {cap}  {r.scenario}"
                      + ("; power-capped" if r.capped else ""))
     for role in ("validation", "predicted"):
         m = mape(rows, role)
         if m is not None:
             w, t = mape(rows, role, "system_w"), mape(rows, role, "tokens_per_s")
+            c = cap_mape(rows, role)
             lines.append(f"{role}: tokens/J MAPE {m:.1f}% (watts {w:.1f}%, tokens/s {t:.1f}%)"
-                         + (f"; target {TARGET_PERCENT:.0f}%" if role == "validation" else ""))
+                         + (f"; target {TARGET_PERCENT:.0f}%" if role == "validation" else "")
+                         + (f"; the cap's effect (MaxQ / MaxP) {c:.1f}%" if c is not None else ""))
     return "\n".join(lines)

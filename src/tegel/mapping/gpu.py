@@ -262,6 +262,8 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
     par, chip = req.parallelism, system.chip
     link = system.collective_link(par.tp)
     link_latency_s, topology = (link.latency_s, link.topology) if link else (0.0, "switch")
+    # the node's measured all-reduce share applies to collectives on its scale-up network
+    on_scale_up = link is not None and link is system.scale_up
     lv = _Levels(chip)
     kernels = fuse_kernels(graph)
     consumers: dict[str, set[int]] = {}
@@ -301,7 +303,7 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
                 shard = ctx.shards[op.name]
                 if shard.collective and par.tp > 1:
                     steps.append(_collective(op.name, shard, par.tp, each, lv, link_latency_s,
-                                             topology, p))
+                                             topology, p, rates if on_scale_up else None))
     carried = block_output(graph)
     if par.pp > 1 and carried is not None:
         steps.append(Step("stage_transfer", StepKind.TRANSFER, -1, 1, 0.0, "bf16", 1.0,
@@ -310,8 +312,6 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
     efficiencies = tuple(rates.hbm_fraction * p.hbm_serving_fraction if i == lv.hbm else
                          p.l2_bandwidth_fraction if i == lv.l2 else 1.0
                          for i in range(len(lv.names)))
-    # the node's measured all-reduce share applies to collectives on its scale-up network
-    on_scale_up = link is not None and link is system.scale_up
     measured = ("microbenchmarks: measured" if rates.measured else
                 f"microbenchmarks: none for {chip.name}; default shares assumed (gpu_chips.yaml)")
     return Plan(system.name, "gpu", req.phase, par, lv.names, efficiencies, par.pp,
@@ -325,11 +325,21 @@ def _with_stage(step: Step, stage: int) -> Step:
 
 
 def _collective(name: str, shard: OpShard, tp: int, after: Step, lv: _Levels,
-                link_latency_s: float, topology: str, p: GpuParams) -> Step:
-    """The collective after a tensor-parallel op, staged through L2 (else HBM)."""
+                link_latency_s: float, topology: str, p: GpuParams,
+                measured: ChipRates | None) -> Step:
+    """The collective after a tensor-parallel op, staged through L2 (else HBM). On the node's
+    scale-up network (`measured`: its chip's rates) an all-reduce larger than the engine's
+    custom kernel takes goes through NCCL / RCCL at the bus bandwidth the chip's sweep measured
+    at that message size, the whole operation's time (no fixed cost on top); smaller ones run
+    at the large-message share plus the fitted fixed cost."""
     sent, hops = collective_traffic(shard, tp, topology)
     traffic = [0.0] * len(lv.names)
     traffic[lv.l2 if lv.l2 is not None else lv.hbm] = sent
+    share, overhead = 1.0, p.collective_overhead_s
+    limit = p.custom_allreduce_max_bytes_tp2 if tp <= 2 else p.custom_allreduce_max_bytes
+    if measured is not None and shard.collective == "all_reduce" \
+            and shard.collective_bytes > limit:
+        share, overhead = measured.allreduce_share_at(shard.collective_bytes), 0.0
     return Step(f"{name}.{shard.collective}", StepKind.COLLECTIVE, after.stage, after.repeat, 0.0, "bf16",
                 1.0, tuple(traffic), tuple(traffic), link_bytes=sent,
-                link_latency_s=hops * link_latency_s, overhead_s=p.collective_overhead_s)
+                link_latency_s=hops * link_latency_s, link_share=share, overhead_s=overhead)

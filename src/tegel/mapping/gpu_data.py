@@ -14,9 +14,11 @@ from their own measurements, not from their LLM results.
 
 from __future__ import annotations
 
+import itertools
 import math
+import statistics
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -121,6 +123,15 @@ class ChipRates:
     hbm_fraction: float
     measured: bool = True
     allreduce_fraction: float = 1.0
+    # (message bytes, bus bandwidth / the largest message's) of nccl-tests' all-reduce sweep,
+    # ascending; empty: the large-message share at every size
+    allreduce_by_bytes: tuple[tuple[float, float], ...] = ()
+
+    def allreduce_share_at(self, message_bytes: float) -> float:
+        """Bus bandwidth of an all-reduce of `message_bytes` as a share of the largest
+        message's (`allreduce_fraction` x link rate): the measured sweep interpolated linearly
+        in log(size), clamped at its ends; 1 without a sweep."""
+        return log_interpolate(self.allreduce_by_bytes, message_bytes)
 
     def gemm_fraction(self, compute_class: str) -> float:
         """The measured GEMM share of peak in `compute_class` (a class not measured takes the
@@ -141,6 +152,53 @@ class ChipTable:
     def of(self, chip: str) -> ChipRates:
         """The rates measured on `chip` (its preset name), else the default."""
         return next((r for r in self.rates if r.chip == chip), self.default)
+
+
+def log_interpolate(points: tuple[tuple[float, float], ...], x: float) -> float:
+    """y at `x` of (x, y) `points` (x ascending), linear in log(x), clamped at the ends; 1.0
+    without points."""
+    if not points:
+        return 1.0
+    if x <= points[0][0]:
+        return points[0][1]
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if x <= x1:
+            t = math.log(x / x0) / math.log(x1 / x0)
+            return y0 + t * (y1 - y0)
+    return points[-1][1]
+
+
+def _sweep(entry: Mapping[str, Any], where: str) -> tuple[tuple[float, float], ...]:
+    """The `by_message_bytes` sweep of an allreduce entry as (bytes, share of the largest
+    message's bus bandwidth), ascending; () when the entry has none."""
+    sweep = entry.get("by_message_bytes")
+    if sweep is None:
+        return ()
+    if not isinstance(sweep, Mapping) or len(sweep) < 2:
+        raise TegelError(f"{where}.by_message_bytes: expected a mapping of message bytes -> bus "
+                         "bytes/s with at least two sizes")
+    top = float(entry["achieved_bus_bytes_per_s"])
+    points = []
+    for size, bw in sweep.items():
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                   and v > 0 for v in (size, bw)):
+            raise TegelError(f"{where}.by_message_bytes: expected positive numbers, got "
+                             f"{size!r}: {bw!r}")
+        points.append((float(size), float(bw) / top))
+    points.sort()
+    if points[-1][1] != 1.0:
+        raise TegelError(f"{where}.by_message_bytes: its largest message must be the one "
+                         f"achieved_bus_bytes_per_s states ({top:g})")
+    return tuple(points)
+
+
+def _median_sweep(sweeps: list[tuple[tuple[float, float], ...]]) -> tuple[tuple[float, float], ...]:
+    """At the sizes of the first sweep, the median of every sweep's share (a chip without a
+    sweep of its own runs at it)."""
+    if not sweeps:
+        return ()
+    return tuple((size, statistics.median(log_interpolate(sw, size) for sw in sweeps))
+                 for size, _ in sweeps[0])
 
 
 def _share(entry: Any, achieved: str, peak: str, where: str, most: float = 1.0) -> float:
@@ -172,6 +230,7 @@ def chip_table(doc: Mapping[str, Any], source: str = _FILE) -> ChipTable:
         raise TegelError(f"{source}: default.allreduce: expected a share in (0, 2], got "
                          f"{default_allreduce:g}")
     out = []
+    sweeps: list[tuple[tuple[float, float], ...]] = []
     for name, body in chips.items():
         where = f"{source}: chips.{name}"
         gemm = body.get("gemm") if isinstance(body, Mapping) else None
@@ -185,12 +244,19 @@ def chip_table(doc: Mapping[str, Any], source: str = _FILE) -> ChipTable:
             shares.setdefault(str(cls), shares[like])
         hbm = _share(body.get("hbm"), "achieved_bytes_per_s", "peak_bytes_per_s", f"{where}.hbm")
         allreduce = default_allreduce
+        sweep: tuple[tuple[float, float], ...] = ()
         if "allreduce" in body:
             allreduce = _share(body["allreduce"], "achieved_bus_bytes_per_s", "link_bytes_per_s",
                                f"{where}.allreduce", most=2.0)
-        out.append(ChipRates(str(name), tuple(shares.items()), hbm, True, allreduce))
+            sweep = _sweep(body["allreduce"], f"{where}.allreduce")
+            if sweep:
+                sweeps.append(sweep)
+        out.append(ChipRates(str(name), tuple(shares.items()), hbm, True, allreduce, sweep))
     fallback = ChipRates("default", (("*", float(default["gemm"])),), float(default["hbm"]), False,
-                         default_allreduce)
+                         default_allreduce, _median_sweep(sweeps))
+    # a chip without a sweep of its own runs at the median one
+    out = [r if r.allreduce_by_bytes else replace(r, allreduce_by_bytes=fallback.allreduce_by_bytes)
+           for r in out]
     return ChipTable(tuple(out), fallback)
 
 

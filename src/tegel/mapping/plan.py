@@ -118,6 +118,9 @@ class Step:
     noc_latency_s: float = 0.0
     link_bytes: float = 0.0  # bytes each chip sends on chip-to-chip links
     link_latency_s: float = 0.0
+    # share of the plan's collective rate a collective reaches at its message size (GPU:
+    # NCCL's measured sweep above the engine's custom all-reduce limit)
+    link_share: float = 1.0
     overhead_s: float = 0.0  # fixed cost: kernel launch, synchronisation
     resource_share: float = 1.0  # fraction of one chip's compute and bandwidth the step has
     ops: tuple[str, ...] = ()  # IR ops this step carries out
