@@ -104,3 +104,20 @@ def test_partial_sums_are_all_reduced_at_16_bits_whatever_the_activation_format(
     assert reduces
     for s in reduces:
         assert s.link_bytes == pytest.approx(2 * 7 / 8 * 64 * cfg.hidden_size * 2)
+
+
+def test_a_card_of_the_same_die_takes_its_siblings_measured_gemm_and_hbm_shares() -> None:
+    """The H100 NVL and PCIe cards have no microbenchmarks of their own; they are the GH100 die
+    of the SXM part, whose cuBLASLt GEMM and STREAM shares (0.615, 0.887) they take instead of
+    the cross-vendor median (0.69, 0.865). The all-reduce share is the node's: the default."""
+    params = default_params().gpu
+    sxm = params.rates("h100-sxm")
+    for card in ("h100-nvl", "h100-pcie"):
+        chip = load_system(card).chip
+        rates = params.rates(chip.name, chip.same_silicon_as)
+        assert rates.sibling == "h100-sxm" and rates.gemm == sxm.gemm
+        assert rates.hbm_fraction == sxm.hbm_fraction
+        assert rates.allreduce_fraction == params.chips.default.allreduce_fraction
+        assert params.rates(chip.name) == params.chips.default  # without the die: the default
+    _, plan = _plan("h100-nvl", 1)
+    assert any("GEMM and HBM shares of h100-sxm, the same die" in n for n in plan.notes)

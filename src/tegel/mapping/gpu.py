@@ -271,7 +271,7 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
         for op in kern.ops:
             for t in op.inputs:
                 consumers.setdefault(t.name, set()).add(i)
-    rates = p.rates(chip.name)
+    rates = p.rates(chip.name, chip.same_silicon_as)
     pattern = req.pattern(graph)
     ctx = _Context(shard_graph(graph, par.tp, par.ep), consumers,
                    {t.name for t in graph.outputs}, lv, chip, p, rates,
@@ -312,7 +312,9 @@ def plan_gpu(graph: Graph, system: System, req: PlanRequest, params: GpuParams) 
     efficiencies = tuple(rates.hbm_fraction * p.hbm_serving_fraction if i == lv.hbm else
                          p.l2_bandwidth_fraction if i == lv.l2 else 1.0
                          for i in range(len(lv.names)))
-    measured = ("microbenchmarks: measured" if rates.measured else
+    measured = ("microbenchmarks: measured" if rates.measured and not rates.sibling else
+                f"microbenchmarks: none for {chip.name}; GEMM and HBM shares of {rates.sibling}, "
+                "the same die (gpu_chips.yaml)" if rates.measured else
                 f"microbenchmarks: none for {chip.name}; default shares assumed (gpu_chips.yaml)")
     return Plan(system.name, "gpu", req.phase, par, lv.names, efficiencies, par.pp,
                 req.microbatches, par.tp, tuple(steps),

@@ -126,6 +126,7 @@ class ChipRates:
     # (message bytes, bus bandwidth / the largest message's) of nccl-tests' all-reduce sweep,
     # ascending; empty: the large-message share at every size
     allreduce_by_bytes: tuple[tuple[float, float], ...] = ()
+    sibling: str = ""  # the card of the same die whose GEMM and HBM shares these are
 
     def allreduce_share_at(self, message_bytes: float) -> float:
         """Bus bandwidth of an all-reduce of `message_bytes` as a share of the largest

@@ -104,9 +104,20 @@ class GpuParams:
                        for g in self.generations if any(y >= int(year) for y in g.years))
         return later[0][1] if later else None
 
-    def rates(self, chip: str) -> ChipRates:
-        """The microbenchmark shares measured on chip preset `chip` (else the stated default)."""
-        return self.chips.of(chip)
+    def rates(self, chip: str, same_silicon_as: str | None = None) -> ChipRates:
+        """The microbenchmark shares measured on chip preset `chip`; a chip without its own
+        that names a card of the same die (`same_silicon_as`) takes that card's measured GEMM
+        and HBM shares (the same die, memory controller and vendor library; its power limit is
+        priced apart, evaluate/terms.py), the default's all-reduce (a property of the node);
+        else the stated default."""
+        own = self.chips.of(chip)
+        if own.measured or not same_silicon_as:
+            return own
+        sibling = self.chips.of(same_silicon_as)
+        if not sibling.measured:
+            return own
+        return replace(own, gemm=sibling.gemm, hbm_fraction=sibling.hbm_fraction,
+                       measured=True, sibling=sibling.chip)
 
 
 @dataclass(frozen=True, slots=True)
