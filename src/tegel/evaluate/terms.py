@@ -61,7 +61,7 @@ class Rates:
     busy_share: float  # compute below this share of peak is charged its busy power (GPU)
     # per level: whether its bytes take time of their own; a register file's accesses are the
     # array's cycles, counted in the compute term (mapping/registers.py)
-    timed: tuple[bool, ...] = ()
+    timed: tuple[bool, ...]
 
     @classmethod
     def of(cls, system: System, plan: Plan) -> Rates:
@@ -147,10 +147,9 @@ def step_terms(s: Step, r: Rates) -> StepTerms:
         busy = max(1.0, r.busy_share / s.compute_efficiency)  # busy power at a low share of peak
         energy[_IDX[Category.COMPUTE]] = s.flops * r.pj_per_flop[s.compute_class] * busy * 1e-12
     level_s = []
-    timed = r.timed or (True,) * len(r.read_bps)
     for i, (rd, wr) in enumerate(zip(s.reads, s.writes, strict=True)):
         level_s.append((rd / r.read_bps[i] + wr / r.write_bps[i]) / share
-                       if (rd or wr) and timed[i] else 0.0)
+                       if (rd or wr) and r.timed[i] else 0.0)
     for i, joules in enumerate(level_energy_j(s, r)):
         energy[r.level_category[i]] += joules
     noc_s = 0.0

@@ -39,6 +39,11 @@ from tegel.workload.model_config import load_model_config
 TARGET_PERCENT = 15.0  # |tokens/J error| the H100 (validation) entries are held to
 
 
+def _cap_ratio(capped_tokens_per_s: float, maxp_tokens_per_s: float | None) -> float | None:
+    """Tokens/s under the power limit / without it (None without a run without it)."""
+    return capped_tokens_per_s / maxp_tokens_per_s if maxp_tokens_per_s else None
+
+
 @dataclass(frozen=True, slots=True)
 class PowerEntry:
     """One MLPerf Power measurement: the scenario and what the analyzer and loadgen reported."""
@@ -68,7 +73,7 @@ class PowerEntry:
     def cap_ratio(self) -> float | None:
         """Measured tokens/s under the limit / without it, the same software (None: no
         reference run)."""
-        return self.tokens_per_s / self.maxp_tokens_per_s if self.maxp_tokens_per_s else None
+        return _cap_ratio(self.tokens_per_s, self.maxp_tokens_per_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +94,7 @@ class PowerRow:
     @property
     def cap_ratio(self) -> float | None:
         """Predicted tokens/s under the limit / at the chips' own limit."""
-        return self.tokens_per_s / self.maxp_tokens_per_s if self.maxp_tokens_per_s else None
+        return _cap_ratio(self.tokens_per_s, self.maxp_tokens_per_s)
 
     def cap_error(self) -> float | None:
         """(predicted - measured) / measured of the cap's effect, MaxQ / MaxP (None without a

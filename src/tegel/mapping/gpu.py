@@ -328,9 +328,9 @@ def _with_stage(step: Step, stage: int) -> Step:
 
 def _collective(name: str, shard: OpShard, tp: int, after: Step, lv: _Levels,
                 link_latency_s: float, topology: str, p: GpuParams,
-                measured: ChipRates | None) -> Step:
+                scale_up_rates: ChipRates | None) -> Step:
     """The collective after a tensor-parallel op, staged through L2 (else HBM). On the node's
-    scale-up network (`measured`: its chip's rates) an all-reduce larger than the engine's
+    scale-up network (`scale_up_rates`: its chip's rates; None off it) an all-reduce larger than the engine's
     custom kernel takes goes through NCCL / RCCL at the bus bandwidth the chip's sweep measured
     at that message size, the whole operation's time (no fixed cost on top); smaller ones run
     at the large-message share plus the fitted fixed cost."""
@@ -339,9 +339,9 @@ def _collective(name: str, shard: OpShard, tp: int, after: Step, lv: _Levels,
     traffic[lv.l2 if lv.l2 is not None else lv.hbm] = sent
     share, overhead = 1.0, p.collective_overhead_s
     limit = p.custom_allreduce_max_bytes_tp2 if tp <= 2 else p.custom_allreduce_max_bytes
-    if measured is not None and shard.collective == "all_reduce" \
+    if scale_up_rates is not None and shard.collective == "all_reduce" \
             and shard.collective_bytes > limit:
-        share, overhead = measured.allreduce_share_at(shard.collective_bytes), 0.0
+        share, overhead = scale_up_rates.allreduce_share_at(shard.collective_bytes), 0.0
     return Step(f"{name}.{shard.collective}", StepKind.COLLECTIVE, after.stage, after.repeat, 0.0, "bf16",
                 1.0, tuple(traffic), tuple(traffic), link_bytes=sent,
                 link_latency_s=hops * link_latency_s, link_share=share, overhead_s=overhead)

@@ -70,12 +70,13 @@ class GpuParams:
     memory_usable_fraction: float
     request_overhead_s: float
     moe_gemm_efficiency: float
-    custom_allreduce_max_bytes: float = 8.0e6  # larger all-reduces go through NCCL / RCCL
-    custom_allreduce_max_bytes_tp2: float = 1.6e7  # the same between two GPUs
-    gqa_kv_sharing: float = 1.0  # 1: decode attention reads a KV head once per query group
-    beam_kv_sharing: float = 1.0  # 1: the beams of a request read their shared prompt cache once
-    fp8_context_attention: float = 1.0  # 1: prefill attention in FP8 when the KV cache is FP8
-    kv_pages_on_demand: float = 1.0  # 1: in-flight batching, KV pages held as sequences grow
+    custom_allreduce_max_bytes: float  # larger all-reduces go through NCCL / RCCL
+    custom_allreduce_max_bytes_tp2: float  # the same between two GPUs
+    # features of the stack (gpu.yaml, each with its source; generations set them per stack)
+    gqa_kv_sharing: float  # 1: decode attention reads a KV head once per query group
+    beam_kv_sharing: float  # 1: the beams of a request read their shared prompt cache once
+    fp8_context_attention: float  # 1: prefill attention in FP8 when the KV cache is FP8
+    kv_pages_on_demand: float  # 1: in-flight batching, KV pages held as sequences grow
     generations: tuple[Generation, ...] = ()
     chips: ChipTable = field(default_factory=shipped_chip_table)
 
