@@ -71,12 +71,14 @@ def test_mlperf_server_carries_its_limits_and_engine_batch() -> None:
     nv, hpe = cases["mlp41-l2-h100x8-nv-srv"], cases["mlp41-l2-h100x8-hpe-srv"]
     assert isinstance(nv, serving.ServingCase) and isinstance(hpe, serving.ServingCase)
     assert (nv.load.ttft_limit_s, nv.load.tpot_limit_s) == (2.0, 0.2)
-    assert nv.load.max_seqs == 1024  # "batch 1024 per engine"
-    assert hpe.load.max_seqs == serving.MLPERF_MAX_SEQS  # not stated
+    # the configs' gpu_batch_size (max_batch_per_replica), read as the static path reads it
+    assert nv.load.max_seqs == hpe.load.max_seqs == 1024
+    assert cases["mlp50-l2-h100x8-nv-srv"].load.max_seqs == serving.MLPERF_MAX_SEQS  # not stated
     assert (nv.load.input_tokens, nv.load.output_tokens) == (222, 294)
     assert nv.metric == "throughput" and nv.load.software == "trtllm-0.12"  # the 2024 stack
     redhat = cases["mlp51-l8-h100x1-redhat-srv"]
     assert isinstance(redhat, serving.ServingCase) and redhat.load.tpot_limit_s == 0.1
+    assert redhat.load.max_seqs == 512  # vllm serve --max-num-seqs 512 (its README)
 
 
 @pytest.mark.parametrize(("eid", "within"), [

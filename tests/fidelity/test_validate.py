@@ -14,6 +14,7 @@ from tegel.cli import main
 from tegel.errors import TegelError
 from tegel.fidelity import Unmapped, load_entries, to_case, validate
 from tegel.fidelity.calibrate import BOUNDS, FITTED_GROUPS, objective
+from tegel.fidelity.validate import predict
 from tegel.mapping.params import default_params
 
 ENTRY: dict[str, Any] = {
@@ -60,6 +61,22 @@ def test_fixed_length_tables_map_to_max_throughput() -> None:
 def test_tp_in_the_system_name_sets_the_chip_count() -> None:
     case = to_case({**ENTRY, "system": "H100 (TP2)"})
     assert not isinstance(case, Unmapped) and (case.chips, case.tp) == (2, 2)
+
+
+def test_a_server_entry_runs_at_most_the_engine_batch_its_submission_states() -> None:
+    """The MLPerf Server path searches the largest static batch under the TPOT limit; the
+    engine cannot hold more sequences than its config's gpu_batch_size."""
+    w = {**ENTRY["workload"], "scenario": "Server", "latency_constraint": "p99 TTFT<=2 s, p99 TPOT<=200 ms"}
+    entry = {**ENTRY, "metric": "throughput_server", "workload": w}
+    free = to_case(entry)
+    capped = to_case({**entry, "workload": {**w, "max_batch_per_replica": 96}})
+    assert not isinstance(free, Unmapped) and not isinstance(capped, Unmapped)
+    assert (free.batch, capped.batch) == ("server", "server")
+    assert free.max_batch == 2048 and capped.max_batch == 96
+    assert "at most 96 sequences per replica" in capped.approximation
+    wide = predict(free, default_params())
+    narrow = predict(capped, default_params())
+    assert "batch 96," in narrow.scenario and "batch 96," not in wide.scenario
 
 
 def test_concurrency_ttft_is_unmapped_with_a_reason() -> None:

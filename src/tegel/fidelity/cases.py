@@ -413,7 +413,7 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
         batch = "auto"
         approx.append("maximum throughput as the largest batch that fits")
     stated_cap = concurrency_cap(w)
-    if batch == "auto" and concurrency is None and stated_cap is not None:
+    if batch in ("auto", "server") and concurrency is None and stated_cap is not None:
         cap = stated_cap[0]
         approx.append(f"at most {cap} sequences per replica ({stated_cap[1]})")
     if group == "ttft":

@@ -26,7 +26,9 @@ Scheduler: chunked prefill (Sarathi-Serve; vLLM v1's default, TensorRT-LLM's chu
 with the simulator's defaults (2,048 tokens per iteration, 16-token KV blocks). NIM and MLPerf
 stacks batch in flight; a prefill-first scheduler would stall every decode for each arriving
 5,000-token prompt. Sequences per replica: the simulator's default 256 for NIM; for MLPerf the
-per-engine batch the entry states, else 2,048 (the cap of `batch="auto"`: submitters tune it).
+cap the static Server path applies (`cases.concurrency_cap`: the per-engine batch the entry's
+`max_batch_per_replica` states, else its engine's default), else 2,048 (the cap of
+`batch="auto"`: submitters tune it).
 
 Out of sample: `--calibrate` never runs this group and its MAPEs are not in the objective. Of
 its figures only the NIM ITLs also enter the fit, as static batches of the TPOT group (whose
@@ -48,6 +50,7 @@ from tegel.errors import TegelError
 from tegel.fidelity.cases import (
     Stated,
     Unmapped,
+    concurrency_cap,
     dataset_lengths,
     h100_system,
     read_entry,
@@ -179,8 +182,8 @@ def _server_case(entry: dict[str, Any], s: Stated, source: str) -> ServingCase |
         return Unmapped(s.id, "serving group: no data-set lengths, or beam search (not "
                         "modelled by the serving simulator)")
     lin, lout = round(lengths["input_tokens_mean"]), round(lengths["output_tokens_mean"])
-    m = re.search(r"batch (\d+) per engine", str(w.get("software", "")))
-    max_seqs = int(m.group(1)) if m else MLPERF_MAX_SEQS
+    stated_cap = concurrency_cap(w)  # the same cap the static Server path applies
+    max_seqs = stated_cap[0] if stated_cap else MLPERF_MAX_SEQS
     load = Load(s.model, s.chips, s.tp, s.precision, lin, lout, software_of(s),
                 ttft_limit_s=ttft, tpot_limit_s=tpot, max_seqs=max_seqs)
     return ServingCase(s.id, "throughput", load, s.value,
