@@ -132,7 +132,8 @@ def _entry(e: dict[str, Any]) -> PowerEntry:
 
 def _run(entry: PowerEntry, system: System, batch: int | str, params: Params) -> RunResult:
     lengths = dataset_lengths()[entry.dataset]
-    options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)))
+    options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)),
+                         beams=int(lengths.get("beams", 1)))  # GPT-J: beam search 4
     if entry.engine_batch:  # the submission's batch per engine caps the largest that fits
         options = replace(options, max_batch_per_replica=entry.engine_batch)
     return run(entry.model, system, batch, round(lengths["input_tokens_mean"]),
@@ -144,6 +145,9 @@ def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, f
     """(tokens/s, node W at the wall without racks, scenario) of the highest Poisson rate
     whose p99 TTFT and TPOT meet the entry's limits (module doc; as `fidelity.serving`)."""
     lengths = dataset_lengths()[entry.dataset]
+    if lengths.get("beams", 1) > 1:
+        raise TegelError(f"power_measurements.yaml: entry {entry.id}: a Server run with beam "
+                         "search, which the serving simulator does not model")
     lin, lout = round(lengths["input_tokens_mean"]), round(lengths["output_tokens_mean"])
     cfg = load_model_config(entry.model)
     precision = resolve_precision(system, entry.precision)
