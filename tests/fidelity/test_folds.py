@@ -56,6 +56,27 @@ def test_shipped_folds_were_fitted_on_the_shipped_data(folds) -> None:
     assert all(f.record["inputs_sha256"] == inputs_digest() for f in folds)
 
 
+def test_the_digest_ignores_only_what_the_fit_never_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A serving-only field (the engine's tokens per iteration, read by the serving group, which
+    `--calibrate` never runs) leaves the digest alone; a field the fit reads (the engine's batch)
+    changes it."""
+    import copy
+
+    import tegel.fidelity.folds as folds_module
+
+    shipped = load_entries()
+    base = inputs_digest()
+
+    def with_workload(key: str, value: int) -> str:
+        changed = copy.deepcopy(shipped)
+        changed[0][1]["workload"][key] = value
+        monkeypatch.setattr(folds_module, "load_entries", lambda: changed)
+        return inputs_digest()
+
+    assert with_workload("max_tokens_per_iteration", 777) == base
+    assert with_workload("max_batch_per_replica", 777) != base
+
+
 def test_a_folds_predictions_are_what_validate_reports(folds, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     fold = folds[0]

@@ -24,7 +24,7 @@ def _file(tmp_path: Path, **changes: object) -> Path:
     for key, value in changes.items():
         if value is _DROP:
             entry.pop(key)
-        elif key in ("tensor_parallel", "max_batch_per_replica"):
+        elif key in ("tensor_parallel", "max_batch_per_replica", "max_tokens_per_iteration"):
             entry["workload"][key] = value  # type: ignore[index]
         else:
             entry[key] = value
@@ -57,6 +57,8 @@ def test_a_good_entry_loads(tmp_path):
     ({"tensor_parallel": None}, "workload.tensor_parallel"),  # found by benchmarks/fuzz.py
     ({"max_batch_per_replica": "all"}, "workload.max_batch_per_replica"),
     ({"max_batch_per_replica": 0}, "workload.max_batch_per_replica"),
+    ({"max_tokens_per_iteration": 0}, "workload.max_tokens_per_iteration"),
+    ({"max_tokens_per_iteration": 4096.5}, "workload.max_tokens_per_iteration"),
     ({"workload": "llama"}, "workload"),
     ({"id": 7}, "id"),
 ])

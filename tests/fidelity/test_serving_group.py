@@ -79,6 +79,10 @@ def test_mlperf_server_carries_its_limits_and_engine_batch() -> None:
     redhat = cases["mlp51-l8-h100x1-redhat-srv"]
     assert isinstance(redhat, serving.ServingCase) and redhat.load.tpot_limit_s == 0.1
     assert redhat.load.max_seqs == 512  # vllm serve --max-num-seqs 512 (its README)
+    # tokens per iteration: the engines' stated budgets, else the simulator's 2,048
+    assert (nv.load.chunk_tokens, hpe.load.chunk_tokens, redhat.load.chunk_tokens) == (4096, 4096, 1024)
+    assert cases["mlp50-l2-h100x8-nv-srv"].load.chunk_tokens == serving.SCHEDULER.chunk_tokens
+    assert "4096 tokens per iteration" in nv.approximation
 
 
 @pytest.mark.parametrize(("eid", "within"), [

@@ -240,7 +240,8 @@ def _check_entry(e: dict[str, Any], where: str) -> None:
         raise TegelError(f"{where}: field accelerators: expected a chip count >= 1, "
                          f"got {_SHORT.repr(chips)}")
     for key, what in (("tensor_parallel", "an integer >= 1"),
-                      ("max_batch_per_replica", "a batch (an integer >= 1)")):
+                      ("max_batch_per_replica", "a batch (an integer >= 1)"),
+                      ("max_tokens_per_iteration", "a token count (an integer >= 1)")):
         if key not in e["workload"]:
             continue
         n = e["workload"][key]

@@ -79,13 +79,21 @@ class Fold:
     record: dict[str, Any]  # how it was made: date, objective, digest, ...
 
 
+# Workload fields only the serving group reads (`fidelity/serving.py`), which `--calibrate` never
+# runs: a change to them cannot change a fit, so they stay out of its digest.
+SERVING_ONLY = frozenset({"max_tokens_per_iteration"})
+
+
 def inputs_digest() -> str:
     """SHA-256 of what a fold's fit depends on besides the code: each H100 entry's figures
-    (not its source's address or kind), the GPU parameters' values and ranges (gpu.yaml) and
-    every chip's microbenchmark shares and all-reduce sweep (gpu_chips.yaml). Comments and
-    citations do not count."""
-    entries = [{k: e.get(k) for k in ("id", "system", "workload", "metric", "value", "unit",
-                                        "year", "kind")} | {"source": e.get("source", {}).get("title")}
+    (not its source's address or kind, nor the serving-only fields), the GPU parameters' values
+    and ranges (gpu.yaml) and every chip's microbenchmark shares and all-reduce sweep
+    (gpu_chips.yaml). Comments and citations do not count."""
+    entries = [{k: e.get(k) for k in ("id", "system", "metric", "value", "unit", "year",
+                                        "kind")}
+               | {"source": e.get("source", {}).get("title"),
+                  "workload": {k: v for k, v in (e.get("workload") or {}).items()
+                               if k not in SERVING_ONLY}}
                for _, e in load_entries()]
     text = (resources.files("tegel.mapping") / "data" / "gpu.yaml").read_text(encoding="utf-8")
     doc = yaml.safe_load(text)

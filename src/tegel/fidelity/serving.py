@@ -25,7 +25,9 @@ simulator (`tegel.serving.serve`), every request with its own arrival, queueing 
 Scheduler: chunked prefill (Sarathi-Serve; vLLM v1's default, TensorRT-LLM's chunked context)
 with the simulator's defaults (2,048 tokens per iteration, 16-token KV blocks). NIM and MLPerf
 stacks batch in flight; a prefill-first scheduler would stall every decode for each arriving
-5,000-token prompt. Sequences per replica: the simulator's default 256 for NIM; for MLPerf the
+5,000-token prompt. Tokens per iteration: the engine's budget where the entry states it
+(`max_tokens_per_iteration`: TensorRT-LLM's `max_num_tokens`, vLLM's `max_num_batched_tokens`),
+else the simulator's 2,048. Sequences per replica: the simulator's default 256 for NIM; for MLPerf the
 cap the static Server path applies (`cases.concurrency_cap`: the per-engine batch the entry's
 `max_batch_per_replica` states, else its engine's default), else 2,048 (the cap of
 `batch="auto"`: submitters tune it).
@@ -90,6 +92,7 @@ class Load:
     ttft_limit_s: float | None = None  # MLPerf Server: p99 limits
     tpot_limit_s: float | None = None
     max_seqs: int = SCHEDULER.max_seqs
+    chunk_tokens: int = SCHEDULER.chunk_tokens  # tokens per iteration (the engine's budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,13 +187,14 @@ def _server_case(entry: dict[str, Any], s: Stated, source: str) -> ServingCase |
     lin, lout = round(lengths["input_tokens_mean"]), round(lengths["output_tokens_mean"])
     stated_cap = concurrency_cap(w)  # the same cap the static Server path applies
     max_seqs = stated_cap[0] if stated_cap else MLPERF_MAX_SEQS
+    chunk = int(w.get("max_tokens_per_iteration", SCHEDULER.chunk_tokens))
     load = Load(s.model, s.chips, s.tp, s.precision, lin, lout, software_of(s),
-                ttft_limit_s=ttft, tpot_limit_s=tpot, max_seqs=max_seqs)
+                ttft_limit_s=ttft, tpot_limit_s=tpot, max_seqs=max_seqs, chunk_tokens=chunk)
     return ServingCase(s.id, "throughput", load, s.value,
                        f"highest Poisson rate with p99 TTFT <= {ttft:g} s and TPOT <= "
                        f"{tpot * 1e3:g} ms x {lout} output tokens; {s.dataset} as its mean "
                        f"lengths {lin}/{lout}; {SCHEDULER.kind} scheduler, up to {max_seqs} "
-                       f"sequences per replica", source)
+                       f"sequences and {chunk} tokens per iteration per replica", source)
 
 
 def _closed_loop_requests(c: int) -> int:
@@ -240,7 +244,7 @@ def server_rate(load: Load, params: Params) -> Figures:
     full = h100_system(load.chips)
     cfg = load_model_config(load.model)
     precision = resolve_precision(full, load.precision)
-    scheduler = replace(SCHEDULER, max_seqs=load.max_seqs)
+    scheduler = replace(SCHEDULER, max_seqs=load.max_seqs, chunk_tokens=load.chunk_tokens)
     options = replace(_options(load, params), max_batch_per_replica=load.max_seqs)
     one = _fixed(1, load, np.zeros(1), None, "probe")
     par = replica_config(cfg, full, one, precision, scheduler, options, params).parallelism
