@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from tegel.atomic import short_path as short
+from tegel.atomic import short_path
 from tegel.errors import TegelError
 
 
@@ -35,7 +35,7 @@ def check_target(path: str | None, flag: str, inputs: Iterable[str | None] = (),
     `names` (the files the command writes there)."""
     if path is None:
         return None
-    where = f"{flag} {short(path)}"
+    where = f"{flag} {short_path(path)}"
     if not path.strip():
         raise TegelError(f"{flag}: expected a {'folder' if directory else 'file'} name, "
                          "got an empty one")
@@ -52,12 +52,12 @@ def check_target(path: str | None, flag: str, inputs: Iterable[str | None] = (),
         while directory and not parent.exists() and parent != parent.parent:
             parent = parent.parent  # a folder is created with its missing parents
         if not parent.is_dir():
-            raise TegelError(f"{where}: cannot write: folder {short(str(parent))} does not exist")
+            raise TegelError(f"{where}: cannot write: folder {short_path(str(parent))} does not exist")
         try:  # a real probe: permission bits say nothing for root or on read-only mounts
             with tempfile.NamedTemporaryFile(dir=parent, prefix=".tegel-write-check-"):
                 pass
         except OSError as err:
-            raise TegelError(f"{where}: cannot write in folder {short(str(parent))} "
+            raise TegelError(f"{where}: cannot write in folder {short_path(str(parent))} "
                              f"({err.strerror or err})") from None
         written = ([m for n in names for m in sorted(p.glob(n))] if p.is_dir() else []
                    ) if directory else [p]
@@ -66,7 +66,7 @@ def check_target(path: str | None, flag: str, inputs: Iterable[str | None] = (),
                 raise TegelError(f"{where}: is an input of this command; write elsewhere")
         existing = [w for w in written if w.exists()]
         if existing and not force:
-            what = "exists" if not directory else f"holds {short(existing[0].name)}"
+            what = "exists" if not directory else f"holds {short_path(existing[0].name)}"
             raise TegelError(f"{where}: {what}; give --force to overwrite it")
     except (OSError, ValueError) as err:  # a name too long, a loop of links, a NUL byte
         raise TegelError(f"{where}: cannot write ({getattr(err, 'strerror', None) or err})") from None

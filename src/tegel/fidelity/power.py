@@ -5,7 +5,7 @@ run under a per-GPU power limit (MaxQ). tegel runs the same scenario on the same
 limit as the system's chip power limit, at the data set's mean request lengths — Offline as the
 largest batch that fits (maximum throughput); Server through the request-level simulator, as the
 serving group runs MLPerf Server (`fidelity.serving`): the highest Poisson rate whose p99 TTFT
-and TPOT meet the benchmark's limits (`serving.rate_search.max_rate`), one replica fed every
+and TPOT meet the benchmark's limits (`fidelity.serving.poisson_max_rate`), one replica fed every
 dp-th arrival with up to the engine batch the submission's config states (else 2,048), its
 energy over the run's span (ramp and drain included, as the analyzer's window holds them) — and
 compares tokens/s, node watts at the wall (the racks' share of switches is outside the analyzer
@@ -26,14 +26,12 @@ import yaml
 from tegel.errors import TegelError
 from tegel.fidelity.cases import dataset_lengths
 from tegel.fidelity.score import mape_percent, relative_error
-from tegel.fidelity.serving import MLPERF_MAX_SEQS, SCHEDULER, SERVER_REQUESTS
+from tegel.fidelity.serving import MLPERF_MAX_SEQS, SCHEDULER, poisson_max_rate
 from tegel.hardware import System, load_system
 from tegel.mapping.params import Params, default_params
-from tegel.serving.rate_search import Limits, max_rate
-from tegel.serving.requests import Workload
+from tegel.serving.rate_search import Limits
 from tegel.serving.run import RunResult, run
 from tegel.serving.scenario import RunOptions, resolve_precision
-from tegel.serving.serve import replica_config, serve
 from tegel.workload.model_config import load_model_config
 
 TARGET_PERCENT = 15.0  # |tokens/J error| the H100 (validation) entries are held to
@@ -155,25 +153,9 @@ def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, f
     scheduler = replace(SCHEDULER, max_seqs=seqs)
     options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)),
                          max_batch_per_replica=seqs)
-    n = SERVER_REQUESTS
-
-    def fixed(arrival_s: np.ndarray, what: str) -> Workload:
-        return Workload(arrival_s, np.full(n, lin, dtype=np.int64),
-                        np.full(n, lout, dtype=np.int64), None, what)
-
-    par = replica_config(cfg, system, fixed(np.zeros(n), "probe"), precision, scheduler,
-                         options, params).parallelism
-    replica = system.model_copy(update={"chip_count": par.chips_per_replica})
-    replica_options = replace(options, tp=par.tp, pp=par.pp, ep=par.ep)
-    gaps = np.random.default_rng(0).exponential(1.0, n * par.dp)
-    unit_s = (np.cumsum(gaps) - gaps[0])[::par.dp] / par.dp  # replica 0's share, 1/s
-
-    def workload_at(rate: float | None) -> Workload:
-        return fixed(np.zeros(n) if rate is None else unit_s / rate, "Poisson arrivals")
-
-    found = max_rate(lambda wl: serve(cfg, replica, wl, scheduler, precision,
-                                      options=replica_options, params=params),
-                     workload_at, Limits(entry.ttft_limit_s, entry.tpot_limit_s))
+    found, par, replica = poisson_max_rate(
+        cfg, system, lambda chips: system.model_copy(update={"chip_count": chips}), (lin, lout),
+        precision, scheduler, options, params, Limits(entry.ttft_limit_s, entry.tpot_limit_s))
     r = found.result
     racks_w = replica.host.rack_overhead_w * replica.rack_share
     scenario = (f"{entry.model} on {system.name} at {system.chip_limit_w:.0f} W per chip, "

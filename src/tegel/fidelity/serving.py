@@ -59,13 +59,16 @@ from tegel.fidelity.cases import (
     software_of,
 )
 from tegel.fidelity.score import mape_percent, relative_error
+from tegel.hardware import System
 from tegel.mapping.params import Params
-from tegel.serving.rate_search import Limits, max_rate
+from tegel.mapping.plan import Parallelism
+from tegel.serving.rate_search import Limits, RateSearch, max_rate
 from tegel.serving.replica import SchedulerConfig
 from tegel.serving.requests import Workload
 from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.serving.serve import ServeResult, replica_config, serve
-from tegel.workload.model_config import load_model_config
+from tegel.workload.llm import Precision
+from tegel.workload.model_config import ModelConfig, load_model_config
 
 METRICS = ("ttft", "tpot", "throughput")
 KINDS = ("NIM closed loop", "MLPerf Server")
@@ -238,37 +241,56 @@ def closed_loop(load: Load, params: Params) -> Figures:
                    c * load.output_tokens / e2e, scenario)
 
 
-def server_rate(load: Load, params: Params) -> Figures:
-    """The highest Poisson rate meeting the p99 limits (module doc), as output tokens/s, with
-    the p99 TTFT and TPOT there."""
-    full = h100_system(load.chips)
-    cfg = load_model_config(load.model)
-    precision = resolve_precision(full, load.precision)
-    scheduler = replace(SCHEDULER, max_seqs=load.max_seqs, chunk_tokens=load.chunk_tokens)
-    options = replace(_options(load, params), max_batch_per_replica=load.max_seqs)
-    one = _fixed(1, load, np.zeros(1), None, "probe")
-    par = replica_config(cfg, full, one, precision, scheduler, options, params).parallelism
-    replica = h100_system(par.chips_per_replica)
-    replica_options = replace(options, tp=par.tp, pp=par.pp, ep=par.ep)
+def poisson_max_rate(cfg: ModelConfig, system: System, replica_of: Callable[[int], System],
+                     lengths: tuple[int, int], precision: Precision, scheduler: SchedulerConfig,
+                     options: RunOptions, params: Params,
+                     limits: Limits) -> tuple[RateSearch, Parallelism, System]:
+    """(the search, the system's parallelism, the replica simulated) of the highest Poisson rate
+    within `limits` (module doc): fixed lengths (input, output), one replica
+    (`replica_of(chips)`) fed replica 0's share of the system's stream, round-robin, so every
+    replica sees the same load; the MLPerf Server rows and the power group's Server runs."""
+    lin, lout = lengths
     n = SERVER_REQUESTS
+
+    def fixed(arrival_s: np.ndarray, what: str) -> Workload:
+        return Workload(arrival_s, np.full(n, lin, dtype=np.int64),
+                        np.full(n, lout, dtype=np.int64), None, what)
+
+    par = replica_config(cfg, system, fixed(np.zeros(n), "probe"), precision, scheduler,
+                         options, params).parallelism
+    replica = replica_of(par.chips_per_replica)
+    replica_options = replace(options, tp=par.tp, pp=par.pp, ep=par.ep)
     gaps = np.random.default_rng(0).exponential(1.0, n * par.dp)
     # replica 0's arrivals (every dp-th of the system's), scaled to 1 request/s per replica
     unit_s = (np.cumsum(gaps) - gaps[0])[::par.dp] / par.dp
 
     def workload_at(rate: float | None) -> Workload:
         if rate is None:
-            return _fixed(n, load, np.zeros(n), None, "offline")
-        return _fixed(n, load, unit_s / rate, None,
-                      f"Poisson arrivals, round-robin to 1 of {par.dp} replicas")
+            return fixed(np.zeros(n), "offline")
+        return fixed(unit_s / rate, f"Poisson arrivals, round-robin to 1 of {par.dp} replicas")
 
     def simulate(wl: Workload) -> ServeResult:
         return serve(cfg, replica, wl, scheduler, precision, options=replica_options,
                      params=params)
 
-    found = max_rate(simulate, workload_at, Limits(load.ttft_limit_s, load.tpot_limit_s))
+    found = max_rate(simulate, workload_at, limits)
     if found.result.config.parallelism != replace(par, dp=1):
         raise TegelError(f"one replica ran as {found.result.config.parallelism.label()}, not "
                          f"as the system's {par.label()} replicas")
+    return found, par, replica
+
+
+def server_rate(load: Load, params: Params) -> Figures:
+    """The highest Poisson rate meeting the p99 limits (module doc), as output tokens/s, with
+    the p99 TTFT and TPOT there."""
+    full = h100_system(load.chips)
+    precision = resolve_precision(full, load.precision)
+    scheduler = replace(SCHEDULER, max_seqs=load.max_seqs, chunk_tokens=load.chunk_tokens)
+    options = replace(_options(load, params), max_batch_per_replica=load.max_seqs)
+    found, par, _ = poisson_max_rate(load_model_config(load.model), full, h100_system,
+                                     (load.input_tokens, load.output_tokens), precision,
+                                     scheduler, options, params,
+                                     Limits(load.ttft_limit_s, load.tpot_limit_s))
     rate = found.rate_per_s * par.dp
     ttft = float(np.percentile(found.result.ttft(), 99))
     tpot = float(np.percentile(found.result.tpot(), 99))
