@@ -70,3 +70,24 @@ def test_a_gpu_step_below_the_sustained_share_pays_its_busy_time() -> None:
         * rates.pj_per_flop[step.compute_class] * 1e-12)
     # dataflow chips keep per-op energies
     assert busy_share(load_system("groq-576").chip) == 0.0
+
+
+def test_a_steps_level_share_slows_that_level_only_and_leaves_its_energy() -> None:
+    """`Step.level_share`: a kernel that reaches half the plan's bandwidth at one level takes
+    twice as long there; its bytes, so its energy, and its other levels are unchanged."""
+    from dataclasses import replace
+
+    from tegel.evaluate.terms import Rates, step_terms
+    from tegel.serving.run import run
+
+    result = run("llama-3.1-8b", "h100-sxm", 64, 512, 64, "fp8")
+    plan = result.chosen.decode.plan
+    rates = Rates.of(result.system, plan)
+    step = next(s for s in plan.steps if s.reads[-1] > 0)
+    hbm = len(step.reads) - 1
+    halved = replace(step, level_share=tuple(0.5 if i == hbm else 1.0
+                                             for i in range(len(step.reads))))
+    before, after = step_terms(step, rates), step_terms(halved, rates)
+    assert after.level_s[hbm] == pytest.approx(2 * before.level_s[hbm])
+    assert after.level_s[:hbm] == pytest.approx(before.level_s[:hbm])
+    assert after.energy_by_category_j == pytest.approx(before.energy_by_category_j)

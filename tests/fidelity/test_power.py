@@ -29,7 +29,7 @@ def test_entries_state_their_scenario_measurement_and_role() -> None:
     for e in entries:
         assert (e.role == "validation") == (e.system == "dgx-h100")
         assert e.chip_power_limit_w < 700  # MaxQ: every entry runs under a power limit
-        assert 2.0 < e.tokens_per_j < 10.0
+        assert 1.0 < e.tokens_per_j < 10.0  # 1.17: v3.1 GPT-J at 250 W, static batches
         assert e.scenario in ("offline", "server")
         assert (e.tpot_limit_s is not None) == (e.scenario == "server")
         assert (e.ttft_limit_s is not None) == (e.scenario == "server")
@@ -78,7 +78,7 @@ def test_report_prints_every_entry_and_a_mape_per_role() -> None:
         assert r.entry.id in text
     assert "validation: tokens/J MAPE" in text and "predicted: tokens/J MAPE" in text
     validation = [r for r in rows if r.entry.role == "validation"]
-    assert len(validation) == 3  # H100: Llama-2-70B Offline and Server, GPT-J Offline
+    assert len(validation) == 4  # H100: Llama-2-70B Offline and Server, GPT-J Offline x 2
     assert mape(rows, "validation") == pytest.approx(
         100 * sum(abs(r.error()) for r in validation) / len(validation))
 
@@ -87,10 +87,10 @@ def test_the_cap_alone_is_predicted_against_the_same_rounds_run_without_it() -> 
     """MaxQ / MaxP of the same node, benchmark and software measures what the power limit alone
     costs; tegel's ratio (the scenario at the limit / at the chips' own limit) isolates the power
     model from the time model. Caps at 450-500 W (64-71 % of the chip's 700 W): measured
-    0.75-0.83, every entry within 6 %. The deep caps, 350 W (50 %) on GPT-J's compute-bound beam
-    search: H100 measured 0.746, tegel 0.789 (+5.8 %); H200 0.652 against 0.700 (+7.4 %) — the
-    deeper the cap, the more tegel's DVFS rule spares throughput (docs/power.md); this guards
-    those figures and their sign."""
+    0.75-0.83, every entry within 6 %. The deep caps on GPT-J's compute-bound beam search:
+    350 W (50 %), H100 measured 0.746, tegel 0.789 (+5.8 %); H200 0.652 against 0.700 (+7.4 %)
+    — at these caps tegel's DVFS rule spares throughput (docs/power.md); 250 W (36 %) on the
+    v3.1 static batches of 32, 0.607 against 0.606. This guards those figures."""
     rows = [r for r in _rows() if r.entry.maxp_tokens_per_s]
     assert len(rows) == len(load_power_entries())
     for r in rows:
@@ -99,7 +99,7 @@ def test_the_cap_alone_is_predicted_against_the_same_rounds_run_without_it() -> 
         if r.entry.chip_power_limit_w >= 450:
             assert abs(error) < 0.06, (r.entry.id, r.entry.cap_ratio, r.cap_ratio)
         else:
-            assert 0.0 < error < 0.09, (r.entry.id, r.entry.cap_ratio, r.cap_ratio)
+            assert -0.02 < error < 0.09, (r.entry.id, r.entry.cap_ratio, r.cap_ratio)
         assert r.maxp_tokens_per_s is not None and r.maxp_tokens_per_s > r.tokens_per_s
     assert any(r.entry.chip_power_limit_w < 450 for r in rows)
 
@@ -114,3 +114,21 @@ def test_beam_search_runs_its_beams_offline_and_is_refused_under_load() -> None:
     with pytest.raises(TegelError, match=f"{gptj.id}.*beam search"):
         predict_power(replace(gptj, scenario="server", tpot_limit_s=0.2, ttft_limit_s=2.0))
 
+
+
+def test_a_static_batch_stack_decodes_each_batch_to_its_longest_request() -> None:
+    """MLPerf v3.1 (2023) ran static batches: a batch of GPT-J requests (69 output tokens on
+    average, at most 128) decodes until its longest ends. The same entry on an in-flight
+    batching stack decodes the mean and runs much faster; the static one's tokens/s is that of
+    batches decoded to 128 tokens, of which 69 per request count."""
+    from tegel.fidelity.cases import decoded_output_tokens
+
+    assert decoded_output_tokens(69, 128, 0.0) == 128
+    assert decoded_output_tokens(69, 128, 1.0) == 69
+    assert decoded_output_tokens(69, None, 0.0) == 69  # fixed lengths: nothing pads
+    v31 = next(e for e in load_power_entries() if e.year == 2023)
+    static = next(r for r in _rows() if r.entry.id == v31.id)
+    assert "static batches decoded to 128 tokens" in static.scenario
+    in_flight = predict_power(replace(v31, year=2024, maxp_tokens_per_s=None))
+    assert "static" not in in_flight.scenario
+    assert in_flight.tokens_per_s > 1.4 * static.tokens_per_s

@@ -129,19 +129,23 @@ def test_bad_measurement_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_objective_is_the_mean_of_the_fitted_group_mapes(report) -> None:
-    """Energy is predicted from the hardware, not fitted: it is not in the objective. What is
-    fitted is what gpu.yaml marks `fitted`, within its stated range; the shipped calibration
-    stays inside those ranges; per-chip microbenchmarks are never fitted."""
-    groups = [report.mape(g, True) for g in ("throughput", "ttft", "tpot")]
+    """Energy is predicted from the hardware, not fitted: it is not in the objective. The fit
+    sees every H100 entry of a group, not only the target set (which leaves out the only
+    entries that run the per-query-head decode kernel). What is fitted is what gpu.yaml marks
+    `fitted`, within its stated range; the shipped calibration stays inside those ranges;
+    per-chip microbenchmarks are never fitted."""
+    groups = [report.mape(g) for g in ("throughput", "ttft", "tpot")]
     assert FITTED_GROUPS == ("throughput", "ttft", "tpot")
     assert objective(report) == pytest.approx(sum(groups) / 3)
+    assert report.mape("throughput") != report.mape("throughput", True)
     assert all(lo < hi for lo, hi in BOUNDS.values())
     assert "compute_power_share" not in BOUNDS and not any("generations" in k for k in BOUNDS)
     gpu = default_params().gpu
     assert all(lo <= getattr(gpu, k) <= hi for k, (lo, hi) in BOUNDS.items())
     assert set(BOUNDS) == {"gemm_serving_fraction", "attention_serving_fraction",
                            "hbm_serving_fraction", "kernel_overhead_s", "iteration_overhead_s",
-                           "collective_overhead_s", "request_overhead_s", "moe_gemm_efficiency"}
+                           "collective_overhead_s", "request_overhead_s", "moe_gemm_efficiency",
+                           "per_head_attention_l2_fraction"}
 
 
 def test_measure_script_skips_without_cuda() -> None:

@@ -157,6 +157,7 @@ def _dataflow(args: argparse.Namespace, params: Params) -> DataflowReport | None
 def _calibrate(args: argparse.Namespace, params: Params) -> int:
     from tegel.fidelity.calibrate import (
         BOUNDS,
+        OBJECTIVE,
         calibrate,
         calibration_target,
         objective,
@@ -169,7 +170,7 @@ def _calibrate(args: argparse.Namespace, params: Params) -> int:
         values, before, after = calibrate(params, args.files, passes=PASSES,
                                           progress=_fit_progress(bar))
     written = write_calibration(values, before, after, target, base=params.source)
-    print(f"objective (mean target-set MAPE of throughput, TTFT, TPOT): "
+    print(f"objective ({OBJECTIVE}): "
           f"{objective(before):.1f}% -> {objective(after):.1f}%")
     print(f"wrote {written}; use it with `tegel validate --params {written}` or "
           f"`tegel run ... --params {written}`")

@@ -148,7 +148,8 @@ def step_terms(s: Step, r: Rates) -> StepTerms:
         energy[_IDX[Category.COMPUTE]] = s.flops * r.pj_per_flop[s.compute_class] * busy * 1e-12
     level_s = []
     for i, (rd, wr) in enumerate(zip(s.reads, s.writes, strict=True)):
-        level_s.append((rd / r.read_bps[i] + wr / r.write_bps[i]) / share
+        level = s.level_share[i] if s.level_share else 1.0
+        level_s.append((rd / r.read_bps[i] + wr / r.write_bps[i]) / (share * level)
                        if (rd or wr) and r.timed[i] else 0.0)
     for i, joules in enumerate(level_energy_j(s, r)):
         energy[r.level_category[i]] += joules

@@ -87,6 +87,7 @@ class Case:
     software: str | None = None  # GPU software stack of the measurement (None: current)
     itl_from_e2e: bool = False  # inter-token latency as end-to-end latency / output tokens
     gpu: str = CALIBRATION_GPU  # chip preset of the measured system
+    longest_output_tokens: int | None = None  # a data set's longest output (None: fixed lengths)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +120,19 @@ def dataset_lengths() -> dict[str, dict[str, Any]]:
     """Mean request lengths of the MLPerf / ML.ENERGY data sets (fidelity/data)."""
     text = (resources.files("tegel.fidelity") / "data" / "mlperf_datasets.yaml").read_text()
     return yaml.safe_load(text)
+
+
+def decoded_output_tokens(output_tokens: int, longest: int | None, in_flight: float) -> int:
+    """Output tokens a batch decodes for requests that generate `output_tokens` on average and
+    at most `longest` (None: all the same length). An engine that batches in flight
+    (`in_flight` 1, GpuParams.in_flight_batching) replaces each finished request at once: the
+    mean. A static batch decodes until its longest request ends, the finished ones padding
+    the steps: taken as the data set's maximum, the harness's max_new_tokens, which one of a
+    batch's tens of requests almost always reaches (an upper bound: the expected longest of B
+    requests is below it). Only the mean counts as generated tokens."""
+    if longest is None or in_flight >= 1.0:
+        return output_tokens
+    return max(output_tokens, longest)
 
 
 @lru_cache(maxsize=64)
@@ -365,11 +379,14 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
     precision, value, group = stated.precision, stated.value, stated.group
     approx: list[str] = []
     lengths = dataset_lengths()
+    longest: int | None = None
     if "input_len" in w:
         lin, lout = int(w["input_len"]), int(w.get("output_len", 1))
     elif dataset and dataset in lengths:
         lin = round(lengths[dataset]["input_tokens_mean"])
         lout = round(lengths[dataset]["output_tokens_mean"])
+        most = lengths[dataset].get("output_tokens_max")
+        longest = int(most) if most else None
         approx.append(f"{dataset} data set as its mean lengths {lin}/{lout}")
     elif group == "energy":
         d = lengths["mlenergy-llama3.1-8b"]
@@ -425,4 +442,4 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
     return Case(eid, group, model, chips, tp, batch, lin, lout, precision, value,
                 metric == "output_throughput_per_gpu", tpot_limit,
                 str(entry.get("source", {}).get("title", "")), "; ".join(approx), cap, beams,
-                software, itl_e2e, stated.gpu)
+                software, itl_e2e, stated.gpu, longest)

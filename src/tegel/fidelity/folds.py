@@ -33,6 +33,7 @@ from tegel.errors import TegelError
 from tegel.fidelity.calibrate import (
     BOUNDS,
     FITTED_GROUPS,
+    OBJECTIVE,
     calibrate,
     h100_only,
     objective,
@@ -131,7 +132,7 @@ def _record(before: Report, after: Report, trained: int, passes: int, steps: int
                 f"(coordinate descent, {passes} passes of {steps} golden-section steps per "
                 "parameter, within the ranges of mapping/data/gpu.yaml) on the shipped H100 "
                 "entries outside this fold; the serving group is never fitted"),
-        "objective": "mean over throughput, TTFT and TPOT of the target-set MAPE (percent)",
+        "objective": f"{OBJECTIVE} (percent)",
         "objective_percent": {"before": objective(before), "after": objective(after)},
         "training_mape_percent": {g: after.mape(g) for g in FITTED_GROUPS},
         "training_entries": trained,

@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from tegel.errors import TegelError
-from tegel.fidelity.cases import dataset_lengths
+from tegel.fidelity.cases import dataset_lengths, decoded_output_tokens
 from tegel.fidelity.score import mape_percent, relative_error
 from tegel.fidelity.serving import MLPERF_MAX_SEQS, SCHEDULER, poisson_max_rate
 from tegel.hardware import System, load_system
@@ -128,15 +128,24 @@ def _entry(e: dict[str, Any]) -> PowerEntry:
         raise TegelError(f"power_measurements.yaml: entry {e.get('id', '?')} lacks {err}") from err
 
 
-def _run(entry: PowerEntry, system: System, batch: int | str, params: Params) -> RunResult:
+def _run(entry: PowerEntry, system: System, batch: int | str,
+         params: Params) -> tuple[RunResult, float]:
+    """(the run, the share of its decoded tokens that are generated): the data set's mean
+    lengths; a stack of static batches decodes each batch to its longest request
+    (cases.decoded_output_tokens), the finished requests padding the steps."""
     lengths = dataset_lengths()[entry.dataset]
-    options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)),
+    software = params.gpu.later_generation(str(entry.year))
+    options = RunOptions(tp=entry.tp, software=software,
                          beams=int(lengths.get("beams", 1)))  # GPT-J: beam search 4
     if entry.engine_batch:  # the submission's batch per engine caps the largest that fits
         options = replace(options, max_batch_per_replica=entry.engine_batch)
-    return run(entry.model, system, batch, round(lengths["input_tokens_mean"]),
-               round(lengths["output_tokens_mean"]), entry.precision, options=options,
-               params=params)
+    mean = round(lengths["output_tokens_mean"])
+    longest = lengths.get("output_tokens_max")
+    decoded = decoded_output_tokens(mean, int(longest) if longest else None,
+                                    params.gpu.for_software(software).in_flight_batching)
+    result = run(entry.model, system, batch, round(lengths["input_tokens_mean"]), decoded,
+                 entry.precision, options=options, params=params)
+    return result, mean / decoded
 
 
 def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, float, str]:
@@ -185,13 +194,15 @@ def _at_limit(entry: PowerEntry, limit_w: float | None, params: Params) -> Power
     if entry.scenario == "server":
         tokens_s, wall_w, scenario = _server(entry, system, params)
         return PowerRow(entry, tokens_s, wall_w, False, scenario)
-    result = _run(entry, system, "auto", params)
+    result, counted = _run(entry, system, "auto", params)
     racks_w = system.host.rack_overhead_w * system.rack_share
     d = result.to_dict()
     par = d["parallelism"]
     scenario = (f"{entry.model} on {system.name} at {system.chip_limit_w:.0f} W per chip, "
-                f"batch {d['batch']}, tp{par['tp']} dp{par['dp']}, {entry.precision}")
-    return PowerRow(entry, result.throughput_tokens_per_s, result.power_w - racks_w,
+                f"batch {d['batch']}, tp{par['tp']} dp{par['dp']}, {entry.precision}"
+                + (f"; static batches decoded to {result.output_tokens} tokens"
+                   if counted < 1 else ""))
+    return PowerRow(entry, result.throughput_tokens_per_s * counted, result.power_w - racks_w,
                     bool(d["power_capped"]), scenario)
 
 

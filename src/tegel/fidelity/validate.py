@@ -14,6 +14,7 @@ from tegel.fidelity.cases import (
     GROUPS,
     Case,
     Unmapped,
+    decoded_output_tokens,
     gpu_system,
     load_entries,
     precision_of,
@@ -78,12 +79,20 @@ def _server_batch(case: Case, system: System, params: Params) -> RunResult:
     return largest_batch_within(lambda b: _run(case, system, b, params), case.tpot_limit_s)
 
 
+def _decoded(case: Case, params: Params) -> int:
+    """Output tokens the case's batches decode (cases.decoded_output_tokens)."""
+    stack = params.gpu.for_software(params.gpu.later_generation(case.software))
+    return decoded_output_tokens(case.output_tokens, case.longest_output_tokens,
+                                 stack.in_flight_batching)
+
+
 def _run(case: Case, system: System, batch: int | str, params: Params) -> RunResult:
-    """The case's scenario at `batch`; a Server case's batches are in-flight concurrencies."""
+    """The case's scenario at `batch`; a Server case's batches are in-flight concurrencies. A
+    static batch of a data set decodes to its longest request (`_decoded`)."""
     options = RunOptions(tp=case.tp, max_batch_per_replica=case.max_batch, beams=case.beams,
                          software=params.gpu.later_generation(case.software),
                          in_flight=case.batch == "server")
-    return run(case.model, system, batch, case.input_tokens, case.output_tokens,
+    return run(case.model, system, batch, case.input_tokens, _decoded(case, params),
                precision_of(case.precision), options=options, params=params)
 
 
@@ -93,14 +102,16 @@ def predict(case: Case, params: Params) -> Row:
     result = (_server_batch(case, system, params) if case.batch == "server"
               else _run(case, system, case.batch, params))
     d = result.to_dict()
+    counted = case.output_tokens / result.output_tokens  # of the tokens decoded, those generated
     if case.group == "throughput":
-        value = d["throughput_tokens_per_s"] / (case.chips if case.per_accelerator else 1)
+        value = (d["throughput_tokens_per_s"] * counted
+                 / (case.chips if case.per_accelerator else 1))
     elif case.group == "ttft":
         value = d["ttft_s"]
     elif case.group == "tpot":
         value = d["e2e_latency_s"] / case.output_tokens if case.itl_from_e2e else d["tpot_s"]
     else:  # energy: accelerator energy only, as NVML-based measurements count it
-        value = d["accelerator_energy_j_per_token"]
+        value = d["accelerator_energy_j_per_token"] / counted
     par = d["parallelism"]
     scenario = (f"{case.model} on {system.name}, batch {d['batch']}, {case.input_tokens}/"
                 f"{case.output_tokens} tok, {case.precision}, tp{par['tp']} pp{par['pp']} "

@@ -167,6 +167,7 @@ def _kernel_step(kernel: Kernel, index: int, ctx: _Context) -> Step:
                 place(b / d, t.role, writes)
     main = kernel.ops[0]
     efficiency = 1.0
+    level_share: tuple[float, ...] = ()
     cls = compute_class(main)
     if kernel.kind in (StepKind.GEMM, StepKind.MOE) and not is_depthwise(main):
         share = ctx.rates.gemm_fraction(cls) * p.gemm_serving_fraction
@@ -178,14 +179,22 @@ def _kernel_step(kernel: Kernel, index: int, ctx: _Context) -> Step:
     elif kernel.kind is StepKind.ATTENTION:
         cls = _attention_class(main, p)
         efficiency = ctx.rates.gemm_fraction(cls) * p.attention_serving_fraction
-        extra = _kv_rereads(main, p)
+        beams, heads = _kv_rereads(main, p)
         for t, b, d in zip(main.inputs[1:], work(main).read_bytes[1:],
                            shards[main.name].read_div[1:], strict=True):
-            place(extra * b / d, t.role, reads)
+            place(beams * b / d, t.role, reads)
+            if lv.l2 is not None:
+                reads[lv.l2] += heads * b / d
+            else:
+                place(heads * b / d, t.role, reads)
+        if lv.l2 is not None and _per_query_head(main, p):
+            level_share = tuple(p.per_head_attention_l2_fraction / p.l2_bandwidth_fraction
+                                if i == lv.l2 else 1.0 for i in range(len(lv.names)))
     return Step(name=kernel.name, kind=kernel.kind, stage=-1 if main.layer >= 0 else 0,
                 repeat=ctx.repeat(main), flops=flops,
                 compute_class=cls, compute_efficiency=efficiency,
                 reads=tuple(reads), writes=tuple(writes), overhead_s=p.kernel_overhead_s,
+                level_share=level_share,
                 ops=tuple(o.name for o in kernel.ops),
                 first_layer=ctx.first_layers.get(main.layer, 0) if main.layer >= 0 else -1)
 
@@ -199,20 +208,34 @@ def _attention_class(op: Op, p: GpuParams) -> str:
     return widest.compute_class
 
 
-def _kv_rereads(op: Op, p: GpuParams) -> float:
-    """Extra reads of the KV cache, in multiples of what the op counts, of a decode attention
-    kernel: one not GQA-aware reads each KV head again for every query head of its group; one
-    that reads per beam (`beam_kv_sharing` 0) reads the prompt's cache, which the beams of a
-    request share in memory, once per beam. None for latent attention: its kernels (FlashMLA,
-    vLLM's MLA backends) read the latent cache once for all heads."""
+def _decoding(op: Op) -> bool:
+    """Whether an attention op is a decode step's: one query token per sequence."""
+    return isinstance(op.attrs, Attention) and op.inputs[0].shape[1] == 1
+
+
+def _per_query_head(op: Op, p: GpuParams) -> bool:
+    """Whether a decode attention op runs the kernel of one thread block per query head (a
+    stack without GQA-aware generation kernels), whose L2 rate is
+    `per_head_attention_l2_fraction`. Latent attention is never such a kernel."""
+    return _decoding(op) and p.gqa_kv_sharing < 1.0
+
+
+def _kv_rereads(op: Op, p: GpuParams) -> tuple[float, float]:
+    """(re-reads from HBM, re-reads from L2) of the KV cache, in multiples of what the op
+    counts, of a decode attention kernel. One that reads per beam (`beam_kv_sharing` 0) reads
+    the prompt's cache, which the beams of a request share in memory, once per beam, from HBM.
+    One not GQA-aware reads each KV head again for every query head of its group: from L2, as
+    its grid is (heads, batch), so the blocks that re-read run beside the first reader
+    (`per_head_attention_l2_fraction` in mapping/data/gpu.yaml). None for latent attention: its
+    kernels (FlashMLA, vLLM's MLA backends) read the latent cache once for all heads."""
     a = op.attrs
-    if not isinstance(a, Attention) or op.inputs[0].shape[1] != 1:
-        return 0.0
+    if not isinstance(a, Attention) or not _decoding(op):
+        return 0.0, 0.0
     group = a.num_heads // a.num_kv_heads
     heads = (group - 1) * (1.0 - p.gqa_kv_sharing)
     counted = shared_prefix_fraction(a.kv_group, a.kv_shared, op.inputs[1].shape[1])
     beams = (1.0 / counted - 1.0) * (1.0 - p.beam_kv_sharing)
-    return (1.0 + heads) * (1.0 + beams) - 1.0
+    return beams, heads * (1.0 + beams)
 
 
 def _gemm_traffic(kernel: Kernel, shards: dict[str, OpShard], chip: Chip,

@@ -59,6 +59,9 @@ class GpuParams:
     attention_serving_fraction: float  # attention kernels' rate / the chip's GEMM rate
     hbm_serving_fraction: float  # achieved / STREAM bandwidth of streaming kernels
     l2_bandwidth_fraction: float
+    # share of L2 bandwidth a decode attention kernel of one thread block per query head (not
+    # GQA-aware: gqa_kv_sharing < 1) reaches
+    per_head_attention_l2_fraction: float
     tile_m: int
     tile_n: int
     small_tile_m: int
@@ -77,6 +80,7 @@ class GpuParams:
     beam_kv_sharing: float  # 1: the beams of a request read their shared prompt cache once
     fp8_context_attention: float  # 1: prefill attention in FP8 when the KV cache is FP8
     kv_pages_on_demand: float  # 1: in-flight batching, KV pages held as sequences grow
+    in_flight_batching: float  # 1: finished requests replaced at once; 0: static batches
     generations: tuple[Generation, ...] = ()
     chips: ChipTable = field(default_factory=shipped_chip_table)
 

@@ -123,6 +123,9 @@ class Step:
     link_share: float = 1.0
     overhead_s: float = 0.0  # fixed cost: kernel launch, synchronisation
     resource_share: float = 1.0  # fraction of one chip's compute and bandwidth the step has
+    # per storage level: the share of the plan's bandwidth there this step's kernel reaches
+    # (empty: all of it, as the streaming kernels the plan's shares describe do)
+    level_share: tuple[float, ...] = ()
     ops: tuple[str, ...] = ()  # IR ops this step carries out
     route: tuple[Link, ...] = ()  # a transfer's link bundles: its time is over these
     transfer_bytes: float = 0.0  # bytes a transfer moves over each bundle of its route
