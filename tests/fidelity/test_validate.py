@@ -196,3 +196,32 @@ def test_a_measurement_runs_the_stack_its_software_names_else_its_year_or_the_ne
     assert stack("TensorRT-LLM v0.8.0, TRTLLM_ENABLE_XQA=1") == "trtllm-0.8-xqa"
     assert stack("TensorRT 10.2") == "trtllm-0.12"
     assert stack("TensorRT-LLM v1.0", 2025) is None
+
+
+def test_a_static_batch_mlperf_entry_decodes_each_batch_to_its_longest_request() -> None:
+    """An MLPerf Offline entry of 2023 runs the static-batch stack (`in_flight_batching` 0): its
+    batches of GPT-J requests (69 output tokens on average, at most 128) decode 128 steps, of
+    which 69 per request count; the same entry of 2024 (in-flight) decodes the mean. The same
+    rule as the power group's (cases.decoded_output_tokens)."""
+    import importlib
+    from dataclasses import replace
+
+    from tegel.fidelity.cases import gpu_system
+
+    engine = importlib.import_module("tegel.fidelity.validate")  # the module, not its function
+    entry = {"id": "gptj-2023", "system": "8x H100-SXM-80GB (NVIDIA DGX H100)",
+             "workload": {"model": "GPT-J-6B (MLPerf gptj)", "precision": "fp8",
+                          "scenario": "Offline", "software": "TensorRT 9.0",
+                          "max_batch_per_replica": 32},
+             "metric": "throughput_offline", "value": 7335.7, "unit": "tokens/s",
+             "accelerators": 8, "year": 2023, "kind": "measured"}
+    static = to_case(entry)
+    in_flight = to_case({**entry, "year": 2024})
+    assert not isinstance(static, Unmapped) and not isinstance(in_flight, Unmapped)
+    assert (static.output_tokens, static.longest_output_tokens) == (69, 128)
+    params = default_params()
+    slow, fast = predict(static, params), predict(in_flight, params)
+    assert fast.predicted > 1.4 * slow.predicted
+    padded = replace(static, output_tokens=128, longest_output_tokens=None)
+    run_128 = engine._run(padded, gpu_system("h100-sxm", 8), "auto", params)
+    assert slow.predicted == pytest.approx(run_128.throughput_tokens_per_s * 69 / 128)
