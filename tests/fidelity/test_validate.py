@@ -225,3 +225,20 @@ def test_a_static_batch_mlperf_entry_decodes_each_batch_to_its_longest_request()
     padded = replace(static, output_tokens=128, longest_output_tokens=None)
     run_128 = engine._run(padded, gpu_system("h100-sxm", 8), "auto", params)
     assert slow.predicted == pytest.approx(run_128.throughput_tokens_per_s * 69 / 128)
+
+
+def test_every_fitted_parameter_moves_an_entry_the_objective_counts() -> None:
+    """A fitted parameter that no entry of the objective depends on is left where it started
+    by the fit, a value that only looks fitted. Each one, moved from its low to its high bound,
+    changes the prediction of at least one H100 entry of a fitted group (the objective counts
+    every such entry: the per-query-head kernel's L2 share is seen only by the older pages,
+    outside the target set)."""
+    from tegel.fidelity.cases import CALIBRATION_GPU
+
+    params = default_params()
+    cases = [c for _, e in load_entries() if not isinstance(c := to_case(e), Unmapped)
+             and c.gpu == CALIBRATION_GPU and c.group in FITTED_GROUPS and c.batch != "server"]
+    for name, (lo, hi) in BOUNDS.items():
+        low, high = params.with_gpu({name: lo}, "low"), params.with_gpu({name: hi}, "high")
+        assert any(abs(predict(c, low).predicted / predict(c, high).predicted - 1) > 1e-3
+                   for c in cases), name
