@@ -122,6 +122,13 @@ def dataset_lengths() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(text)
 
 
+def longest_output(lengths: dict[str, Any]) -> int | None:
+    """A data set's longest output (`output_tokens_max` of its mlperf_datasets.yaml entry),
+    None where it gives none."""
+    most = lengths.get("output_tokens_max")
+    return int(most) if most else None
+
+
 def decoded_output_tokens(output_tokens: int, longest: int | None, in_flight: float) -> int:
     """Output tokens a batch decodes for requests that generate `output_tokens` on average and
     at most `longest` (None: all the same length). An engine that batches in flight
@@ -385,8 +392,7 @@ def to_case(entry: dict[str, Any]) -> Case | Unmapped:
     elif dataset and dataset in lengths:
         lin = round(lengths[dataset]["input_tokens_mean"])
         lout = round(lengths[dataset]["output_tokens_mean"])
-        most = lengths[dataset].get("output_tokens_max")
-        longest = int(most) if most else None
+        longest = longest_output(lengths[dataset])
         approx.append(f"{dataset} data set as its mean lengths {lin}/{lout}")
     elif group == "energy":
         d = lengths["mlenergy-llama3.1-8b"]

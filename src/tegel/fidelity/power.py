@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 
 from tegel.errors import TegelError
-from tegel.fidelity.cases import dataset_lengths, decoded_output_tokens
+from tegel.fidelity.cases import dataset_lengths, decoded_output_tokens, longest_output
 from tegel.fidelity.score import mape_percent, relative_error
 from tegel.fidelity.serving import MLPERF_MAX_SEQS, SCHEDULER, poisson_max_rate
 from tegel.hardware import System, load_system
@@ -140,8 +140,7 @@ def _run(entry: PowerEntry, system: System, batch: int | str,
     if entry.engine_batch:  # the submission's batch per engine caps the largest that fits
         options = replace(options, max_batch_per_replica=entry.engine_batch)
     mean = round(lengths["output_tokens_mean"])
-    longest = lengths.get("output_tokens_max")
-    decoded = decoded_output_tokens(mean, int(longest) if longest else None,
+    decoded = decoded_output_tokens(mean, longest_output(lengths),
                                     params.gpu.for_software(software).in_flight_batching)
     result = run(entry.model, system, batch, round(lengths["input_tokens_mean"]), decoded,
                  entry.precision, options=options, params=params)
