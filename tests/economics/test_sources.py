@@ -33,7 +33,11 @@ PENDING: dict[str, str] = {}
 # summaries, copies of a vendor's table), replaced in issue 13; none may come back.
 JUNK_HOSTS = ("thelolafoundation.org", "terrabellainc.com", "datasetsearch.research.google.com",
               "eightforums.com", "cheapdeveloper.com", "partofstyle.com",
-              "archive-lib.hpctech.co.jp", "vineethac.blogspot.com", "kylolab.com")
+              "archive-lib.hpctech.co.jp", "vineethac.blogspot.com", "kylolab.com",
+              # replaced in issue 13's source review (AMD, Intel, dataflow presets)
+              "sgpjbg.com", "yobitel.com", "awesomeagents.ai", "newsy-today.com",
+              "unanswered.io", "wiaix.com", "world-today-news.com",
+              "boston-uk-l.azurewebsites.net", "y-ic.de")
 
 
 def _sources(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
