@@ -37,7 +37,11 @@ JUNK_HOSTS = ("thelolafoundation.org", "terrabellainc.com", "datasetsearch.resea
               # replaced in issue 13's source review (AMD, Intel, dataflow presets)
               "sgpjbg.com", "yobitel.com", "awesomeagents.ai", "newsy-today.com",
               "unanswered.io", "wiaix.com", "world-today-news.com",
-              "boston-uk-l.azurewebsites.net", "y-ic.de")
+              "boston-uk-l.azurewebsites.net", "y-ic.de",
+              # ... and in the economics, technology and GPU-power data
+              "legitlads.com", "profitableventure.com", "cortexconstruct.com", "szyunze.com",
+              "cloudnews.tech", "siliconanalysts.com", "lyceum.technology", "technewsspace.com",
+              "diomgis.com", "prophetstor.com")
 
 
 def _sources(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
