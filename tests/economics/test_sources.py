@@ -41,7 +41,11 @@ JUNK_HOSTS = ("thelolafoundation.org", "terrabellainc.com", "datasetsearch.resea
               # ... and in the economics, technology and GPU-power data
               "legitlads.com", "profitableventure.com", "cortexconstruct.com", "szyunze.com",
               "cloudnews.tech", "siliconanalysts.com", "lyceum.technology", "technewsspace.com",
-              "diomgis.com", "prophetstor.com")
+              "diomgis.com", "prophetstor.com",
+              # ... and in the NVIDIA presets
+              "aiwiki.ai", "grokipedia.com", "aiminingco.com", "cputronic.com", "manuals.plus",
+              "reach.dog", "mullet.se", "itcreations.com", "setloop.io", "zdszero.github.io",
+              "kshirol-dev.github.io")
 
 
 def _sources(node: Any, where: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
