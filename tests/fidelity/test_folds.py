@@ -77,6 +77,22 @@ def test_the_digest_ignores_only_what_the_fit_never_reads(monkeypatch: pytest.Mo
     assert with_workload("max_batch_per_replica", 777) != base
 
 
+def test_the_digest_covers_the_mlperf_data_set_lengths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The MLPerf entries' scenarios run at their data set's mean lengths, so a fit depends on
+    them: a changed input mean changes the digest (the shipped folds were refitted when the
+    means were read from the whole per-sample files)."""
+    import copy
+
+    import tegel.fidelity.folds as folds_module
+    from tegel.fidelity.cases import dataset_lengths
+
+    base = inputs_digest()
+    changed = copy.deepcopy(dataset_lengths())
+    changed["llama3.1-8b"]["input_tokens_mean"] += 1
+    monkeypatch.setattr(folds_module, "dataset_lengths", lambda: changed)
+    assert inputs_digest() != base
+
+
 def test_a_folds_predictions_are_what_validate_reports(folds, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     fold = folds[0]

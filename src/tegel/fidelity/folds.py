@@ -39,7 +39,7 @@ from tegel.fidelity.calibrate import (
     objective,
     uncalibrated_values,
 )
-from tegel.fidelity.cases import load_entries
+from tegel.fidelity.cases import dataset_lengths, load_entries
 from tegel.fidelity.validate import Report
 from tegel.mapping.gpu_data import gpu_fitted_ranges, gpu_values, shipped_chip_table
 from tegel.mapping.params import Params
@@ -88,8 +88,9 @@ SERVING_ONLY = frozenset({"max_tokens_per_iteration"})
 def inputs_digest() -> str:
     """SHA-256 of what a fold's fit depends on besides the code: each H100 entry's figures
     (not its source's address or kind, nor the serving-only fields), the GPU parameters' values
-    and ranges (gpu.yaml) and every chip's microbenchmark shares and all-reduce sweep
-    (gpu_chips.yaml). Comments and citations do not count."""
+    and ranges (gpu.yaml), every chip's microbenchmark shares and all-reduce sweep
+    (gpu_chips.yaml) and the MLPerf data sets' lengths that the MLPerf entries' scenarios
+    take (mlperf_datasets.yaml). Comments and citations do not count."""
     entries = [{k: e.get(k) for k in ("id", "system", "metric", "value", "unit", "year",
                                         "kind")}
                | {"source": e.get("source", {}).get("title"),
@@ -101,7 +102,10 @@ def inputs_digest() -> str:
     gpu = {"values": gpu_values(doc), "ranges": gpu_fitted_ranges(doc)}
     chips = [[r.chip, list(r.gemm), r.hbm_fraction, r.allreduce_fraction,
               list(r.allreduce_by_bytes)] for r in shipped_chip_table().rates]
-    blob = json.dumps([entries, gpu, chips], sort_keys=True, default=str)
+    lengths = {name: {k: v for k, v in d.items() if k.endswith("_mean") or k.endswith("_max")
+                      or k in ("samples", "beams")}
+               for name, d in dataset_lengths().items()}
+    blob = json.dumps([entries, gpu, chips, lengths], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
