@@ -78,8 +78,10 @@ def validation() -> str:
     power = power_report()
     rows += ["", f"Power at the wall, MLPerf Inference Power (H100 nodes, nothing fitted): "
              f"tokens/J MAPE {pct(power_mape(power, 'validation'))} (watts "
-             f"{pct(power_mape(power, 'validation', 'system_w'))}); other GPUs predicted: "
-             f"{pct(power_mape(power, 'predicted'))}. The cap's effect alone (tokens/s under the "
+             f"{pct(power_mape(power, 'validation', 'system_w'))}); other GPUs predicted (H200 "
+             f"MaxQ, B200 at its own 1,000 W): {pct(power_mape(power, 'predicted'))} (watts "
+             f"{pct(power_mape(power, 'predicted', 'system_w'))}). The cap's effect alone "
+             f"(MaxQ runs: tokens/s under the "
              f"limit / the same round's run without it): H100 {pct(cap_mape(power, 'validation'))}"
              f", H200 {pct(cap_mape(power, 'predicted'))}."]
     return "\n".join(rows) + "\n\n" + _serving_table(report.to_dict()["serving"])

@@ -1,8 +1,9 @@
 """Power at the wall against MLPerf Inference Power: tokens per joule, predicted vs measured.
 
 Each entry of `data/power_measurements.yaml` is a node measured at the wall during a timed MLPerf
-run under a per-GPU power limit (MaxQ). tegel runs the same scenario on the same preset with that
-limit as the system's chip power limit, at the data set's mean request lengths — Offline as the
+run under a per-GPU power limit (MaxQ), or at the chips' own limit where the submission set none.
+tegel runs the same scenario on the same preset with that limit as the system's chip power
+limit, at the data set's mean request lengths — Offline as the
 largest batch that fits (maximum throughput); Server through the request-level simulator, as the
 serving group runs MLPerf Server (`fidelity.serving`): the highest Poisson rate whose p99 TTFT
 and TPOT meet the benchmark's limits (`fidelity.serving.poisson_max_rate`), one replica fed every
@@ -229,8 +230,9 @@ def format_power(rows: tuple[PowerRow, ...]) -> str:
             f"{'pred':>7} {'tok/J meas':>10} {'pred':>6} {'error':>7} {'cap meas':>8} "
             f"{'pred':>5}  scenario")
     lines = ["power group — MLPerf Inference Power, node power at the wall (MaxQ: the GPUs' "
-             "power limit applied); out of sample, nothing fitted; cap: tokens/s under the "
-             "limit / the same round's run without it", head, "-" * len(head)]
+             "power limit applied; else their own); out of sample, nothing fitted; cap: "
+             "tokens/s under the limit / the same round's run without it", head,
+             "-" * len(head)]
     for r in rows:
         e = r.entry
         cap = (f"{e.cap_ratio:>8.3f} {r.cap_ratio:>5.3f}"
