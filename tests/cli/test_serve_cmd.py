@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,25 @@ def test_mlperf_offline_scenario_uses_the_benchmark_lengths(
     assert isinstance(d, dict)
     assert d["mlperf"]["benchmark"] == "llama3.1-8b" and d["completed"] == 100
     assert d["workload"]["lengths"].startswith("lognormal:")
+
+
+def test_an_mlperf_rate_search_probes_loadgens_minimum_run(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Without --requests each rate is probed with the arrivals of LoadGen's 600 s minimum run,
+    so an overload shows in the p99 as it does in a measured run; --requests sets the count."""
+    d = _json(capsys, ["serve", "llama-3.1-8b", "--on", "h100-sxm", "--scenario",
+                       "mlperf-interactive", "--json"])
+    assert isinstance(d, dict)
+    m = d["mlperf"]
+    assert m["min_duration_s"] == 600
+    rate = m["rate_per_s"]
+    assert d["completed"] == max(5000, math.ceil(rate * 600))
+    # the search's bracket: above the offline rate the limits break
+    assert all(not t["within_limits"] for t in m["trail"] if t["rate_per_s"] > 1.1 * rate)
+    short = _json(capsys, ["serve", "llama-3.1-8b", "--on", "h100-sxm", "--scenario",
+                           "mlperf-interactive", "--requests", "600", "--json"])
+    assert isinstance(short, dict)
+    assert short["mlperf"]["min_duration_s"] is None and short["completed"] == 600
 
 
 def test_an_impossible_slo_says_which_bound_binds(capsys: pytest.CaptureFixture[str]) -> None:

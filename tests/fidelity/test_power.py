@@ -54,17 +54,17 @@ def test_a_maxq_node_at_its_power_limit_draws_what_the_analyzer_measured() -> No
 
 
 def test_h100_tokens_per_joule_regression_guard() -> None:
-    """The target is 15 % on H100 entries (docs/power.md), not met: Offline is +22 % at the
-    submission's batch of 896 per engine and Server, simulated request by request, +38 %, after
-    the all-reduce sweep by message size and its refit (+22 % / +41 % before). The cap's own
-    effect is right (next test); the miss is the time model's v4.1-class 2024 stack on these
-    v4.0 runs, whose MaxP results were 12.5 % (Offline) and 5 % (Server) below v4.1's. This
-    guards the figures the docs state; a change that closes the gap tightens the bound."""
+    """The target is 15 % on H100 entries (docs/power.md), not met: Offline is +21 % at the
+    submission's batch of 896 per engine and Server, simulated request by request over
+    LoadGen's 600 s minimum run, +30 % (+36 % with the 3,000-request probes before). The cap's
+    own effect is right (next test); the miss is the time model's v4.1-class 2024 stack on
+    these v4.0 runs, whose MaxP results were 12.5 % (Offline) and 5 % (Server) below v4.1's.
+    This guards the figures the docs state; a change that closes the gap tightens the bound."""
     rows = {r.entry.id: r for r in _rows()}
     off, srv = rows["mlp40-l2-h100x8-maxq-off"], rows["mlp40-l2-h100x8-maxq-srv"]
     assert off.capped
     assert abs(off.error()) < 0.23, off.error()
-    assert 0.0 < srv.error() < 0.40, srv.error()
+    assert 0.0 < srv.error() < 0.33, srv.error()
     for r in (off, srv):
         assert abs(r.error("system_w")) < 0.05, (r.entry.id, r.error("system_w"))
 
@@ -73,6 +73,9 @@ def test_server_entries_run_a_rate_search_below_the_offline_rate() -> None:
     for r in _rows():
         if r.entry.scenario == "server":
             assert "Server" in r.scenario and "p99 TTFT" in r.scenario
+            # the engine's batch and tokens per iteration where the configuration states them
+            seqs, tokens = r.entry.engine_batch or 2048, r.entry.max_tokens_per_iteration or 2048
+            assert f"up to {seqs} sequences and {tokens} tokens per iteration" in r.scenario
             offline = next(o for o in _rows() if o.entry.scenario == "offline"
                            and o.entry.system == r.entry.system and o.entry.model == r.entry.model)
             assert r.tokens_per_s < 1.05 * offline.tokens_per_s, r.entry.id
@@ -114,9 +117,10 @@ def test_the_cap_alone_is_predicted_against_the_same_rounds_run_without_it() -> 
 def test_a_b200_node_at_its_own_limit_predicted_at_the_wall() -> None:
     """Lenovo's air-cooled 8 x B200 node (MLPerf v5.1, the chips at their 1,000 W TGP, no limit
     set): never fitted, run on hgx-b200 with its host, fans and supplies. Node watts within 1 %
-    of the analyzer's mean (10,401 W Offline, 10,442 W Server); tokens/J +4 % Offline and +13 %
-    Server (the Server miss is the simulator's MLPerf Server over-prediction, docs/power.md).
-    This guards those figures."""
+    of the analyzer's mean (10,401 W Offline, 10,442 W Server); tokens/J +4 % Offline and +8 %
+    Server at its configuration's 3,584 tokens per iteration (+13 % with probes of 3,000
+    requests, which sustained an 8.8 % overload for the 63 s they covered; LoadGen's 600 s run
+    does not). This guards those figures."""
     rows = {r.entry.id: r for r in _rows()}
     off, srv = rows["mlp51-l2-b200x8-lenovo-off"], rows["mlp51-l2-b200x8-lenovo-srv"]
     for r in (off, srv):
@@ -124,7 +128,7 @@ def test_a_b200_node_at_its_own_limit_predicted_at_the_wall() -> None:
         assert r.maxp_tokens_per_s is None and r.cap_error() is None
         assert abs(r.error("system_w")) < 0.02, (r.entry.id, r.error("system_w"))
     assert abs(off.error()) < 0.08, off.error()
-    assert 0.0 < srv.error() < 0.18, srv.error()
+    assert 0.0 < srv.error() < 0.10, srv.error()
 
 
 def test_beam_search_runs_its_beams_offline_and_is_refused_under_load() -> None:

@@ -154,3 +154,30 @@ def test_server_search_meets_the_limits_it_searched_for() -> None:
     got = serving.server_rate(case.load, default_params())
     assert got.ttft_s <= 2.0 and got.tpot_s <= 0.1
     assert got.throughput_tokens_per_s > 0
+
+
+def test_each_server_probe_holds_loadgens_minimum_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rate search probes each Poisson rate with the arrivals of LoadGen's 600 s minimum run
+    (at least SERVER_REQUESTS), so a rate the replica cannot sustain builds the queue it
+    builds in the measured run; the offline run that brackets it holds 8 full batches."""
+    seen: list[tuple[int, float, float]] = []
+    real = serving.serve
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        wl = args[2]
+        seen.append((len(wl), float(wl.arrival_s[-1]), float(wl.arrival_s.max())))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(serving, "serve", recording)
+    case = _cases()["mlp51-l8-h100x1-redhat-srv"]
+    assert isinstance(case, serving.ServingCase)
+    got = serving.server_rate(case.load, default_params())
+    offline = [n for n, _, last in seen if last == 0.0]
+    assert offline == [max(serving.SERVER_REQUESTS, serving.OFFLINE_WAVES * case.load.max_seqs)]
+    probes = [(n, last) for n, _, last in seen if last > 0.0]
+    assert len(probes) >= 5
+    for n, last in probes:  # n Poisson arrivals at rate n / 600 span 600 s, give or take
+        assert last > 0.9 * 600, (n, last)  # never shorter than the run
+        if n > serving.SERVER_REQUESTS:  # else a slow rate's 3,000 arrivals span longer
+            assert last < 1.1 * 600, (n, last)
+    assert got.throughput_tokens_per_s > 0

@@ -65,8 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "of the gaps (1: Poisson; > 1: bursty gamma arrivals)")
     p.add_argument("--concurrency", type=argtypes.count, metavar="C", help="closed loop: C requests "
                    "outstanding, the next sent when one finishes")
-    p.add_argument("--requests", type=argtypes.count, metavar="N", help="requests (1000; 5000 for an MLPerf "
-                   "server/interactive rate search, so that an overload shows in the p99)")
+    p.add_argument("--requests", type=argtypes.count, metavar="N", help="requests (1000); an MLPerf "
+                   "server/interactive rate search without it probes each rate with LoadGen's "
+                   "minimum run, 600 s of arrivals (at least 5000), so that an overload shows "
+                   "in the p99")
     p.add_argument("--input", type=argtypes.count, metavar="L", help="prompt tokens of every request (1024)")
     p.add_argument("--output", type=argtypes.count, metavar="O", help="output tokens of every request (256)")
     p.add_argument("--lengths", metavar="SPEC", help="length distribution, e.g. "
@@ -181,6 +183,8 @@ def serve_command(args: argparse.Namespace) -> int:
 
     sched, options, params = _options(args)
     args.trace_limit = args.requests  # a trace is read whole unless --requests is given
+    # an MLPerf rate search without --requests probes LoadGen's minimum run (_mlperf)
+    args.run_for_min_duration = args.requests is None
     if args.requests is None:
         args.requests = 5000 if args.scenario in ("mlperf-server", "mlperf-interactive") else 1000
     cfg = load_model_config(args.model)
@@ -215,7 +219,7 @@ def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sch
     from tegel.errors import TegelError
     from tegel.serving.rate_search import Limits, max_rate
     from tegel.serving.serve import Slo, serve
-    from tegel.serving.workload import make_workload, mlperf_scenario
+    from tegel.serving.workload import make_workload, mlperf_scenario, server_min_duration_s
 
     if args.rate is not None or args.concurrency is not None or args.input or args.output:
         raise TegelError("--scenario sets lengths and arrivals; drop --rate/--concurrency/"
@@ -234,13 +238,22 @@ def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sch
 
     if which == "offline":
         return simulate(sc.workload(args.requests, seed=args.seed)), info
+
+    def requests_at(rate: float) -> int:
+        """--requests, else the arrivals of LoadGen's minimum run at `rate` (at least
+        --requests' default): an overload then shows in the p99 as in a measured run."""
+        if not args.run_for_min_duration:
+            return int(args.requests)
+        return max(args.requests, math.ceil(rate * server_min_duration_s()))
+
     search = max_rate(simulate, lambda rate: (make_workload(args.requests, sc.lengths,
                                                             seed=args.seed)
                                               if rate is None else
-                                              sc.workload(args.requests, rate_per_s=rate,
+                                              sc.workload(requests_at(rate), rate_per_s=rate,
                                                           seed=args.seed)),
                       Limits(sc.ttft_p99_s, sc.tpot_p99_s, sc.e2e_p99_s),
                       progress=None if show is None else show)
+    info["min_duration_s"] = server_min_duration_s() if args.run_for_min_duration else None
     info |= {"rate_per_s": search.rate_per_s, "offline_rate_per_s": search.offline_rate_per_s,
              "trail": [{"rate_per_s": r, "within_limits": ok} for r, ok in search.trail]}
     return search.result, info

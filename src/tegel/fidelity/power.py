@@ -7,7 +7,8 @@ limit, at the data set's mean request lengths — Offline as the
 largest batch that fits (maximum throughput); Server through the request-level simulator, as the
 serving group runs MLPerf Server (`fidelity.serving`): the highest Poisson rate whose p99 TTFT
 and TPOT meet the benchmark's limits (`fidelity.serving.poisson_max_rate`), one replica fed every
-dp-th arrival with up to the engine batch the submission's config states (else 2,048), its
+dp-th arrival with up to the engine batch and tokens per iteration the submission's config
+states (else 2,048 each), for LoadGen's 600 s minimum run of arrivals per rate probed, its
 energy over the run's span (ramp and drain included, as the analyzer's window holds them) — and
 compares tokens/s, node watts at the wall (the racks' share of switches is outside the analyzer
 and left out) and their ratio. Nothing is fitted here: H100 entries validate the power model,
@@ -63,6 +64,7 @@ class PowerEntry:
     ttft_limit_s: float | None = None
     engine_batch: int | None = None  # sequences per engine the submission configures
     maxp_tokens_per_s: float | None = None  # the same round's run of the node without a limit
+    max_tokens_per_iteration: int | None = None  # Server: the engine's budget where stated
 
     @property
     def tokens_per_j(self) -> float:
@@ -124,7 +126,9 @@ def _entry(e: dict[str, Any]) -> PowerEntry:
                           float(e["tpot_limit_s"]) if e.get("tpot_limit_s") else None,
                           float(e["ttft_limit_s"]) if e.get("ttft_limit_s") else None,
                           int(e["engine_batch"]) if e.get("engine_batch") else None,
-                          float(e["maxp_tokens_per_s"]) if e.get("maxp_tokens_per_s") else None)
+                          float(e["maxp_tokens_per_s"]) if e.get("maxp_tokens_per_s") else None,
+                          int(e["max_tokens_per_iteration"])
+                          if e.get("max_tokens_per_iteration") else None)
     except KeyError as err:
         raise TegelError(f"power_measurements.yaml: entry {e.get('id', '?')} lacks {err}") from err
 
@@ -159,7 +163,8 @@ def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, f
     cfg = load_model_config(entry.model)
     precision = resolve_precision(system, entry.precision)
     seqs = entry.engine_batch or MLPERF_MAX_SEQS  # as the serving group: stated, else 2,048
-    scheduler = replace(SCHEDULER, max_seqs=seqs)
+    scheduler = replace(SCHEDULER, max_seqs=seqs,  # tokens per iteration: stated, else 2,048
+                        chunk_tokens=entry.max_tokens_per_iteration or SCHEDULER.chunk_tokens)
     options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)),
                          max_batch_per_replica=seqs)
     found, par, replica = poisson_max_rate(
@@ -168,7 +173,8 @@ def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, f
     r = found.result
     racks_w = replica.host.rack_overhead_w * replica.rack_share
     scenario = (f"{entry.model} on {system.name} at {system.chip_limit_w:.0f} W per chip, "
-                f"{lin}/{lout} tok, tp{par.tp} dp{par.dp}, {entry.precision}; Server "
+                f"{lin}/{lout} tok, tp{par.tp} dp{par.dp}, {entry.precision}, up to {seqs} sequences "
+                f"and {scheduler.chunk_tokens} tokens per iteration; Server "
                 f"{found.rate_per_s * par.dp:.4g} requests/s (offline "
                 f"{found.offline_rate_per_s * par.dp:.4g}), p99 TTFT "
                 f"{float(np.percentile(r.ttft(), 99)):.3g} s, TPOT "

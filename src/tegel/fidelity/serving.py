@@ -20,7 +20,12 @@ simulator (`tegel.serving.serve`), every request with its own arrival, queueing 
   `serving.workload.mlperf_lengths`, triple the run time and moved these entries by 2-4 points).
   The replicas of a system are identical and the router is round-robin, so replica k sees
   exactly every dp-th arrival: one replica is simulated with that thinned stream (the same
-  figures, dp times cheaper), 3,000 requests per probe, its p99 over all of them.
+  figures, dp times cheaper). Each probe covers LoadGen's minimum Server run, 600 s of arrivals
+  (at least 3,000 requests), its p99 over all of them: a rate above what the replica sustains
+  then builds the queue it builds in the measured run. (Probes of 3,000 requests, which the
+  group used before, cover 60-300 s at these rates; they passed overloads of up to 11 % whose
+  queue had not yet reached the p99, B200 Llama-2-70B Server among them.) The offline run that
+  brackets the search holds 8 full batches (completed requests over its span).
 
 Scheduler: chunked prefill (Sarathi-Serve; vLLM v1's default, TensorRT-LLM's chunked context)
 with the simulator's defaults (2,048 tokens per iteration, 16-token KV blocks). NIM and MLPerf
@@ -67,6 +72,7 @@ from tegel.serving.replica import SchedulerConfig
 from tegel.serving.requests import Workload
 from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.serving.serve import ServeResult, replica_config, serve
+from tegel.serving.workload import server_min_duration_s
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig, load_model_config
 
@@ -77,7 +83,8 @@ NOTE = ("out of sample: not fitted (`--calibrate` never runs this group; only it
 SCHEDULER = SchedulerConfig(kind="chunked")
 MLPERF_MAX_SEQS = 2048  # per replica where the entry states no engine batch
 CLOSED_LOOP_MIN_REQUESTS = 32
-SERVER_REQUESTS = 3000  # per probe, of one replica
+SERVER_REQUESTS = 3000  # per probe of one replica, at least
+OFFLINE_WAVES = 8  # the offline run that brackets the search: this many full batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,26 +255,33 @@ def poisson_max_rate(cfg: ModelConfig, system: System, replica_of: Callable[[int
     """(the search, the system's parallelism, the replica simulated) of the highest Poisson rate
     within `limits` (module doc): fixed lengths (input, output), one replica
     (`replica_of(chips)`) fed replica 0's share of the system's stream, round-robin, so every
-    replica sees the same load; the MLPerf Server rows and the power group's Server runs."""
+    replica sees the same load, for LoadGen's minimum run of arrivals at each rate probed (at
+    least SERVER_REQUESTS); the MLPerf Server rows and the power group's Server runs."""
     lin, lout = lengths
-    n = SERVER_REQUESTS
 
     def fixed(arrival_s: np.ndarray, what: str) -> Workload:
+        n = arrival_s.size
         return Workload(arrival_s, np.full(n, lin, dtype=np.int64),
                         np.full(n, lout, dtype=np.int64), None, what)
 
-    par = replica_config(cfg, system, fixed(np.zeros(n), "probe"), precision, scheduler,
-                         options, params).parallelism
+    duration_s = server_min_duration_s()
+    offline_n = max(SERVER_REQUESTS, OFFLINE_WAVES * scheduler.max_seqs)
+    probe = fixed(np.zeros(SERVER_REQUESTS), "probe")
+    par = replica_config(cfg, system, probe, precision, scheduler, options, params).parallelism
     replica = replica_of(par.chips_per_replica)
     replica_options = replace(options, tp=par.tp, pp=par.pp, ep=par.ep)
-    gaps = np.random.default_rng(0).exponential(1.0, n * par.dp)
-    # replica 0's arrivals (every dp-th of the system's), scaled to 1 request/s per replica
-    unit_s = (np.cumsum(gaps) - gaps[0])[::par.dp] / par.dp
 
     def workload_at(rate: float | None) -> Workload:
         if rate is None:
-            return fixed(np.zeros(n), "offline")
-        return fixed(unit_s / rate, f"Poisson arrivals, round-robin to 1 of {par.dp} replicas")
+            return fixed(np.zeros(offline_n), "offline")
+        # replica 0's arrivals (every dp-th of the system's), as many as LoadGen's minimum run
+        # holds at this rate; the same seed gives the same stream at every rate (a prefix:
+        # common random numbers)
+        n = max(SERVER_REQUESTS, math.ceil(rate * duration_s))
+        gaps = np.random.default_rng(0).exponential(1.0, n * par.dp)
+        unit_s = (np.cumsum(gaps) - gaps[0])[::par.dp] / par.dp
+        return fixed(unit_s / rate, f"Poisson arrivals, {n} in about {n / rate:.0f} s, "
+                                    f"round-robin to 1 of {par.dp} replicas")
 
     def simulate(wl: Workload) -> ServeResult:
         return serve(cfg, replica, wl, scheduler, precision, options=replica_options,

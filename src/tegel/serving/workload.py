@@ -380,6 +380,19 @@ def _benchmark_key(name: str) -> str:
     raise TegelError(f"{name!r} has no MLPerf Inference LLM benchmark; known: {known}")
 
 
+@cache
+def server_min_duration_s() -> float:
+    """Seconds of arrivals a Server or Interactive probe covers: LoadGen's minimum run
+    (`server_min_duration_s` in mlperf_scenarios.yaml, with its source)."""
+    table = _tables()[0]
+    value = table.get("server_min_duration_s")
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0 \
+            or table.get("server_min_duration_source") not in table["sources"]:
+        raise TegelError(f"{_FILE}: server_min_duration_s: expected a positive number of seconds "
+                         "with a server_min_duration_source naming a key of sources:")
+    return float(value)
+
+
 def mlperf_lengths(name: str) -> LognormalLengths:
     """The request lengths of an MLPerf benchmark (benchmark or tegel model name)."""
     return mlperf_scenario(name, "offline").lengths
