@@ -113,6 +113,9 @@ def test_an_mlperf_rate_search_probes_loadgens_minimum_run(
                            "mlperf-interactive", "--requests", "600", "--json"])
     assert isinstance(short, dict)
     assert short["mlperf"]["min_duration_s"] is None and short["completed"] == 600
+    assert main(["serve", "llama-3.1-8b", "--on", "h100-sxm", "--scenario", "mlperf-interactive",
+                 "--requests", "600"]) == 0
+    assert "each rate probed with --requests arrivals" in capsys.readouterr().out
 
 
 def test_an_impossible_slo_says_which_bound_binds(capsys: pytest.CaptureFixture[str]) -> None:

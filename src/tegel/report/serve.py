@@ -48,7 +48,10 @@ def render_text(result: Any, mlperf: dict[str, Any] | None = None) -> str:
         if "rate_per_s" in m:
             out.append(f"MLPerf {m['benchmark']} {m['scenario']}: highest rate within p99 limits "
                        f"(TTFT {m['ttft_p99_limit_s']} s, TPOT {m['tpot_p99_limit_s']} s) = "
-                       f"{m['rate_per_s']:.4g} req/s (offline {m['offline_rate_per_s']:.4g} req/s)")
+                       f"{m['rate_per_s']:.4g} req/s (offline {m['offline_rate_per_s']:.4g} req/s); "
+                       + (f"each rate probed with {m['min_duration_s']:g} s of arrivals (LoadGen's "
+                          "minimum run)" if m.get("min_duration_s") else
+                          "each rate probed with --requests arrivals"))
     out.append(table(["latency", "p50", "p90", "p99"], latency_rows(d)))
     out.append(table(["metric", "value"], metric_rows(d)))
     out.append(f"energy and power count the whole system: {d['chips_busy']} chip(s) in replicas, "
