@@ -219,7 +219,12 @@ def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sch
     from tegel.errors import TegelError
     from tegel.serving.rate_search import Limits, max_rate
     from tegel.serving.serve import Slo, serve
-    from tegel.serving.workload import make_workload, mlperf_scenario, server_min_duration_s
+    from tegel.serving.workload import (
+        make_workload,
+        mlperf_scenario,
+        server_min_duration_s,
+        server_probe_requests,
+    )
 
     if args.rate is not None or args.concurrency is not None or args.input or args.output:
         raise TegelError("--scenario sets lengths and arrivals; drop --rate/--concurrency/"
@@ -244,7 +249,7 @@ def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sch
         --requests' default): an overload then shows in the p99 as in a measured run."""
         if not args.run_for_min_duration:
             return int(args.requests)
-        return max(args.requests, math.ceil(rate * server_min_duration_s()))
+        return server_probe_requests(rate, args.requests)
 
     search = max_rate(simulate, lambda rate: (make_workload(args.requests, sc.lengths,
                                                             seed=args.seed)

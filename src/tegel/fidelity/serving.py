@@ -72,7 +72,7 @@ from tegel.serving.replica import SchedulerConfig
 from tegel.serving.requests import Workload
 from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.serving.serve import ServeResult, replica_config, serve
-from tegel.serving.workload import server_min_duration_s
+from tegel.serving.workload import server_probe_requests
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig, load_model_config
 
@@ -264,7 +264,6 @@ def poisson_max_rate(cfg: ModelConfig, system: System, replica_of: Callable[[int
         return Workload(arrival_s, np.full(n, lin, dtype=np.int64),
                         np.full(n, lout, dtype=np.int64), None, what)
 
-    duration_s = server_min_duration_s()
     offline_n = max(SERVER_REQUESTS, OFFLINE_WAVES * scheduler.max_seqs)
     probe = fixed(np.zeros(SERVER_REQUESTS), "probe")
     par = replica_config(cfg, system, probe, precision, scheduler, options, params).parallelism
@@ -277,7 +276,7 @@ def poisson_max_rate(cfg: ModelConfig, system: System, replica_of: Callable[[int
         # replica 0's arrivals (every dp-th of the system's), as many as LoadGen's minimum run
         # holds at this rate; the same seed gives the same stream at every rate (a prefix:
         # common random numbers)
-        n = max(SERVER_REQUESTS, math.ceil(rate * duration_s))
+        n = server_probe_requests(rate, SERVER_REQUESTS)
         gaps = np.random.default_rng(0).exponential(1.0, n * par.dp)
         unit_s = (np.cumsum(gaps) - gaps[0])[::par.dp] / par.dp
         return fixed(unit_s / rate, f"Poisson arrivals, {n} in about {n / rate:.0f} s, "

@@ -393,6 +393,12 @@ def server_min_duration_s() -> float:
     return float(value)
 
 
+def server_probe_requests(rate_per_s: float, at_least: int) -> int:
+    """Requests a Server probe at `rate_per_s` sends: the arrivals of LoadGen's minimum run,
+    at least `at_least`."""
+    return max(at_least, math.ceil(rate_per_s * server_min_duration_s()))
+
+
 def mlperf_lengths(name: str) -> LognormalLengths:
     """The request lengths of an MLPerf benchmark (benchmark or tegel model name)."""
     return mlperf_scenario(name, "offline").lengths
