@@ -159,3 +159,17 @@ def test_a_static_batch_stack_decodes_each_batch_to_its_longest_request() -> Non
     in_flight = predict_power(replace(v31, year=2024, maxp_tokens_per_s=None))
     assert "static" not in in_flight.scenario
     assert in_flight.tokens_per_s > 1.4 * static.tokens_per_s
+
+
+def test_a_malformed_entry_is_named_not_a_traceback() -> None:
+    from tegel.fidelity.power import _entry
+
+    good = {"id": "x", "role": "predicted", "system": "hgx-h200", "chip_power_limit_w": 500,
+            "model": "llama-2-70b", "dataset": "llama2-70b", "scenario": "server", "tp": 1,
+            "precision": "fp8", "year": 2024, "tokens_per_s": 1.0, "system_w": 1.0,
+            "max_tokens_per_iteration": 4096}
+    assert _entry(good).max_tokens_per_iteration == 4096
+    with pytest.raises(TegelError, match="entry x: a field is not a number"):
+        _entry(good | {"max_tokens_per_iteration": "many"})
+    with pytest.raises(TegelError, match="entry x lacks 'tp'"):
+        _entry({k: v for k, v in good.items() if k != "tp"})

@@ -131,6 +131,9 @@ def _entry(e: dict[str, Any]) -> PowerEntry:
                           if e.get("max_tokens_per_iteration") else None)
     except KeyError as err:
         raise TegelError(f"power_measurements.yaml: entry {e.get('id', '?')} lacks {err}") from err
+    except (TypeError, ValueError) as err:
+        raise TegelError(f"power_measurements.yaml: entry {e.get('id', '?')}: a field is not a "
+                         f"number where one is expected ({err})") from err
 
 
 def _run(entry: PowerEntry, system: System, batch: int | str,
