@@ -23,9 +23,9 @@ simulator (`tegel.serving.serve`), every request with its own arrival, queueing 
   figures, dp times cheaper). Each probe covers LoadGen's minimum Server run, 600 s of arrivals
   (at least 3,000 requests), its p99 over all of them: a rate above what the replica sustains
   then builds the queue it builds in the measured run. (Probes of 3,000 requests, which the
-  group used before, cover 60-300 s at these rates; they passed rates 2-9 % above what the
+  group used before, cover 60-300 s at these rates; they passed rates up to 9 % above what the
   600 s runs sustain, the queue not yet at the p99: B200 Llama-2-70B Server +8.8 %, the H100
-  rows +4-7 %.) The offline run that
+  rows +4-7 %, the H200 ones 0-2 %.) The offline run that
   brackets the search holds 8 full batches (completed requests over its span).
 
 Scheduler: chunked prefill (Sarathi-Serve; vLLM v1's default, TensorRT-LLM's chunked context)
