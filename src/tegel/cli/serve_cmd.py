@@ -258,8 +258,8 @@ def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sch
                                                           seed=args.seed)),
                       Limits(sc.ttft_p99_s, sc.tpot_p99_s, sc.e2e_p99_s),
                       progress=None if show is None else show)
-    info["min_duration_s"] = server_min_duration_s() if args.run_for_min_duration else None
-    info |= {"rate_per_s": search.rate_per_s, "offline_rate_per_s": search.offline_rate_per_s,
+    info |= {"min_duration_s": server_min_duration_s() if args.run_for_min_duration else None,
+             "rate_per_s": search.rate_per_s, "offline_rate_per_s": search.offline_rate_per_s,
              "trail": [{"rate_per_s": r, "within_limits": ok} for r, ok in search.trail]}
     return search.result, info
 

@@ -28,7 +28,7 @@ import yaml
 from tegel.errors import TegelError
 from tegel.fidelity.cases import dataset_lengths, decoded_output_tokens, longest_output
 from tegel.fidelity.score import mape_percent, relative_error
-from tegel.fidelity.serving import MLPERF_MAX_SEQS, SCHEDULER, poisson_max_rate
+from tegel.fidelity.serving import mlperf_scheduler, poisson_max_rate
 from tegel.hardware import System, load_system
 from tegel.mapping.params import Params, default_params
 from tegel.serving.rate_search import Limits
@@ -165,9 +165,8 @@ def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, f
     lin, lout = round(lengths["input_tokens_mean"]), round(lengths["output_tokens_mean"])
     cfg = load_model_config(entry.model)
     precision = resolve_precision(system, entry.precision)
-    seqs = entry.engine_batch or MLPERF_MAX_SEQS  # as the serving group: stated, else 2,048
-    scheduler = replace(SCHEDULER, max_seqs=seqs,  # tokens per iteration: stated, else 2,048
-                        chunk_tokens=entry.max_tokens_per_iteration or SCHEDULER.chunk_tokens)
+    scheduler = mlperf_scheduler(entry.engine_batch, entry.max_tokens_per_iteration)
+    seqs = scheduler.max_seqs
     options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)),
                          max_batch_per_replica=seqs)
     found, par, replica = poisson_max_rate(

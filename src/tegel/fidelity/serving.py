@@ -88,6 +88,14 @@ SERVER_REQUESTS = 3000  # per probe of one replica, at least
 OFFLINE_WAVES = 8  # the offline run that brackets the search: this many full batches
 
 
+def mlperf_scheduler(max_seqs: int | None, chunk_tokens: int | None) -> SchedulerConfig:
+    """The scheduler of an MLPerf Server run: the sequences per replica and tokens per iteration
+    its engine's configuration states, else MLPERF_MAX_SEQS and the simulator's 2,048 (module
+    doc); the serving group's rows and the power group's Server runs alike."""
+    return replace(SCHEDULER, max_seqs=max_seqs or MLPERF_MAX_SEQS,
+                   chunk_tokens=chunk_tokens or SCHEDULER.chunk_tokens)
+
+
 @dataclass(frozen=True, slots=True)
 class Load:
     """What is simulated (hashable: entries of one run share it)."""
@@ -197,8 +205,10 @@ def _server_case(entry: dict[str, Any], s: Stated, source: str) -> ServingCase |
                         "modelled by the serving simulator)")
     lin, lout = round(lengths["input_tokens_mean"]), round(lengths["output_tokens_mean"])
     stated_cap = concurrency_cap(w)  # the same cap the static Server path applies
-    max_seqs = stated_cap[0] if stated_cap else MLPERF_MAX_SEQS
-    chunk = int(w.get("max_tokens_per_iteration", SCHEDULER.chunk_tokens))
+    stated_chunk = w.get("max_tokens_per_iteration")
+    sched = mlperf_scheduler(stated_cap[0] if stated_cap else None,
+                             None if stated_chunk is None else int(stated_chunk))
+    max_seqs, chunk = sched.max_seqs, sched.chunk_tokens
     load = Load(s.model, s.chips, s.tp, s.precision, lin, lout, software_of(s),
                 ttft_limit_s=ttft, tpot_limit_s=tpot, max_seqs=max_seqs, chunk_tokens=chunk)
     return ServingCase(s.id, "throughput", load, s.value,
@@ -299,7 +309,7 @@ def server_rate(load: Load, params: Params) -> Figures:
     the p99 TTFT and TPOT there."""
     full = h100_system(load.chips)
     precision = resolve_precision(full, load.precision)
-    scheduler = replace(SCHEDULER, max_seqs=load.max_seqs, chunk_tokens=load.chunk_tokens)
+    scheduler = mlperf_scheduler(load.max_seqs, load.chunk_tokens)
     options = replace(_options(load, params), max_batch_per_replica=load.max_seqs)
     found, par, _ = poisson_max_rate(load_model_config(load.model), full, h100_system,
                                      (load.input_tokens, load.output_tokens), precision,
