@@ -33,24 +33,34 @@ def _cases() -> dict[str, serving.ServingCase | Unmapped]:
 
 
 def test_every_entry_under_load_is_mapped_or_explained() -> None:
-    """27 NIM concurrency entries and 5 MLPerf Server runs (H100 SXM, p99 TTFT and TPOT limits)
-    are simulated; the two Server runs without token limits say why not (the H100 NVL Server run
-    is in the other-GPU file, validated as a throughput)."""
+    """27 NIM concurrency entries and 7 MLPerf Server runs (H100 SXM) are simulated: five state
+    their p99 TTFT and TPOT limits; GPT-J's and Mixtral's take their benchmark's
+    (mlperf_scenarios.yaml: GPT-J a 20 s end-to-end limit and 4 beams a request). The H100 NVL
+    Server run is in the other-GPU file, validated as a throughput."""
     shipped = _shipped()
     under_load = {eid for eid, e in shipped.items()
                   if "concurrency" in e["workload"] or e["metric"] == "throughput_server"}
     found = _cases()
     assert set(found) == under_load
     mapped = [c for c in found.values() if isinstance(c, serving.ServingCase)]
-    missing = {c.id: c.reason for c in found.values() if isinstance(c, Unmapped)}
-    assert len(mapped) == 32
-    assert sorted(missing) == ["mlp41-gptj-h100x8-srv", "mlp41-mx-h100x8-srv"]
-    assert all(missing.values())
+    assert not [c for c in found.values() if isinstance(c, Unmapped)]
+    assert len(mapped) == 34
     counts = {m: sum(c.metric == m for c in mapped) for m in serving.METRICS}
-    assert counts == {"ttft": 9, "tpot": 9, "throughput": 14}
-    assert sum(c.kind == "MLPerf Server" for c in mapped) == 5
+    assert counts == {"ttft": 9, "tpot": 9, "throughput": 16}
+    assert sum(c.kind == "MLPerf Server" for c in mapped) == 7
     # the TTFT entries under queueing, unmapped by the static groups, are simulated here
     assert isinstance(found["nim-l33-70b-2xh100-5000-500-c100-ttft"], serving.ServingCase)
+
+
+def test_server_runs_without_stated_limits_take_their_benchmarks() -> None:
+    cases = _cases()
+    gptj, mixtral = cases["mlp41-gptj-h100x8-srv"], cases["mlp41-mx-h100x8-srv"]
+    assert isinstance(gptj, serving.ServingCase) and isinstance(mixtral, serving.ServingCase)
+    assert (gptj.load.ttft_limit_s, gptj.load.tpot_limit_s, gptj.load.e2e_limit_s) == (
+        None, None, 20.0)
+    assert gptj.load.beams == 4 and "4 beams a request" in gptj.approximation
+    assert (mixtral.load.ttft_limit_s, mixtral.load.tpot_limit_s) == (2.0, 0.2)
+    assert mixtral.load.e2e_limit_s is None and mixtral.load.beams == 1
 
 
 def test_an_entry_not_under_load_is_not_in_the_group() -> None:

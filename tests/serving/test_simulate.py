@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tegel
+from tegel.errors import TegelError
 from tegel.hardware import load_system
 from tegel.mapping.params import default_params
 from tegel.serving.oracle import Batch, Oracle, quantise
@@ -205,3 +206,56 @@ def test_an_sram_machine_gets_a_prefill_budget_that_leaves_room_for_the_cache() 
     assert res.completed == 40
     assert res.scheduler.max_batched_tokens < 8192 and res.notes
     assert "prefill budget lowered" in res.notes[0]
+
+
+GPTJ = "gpt-j-6b"
+
+
+def test_beam_search_static_batch_reproduces_run() -> None:
+    """A static batch of beam-search requests (MLPerf GPT-J: 4 beams) at t = 0 is `tegel run`'s
+    beam-search scenario: the replica decodes batch x beams sequences sharing each request's
+    prompt, as `serving.llm.phase_requests` prices them."""
+    batch, beams = 32, 4
+    run = tegel.run(GPTJ, GPU, batch, 962, 69, "fp8", options=RunOptions(beams=beams))
+    res = serve(GPTJ, GPU, fixed(batch, 962, 69),
+                SchedulerConfig(kind="static", max_seqs=batch), "fp8",
+                options=RunOptions(beams=beams))
+    assert res.ttft().mean() == pytest.approx(run.ttft_s, rel=0.02)
+    assert res.tpot().mean() == pytest.approx(run.tpot_s, rel=0.02)
+    assert res.energy_j_per_token == pytest.approx(run.energy_j_per_token, rel=0.03)
+    greedy = serve(GPTJ, GPU, fixed(batch, 962, 69),
+                   SchedulerConfig(kind="static", max_seqs=batch), "fp8")
+    assert greedy.tpot().mean() < res.tpot().mean()  # 4x the sequences per step
+
+
+@pytest.mark.parametrize("admission", ["on-demand", "reserve"])
+def test_beams_hold_their_prompt_once_and_their_own_tokens(admission: str) -> None:
+    """A beam-search request holds its prompt once and every beam's generated tokens: one
+    request of 200 + 4 x 300 tokens peaks at ceil(1,400 / 16) = 88 blocks (greedy: 32), however
+    its blocks were taken (a block at a time as the beams grow, or all on admission)."""
+    cfg = load_model_config(MODEL)
+    system = load_system(GPU)
+    prec = resolve_precision(system, None)
+    sched = SchedulerConfig(kind="chunked", max_seqs=8, block_tokens=16, admission=admission)
+    wl = fixed(1, 200, 300)
+    config = replica_config(cfg, system, wl, prec, sched, RunOptions(beams=4), default_params())
+    oracle = Oracle(cfg, prec, system, config.parallelism, config.stages, default_params(),
+                    beams=4)
+    sim = Simulation(oracle, system, Pools(1, 0, 1000, 131072.0, 1, 0.0), sched, wl)
+    out = sim.run()
+    assert out.records.generated == [300]
+    assert sim.replicas[0].peak_blocks == math.ceil((200 + 4 * 300) / 16)
+
+
+def test_beams_under_poisson_load_complete_every_request() -> None:
+    wl = fixed(200, 962, 69, rate=20.0)
+    res = serve(GPTJ, GPU, wl, SchedulerConfig(kind="chunked", max_seqs=64), "fp8",
+                options=RunOptions(beams=4))
+    assert res.completed == 200 and res.dropped == 0
+    assert res.outcome.records.generated == [69] * 200
+
+
+def test_beam_search_is_refused_where_it_is_not_simulated() -> None:
+    with pytest.raises(TegelError, match=r"beam search.*disaggregated"):
+        serve(GPTJ, "dgx-h100", fixed(8, 100, 10), SchedulerConfig(kind="disaggregated"),
+              options=RunOptions(beams=4))

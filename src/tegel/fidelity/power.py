@@ -6,9 +6,11 @@ tegel runs the same scenario on the same preset with that limit as the system's 
 limit, at the data set's mean request lengths — Offline as the
 largest batch that fits (maximum throughput); Server through the request-level simulator, as the
 serving group runs MLPerf Server (`fidelity.serving`): the highest Poisson rate whose p99 TTFT
-and TPOT meet the benchmark's limits (`fidelity.serving.poisson_max_rate`), one replica fed every
-dp-th arrival with up to the engine batch and tokens per iteration the submission's config
-states (else 2,048 each), for LoadGen's 600 s minimum run of arrivals per rate probed, its
+and TPOT (GPT-J: end-to-end latency) meet the benchmark's limits
+(`fidelity.serving.poisson_max_rate`), one replica fed every dp-th arrival with up to the engine
+batch and tokens per iteration the submission's config states (else 2,048 each), in flight or
+as static batches as the round's software ran them (`in_flight_batching`), with the data set's
+beam search, for LoadGen's 600 s minimum run of arrivals per rate probed, its
 energy over the run's span (ramp and drain included, as the analyzer's window holds them) — and
 compares tokens/s, node watts at the wall (the racks' share of switches is outside the analyzer
 and left out) and their ratio. Nothing is fitted here: H100 entries validate the power model,
@@ -28,12 +30,13 @@ import yaml
 from tegel.errors import TegelError
 from tegel.fidelity.cases import dataset_lengths, decoded_output_tokens, longest_output
 from tegel.fidelity.score import mape_percent, relative_error
-from tegel.fidelity.serving import mlperf_scheduler, poisson_max_rate
+from tegel.fidelity.serving import mlperf_scheduler, poisson_server
 from tegel.hardware import System, load_system
 from tegel.mapping.params import Params, default_params
-from tegel.serving.rate_search import Limits
+from tegel.serving.rate_search import Limits, max_rate
 from tegel.serving.run import RunResult, run
 from tegel.serving.scenario import RunOptions, resolve_precision
+from tegel.serving.serve import ServeResult
 from tegel.workload.model_config import load_model_config
 
 TARGET_PERCENT = 15.0  # |tokens/J error| the H100 (validation) entries are held to
@@ -65,6 +68,8 @@ class PowerEntry:
     engine_batch: int | None = None  # sequences per engine the submission configures
     maxp_tokens_per_s: float | None = None  # the same round's run of the node without a limit
     max_tokens_per_iteration: int | None = None  # Server: the engine's budget where stated
+    e2e_limit_s: float | None = None  # Server: p99 end-to-end latency (GPT-J's only limit)
+    scheduled_per_s: float | None = None  # Server: LoadGen's scheduled samples/s (the load)
 
     @property
     def tokens_per_j(self) -> float:
@@ -87,15 +92,26 @@ class PowerRow:
     capped: bool
     scenario: str
     maxp_tokens_per_s: float | None = None  # the same scenario at the chips' own limit
+    # Server: at the highest rate within the limits (tokens_per_s: at the scheduled load)
+    max_rate_tokens_per_s: float | None = None
+    max_rate_system_w: float | None = None
 
     @property
     def tokens_per_j(self) -> float:
         return self.tokens_per_s / self.system_w
 
     @property
+    def max_rate_tokens_per_j(self) -> float | None:
+        if self.max_rate_tokens_per_s is None or self.max_rate_system_w is None:
+            return None
+        return self.max_rate_tokens_per_s / self.max_rate_system_w
+
+    @property
     def cap_ratio(self) -> float | None:
-        """Predicted tokens/s under the limit / at the chips' own limit."""
-        return _cap_ratio(self.tokens_per_s, self.maxp_tokens_per_s)
+        """Predicted tokens/s under the limit / at the chips' own limit; Server: both at the
+        highest rate within the limits, as the MaxP run is the node's most (module doc)."""
+        return _cap_ratio(self.max_rate_tokens_per_s or self.tokens_per_s,
+                          self.maxp_tokens_per_s)
 
     def cap_error(self) -> float | None:
         """(predicted - measured) / measured of the cap's effect, MaxQ / MaxP (None without a
@@ -128,7 +144,9 @@ def _entry(e: dict[str, Any]) -> PowerEntry:
                           int(e["engine_batch"]) if e.get("engine_batch") else None,
                           float(e["maxp_tokens_per_s"]) if e.get("maxp_tokens_per_s") else None,
                           int(e["max_tokens_per_iteration"])
-                          if e.get("max_tokens_per_iteration") else None)
+                          if e.get("max_tokens_per_iteration") else None,
+                          float(e["e2e_limit_s"]) if e.get("e2e_limit_s") else None,
+                          float(e["scheduled_per_s"]) if e.get("scheduled_per_s") else None)
     except KeyError as err:
         raise TegelError(f"power_measurements.yaml: entry {e.get('id', '?')} lacks {err}") from err
     except (TypeError, ValueError) as err:
@@ -155,33 +173,74 @@ def _run(entry: PowerEntry, system: System, batch: int | str,
     return result, mean / decoded
 
 
-def _server(entry: PowerEntry, system: System, params: Params) -> tuple[float, float, str]:
-    """(tokens/s, node W at the wall without racks, scenario) of the highest Poisson rate
-    whose p99 TTFT and TPOT meet the entry's limits (module doc; as `fidelity.serving`)."""
+@dataclass(frozen=True, slots=True)
+class ServerFigures:
+    """A Server entry simulated: tokens/s and node W (at the wall, without racks) at the
+    scheduled load (None when not asked for) and at the highest rate within the limits."""
+
+    tokens_per_s: float | None
+    system_w: float | None
+    max_rate_tokens_per_s: float
+    max_rate_system_w: float
+    scenario: str
+
+
+def _server(entry: PowerEntry, system: System, params: Params,
+            at_scheduled: bool) -> ServerFigures:
+    """The entry's Server run (module doc): at its scheduled load (`at_scheduled`) and at the
+    highest Poisson rate whose p99 latencies meet its limits."""
     lengths = dataset_lengths()[entry.dataset]
-    if lengths.get("beams", 1) > 1:
-        raise TegelError(f"power_measurements.yaml: entry {entry.id}: a Server run with beam "
-                         "search, which the serving simulator does not model")
     lin, lout = round(lengths["input_tokens_mean"]), round(lengths["output_tokens_mean"])
+    beams = int(lengths.get("beams", 1))  # GPT-J: beam search 4
     cfg = load_model_config(entry.model)
     precision = resolve_precision(system, entry.precision)
-    scheduler = mlperf_scheduler(entry.engine_batch, entry.max_tokens_per_iteration)
+    software = params.gpu.later_generation(str(entry.year))
+    stack = params.gpu.for_software(software)
+    in_flight = stack.in_flight_batching >= 1.0
+    # a static batch decodes to its longest request, as Offline (`_run`); lout tokens count
+    decoded = decoded_output_tokens(lout, longest_output(lengths), stack.in_flight_batching)
+    scheduler = mlperf_scheduler(entry.engine_batch, entry.max_tokens_per_iteration, in_flight)
     seqs = scheduler.max_seqs
-    options = RunOptions(tp=entry.tp, software=params.gpu.later_generation(str(entry.year)),
-                         max_batch_per_replica=seqs)
-    found, par, replica = poisson_max_rate(
-        cfg, system, lambda chips: system.model_copy(update={"chip_count": chips}), (lin, lout),
-        precision, scheduler, options, params, Limits(entry.ttft_limit_s, entry.tpot_limit_s))
-    r = found.result
+    options = RunOptions(tp=entry.tp, software=software, max_batch_per_replica=seqs, beams=beams)
+    limits = Limits(entry.ttft_limit_s, entry.tpot_limit_s, entry.e2e_limit_s)
+    if limits == Limits() or entry.scheduled_per_s is None:
+        raise TegelError(f"power_measurements.yaml: entry {entry.id}: a Server entry needs "
+                         "scheduled_per_s and the benchmark's p99 limits (ttft_limit_s and "
+                         "tpot_limit_s, or e2e_limit_s)")
+    server = poisson_server(cfg, system,
+                            lambda chips: system.model_copy(update={"chip_count": chips}),
+                            (lin, decoded), precision, scheduler, options, params)
+    par, replica = server.par, server.replica
     racks_w = replica.host.rack_overhead_w * replica.rack_share
+    found = max_rate(server.simulate, server.workload_at, limits)
+    r = server.checked(found.result)
+
+    def p99(run: ServeResult) -> str:
+        if entry.e2e_limit_s:
+            return f"e2e {float(np.percentile(run.e2e(), 99)):.3g} s"
+        return (f"TTFT {float(np.percentile(run.ttft(), 99)):.3g} s, TPOT "
+                f"{1e3 * float(np.percentile(run.tpot(), 99)):.3g} ms")
+
+    batching = (f"up to {seqs} sequences and {scheduler.chunk_tokens} tokens per iteration"
+                if in_flight else f"static batches of up to {seqs}")
     scenario = (f"{entry.model} on {system.name} at {system.chip_limit_w:.0f} W per chip, "
-                f"{lin}/{lout} tok, tp{par.tp} dp{par.dp}, {entry.precision}, up to {seqs} sequences "
-                f"and {scheduler.chunk_tokens} tokens per iteration; Server "
-                f"{found.rate_per_s * par.dp:.4g} requests/s (offline "
-                f"{found.offline_rate_per_s * par.dp:.4g}), p99 TTFT "
-                f"{float(np.percentile(r.ttft(), 99)):.3g} s, TPOT "
-                f"{1e3 * float(np.percentile(r.tpot(), 99)):.3g} ms")
-    return found.rate_per_s * par.dp * lout, (r.power_w - racks_w) * par.dp, scenario
+                f"{lin}/{lout} tok" + (f" x {beams} beams" if beams > 1 else "")
+                + (f" (static batches decoded to {decoded})" if decoded != lout else "")
+                + f", tp{par.tp} dp{par.dp}, {entry.precision}, {batching}; Server")
+    highest = (f"highest rate within the limits {found.rate_per_s * par.dp:.4g} requests/s "
+               f"(offline {found.offline_rate_per_s * par.dp:.4g}), p99 {p99(r)}")
+    tokens_s = wall_w = None
+    if at_scheduled:
+        at = server.at(entry.scheduled_per_s)
+        tokens_s = at.requests_per_s * par.dp * lout
+        wall_w = (at.power_w - racks_w) * par.dp
+        scenario += (f" at the scheduled {entry.scheduled_per_s:.4g} requests/s, p99 {p99(at)}"
+                     + ("" if not limits.broken(at) else
+                        f" (breaks {', '.join(limits.broken(at))})") + f"; {highest}")
+    else:
+        scenario += f" {highest}"
+    return ServerFigures(tokens_s, wall_w, found.rate_per_s * par.dp * lout,
+                         (r.power_w - racks_w) * par.dp, scenario)
 
 
 def predict_power(entry: PowerEntry, params: Params | None = None) -> PowerRow:
@@ -190,7 +249,8 @@ def predict_power(entry: PowerEntry, params: Params | None = None) -> PowerRow:
     params = params or default_params()
     row = _at_limit(entry, entry.chip_power_limit_w, params)
     if entry.maxp_tokens_per_s:
-        row = replace(row, maxp_tokens_per_s=_at_limit(entry, None, params).tokens_per_s)
+        maxp = _at_limit(entry, None, params)
+        row = replace(row, maxp_tokens_per_s=maxp.max_rate_tokens_per_s or maxp.tokens_per_s)
     return row
 
 
@@ -200,8 +260,11 @@ def _at_limit(entry: PowerEntry, limit_w: float | None, params: Params) -> Power
     if limit_w is not None:
         system = system.model_copy(update={"chip_power_limit_w": limit_w})
     if entry.scenario == "server":
-        tokens_s, wall_w, scenario = _server(entry, system, params)
-        return PowerRow(entry, tokens_s, wall_w, False, scenario)
+        f = _server(entry, system, params, at_scheduled=limit_w is not None)
+        return PowerRow(entry, f.tokens_per_s or f.max_rate_tokens_per_s,
+                        f.system_w or f.max_rate_system_w, False, f.scenario,
+                        max_rate_tokens_per_s=f.max_rate_tokens_per_s,
+                        max_rate_system_w=f.max_rate_system_w)
     result, counted = _run(entry, system, "auto", params)
     racks_w = system.host.rack_overhead_w * system.rack_share
     d = result.to_dict()
@@ -224,11 +287,24 @@ def mape(rows: tuple[PowerRow, ...], role: str, metric: str = "tokens_per_j") ->
     return mape_percent(r.error(metric) for r in rows if r.entry.role == role)
 
 
-def cap_mape(rows: tuple[PowerRow, ...], role: str) -> float | None:
-    """Mean |error| (percent) of the cap's effect, MaxQ / MaxP, over the rows of one role that
-    have a reference run."""
+def max_rate_mape(rows: tuple[PowerRow, ...], role: str) -> float | None:
+    """Mean |tokens/J error| (percent) over the rows of one role with the Server entries taken at
+    tegel's highest rate within their limits, not at their scheduled load (None without a
+    Server row)."""
+    if not any(r.max_rate_tokens_per_j for r in rows if r.entry.role == role):
+        return None
+    return mape_percent(relative_error(r.max_rate_tokens_per_j or r.tokens_per_j,
+                                       r.entry.tokens_per_j)
+                        for r in rows if r.entry.role == role)
+
+
+def cap_mape(rows: tuple[PowerRow, ...], role: str, scenario: str) -> float | None:
+    """Mean |error| (percent) of the cap's effect, MaxQ / MaxP, over the rows of one role and
+    scenario that have a reference run. Offline: both runs at the node's most. Server: the
+    measured ratio is of the two runs' scheduled loads, and a MaxQ run chooses its load (module
+    doc), so it may sit below the cap's own effect, which tegel predicts at the highest rates."""
     return mape_percent(e for r in rows if r.entry.role == role
-                        if (e := r.cap_error()) is not None)
+                        if r.entry.scenario == scenario if (e := r.cap_error()) is not None)
 
 
 def format_power(rows: tuple[PowerRow, ...]) -> str:
@@ -253,8 +329,13 @@ def format_power(rows: tuple[PowerRow, ...]) -> str:
         m = mape(rows, role)
         if m is not None:
             w, t = mape(rows, role, "system_w"), mape(rows, role, "tokens_per_s")
-            c = cap_mape(rows, role)
+            c = [(sc, m) for sc in ("offline", "server")
+                 if (m := cap_mape(rows, role, sc)) is not None]
+            x = max_rate_mape(rows, role)
             lines.append(f"{role}: tokens/J MAPE {m:.1f}% (watts {w:.1f}%, tokens/s {t:.1f}%)"
                          + (f"; target {TARGET_PERCENT:.0f}%" if role == "validation" else "")
-                         + (f"; the cap's effect (MaxQ / MaxP) {c:.1f}%" if c is not None else ""))
+                         + ("; the cap's effect (MaxQ / MaxP) " + ", ".join(
+                             f"{sc.capitalize()} {m:.1f}%" for sc, m in c) if c else "")
+                         + (f"; Server at tegel's highest rate within the limits instead of the "
+                            f"scheduled load: {x:.1f}%" if x is not None else ""))
     return "\n".join(lines)

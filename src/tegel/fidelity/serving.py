@@ -73,7 +73,7 @@ from tegel.serving.replica import SchedulerConfig
 from tegel.serving.requests import Workload
 from tegel.serving.scenario import RunOptions, resolve_precision
 from tegel.serving.serve import ServeResult, replica_config, serve
-from tegel.serving.workload import server_probe_requests
+from tegel.serving.workload import mlperf_scenario, server_probe_requests
 from tegel.workload.llm import Precision
 from tegel.workload.model_config import ModelConfig, load_model_config
 
@@ -88,11 +88,15 @@ SERVER_REQUESTS = 3000  # per probe of one replica, at least
 OFFLINE_WAVES = 8  # the offline run that brackets the search: this many full batches
 
 
-def mlperf_scheduler(max_seqs: int | None, chunk_tokens: int | None) -> SchedulerConfig:
+def mlperf_scheduler(max_seqs: int | None, chunk_tokens: int | None,
+                     in_flight: bool = True) -> SchedulerConfig:
     """The scheduler of an MLPerf Server run: the sequences per replica and tokens per iteration
     its engine's configuration states, else MLPERF_MAX_SEQS and the simulator's 2,048 (module
-    doc); the serving group's rows and the power group's Server runs alike."""
-    return replace(SCHEDULER, max_seqs=max_seqs or MLPERF_MAX_SEQS,
+    doc); the serving group's rows and the power group's Server runs alike. Not `in_flight`
+    (a stack before in-flight batching, `in_flight_batching` 0): static batches of up to that
+    many sequences."""
+    return replace(SCHEDULER, kind="chunked" if in_flight else "static",
+                   max_seqs=max_seqs or MLPERF_MAX_SEQS,
                    chunk_tokens=chunk_tokens or SCHEDULER.chunk_tokens)
 
 
@@ -110,6 +114,8 @@ class Load:
     concurrency: int | None = None  # NIM: a closed loop of this many requests
     ttft_limit_s: float | None = None  # MLPerf Server: p99 limits
     tpot_limit_s: float | None = None
+    e2e_limit_s: float | None = None  # MLPerf GPT-J Server: p99 end-to-end latency only
+    beams: int = 1  # beam search (MLPerf GPT-J: 4)
     max_seqs: int = SCHEDULER.max_seqs
     chunk_tokens: int = SCHEDULER.chunk_tokens  # tokens per iteration (the engine's budget)
 
@@ -195,27 +201,32 @@ def _closed_loop_case(entry: dict[str, Any], s: Stated, c: int, source: str) -> 
 
 def _server_case(entry: dict[str, Any], s: Stated, source: str) -> ServingCase | Unmapped:
     w = entry["workload"]
-    limits = str(w.get("latency_constraint", ""))
-    ttft, tpot = _limit_s(limits, "TTFT"), _limit_s(limits, "TPOT")
-    if ttft is None or tpot is None:
-        return Unmapped(s.id, "serving group: MLPerf Server without p99 TTFT and TPOT limits")
     lengths = dataset_lengths().get(s.dataset or "")
-    if lengths is None or lengths.get("beams", 1) > 1:
-        return Unmapped(s.id, "serving group: no data-set lengths, or beam search (not "
-                        "modelled by the serving simulator)")
+    if lengths is None or not s.dataset:
+        return Unmapped(s.id, "serving group: MLPerf Server without a known data set")
+    limits = str(w.get("latency_constraint", ""))
+    ttft, tpot, e2e = _limit_s(limits, "TTFT"), _limit_s(limits, "TPOT"), None
+    if ttft is None or tpot is None:  # the benchmark's own limits (mlperf_scenarios.yaml)
+        bench = mlperf_scenario(s.dataset, "server")
+        ttft, tpot, e2e = bench.ttft_p99_s, bench.tpot_p99_s, bench.e2e_p99_s
     lin, lout = round(lengths["input_tokens_mean"]), round(lengths["output_tokens_mean"])
+    beams = int(lengths.get("beams", 1))
     stated_cap = concurrency_cap(w)  # the same cap the static Server path applies
     stated_chunk = w.get("max_tokens_per_iteration")
     sched = mlperf_scheduler(stated_cap[0] if stated_cap else None,
                              None if stated_chunk is None else int(stated_chunk))
     max_seqs, chunk = sched.max_seqs, sched.chunk_tokens
     load = Load(s.model, s.chips, s.tp, s.precision, lin, lout, software_of(s),
-                ttft_limit_s=ttft, tpot_limit_s=tpot, max_seqs=max_seqs, chunk_tokens=chunk)
+                ttft_limit_s=ttft, tpot_limit_s=tpot, e2e_limit_s=e2e, beams=beams,
+                max_seqs=max_seqs, chunk_tokens=chunk)
+    within = (f"p99 end-to-end latency <= {e2e:g} s (the benchmark's rule)" if e2e is not None
+              else f"p99 TTFT <= {ttft:g} s and TPOT <= {(tpot or 0) * 1e3:g} ms")
     return ServingCase(s.id, "throughput", load, s.value,
-                       f"highest Poisson rate with p99 TTFT <= {ttft:g} s and TPOT <= "
-                       f"{tpot * 1e3:g} ms x {lout} output tokens; {s.dataset} as its mean "
-                       f"lengths {lin}/{lout}; {SCHEDULER.kind} scheduler, up to {max_seqs} "
-                       f"sequences and {chunk} tokens per iteration per replica", source)
+                       f"highest Poisson rate with {within} x {lout} output tokens"
+                       + (f", {beams} beams a request" if beams > 1 else "")
+                       + f"; {s.dataset} as its mean lengths {lin}/{lout}; {SCHEDULER.kind} "
+                       f"scheduler, up to {max_seqs} sequences and {chunk} tokens per iteration "
+                       f"per replica", source)
 
 
 def _closed_loop_requests(c: int) -> int:
@@ -259,15 +270,35 @@ def closed_loop(load: Load, params: Params) -> Figures:
                    c * load.output_tokens / e2e, scenario)
 
 
-def poisson_max_rate(cfg: ModelConfig, system: System, replica_of: Callable[[int], System],
-                     lengths: tuple[int, int], precision: Precision, scheduler: SchedulerConfig,
-                     options: RunOptions, params: Params,
-                     limits: Limits) -> tuple[RateSearch, Parallelism, System]:
-    """(the search, the system's parallelism, the replica simulated) of the highest Poisson rate
-    within `limits` (module doc): fixed lengths (input, output), one replica
-    (`replica_of(chips)`) fed replica 0's share of the system's stream, round-robin, so every
-    replica sees the same load, for LoadGen's minimum run of arrivals at each rate probed (at
-    least SERVER_REQUESTS); the MLPerf Server rows and the power group's Server runs."""
+@dataclass(frozen=True, slots=True)
+class PoissonServer:
+    """One replica of a system (`replica`, `par` the system's parallelism) fed replica 0's share
+    of the system's Poisson stream, round-robin, so every replica sees the same load:
+    `workload_at(rate)` the arrivals of a system rate (None: every request at t = 0),
+    `simulate` the replica serving them."""
+
+    par: Parallelism
+    replica: System
+    workload_at: Callable[[float | None], Workload]
+    simulate: Callable[[Workload], ServeResult]
+
+    def at(self, rate_per_s: float) -> ServeResult:
+        """The replica's run at a system rate of `rate_per_s` requests/s."""
+        return self.checked(self.simulate(self.workload_at(rate_per_s / self.par.dp)))
+
+    def checked(self, r: ServeResult) -> ServeResult:
+        if r.config.parallelism != replace(self.par, dp=1):
+            raise TegelError(f"one replica ran as {r.config.parallelism.label()}, not as the "
+                             f"system's {self.par.label()} replicas")
+        return r
+
+
+def poisson_server(cfg: ModelConfig, system: System, replica_of: Callable[[int], System],
+                   lengths: tuple[int, int], precision: Precision, scheduler: SchedulerConfig,
+                   options: RunOptions, params: Params) -> PoissonServer:
+    """The replica of `system` (`replica_of(chips)`) that MLPerf Server runs probe: fixed
+    lengths (input, output), for LoadGen's minimum run of arrivals at each rate (at least
+    SERVER_REQUESTS); the offline run holds OFFLINE_WAVES full batches."""
     lin, lout = lengths
 
     def fixed(arrival_s: np.ndarray, what: str) -> Workload:
@@ -297,11 +328,21 @@ def poisson_max_rate(cfg: ModelConfig, system: System, replica_of: Callable[[int
         return serve(cfg, replica, wl, scheduler, precision, options=replica_options,
                      params=params)
 
-    found = max_rate(simulate, workload_at, limits)
-    if found.result.config.parallelism != replace(par, dp=1):
-        raise TegelError(f"one replica ran as {found.result.config.parallelism.label()}, not "
-                         f"as the system's {par.label()} replicas")
-    return found, par, replica
+    return PoissonServer(par, replica, workload_at, simulate)
+
+
+def poisson_max_rate(cfg: ModelConfig, system: System, replica_of: Callable[[int], System],
+                     lengths: tuple[int, int], precision: Precision, scheduler: SchedulerConfig,
+                     options: RunOptions, params: Params,
+                     limits: Limits) -> tuple[RateSearch, Parallelism, System]:
+    """(the search, the system's parallelism, the replica simulated) of the highest Poisson rate
+    within `limits` (module doc) of `poisson_server`'s replica; the MLPerf Server rows and the
+    power group's Server runs."""
+    server = poisson_server(cfg, system, replica_of, lengths, precision, scheduler, options,
+                            params)
+    found = max_rate(server.simulate, server.workload_at, limits)
+    server.checked(found.result)
+    return found, server.par, server.replica
 
 
 def server_rate(load: Load, params: Params) -> Figures:
@@ -309,19 +350,27 @@ def server_rate(load: Load, params: Params) -> Figures:
     the p99 TTFT and TPOT there."""
     full = h100_system(load.chips)
     precision = resolve_precision(full, load.precision)
+    options = replace(_options(load, params), max_batch_per_replica=load.max_seqs,
+                      beams=load.beams)
+    in_flight = params.gpu.for_software(options.software).in_flight_batching >= 1.0
+    if not in_flight:
+        raise TegelError(f"serving group: {load.model} on software {load.software}, which ran "
+                         "static batches; the group simulates in-flight batching only")
     scheduler = mlperf_scheduler(load.max_seqs, load.chunk_tokens)
-    options = replace(_options(load, params), max_batch_per_replica=load.max_seqs)
     found, par, _ = poisson_max_rate(load_model_config(load.model), full, h100_system,
                                      (load.input_tokens, load.output_tokens), precision,
                                      scheduler, options, params,
-                                     Limits(load.ttft_limit_s, load.tpot_limit_s))
+                                     Limits(load.ttft_limit_s, load.tpot_limit_s,
+                                            load.e2e_limit_s))
     rate = found.rate_per_s * par.dp
     ttft = float(np.percentile(found.result.ttft(), 99))
     tpot = float(np.percentile(found.result.tpot(), 99))
-    scenario = (f"{load.model} on {full.name}, {load.input_tokens}/{load.output_tokens} tok, "
-                f"{load.precision}, tp{par.tp} pp{par.pp} dp{par.dp}; {rate:.4g} requests/s "
+    e2e = float(np.percentile(found.result.e2e(), 99))
+    scenario = (f"{load.model} on {full.name}, {load.input_tokens}/{load.output_tokens} tok"
+                + (f" x {load.beams} beams" if load.beams > 1 else "")
+                + f", {load.precision}, tp{par.tp} pp{par.pp} dp{par.dp}; {rate:.4g} requests/s "
                 f"(offline {found.offline_rate_per_s * par.dp:.4g}): p99 TTFT {ttft:.3g} s, "
-                f"TPOT {tpot * 1e3:.3g} ms")
+                f"TPOT {tpot * 1e3:.3g} ms, end to end {e2e:.3g} s")
     return Figures(ttft, tpot, rate * load.output_tokens, scenario)
 
 

@@ -45,9 +45,16 @@ def render_text(result: Any, mlperf: dict[str, Any] | None = None) -> str:
            + (f", {s['prefill_replicas']} prefilling" if s["prefill_replicas"] else "")]
     if "mlperf" in d:
         m = d["mlperf"]
+        limits = ", ".join(f"{name} {m[key]:g} s" for name, key in (
+            ("TTFT", "ttft_p99_limit_s"), ("TPOT", "tpot_p99_limit_s"),
+            ("end-to-end", "e2e_p99_limit_s")) if m.get(key) is not None)
+        beams = (f" (beam search, {m['beams']} beams a request)" if m.get("beams", 1) > 1
+                 else "")
+        if "rate_per_s" not in m and beams:
+            out.append(f"MLPerf {m['benchmark']} {m['scenario']}{beams}")
         if "rate_per_s" in m:
-            out.append(f"MLPerf {m['benchmark']} {m['scenario']}: highest rate within p99 limits "
-                       f"(TTFT {m['ttft_p99_limit_s']} s, TPOT {m['tpot_p99_limit_s']} s) = "
+            out.append(f"MLPerf {m['benchmark']} {m['scenario']}{beams}: highest rate within p99 "
+                       f"limits ({limits}) = "
                        f"{m['rate_per_s']:.4g} req/s (offline {m['offline_rate_per_s']:.4g} req/s); "
                        + (f"each rate probed with {m['min_duration_s']:g} s of arrivals (LoadGen's "
                           "minimum run)" if m.get("min_duration_s") else

@@ -96,13 +96,16 @@ class Batch:
     rows of logits the LM head computes — sequences that produce a token (decodes and chunks
     that finish their prompt), and every new token of a speculative verify;
     decode_new_tokens: tokens each decode runs through the model (k + 1 when it verifies k
-    drafts, `speculative.py`; every one of them gets logits)."""
+    drafts, `speculative.py`; every one of them gets logits); decode_shared_tokens: with beam
+    search (`Oracle.beams`), the mean prompt length the beams of a request share in the cache
+    (the decodes are the beams, `beams` consecutive ones per request)."""
 
     decode: int = 0
     decode_kv_tokens: float = 0.0
     chunks: tuple[tuple[int, int], ...] = ()
     emitting: int = 0
     decode_new_tokens: int = 1
+    decode_shared_tokens: float = 0.0
 
     @property
     def sequences(self) -> int:
@@ -136,14 +139,18 @@ def _scaled(step: Step, factor: float) -> Step:
 
 class Oracle:
     """Iteration costs of one replica configuration (model, formats, system, parallelism,
-    stages), memoised. Deterministic: a cost depends only on the (quantised) batch."""
+    stages, beam width), memoised. Deterministic: a cost depends only on the (quantised) batch.
+    With `beams` > 1 every request decodes that many hypotheses, which share its prompt's
+    cache: a decode group is priced as `Phase(sequences, 1, K, beams, shared prompt)`, as
+    `tegel run` prices beam search (`serving.llm.phase_requests`)."""
 
     def __init__(self, model: ModelConfig, precision: Precision, system: System,
                  parallelism: Parallelism, stages: int, params: Params,
-                 software: str | None = None) -> None:
+                 software: str | None = None, beams: int = 1) -> None:
         self.model, self.precision, self.system = model, precision, system
         self.parallelism, self.stages, self.params = parallelism, stages, params
         self.software = software
+        self.beams = beams
         self._policy = policy_for(system.chip)
         self._plans: dict[tuple[Phase, int, bool], Plan] = {}
         self._costs: dict[tuple[object, ...], IterationCost] = {}
@@ -181,8 +188,9 @@ class Oracle:
         if batch.sequences == 0:
             raise ValueError("an iteration needs at least one sequence")
         m = min(batch.sequences, self.stages)
-        decode = (quantise(math.ceil(batch.decode / m)), max(quantise(batch.decode_kv_tokens), 1)
-                  ) if batch.decode else None
+        shared = quantise(batch.decode_shared_tokens) if self.beams > 1 else 0
+        decode = (quantise(math.ceil(batch.decode / m)), max(quantise(batch.decode_kv_tokens), 1),
+                  shared) if batch.decode else None
         chunks = tuple(sorted((quantise(n), quantise(k)) for n, k in batch.chunks))
         q = batch.decode_new_tokens
         key = (m, decode, chunks, quantise(math.ceil(batch.emitting / m)), q)
@@ -192,14 +200,21 @@ class Oracle:
             self._costs[key] = found
         return found
 
-    def _price(self, m: int, decode: tuple[int, int] | None, chunks: tuple[tuple[int, int], ...],
-               emitting: int, q: int = 1) -> IterationCost:
+    def _decode_phase(self, sequences: int, q: int, past: int, shared: int) -> Phase:
+        """A decode group's phase; with beam search its sequences are `beams` hypotheses per
+        request sharing the first `shared` cached positions."""
+        if self.beams == 1:
+            return Phase(sequences, q, past)
+        return Phase(sequences, q, past, self.beams, min(shared, past))
+
+    def _price(self, m: int, decode: tuple[int, int, int] | None,
+               chunks: tuple[tuple[int, int], ...], emitting: int, q: int = 1) -> IterationCost:
         if decode is not None and not chunks:
             lo, hi, w = kv_bracket(decode[1])
-            a = self._phase_cost(Phase(decode[0], q, lo), m, q > 1)
+            a = self._phase_cost(self._decode_phase(decode[0], q, lo, decode[2]), m, q > 1)
             if w == 0.0:
                 return a
-            b = self._phase_cost(Phase(decode[0], q, hi), m, q > 1)
+            b = self._phase_cost(self._decode_phase(decode[0], q, hi, decode[2]), m, q > 1)
             return IterationCost(a.time_s + (b.time_s - a.time_s) * w,
                                  tuple(x + (y - x) * w for x, y in
                                        zip(a.energy_by_category_j, b.energy_by_category_j,
@@ -209,7 +224,7 @@ class Oracle:
             return self._phase_cost(Phase(math.ceil(len(chunks) / m), n, k), m)
         return self._of(evaluate(self._assembled(m, decode, chunks, emitting, q), self.system))
 
-    def _assembled(self, m: int, decode: tuple[int, int] | None,
+    def _assembled(self, m: int, decode: tuple[int, int, int] | None,
                    chunks: tuple[tuple[int, int], ...], emitting: int, q: int = 1) -> Plan:
         tokens = (decode[0] * m * q if decode else 0) + sum(n for n, _ in chunks)
         token_phase = Phase(1, quantise(math.ceil(tokens / m)), 0)
@@ -218,7 +233,7 @@ class Oracle:
         steps = [s for s in token_plan.steps
                  if s.kind is not StepKind.ATTENTION and section(s) is not Section.EPILOGUE]
         if decode is not None:
-            steps += self._attention(decode[0], q, decode[1], m)
+            steps += self._attention(decode[0], q, decode[1], m, decode[2])
         for n, k in chunks:
             steps += [_scaled(s, 1.0 / m) for s in self._attention(1, n, k, m)]
         if emitting:
@@ -236,13 +251,20 @@ class Oracle:
             self._phase_costs[key] = found
         return found
 
-    def _attention(self, batch: int, new: int, past: int, m: int) -> list[Step]:
-        """The attention steps of Phase(batch, new, past), interpolated in the KV length."""
+    def _attention(self, batch: int, new: int, past: int, m: int,
+                   shared: int = 0) -> list[Step]:
+        """The attention steps of a phase of `batch` sequences, `new` tokens each, after `past`
+        (decodes: with `shared` prompt positions per request under beam search), interpolated in
+        the KV length."""
         lo, hi, w = kv_bracket(past)
-        a = [s for s in self.plan(Phase(batch, new, lo), m).steps if s.kind is StepKind.ATTENTION]
+
+        def phase(k: int) -> Phase:
+            return self._decode_phase(batch, new, k, shared) if shared else Phase(batch, new, k)
+
+        a = [s for s in self.plan(phase(lo), m).steps if s.kind is StepKind.ATTENTION]
         if w == 0.0:
             return a
-        b = [s for s in self.plan(Phase(batch, new, hi), m).steps if s.kind is StepKind.ATTENTION]
+        b = [s for s in self.plan(phase(hi), m).steps if s.kind is StepKind.ATTENTION]
         if [(s.name, s.stage) for s in a] != [(s.name, s.stage) for s in b]:
             return a if w < 0.5 else b  # the policy placed them differently: the nearer one
         return [_lerp(x, y, w) for x, y in zip(a, b, strict=True)]
@@ -258,16 +280,16 @@ _SHARED: dict[tuple[object, ...], tuple[Oracle, System, Params]] = {}
 
 def oracle_for(model: ModelConfig, precision: Precision, system: System,
                parallelism: Parallelism, stages: int, params: Params,
-               software: str | None = None) -> Oracle:
+               software: str | None = None, beams: int = 1) -> Oracle:
     """The oracle of a replica configuration, shared by simulations of it (curves, rate
     searches): planned phases are reused. Keyed by the objects' identity for the system and
     parameters (held here so the identity stays theirs), by value for the rest."""
-    key = (model, precision, id(system), parallelism, stages, id(params), software)
+    key = (model, precision, id(system), parallelism, stages, id(params), software, beams)
     found = _SHARED.get(key)
     if found is None:
         if len(_SHARED) >= 32:
             _SHARED.pop(next(iter(_SHARED)))
-        found = (Oracle(model, precision, system, parallelism, stages, params, software),
+        found = (Oracle(model, precision, system, parallelism, stages, params, software, beams),
                  system, params)
         _SHARED[key] = found
     return found[0]

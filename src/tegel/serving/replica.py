@@ -33,6 +33,12 @@ running k + 1 tokens per sequence through the target (plus the drafter's k passe
 sequence advances by its own seeded accepted length + 1; finishing and KV-block growth follow each
 sequence's stream, and the mean KV length priced grows by E per iteration.
 
+Beam search (`beams` > 1, MLPerf GPT-J's 4; TensorRT-LLM's beam width): a request is prefilled
+once and then decodes `beams` hypotheses a step, each a sequence of the iteration's batch, which
+share its prompt's cache and keep their own generated tokens. Its KV cache is counted as its
+prompt plus `beams` x its generated tokens, packed into blocks; a request emits one token a step
+(the beams' step). Preemption recomputes the prompt and the generated tokens once.
+
 Costs come from the `Oracle`; a replica keeps no cost formula.
 """
 
@@ -116,8 +122,10 @@ class Replica:
     def __init__(self, index: int, oracle: Oracle, config: SchedulerConfig, kv_blocks: int,
                  inputs: list[int], outputs: list[int], records: Records, role: str = "both",
                  prefixes: tuple[list[int], list[int]] | None = None,
-                 speculative: SpeculativeRuntime | None = None):
+                 speculative: SpeculativeRuntime | None = None, beams: int = 1):
         self.index, self.oracle, self.cfg, self.role = index, oracle, config, role
+        self.beams = beams  # hypotheses per request (module doc)
+        self._inputs_running = 0  # the prompt tokens of the running requests
         self.inputs, self.outputs, self.rec = inputs, outputs, records
         self.kv_blocks = kv_blocks
         self.free = kv_blocks
@@ -155,6 +163,11 @@ class Replica:
 
     def blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.bs)
+
+    def whole(self, r: int) -> int:
+        """KV tokens `r` holds when it has generated all its output (module doc: its prompt and
+        every beam's tokens)."""
+        return self.inputs[r] + self.beams * self.outputs[r]
 
     def _take(self, r: int, blocks: int) -> None:
         self.free -= blocks
@@ -207,6 +220,7 @@ class Replica:
     def _leave(self, r: int) -> None:
         """Take a running request out of the decode set (finished or preempted)."""
         del self.running[r]
+        self._inputs_running -= self.inputs[r]
         s0, g0 = self._start.pop(r)
         self.rec.generated[r] = min(self.outputs[r], g0 + self._emitted(r, self.step - s0))
         self._cached0 -= self.prompt_cached(r, s0, g0)
@@ -237,6 +251,8 @@ class Replica:
         """The step at which `r`, holding `held` blocks, needs one more: before the iteration
         whose tokens would not fit."""
         s0, g0 = self._start[r]
+        if self.beams > 1:  # prompt + beams x generated, packed: every beam adds one a step
+            return s0 + (held * self.bs - self.inputs[r]) // self.beams - g0 + 1
         cached = self.inputs[r] + g0 - 1  # the newest token is cached by its decode step
         return s0 + self._steps_for(r, held * self.bs - cached + 1) - 1
 
@@ -244,6 +260,7 @@ class Replica:
         """Start decoding `r` (its prefill is done; it has generated >= 1 token)."""
         g0 = self.rec.generated[r]
         self.running[r] = None
+        self._inputs_running += self.inputs[r]
         self._start[r] = (self.step, g0)
         self._cached0 += self.prompt_cached(r, self.step, g0)
         self._finish_at[r] = self.step + self._steps_for(r, self.outputs[r] - g0)
@@ -282,7 +299,7 @@ class Replica:
             if self.cache is not None:
                 self._evict_for(1)
             self._take(r, 1)
-            due = (self.step + self.bs if self.spec is None
+            due = (self.step + self.bs if self.spec is None and self.beams == 1
                    else self._block_due(r, have + 1 + self.shared.get(r, 0)))
             heapq.heappush(grow, (due, r, have + 1))
 
@@ -317,7 +334,7 @@ class Replica:
         if not self.waiting or len(self.running) + len(self.prefilling) >= self.cfg.max_seqs:
             return None
         r = self.waiting[0]
-        need = self.blocks_for(self.inputs[r] + self.outputs[r] if whole else self.prompt(r))
+        need = self.blocks_for(self.whole(r) if whole else self.prompt(r))
         pid, hit, new, keep = self._prefix(r)
         if not self._room(need - hit, keep):
             return None
@@ -345,8 +362,7 @@ class Replica:
         while (self.waiting and self.waiting[0] in self.has_kv
                and len(self.running) + len(self.prefilling) < self.cfg.max_seqs):
             r = self.waiting[0]
-            need = self.blocks_for(self.inputs[r] + self.outputs[r] if self.reserve
-                                   else self.prompt(r) - 1)
+            need = self.blocks_for(self.whole(r) if self.reserve else self.prompt(r) - 1)
             if not self._room(need):
                 return
             if self.cache is not None:
@@ -386,10 +402,14 @@ class Replica:
         batch = Batch(0, 0.0, tuple(chunks), len(prefills))
         return Iteration(batch, self.oracle.cost(batch), prefills, False)
 
-    def _decode_batch(self) -> tuple[int, float]:
+    def _decode_batch(self) -> tuple[int, float, float]:
+        """(sequences decoding: the running requests' beams, their mean cached length, the
+        mean prompt length their beams share)."""
         d = len(self.running)
-        past = (self._cached0 + d * self.rate * self.step) / d if d else 0.0
-        return d, past
+        if not d:
+            return 0, 0.0, 0.0
+        past = (self._cached0 + d * self.rate * self.step) / d
+        return d * self.beams, past, self._inputs_running / d
 
     def _cost(self, batch: Batch) -> IterationCost:
         """The oracle's cost of `batch`, with the drafter's passes when speculating."""
@@ -399,12 +419,12 @@ class Replica:
         return self.spec.with_drafts(cost, batch.decode, batch.decode_kv_tokens)
 
     def _decode(self) -> Iteration:
-        d, past = self._decode_batch()
-        batch = Batch(d, past, (), d * self.q, self.q)
+        d, past, shared = self._decode_batch()
+        batch = Batch(d, past, (), d * self.q, self.q, shared)
         return Iteration(batch, self._cost(batch), [], True)
 
     def _chunked(self) -> Iteration | None:
-        d, past = self._decode_batch()
+        d, past, shared = self._decode_batch()
         budget = self.cfg.chunk_tokens - d * self.q
         prefills: list[tuple[int, int]] = []
         chunks: list[tuple[int, int]] = []
@@ -427,7 +447,7 @@ class Replica:
             budget -= n
         if not d and not chunks:
             return None
-        batch = Batch(d, past, tuple(chunks), emitting, self.q)
+        batch = Batch(d, past, tuple(chunks), emitting, self.q, shared)
         return Iteration(batch, self._cost(batch), prefills, d > 0)
 
     # -- completion ----------------------------------------------------------------------

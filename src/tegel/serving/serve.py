@@ -311,7 +311,7 @@ def replica_config(cfg: ModelConfig, system: System, workload: Workload, precisi
     mean_out = max(1, round(float(workload.output_tokens.mean())))
     if cfg.learned_positions:
         mean_in = min(mean_in, cfg.max_position_embeddings - mean_out)
-    scenario = Scenario(cfg, None, max(mean_in, 1), mean_out, precision,
+    scenario = Scenario(cfg, None, max(mean_in, 1), mean_out, precision, options.beams,
                         speculation=speculation)
     opts = replace(options, max_batch_per_replica=min(options.max_batch_per_replica,
                                                       scheduler.max_seqs))
@@ -401,8 +401,11 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload | N
     cfg = model if isinstance(model, ModelConfig) else load_model_config(model)
     sys_ = system if isinstance(system, System) else load_system(system)
     prec = resolve_precision(sys_, precision)
+    if options.beams > 1 and scheduler.kind == "disaggregated":
+        raise TegelError("beam search (beams > 1): not simulated with the disaggregated scheduler "
+                         "(its KV transfers count one sequence per request)")
     config = replica_config(cfg, sys_, workload, prec, scheduler, options, params, speculation)
-    longest = int((workload.input_tokens + workload.output_tokens).max())
+    longest = int((workload.input_tokens + options.beams * workload.output_tokens).max())
     budget, blocks = prefill_budget(cfg, sys_, config, prec, scheduler, params, longest,
                                     speculation)
     notes: list[str] = []
@@ -414,7 +417,7 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload | N
                      f"of {wanted} would leave too little memory for the KV cache")
     pools = pools_for(cfg, sys_, config, prec, scheduler, options, params, blocks)
     oracle = oracle_for(cfg, prec, sys_, config.parallelism, config.stages, params,
-                        options.software)
+                        options.software, options.beams)
     runtime = None if speculation is None else runtime_for(
         speculation, cfg, prec, sys_, config, params, options.software, seed)
     outcome = Simulation(oracle, sys_, pools, scheduler, workload, progress, runtime).run()
@@ -422,7 +425,8 @@ def serve(model: str | ModelConfig, system: str | System, workload: Workload | N
     mean_out = max(1, round(float(workload.output_tokens.mean())))
     kv = mean_in + mean_out / 2
     if runtime is None:
-        tpot = oracle.cost(Batch(1, kv, (), 1)).time_s
+        b = options.beams
+        tpot = oracle.cost(Batch(b, kv, (), b, decode_shared_tokens=mean_in)).time_s
     else:  # a verify of k + 1 tokens and k drafts, over the E tokens it emits
         q = runtime.new_tokens
         tpot = (runtime.with_drafts(oracle.cost(Batch(1, kv, (), q, q)), 1, kv).time_s

@@ -81,7 +81,7 @@ class Simulation:
                 and workload.prefix_tokens is not None:
             prefixes = (workload.prefix_id.tolist(), workload.prefix_tokens.tolist())
         self.replicas = [Replica(i, oracle, scheduler, pools.kv_blocks, self.inputs, self.outputs,
-                                 self.rec, role, prefixes, speculative)
+                                 self.rec, role, prefixes, speculative, oracle.beams)
                          for i, role in enumerate(roles)]
         self.current: list[Iteration | None] = [None] * pools.replicas
         self.idle_since = [0.0] * pools.replicas
@@ -117,7 +117,7 @@ class Simulation:
         entry = range(0, p.prefill) if p.prefill else range(p.replicas)
         i = self.route(entry)
         rep = self.replicas[i]
-        tokens = self.inputs[r] + self.outputs[r]
+        tokens = rep.whole(r)
         need = rep.blocks_for(self.inputs[r] if p.prefill else tokens)
         if need > rep.kv_blocks or (p.prefill and rep.blocks_for(tokens) > p.kv_blocks):
             self.rec.dropped[r] = (f"needs {tokens} tokens of KV cache; a replica holds "

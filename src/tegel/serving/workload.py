@@ -340,7 +340,7 @@ class MlperfScenario:
     tpot_p99_s: float | None
     e2e_p99_s: float | None
     samples: int  # size of the benchmark's data set
-    beams: int
+    beams: int  # beam width the benchmark searches (mlperf_datasets.yaml `beams`; GPT-J 4)
     sources: tuple[Source, ...]
     estimates: tuple[str, ...]  # what in `lengths` is estimated, and by which rule
 
@@ -443,7 +443,7 @@ def _scenario(key: str, which: str) -> MlperfScenario:
     sources += [Source(s["title"], s["url"]) for s in data.get("sources", [])]
     return MlperfScenario(key, entry["model"], which, lengths, limits.get("ttft_p99_s"),
                           limits.get("tpot_p99_s"), limits.get("e2e_p99_s"), int(data["samples"]),
-                          int(entry.get("beams", 1)), tuple(sources), tuple(estimates))
+                          int(data.get("beams", 1)), tuple(sources), tuple(estimates))
 
 
 def _direction(spec: dict[str, Any], data: dict[str, Any], direction: str, where: str,
