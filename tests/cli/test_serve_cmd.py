@@ -96,6 +96,21 @@ def test_mlperf_offline_scenario_uses_the_benchmark_lengths(
     assert d["workload"]["lengths"].startswith("lognormal:")
 
 
+def test_mlperf_gptj_searches_its_benchmarks_beams(capsys: pytest.CaptureFixture[str]) -> None:
+    """MLPerf GPT-J decodes 4 beams a request (mlperf_datasets.yaml `beams`): the scenario runs
+    them, at a fraction of greedy decoding's throughput, and says so; its Server limit is the
+    20 s end-to-end latency."""
+    argv = ["serve", "gpt-j-6b", "--on", "h100-sxm", "--precision", "fp8", "--requests", "200"]
+    d = _json(capsys, [*argv, "--scenario", "mlperf-offline", "--json"])
+    assert isinstance(d, dict) and d["mlperf"]["beams"] == 4 and d["completed"] == 200
+    greedy = _json(capsys, [*argv, "--lengths", d["workload"]["lengths"], "--json"])
+    assert isinstance(greedy, dict)
+    assert d["throughput_tokens_per_s"] < 0.8 * greedy["throughput_tokens_per_s"]
+    assert main([*argv[:-1], "3000", "--scenario", "mlperf-server"]) == 0
+    out = capsys.readouterr().out
+    assert "beam search, 4 beams a request" in out and "(end-to-end 20 s)" in out
+
+
 def test_an_mlperf_rate_search_probes_loadgens_minimum_run(
         capsys: pytest.CaptureFixture[str]) -> None:
     """Without --requests each rate is probed with the arrivals of LoadGen's 600 s minimum run,
