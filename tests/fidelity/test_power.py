@@ -125,6 +125,8 @@ def test_report_prints_every_entry_and_a_mape_per_role() -> None:
     assert len(validation) == 6  # H100: Llama-2-70B Offline and Server, GPT-J both x 2 rounds
     assert mape(rows, "validation") == pytest.approx(
         100 * sum(abs(r.error()) for r in validation) / len(validation))
+    for role in ("validation", "predicted"):  # the printed figure is the computed one
+        assert f"{role}: tokens/J MAPE {mape(rows, role):.1f}%" in text
 
 
 def test_the_cap_alone_is_predicted_against_the_same_rounds_run_without_it() -> None:

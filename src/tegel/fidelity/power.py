@@ -329,13 +329,13 @@ def format_power(rows: tuple[PowerRow, ...]) -> str:
         m = mape(rows, role)
         if m is not None:
             w, t = mape(rows, role, "system_w"), mape(rows, role, "tokens_per_s")
-            c = [(sc, m) for sc in ("offline", "server")
-                 if (m := cap_mape(rows, role, sc)) is not None]
+            caps = {sc: cap_mape(rows, role, sc) for sc in ("offline", "server")}
+            c = [(sc, v) for sc, v in caps.items() if v is not None]
             x = max_rate_mape(rows, role)
             lines.append(f"{role}: tokens/J MAPE {m:.1f}% (watts {w:.1f}%, tokens/s {t:.1f}%)"
                          + (f"; target {TARGET_PERCENT:.0f}%" if role == "validation" else "")
                          + ("; the cap's effect (MaxQ / MaxP) " + ", ".join(
-                             f"{sc.capitalize()} {m:.1f}%" for sc, m in c) if c else "")
+                             f"{sc.capitalize()} {v:.1f}%" for sc, v in c) if c else "")
                          + (f"; Server at tegel's highest rate within the limits instead of the "
                             f"scheduled load: {x:.1f}%" if x is not None else ""))
     return "\n".join(lines)
