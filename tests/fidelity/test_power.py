@@ -227,3 +227,23 @@ def test_a_malformed_entry_is_named_not_a_traceback() -> None:
         _entry(good | {"max_tokens_per_iteration": "many"})
     with pytest.raises(TegelError, match="entry x lacks 'tp'"):
         _entry({k: v for k, v in good.items() if k != "tp"})
+
+
+def test_validate_json_carries_the_power_group() -> None:
+    """`tegel validate --json` holds what the text prints: every entry and the MAPEs per role."""
+    import json
+
+    from tegel.fidelity import validate
+    from tegel.report.validate import to_json
+
+    rows = _rows()
+    d = json.loads(to_json(validate([]), None, rows))["power"]
+    assert [r["id"] for r in d["rows"]] == [r.entry.id for r in rows]
+    s = d["summary"]["validation"]
+    assert s["entries"] == 6 and s["tokens_per_j_mape_percent"] == pytest.approx(
+        mape(rows, "validation"))
+    assert s["server_at_highest_rate_tokens_per_j_mape_percent"] == pytest.approx(
+        max_rate_mape(rows, "validation"))
+    srv = next(r for r in d["rows"] if r["id"] == "mlp40-gptj-h100x8-maxq-srv")
+    assert srv["scheduled_per_s"] == pytest.approx(149.902)
+    assert srv["predicted"]["max_rate_tokens_per_s"] > srv["predicted"]["tokens_per_s"]

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         from tegel.fidelity.power import power_report
 
         power = power_report(params)
-    print(render.to_json(report, flow) if args.json
+    print(render.to_json(report, flow, power) if args.json
           else render.render_text(report, len(folds), flow, power))
     return 0
 

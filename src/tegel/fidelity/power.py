@@ -307,6 +307,46 @@ def cap_mape(rows: tuple[PowerRow, ...], role: str, scenario: str) -> float | No
                         if r.entry.scenario == scenario if (e := r.cap_error()) is not None)
 
 
+def power_dict(rows: tuple[PowerRow, ...]) -> dict[str, Any]:
+    """The power group for `tegel validate --json`: every entry measured and predicted (SI
+    units; errors in percent), and per role the MAPEs the text prints."""
+    def pct(v: float | None) -> float | None:
+        return None if v is None else 100 * v
+
+    out_rows = []
+    for r in rows:
+        e = r.entry
+        out_rows.append({
+            "id": e.id, "role": e.role, "system": e.system, "model": e.model,
+            "scenario": e.scenario, "chip_power_limit_w": e.chip_power_limit_w,
+            "scheduled_per_s": e.scheduled_per_s,
+            "measured": {"tokens_per_s": e.tokens_per_s, "system_w": e.system_w,
+                         "tokens_per_j": e.tokens_per_j, "cap_ratio": e.cap_ratio},
+            "predicted": {"tokens_per_s": r.tokens_per_s, "system_w": r.system_w,
+                          "tokens_per_j": r.tokens_per_j, "cap_ratio": r.cap_ratio,
+                          "power_capped": r.capped,
+                          "max_rate_tokens_per_s": r.max_rate_tokens_per_s,
+                          "max_rate_system_w": r.max_rate_system_w},
+            "error_percent": {"tokens_per_j": pct(r.error()),
+                              "tokens_per_s": pct(r.error("tokens_per_s")),
+                              "system_w": pct(r.error("system_w")),
+                              "cap_ratio": pct(r.cap_error())},
+            "how": r.scenario})
+    summary = {role: {"entries": sum(1 for r in rows if r.entry.role == role),
+                      "tokens_per_j_mape_percent": mape(rows, role),
+                      "system_w_mape_percent": mape(rows, role, "system_w"),
+                      "tokens_per_s_mape_percent": mape(rows, role, "tokens_per_s"),
+                      "server_at_highest_rate_tokens_per_j_mape_percent":
+                          max_rate_mape(rows, role),
+                      "cap_mape_percent": {sc: cap_mape(rows, role, sc)
+                                           for sc in ("offline", "server")}}
+               for role in ("validation", "predicted")}
+    return {"note": "MLPerf Inference Power, node power at the wall; out of sample, nothing "
+                    "fitted; Server entries at the load LoadGen scheduled, their highest rate "
+                    "within the limits beside it",
+            "target_percent": TARGET_PERCENT, "rows": out_rows, "summary": summary}
+
+
 def format_power(rows: tuple[PowerRow, ...]) -> str:
     """The power group of `tegel validate`: one line per entry, a MAPE line per role, and the
     cap's effect against the same round's run without a limit."""

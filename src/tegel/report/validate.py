@@ -13,10 +13,17 @@ if TYPE_CHECKING:
     from tegel.fidelity.validate import Report
 
 
-def to_json(report: Report, flow: DataflowReport | None) -> str:
-    """`tegel validate --json`: the report's `to_dict()`, with the dataflow group's."""
-    return jsonout.dumps({**report.to_dict(),
-                       **({"dataflow": flow.to_dict()} if flow is not None else {})}, indent=2)
+def to_json(report: Report, flow: DataflowReport | None, power: Any = None) -> str:
+    """`tegel validate --json`: the report's `to_dict()`, with the dataflow group's and the
+    power group's (`power`: its rows, None: not run)."""
+    groups: dict[str, Any] = {}
+    if flow is not None:
+        groups["dataflow"] = flow.to_dict()
+    if power is not None:
+        from tegel.fidelity.power import power_dict
+
+        groups["power"] = power_dict(power)
+    return jsonout.dumps({**report.to_dict(), **groups}, indent=2)
 
 
 def render_text(report: Report, folds: int, flow: DataflowReport | None, power: Any) -> str:
