@@ -223,3 +223,19 @@ def test_slo_tpot_is_the_per_user_speed_and_the_default_ttft_is_stated(
 def test_service_level_errors(extra: list[str], expected: str,
                               capsys: pytest.CaptureFixture[str]) -> None:
     assert expected in _error(capsys, "compare", "llama-3.1-8b", "--on", "h100-sxm", *SHORT, *extra)
+
+
+def test_beam_search_from_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """--beams B decodes B hypotheses per request that share its prompt's cache: the same batch
+    runs B times the sequences per decode step (slower steps, more KV), and says so."""
+    argv = ("run", "gpt-j-6b", "--on", "h100-sxm", "--batch", "16", "--precision", "fp8", *SHORT)
+    greedy = _json(capsys, *argv)
+    beams = _json(capsys, *argv, "--beams", "4")
+    assert (greedy["beams"], beams["beams"]) == (1, 4)
+    assert beams["tpot_s"] > greedy["tpot_s"]
+    assert beams["memory_bytes"]["kv_cache"] > greedy["memory_bytes"]["kv_cache"]
+    assert main([*argv, "--beams", "4"]) == 0
+    assert "16 out x 4 beams" in capsys.readouterr().out
+    assert "--beams" in _error(capsys, *argv, "--beams", "0")
+    assert "drop --beams" in _error(capsys, "serve", "gpt-j-6b", "--on", "h100-sxm",
+                                    "--scenario", "mlperf-offline", "--beams", "4")

@@ -23,6 +23,12 @@ def format_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-cache", help="KV-cache format (overrides --precision)")
 
 
+def beams_arg(p: argparse.ArgumentParser) -> None:
+    """--beams (`tegel run` and `tegel serve`)."""
+    p.add_argument("--beams", type=argtypes.count, metavar="B", help="beam search: B hypotheses "
+                   "per request, sharing its prompt's KV cache (1; MLPerf GPT-J: 4)")
+
+
 def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="shipped model name or config.json path (see `tegel inspect`); "
                    "`tegel run`: also an ONNX file (MODEL.onnx)")
@@ -57,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trace", metavar="FILE", help="with --sim event: write the simulated "
                    "timeline as Chrome trace JSON (open in Perfetto)")
     graph_args(p)
+    beams_arg(p)
     speculative_args(p)
     p.set_defaults(func=run_command)
     c = sub.add_parser("compare", help="the same LLM workload on several systems",
@@ -95,7 +102,8 @@ def _setup(args: argparse.Namespace, system: str) -> tuple[Any, ...]:
         _positive("--" + flag.replace("_", "-"), getattr(args, flag))
     sys_ = load_system(system)
     options = RunOptions(args.tp, args.pp, args.ep, max_batch_per_replica=args.max_batch,
-                         sim=getattr(args, "sim", "analytical"))
+                         sim=getattr(args, "sim", "analytical"),
+                         beams=getattr(args, "beams", None) or 1)
     return (load_model_config(args.model), sys_, formats(args, sys_), options,
             load_params(args.params))
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from tegel.cli import argtypes
 from tegel.cli.outputs import add_force
-from tegel.cli.run_cmd import format_args, formats, speculation, speculative_args
+from tegel.cli.run_cmd import beams_arg, format_args, formats, speculation, speculative_args
 from tegel.report import jsonout
 from tegel.report import serve as report
 from tegel.report.plots import write_plot
@@ -87,6 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--requests-out", metavar="FILE", help="write one record per request "
                    "(.csv or .jsonl)")
     add_force(p)
+    beams_arg(p)
     speculative_args(p)
     p.set_defaults(func=serve_command)
     c = sub.add_parser("curve", help="throughput against per-user speed, per system",
@@ -126,7 +127,8 @@ def _options(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     sched = SchedulerConfig(kind, args.max_seqs, args.max_batched_tokens, args.chunk_tokens,
                             args.block_tokens, args.prefill_replicas, args.router, args.admission,
                             not getattr(args, "no_prefix_cache", False))
-    return sched, RunOptions(args.tp, args.pp, args.ep), load_params(args.params)
+    return (sched, RunOptions(args.tp, args.pp, args.ep, beams=getattr(args, "beams", None) or 1),
+            load_params(args.params))
 
 
 def _slo(args: argparse.Namespace) -> Any:
@@ -231,6 +233,9 @@ def _mlperf(args: argparse.Namespace, cfg: Any, system: Any, precision: Any, sch
     if args.rate is not None or args.concurrency is not None or args.input or args.output:
         raise TegelError("--scenario sets lengths and arrivals; drop --rate/--concurrency/"
                          "--input/--output")
+    if args.beams is not None:
+        raise TegelError("--scenario sets the benchmark's beam search (MLPerf GPT-J: 4 beams); "
+                         "drop --beams")
     which = args.scenario.removeprefix("mlperf-")
     sc = mlperf_scenario(cfg.name, which)
     slo = Slo(sc.ttft_p99_s, sc.tpot_p99_s)

@@ -59,8 +59,9 @@ def render_text(result: Any, ops: bool = False) -> str:
 def headline(d: dict[str, Any]) -> str:
     """The run's first line: model, system, batch, lengths, format and parallelism."""
     par = d["parallelism"]
+    beams = f" x {d['beams']} beams" if d.get("beams", 1) > 1 else ""
     return (f"{d['model']} on {d['system']}: batch {d['batch']}, {d['input_tokens']} in / "
-            f"{d['output_tokens']} out, weights {d['precision']['weights']}, "
+            f"{d['output_tokens']} out{beams}, weights {d['precision']['weights']}, "
             f"tp{par['tp']} pp{par['pp']} ep{par['ep']} dp{par['dp']}")
 
 

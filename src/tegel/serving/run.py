@@ -35,6 +35,7 @@ class RunResult:
     output_tokens: int
     precision: Precision
     chosen: Evaluated
+    beams: int = 1  # beam search: hypotheses per request
 
     @property
     def system_name(self) -> str:
@@ -126,6 +127,7 @@ class RunResult:
             "batch": self.batch,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
+            "beams": self.beams,
             "precision": {"weights": self.precision.weights.value,
                           "activations": self.precision.activations.value,
                           "kv_cache": self.precision.kv_cache.value},
@@ -219,4 +221,5 @@ def run(model: str | ModelConfig, system: str | System, batch: int | str = 1,
                         resolve_precision(sys_, precision), options.beams, speculation)
     best = search(scenario, sys_, options, params or default_params())
     total = best.batch_per_replica * best.parallelism.dp if scenario.batch is None else scenario.batch
-    return RunResult(cfg.name, sys_, total, input_tokens, output_tokens, scenario.precision, best)
+    return RunResult(cfg.name, sys_, total, input_tokens, output_tokens, scenario.precision, best,
+                     options.beams)
