@@ -129,6 +129,12 @@ def longest_output(lengths: dict[str, Any]) -> int | None:
     return int(most) if most else None
 
 
+def batches_in_flight(in_flight: float) -> bool:
+    """Whether a stack whose GpuParams.in_flight_batching is `in_flight` replaces a finished
+    request at once (1) rather than decoding static batches (0)."""
+    return in_flight >= 1.0
+
+
 def decoded_output_tokens(output_tokens: int, longest: int | None, in_flight: float) -> int:
     """Output tokens a batch decodes for requests that generate `output_tokens` on average and
     at most `longest` (None: all the same length). An engine that batches in flight
@@ -137,7 +143,7 @@ def decoded_output_tokens(output_tokens: int, longest: int | None, in_flight: fl
     the steps: taken as the data set's maximum, the harness's max_new_tokens, which one of a
     batch's tens of requests almost always reaches (an upper bound: the expected longest of B
     requests is below it). Only the mean counts as generated tokens."""
-    if longest is None or in_flight >= 1.0:
+    if longest is None or batches_in_flight(in_flight):
         return output_tokens
     return max(output_tokens, longest)
 

@@ -4,14 +4,15 @@ Each entry of `data/power_measurements.yaml` is a node measured at the wall duri
 run under a per-GPU power limit (MaxQ), or at the chips' own limit where the submission set none.
 tegel runs the same scenario on the same preset with that limit as the system's chip power
 limit, at the data set's mean request lengths — Offline as the
-largest batch that fits (maximum throughput); Server through the request-level simulator, as the
-serving group runs MLPerf Server (`fidelity.serving`): the highest Poisson rate whose p99 TTFT
-and TPOT (GPT-J: end-to-end latency) meet the benchmark's limits
-(`fidelity.serving.poisson_max_rate`), one replica fed every dp-th arrival with up to the engine
-batch and tokens per iteration the submission's config states (else 2,048 each), in flight or
-as static batches as the round's software ran them (`in_flight_batching`), with the data set's
-beam search, for LoadGen's 600 s minimum run of arrivals per rate probed, its
-energy over the run's span (ramp and drain included, as the analyzer's window holds them) — and
+largest batch that fits (maximum throughput); Server through the request-level simulator
+(`fidelity.serving.poisson_server`): one replica fed every dp-th arrival of a Poisson stream at
+the load LoadGen scheduled (`scheduled_per_s`; a MaxQ run chooses it below its latency limits),
+with up to the engine batch and tokens per iteration the submission's config states (else 2,048
+each), in flight or as static batches as the round's software ran them (`in_flight_batching`),
+with the data set's beam search, for LoadGen's 600 s minimum run of arrivals, its energy over the
+run's span (ramp and drain included, as the analyzer's window holds them); beside it, the highest
+Poisson rate whose p99 TTFT and TPOT (GPT-J: end-to-end latency) meet the benchmark's limits, as
+the serving group searches it (the cap's effect compares those) — and
 compares tokens/s, node watts at the wall (the racks' share of switches is outside the analyzer
 and left out) and their ratio. Nothing is fitted here: H100 entries validate the power model,
 other GPUs are predicted from their specifications.
@@ -28,7 +29,12 @@ import numpy as np
 import yaml
 
 from tegel.errors import TegelError
-from tegel.fidelity.cases import dataset_lengths, decoded_output_tokens, longest_output
+from tegel.fidelity.cases import (
+    batches_in_flight,
+    dataset_lengths,
+    decoded_output_tokens,
+    longest_output,
+)
 from tegel.fidelity.score import mape_percent, relative_error
 from tegel.fidelity.serving import mlperf_scheduler, poisson_server
 from tegel.hardware import System, load_system
@@ -196,7 +202,7 @@ def _server(entry: PowerEntry, system: System, params: Params,
     precision = resolve_precision(system, entry.precision)
     software = params.gpu.later_generation(str(entry.year))
     stack = params.gpu.for_software(software)
-    in_flight = stack.in_flight_batching >= 1.0
+    in_flight = batches_in_flight(stack.in_flight_batching)
     # a static batch decodes to its longest request, as Offline (`_run`); lout tokens count
     decoded = decoded_output_tokens(lout, longest_output(lengths), stack.in_flight_batching)
     scheduler = mlperf_scheduler(entry.engine_batch, entry.max_tokens_per_iteration, in_flight)
@@ -249,8 +255,8 @@ def predict_power(entry: PowerEntry, params: Params | None = None) -> PowerRow:
     params = params or default_params()
     row = _at_limit(entry, entry.chip_power_limit_w, params)
     if entry.maxp_tokens_per_s:
-        maxp = _at_limit(entry, None, params)
-        row = replace(row, maxp_tokens_per_s=maxp.max_rate_tokens_per_s or maxp.tokens_per_s)
+        # at the chips' own limit a Server entry runs its highest rate only (`_at_limit`)
+        row = replace(row, maxp_tokens_per_s=_at_limit(entry, None, params).tokens_per_s)
     return row
 
 

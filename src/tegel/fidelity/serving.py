@@ -12,12 +12,14 @@ simulator (`tegel.serving.serve`), every request with its own arrival, queueing 
   request); throughput is Little's law, C x output tokens / mean end-to-end latency (exactly C
   requests are outstanding in a closed loop; counting completions in a window of a short run
   is noisier).
-- **MLPerf Server** (entries with p99 TTFT and TPOT limits): the highest Poisson arrival rate
-  whose p99 TTFT and p99 TPOT meet the limits (`serving.rate_search.max_rate`, as `tegel serve
-  --scenario mlperf-server` searches it: bracketed from the simulated offline rate, never from
-  the published figure; bisection to 1 %), times the mean output length, against the published
-  Server throughput. Lengths are the data set's means, fixed (the benchmark's lognormal lengths,
-  `serving.workload.mlperf_lengths`, triple the run time and moved these entries by 2-4 points).
+- **MLPerf Server** (the p99 TTFT and TPOT limits the entry states, else its benchmark's from
+  `serving/data/mlperf_scenarios.yaml`: GPT-J's end-to-end 20 s, with its 4 beams a request):
+  the highest Poisson arrival rate whose p99 figures meet the limits
+  (`serving.rate_search.max_rate`, as `tegel serve --scenario mlperf-server` searches it:
+  bracketed from the simulated offline rate, never from the published figure; bisection to 1 %),
+  times the mean output length, against the published Server throughput. Lengths are the data
+  set's means, fixed (the benchmark's lognormal lengths, `serving.workload.mlperf_lengths`,
+  triple the run time and moved these entries by 2-4 points).
   The replicas of a system are identical and the router is round-robin, so replica k sees
   exactly every dp-th arrival: one replica is simulated with that thinned stream (the same
   figures, dp times cheaper). Each probe covers LoadGen's minimum Server run, 600 s of arrivals
@@ -58,6 +60,7 @@ from tegel.errors import TegelError
 from tegel.fidelity.cases import (
     Stated,
     Unmapped,
+    batches_in_flight,
     concurrency_cap,
     dataset_lengths,
     h100_system,
@@ -274,8 +277,8 @@ def closed_loop(load: Load, params: Params) -> Figures:
 class PoissonServer:
     """One replica of a system (`replica`, `par` the system's parallelism) fed replica 0's share
     of the system's Poisson stream, round-robin, so every replica sees the same load:
-    `workload_at(rate)` the arrivals of a system rate (None: every request at t = 0),
-    `simulate` the replica serving them."""
+    `workload_at(rate)` the replica's arrivals at `rate` requests/s per replica (None: every
+    request at t = 0), `simulate` the replica serving them; `at` takes a system rate."""
 
     par: Parallelism
     replica: System
@@ -352,8 +355,7 @@ def server_rate(load: Load, params: Params) -> Figures:
     precision = resolve_precision(full, load.precision)
     options = replace(_options(load, params), max_batch_per_replica=load.max_seqs,
                       beams=load.beams)
-    in_flight = params.gpu.for_software(options.software).in_flight_batching >= 1.0
-    if not in_flight:
+    if not batches_in_flight(params.gpu.for_software(options.software).in_flight_batching):
         raise TegelError(f"serving group: {load.model} on software {load.software}, which ran "
                          "static batches; the group simulates in-flight batching only")
     scheduler = mlperf_scheduler(load.max_seqs, load.chunk_tokens)
